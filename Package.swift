@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+  name: "FactorialBalancer",
+  products: [
+    .executable(name: "balancer", targets: ["balancer"]),
+    .executable(name: "factorial-server", targets: ["factorial-server"]),
+  ],
+  targets: [
+    // System headers (epoll, eventfd, accept4, signals) behind a tiny C shim.
+    .target(name: "CEpoll"),
+    // The HTTP/1.1 protocol core: event loop, sockets, parser, server and client.
+    .target(name: "HTTPCore", dependencies: ["CEpoll"]),
+    // Exact big-integer factorial.
+    .target(name: "Factorial"),
+    // The factorial server's routes and its worker threads. No sockets.
+    .target(name: "FactorialService", dependencies: ["Factorial", "HTTPCore"]),
+    // Balancing logic: availability queue, pool configuration, routes. No sockets.
+    .target(name: "Balancing", dependencies: ["HTTPCore"]),
+    // What both programs share around `main`: flags, logging, signals.
+    .target(name: "ProgramSupport", dependencies: ["HTTPCore"]),
+    .executableTarget(name: "balancer", dependencies: ["Balancing", "HTTPCore", "ProgramSupport"]),
+    .executableTarget(
+      name: "factorial-server", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
+    .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+    .testTarget(
+      name: "FactorialTests", dependencies: ["Factorial", "FactorialService", "HTTPCore"]),
+    .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore"]),
+    .testTarget(
+      name: "EndToEndTests", dependencies: ["balancer", "factorial-server", "HTTPCore"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,49 @@
+/// Where a factorial server listens: a port on the balancer's own host, or `host:port` elsewhere.
+public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Comparable {
+  /// nil for a server on the balancer's host (clients reach it by the name they used for the
+  /// balancer); otherwise a host name or IP literal (IPv6 in brackets).
+  public let host: String?
+  public let port: Int
+
+  public init(host: String? = nil, port: Int) {
+    self.host = host
+    self.port = port
+  }
+
+  /// Parses `"5001"` or `"host:5001"` (or `"[::1]:5001"`); nil if it is neither.
+  public init?(parsing text: String) {
+    if let port = Self.parsePort(Substring(text)) {
+      self.init(port: port)
+      return
+    }
+    guard let colon = text.lastIndex(of: ":"),
+      let port = Self.parsePort(text[text.index(after: colon)...])
+    else { return nil }
+    let host = String(text[..<colon])
+    guard !host.isEmpty, host.allSatisfy({ $0.isLetter || $0.isNumber || ".-_:[]".contains($0) }),
+      host.unicodeScalars.allSatisfy(\.isASCII)
+    else { return nil }
+    if host.contains(":") && !(host.hasPrefix("[") && host.hasSuffix("]")) { return nil }
+    self.init(host: host, port: port)
+  }
+
+  /// A decimal port number from 1 to 65535, with no sign or spaces.
+  public static func parsePort(_ text: Substring) -> Int? {
+    guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+      let port = Int(text), (1...65535).contains(port)
+    else { return nil }
+    return port
+  }
+
+  /// `5001` or `host:5001`, as written in servers.json.
+  public var description: String { host.map { "\($0):\(port)" } ?? String(port) }
+
+  /// The URL a client is redirected to; `clientHost` is the name it used for the balancer.
+  public func url(clientHost: String) -> String {
+    "http://\(host ?? clientHost):\(port)/\(port)"
+  }
+
+  public static func < (lhs: ServerAddress, rhs: ServerAddress) -> Bool {
+    (lhs.host ?? "", lhs.port) < (rhs.host ?? "", rhs.port)
+  }
+}

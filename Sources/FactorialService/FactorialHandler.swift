@@ -1,0 +1,130 @@
+import Factorial
+import HTTPCore
+
+/// The factorial server's routes: computes `Factorial of N = …` for `GET /<own port>` (then
+/// reports to the balancer) and for `GET /` (no report), and answers `/health`.
+///
+/// The arithmetic runs through `runJob`, which in the program hands it to worker threads and
+/// brings the result back to the event loop; tests can run it inline. Call from one thread.
+public final class FactorialHandler: HTTPHandler {
+  /// Runs `work` somewhere and then delivers its result by calling `deliver` on the handler's
+  /// thread.
+  public typealias JobRunner = (
+    _ work: @escaping @Sendable () -> [UInt8], _ deliver: @escaping ([UInt8]) -> Void
+  ) -> Void
+
+  /// The port this server listens on; `/<port>` is its job path.
+  public let port: Int
+  /// Called once a job's answer has been written, with the path to report to the balancer.
+  public var report: ((String) -> Void)?
+  /// Receives one line per request handled, when set.
+  public var log: ((String) -> Void)?
+  private let runJob: JobRunner
+  /// Jobs accepted and not yet answered.
+  public private(set) var activeJobs = 0
+  /// Jobs answered since start.
+  public private(set) var completedJobs = 0
+
+  public init(port: Int, runJob: @escaping JobRunner) {
+    self.port = port
+    self.runJob = runJob
+  }
+
+  public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    guard request.method == "GET" || request.method == "HEAD" else {
+      var response = HTTPResponse.text(.methodNotAllowed, "method not allowed; use GET")
+      response.headers.add("Allow", "GET, HEAD")
+      return finish(responder, request, response)
+    }
+    switch request.path {
+    case "/":
+      job(request, responder, reports: false)
+    case "/\(port)":
+      job(request, responder, reports: true)
+    case "/health":
+      let busy = activeJobs > 0
+      finish(
+        responder, request,
+        .json(
+          .ok,
+          "{\"status\": \"ok\", \"port\": \(port), \"busy\": \(busy), \"jobs\": \(activeJobs), \"served\": \(completedJobs)}"
+        ))
+    case "/heartbeat":
+      finish(responder, request, .text(.ok, "ok"))
+    case "/favicon.ico":
+      finish(responder, request, .text(.notFound, "no icon here"))
+    default:
+      finish(
+        responder, request,
+        .text(.notFound, "unknown path \(request.path); this server answers /\(port) and /"))
+    }
+  }
+
+  /// Parses `?n=`: absent means a random N from 100 to 1000.
+  static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
+    guard let text = request.queryValue("n") else { return .success(Int.random(in: 100...1000)) }
+    guard !text.isEmpty, text.count <= 6, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+      let n = Int(text), n <= Factorial.maximumN
+    else {
+      return .failure(
+        InvalidN(message: "n must be a whole number from 0 to \(Factorial.maximumN), not '\(text)'")
+      )
+    }
+    return .success(n)
+  }
+
+  /// A `?n=` outside what the server computes.
+  struct InvalidN: Error {
+    let message: String
+  }
+
+  private func job(_ request: HTTPRequest, _ responder: HTTPResponder, reports: Bool) {
+    let n: Int
+    switch Self.requestedN(request) {
+    case .success(let value): n = value
+    case .failure(let invalid):
+      finish(responder, request, .text(.badRequest, invalid.message))
+      // A redirected client that asked for something impossible still used its turn.
+      if reports { report?(reportPath(request)) }
+      return
+    }
+    activeJobs += 1
+    runJob(
+      {
+        var body = Array("Factorial of \(n) = ".utf8)
+        body.append(contentsOf: Factorial.of(n).decimalBytes)
+        body.append(UInt8(ascii: "\n"))
+        return body
+      },
+      { [weak self] body in
+        guard let self else { return }
+        let response = HTTPResponse(
+          status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
+          body: body)
+        let path = self.reportPath(request)
+        // Answer first; report only once the answer is out (or the client is gone).
+        responder.respond(response) { [weak self] in
+          guard let self else { return }
+          self.activeJobs -= 1
+          self.completedJobs += 1
+          if reports { self.report?(path) }
+        }
+        self.log?("\(request.method) \(request.target) 200 n=\(n)")
+      })
+  }
+
+  private func reportPath(_ request: HTTPRequest) -> String {
+    if let lease = request.queryValue("lease"), !lease.isEmpty,
+      lease.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+    {
+      return "/port_update/\(port)?lease=\(lease)"
+    }
+    return "/port_update/\(port)"
+  }
+
+  private func finish(_ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse)
+  {
+    responder.respond(response)
+    log?("\(request.method) \(request.target) \(response.status.code)")
+  }
+}

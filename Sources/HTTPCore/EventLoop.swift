@@ -1,0 +1,198 @@
+import CEpoll
+import Glibc
+import Synchronization
+
+/// Something that wants to hear when its file descriptor is ready.
+public protocol EventHandler: AnyObject {
+  /// Called on the loop's thread with the epoll readiness bits (`Readiness`).
+  func handleEvent(_ readiness: Readiness)
+}
+
+/// The readiness bits epoll reported for a file descriptor.
+public struct Readiness: OptionSet, Sendable {
+  public let rawValue: UInt32
+  public init(rawValue: UInt32) { self.rawValue = rawValue }
+  public static let readable = Readiness(rawValue: CEPOLL_IN)
+  public static let writable = Readiness(rawValue: CEPOLL_OUT)
+  public static let error = Readiness(rawValue: CEPOLL_ERR)
+  public static let hangup = Readiness(rawValue: CEPOLL_HUP)
+  public static let peerClosed = Readiness(rawValue: CEPOLL_RDHUP)
+}
+
+/// Identifies a timer so that it can be cancelled.
+public struct TimerID: Hashable, Sendable {
+  fileprivate let value: UInt64
+}
+
+/// A single-threaded epoll event loop, in the spirit of redis' `ae.c`.
+///
+/// File descriptors are registered with an `EventHandler` and an interest set; timers run after a
+/// delay or periodically; `execute(_:)` posts work from any thread. Everything else in this module
+/// runs on the loop's thread, so loop-owned state needs no locks.
+public final class EventLoop: @unchecked Sendable {
+  private let epollFD: Int32
+  private let wakeFD: Int32
+  private var handlers: [EventHandler?] = []
+  private var timers: [Timer] = []
+  private var nextTimerID: UInt64 = 0
+  private let posted = Mutex<[@Sendable () -> Void]>([])
+  private let stopRequested = Atomic<Bool>(false)
+  private var signalHandlers: [Int32: () -> Void] = [:]
+
+  /// The loop's notion of now (monotonic nanoseconds), refreshed once per wake-up.
+  public private(set) var now: UInt64 = MonotonicClock.now()
+
+  private struct Timer {
+    let id: TimerID
+    var deadline: UInt64
+    let interval: UInt64?
+    let body: () -> Void
+  }
+
+  /// Creates the epoll instance and the wake-up eventfd.
+  public init() throws {
+    epollFD = cepoll_create()
+    guard epollFD >= 0 else { throw SocketError.system("epoll_create1", errno) }
+    wakeFD = cepoll_eventfd()
+    guard wakeFD >= 0 else { throw SocketError.system("eventfd", errno) }
+    guard cepoll_add(epollFD, wakeFD, CEPOLL_IN, UInt64(wakeFD)) == 0 else {
+      throw SocketError.system("epoll_ctl", errno)
+    }
+  }
+
+  deinit {
+    close(wakeFD)
+    close(epollFD)
+  }
+
+  /// Starts watching `fd` for `interest`, calling `handler` when it is ready.
+  public func register(_ fd: Int32, interest: Readiness, handler: EventHandler) throws {
+    if Int(fd) >= handlers.count {
+      handlers.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - handlers.count))
+    }
+    guard cepoll_add(epollFD, fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd)) == 0 else {
+      throw SocketError.system("epoll_ctl(add)", errno)
+    }
+    handlers[Int(fd)] = handler
+  }
+
+  /// Changes what `fd` is watched for.
+  public func setInterest(_ fd: Int32, _ interest: Readiness) {
+    _ = cepoll_modify(epollFD, fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
+  }
+
+  /// Stops watching `fd`; call before closing it.
+  public func unregister(_ fd: Int32) {
+    _ = cepoll_remove(epollFD, fd)
+    if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
+  }
+
+  /// Runs `body` once on the loop after `seconds`.
+  @discardableResult
+  public func schedule(after seconds: Double, _ body: @escaping () -> Void) -> TimerID {
+    addTimer(delay: MonotonicClock.nanoseconds(seconds), interval: nil, body)
+  }
+
+  /// Runs `body` on the loop every `seconds`, first after one interval.
+  @discardableResult
+  public func schedule(every seconds: Double, _ body: @escaping () -> Void) -> TimerID {
+    let interval = max(MonotonicClock.nanoseconds(seconds), 1_000_000)
+    return addTimer(delay: interval, interval: interval, body)
+  }
+
+  /// Cancels a timer; cancelling one that already ran is harmless.
+  public func cancel(_ timer: TimerID) {
+    timers.removeAll { $0.id == timer }
+  }
+
+  /// Runs `body` on the loop's thread soon. Safe to call from any thread.
+  public func execute(_ body: @escaping @Sendable () -> Void) {
+    posted.withLock { $0.append(body) }
+    cepoll_eventfd_signal(wakeFD)
+  }
+
+  /// Calls `body` on the loop whenever the process receives `signal`.
+  public func onSignal(_ signal: Int32, _ body: @escaping () -> Void) {
+    signalHandlers[signal] = body
+    _ = cepoll_forward_signal(signal, wakeFD)
+  }
+
+  /// Asks `run()` to return after the current iteration. Safe to call from any thread.
+  public func stop() {
+    stopRequested.store(true, ordering: .releasing)
+    cepoll_eventfd_signal(wakeFD)
+  }
+
+  /// Waits for and dispatches events until `stop()` is called.
+  public func run() {
+    var events = [cepoll_event](repeating: cepoll_event(), count: 256)
+    while !stopRequested.load(ordering: .acquiring) {
+      let count = events.withUnsafeMutableBufferPointer {
+        cepoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeoutMilliseconds())
+      }
+      now = MonotonicClock.now()
+      if count > 0 {
+        for index in 0..<Int(count) {
+          let fd = Int(events[index].token)
+          if fd == Int(wakeFD) {
+            cepoll_eventfd_drain(wakeFD)
+            runPosted()
+            runSignals()
+          } else if fd < handlers.count, let handler = handlers[fd] {
+            handler.handleEvent(Readiness(rawValue: events[index].events))
+          }
+        }
+      }
+      runDueTimers()
+    }
+    stopRequested.store(false, ordering: .releasing)
+  }
+
+  private func addTimer(delay: UInt64, interval: UInt64?, _ body: @escaping () -> Void) -> TimerID {
+    nextTimerID += 1
+    let id = TimerID(value: nextTimerID)
+    timers.append(
+      Timer(id: id, deadline: MonotonicClock.now() + delay, interval: interval, body: body))
+    return id
+  }
+
+  private func timeoutMilliseconds() -> Int32 {
+    guard let next = timers.lazy.map(\.deadline).min() else { return -1 }
+    let current = MonotonicClock.now()
+    if next <= current { return 0 }
+    return Int32(min((next - current + 999_999) / 1_000_000, 60_000))
+  }
+
+  private func runDueTimers() {
+    guard !timers.isEmpty else { return }
+    let current = now
+    let due = timers.filter { $0.deadline <= current }
+    guard !due.isEmpty else { return }
+    for timer in due {
+      // An earlier timer in this batch may have cancelled this one.
+      guard let index = timers.firstIndex(where: { $0.id == timer.id }) else { continue }
+      if let interval = timer.interval {
+        timers[index].deadline = current + interval
+      } else {
+        timers.remove(at: index)
+      }
+      timer.body()
+    }
+  }
+
+  private func runPosted() {
+    let work = posted.withLock { queue -> [@Sendable () -> Void] in
+      defer { queue.removeAll(keepingCapacity: true) }
+      return queue
+    }
+    for body in work { body() }
+  }
+
+  private func runSignals() {
+    let received = cepoll_take_signals()
+    guard received != 0 else { return }
+    for (signal, body) in signalHandlers where received & (1 << UInt64(signal)) != 0 {
+      body()
+    }
+  }
+}

@@ -1,0 +1,211 @@
+import Glibc
+
+/// A keep-alive HTTP/1.1 client to one server, on an `EventLoop`.
+///
+/// Requests go out one at a time, in order, over one connection that is reopened when it drops
+/// (for example when the server restarts). A request that fails for want of a connection is
+/// retried with back-off for up to `retryWindow` seconds, so it should be safe to repeat.
+public final class HTTPClient: EventHandler {
+  /// Why a request got no response.
+  public enum Failure: Error, CustomStringConvertible {
+    case unreachable(String)
+    case protocolError(String)
+
+    public var description: String {
+      switch self {
+      case .unreachable(let reason): return "unreachable: \(reason)"
+      case .protocolError(let reason): return "bad response: \(reason)"
+      }
+    }
+  }
+
+  public typealias Completion = (Result<HTTPClientResponse, Failure>) -> Void
+
+  private struct Pending {
+    let bytes: [UInt8]
+    let completion: Completion
+    let firstTried: UInt64
+    var attempts = 0
+  }
+
+  private enum State { case disconnected, connecting, connected }
+
+  public let loop: EventLoop
+  public let host: String
+  public let port: Int
+  /// Seconds a request keeps being retried before it fails.
+  public var retryWindow = 30.0
+  private var fd: Int32 = -1
+  private var state = State.disconnected
+  private var queue: [Pending] = []
+  private var inFlight = false
+  private var output: [UInt8] = []
+  private var input: [UInt8] = []
+  private var parser = HTTPResponseParser()
+  private var retryTimer: TimerID?
+  private var lastError = ""
+
+  public init(loop: EventLoop, host: String, port: Int) {
+    self.loop = loop
+    self.host = host
+    self.port = port
+  }
+
+  /// The number of requests not yet answered.
+  public var pendingCount: Int { queue.count }
+
+  /// Sends a request; `completion` runs on the loop with the response or the final failure.
+  public func send(
+    method: String = "GET", path: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],
+    completion: @escaping Completion
+  ) {
+    var bytes = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n".utf8)
+    for field in headers {
+      bytes.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
+    }
+    if !body.isEmpty || method == "POST" || method == "PUT" {
+      bytes.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+    }
+    bytes.append(contentsOf: "\r\n".utf8)
+    bytes.append(contentsOf: body)
+    queue.append(Pending(bytes: bytes, completion: completion, firstTried: loop.now))
+    pump()
+  }
+
+  /// Drops the connection and fails every pending request.
+  public func shutdown() {
+    if let retryTimer { loop.cancel(retryTimer) }
+    retryTimer = nil
+    disconnect()
+    let failed = queue
+    queue.removeAll()
+    for request in failed { request.completion(.failure(.unreachable("client shut down"))) }
+  }
+
+  private func pump() {
+    guard !queue.isEmpty, !inFlight, retryTimer == nil else { return }
+    switch state {
+    case .disconnected: connect()
+    case .connecting: break
+    case .connected:
+      inFlight = true
+      queue[0].attempts += 1
+      output = queue[0].bytes
+      flush()
+    }
+  }
+
+  private func connect() {
+    do {
+      let address = try SocketAddress(host: host, port: port)
+      fd = try Socket.connect(to: address)
+      try loop.register(fd, interest: .writable, handler: self)
+      state = .connecting
+    } catch {
+      if fd >= 0 { close(fd) }
+      fd = -1
+      connectionFailed("\(error)")
+    }
+  }
+
+  public func handleEvent(_ readiness: Readiness) {
+    if state == .connecting {
+      let error = Socket.pendingError(fd)
+      guard error == 0 else {
+        connectionFailed(String(cString: strerror(error)))
+        return
+      }
+      state = .connected
+      loop.setInterest(fd, .readable)
+      pump()
+      return
+    }
+    if readiness.contains(.writable) { flush() }
+    if !readiness.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) { readAvailable() }
+  }
+
+  private func flush() {
+    while !output.isEmpty {
+      let written = output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      if written > 0 {
+        output.removeFirst(written)
+      } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
+        loop.setInterest(fd, [.readable, .writable])
+        return
+      } else {
+        connectionFailed(String(cString: strerror(errno)))
+        return
+      }
+    }
+    loop.setInterest(fd, .readable)
+  }
+
+  private func readAvailable() {
+    var chunk = [UInt8](repeating: 0, count: 16384)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+      if count > 0 {
+        input.append(contentsOf: chunk[0..<count])
+      } else if count == 0 {
+        connectionFailed("connection closed by the server")
+        return
+      } else if errno == EAGAIN || errno == EINTR {
+        break
+      } else {
+        connectionFailed(String(cString: strerror(errno)))
+        return
+      }
+    }
+    guard inFlight else { return }
+    let result = input.withUnsafeBytes { parser.parse($0) }
+    switch result {
+    case .needMore:
+      return
+    case .failed(let error):
+      let request = queue.removeFirst()
+      inFlight = false
+      disconnect()
+      request.completion(.failure(.protocolError(error.message)))
+      pump()
+    case .complete(let response, let consumed):
+      input.removeFirst(consumed)
+      let request = queue.removeFirst()
+      inFlight = false
+      if response.headers.contains("Connection", token: "close") { disconnect() }
+      request.completion(.success(response))
+      pump()
+    }
+  }
+
+  private func disconnect() {
+    if fd >= 0 {
+      loop.unregister(fd)
+      close(fd)
+    }
+    fd = -1
+    state = .disconnected
+    inFlight = false
+    input.removeAll()
+    output.removeAll()
+    parser = HTTPResponseParser()
+  }
+
+  /// The connection failed: retry the oldest request after a back-off, or give it up.
+  private func connectionFailed(_ reason: String) {
+    disconnect()
+    lastError = reason
+    guard let oldest = queue.first else { return }
+    if loop.now - oldest.firstTried > MonotonicClock.nanoseconds(retryWindow) {
+      queue.removeFirst()
+      oldest.completion(.failure(.unreachable("\(host):\(port): \(reason)")))
+      pump()
+      return
+    }
+    let delay = min(2.0, 0.05 * Double(1 << min(oldest.attempts, 6)))
+    queue[0].attempts += 1
+    retryTimer = loop.schedule(after: delay) { [weak self] in
+      self?.retryTimer = nil
+      self?.pump()
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import Glibc
+
+/// One client connection of an `HTTPServer`: reads, parses, hands requests to the handler one at a
+/// time (pipelined requests wait their turn, so answers keep their order), and writes answers.
+final class HTTPConnection: EventHandler, ResponseSink {
+  let fd: Int32
+  private unowned let server: HTTPServer
+  private let handler: HTTPHandler
+  private var parser: HTTPRequestParser
+  private var input: [UInt8] = []
+  private var inputStart = 0
+  private var output: [UInt8] = []
+  private var outputStart = 0
+  /// Callbacks to run once `output` has been written up to `end`.
+  private var completions: [(end: Int, body: () -> Void)] = []
+  /// The request the handler is answering; further requests wait until it is answered.
+  private var current: HTTPResponder?
+  private var closeAfterWrite = false
+  private var isProcessing = false
+  private var isWatchingWrites = false
+  private var isClosed = false
+  private var lastActivity: UInt64
+  private var requestStarted: UInt64?
+  private var writeStarted: UInt64 = 0
+
+  init(fd: Int32, server: HTTPServer, handler: HTTPHandler) {
+    self.fd = fd
+    self.server = server
+    self.handler = handler
+    parser = HTTPRequestParser(limits: server.configuration.limits)
+    lastActivity = server.loop.now
+  }
+
+  func handleEvent(_ readiness: Readiness) {
+    if readiness.contains(.writable) { flush() }
+    if !isClosed && !readiness.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) {
+      readAvailable()
+    }
+  }
+
+  private func readAvailable() {
+    var endOfInput = false
+    let buffer = server.readBuffer
+    while true {
+      let count = read(fd, buffer.baseAddress, buffer.count)
+      if count > 0 {
+        input.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        if count < buffer.count { break }
+      } else if count == 0 {
+        endOfInput = true
+        break
+      } else {
+        if errno == EAGAIN || errno == EINTR { break }
+        close()
+        return
+      }
+    }
+    lastActivity = server.loop.now
+    if current != nil
+      && input.count - inputStart > parser.limits.maxHeadBytes + parser.limits.maxBodyBytes
+    {
+      close()  // a client piling up requests while its first one waits
+      return
+    }
+    process()
+    if endOfInput {
+      // The client is gone (or will send nothing more): a parked request has nobody to answer.
+      if current != nil || outputStart == output.count { close() } else { closeAfterWrite = true }
+    } else {
+      flush()
+    }
+  }
+
+  /// Parses and dispatches buffered requests until one is parked or the input runs out.
+  private func process() {
+    guard !isProcessing else { return }
+    isProcessing = true
+    defer { isProcessing = false }
+    while current == nil && !closeAfterWrite && !isClosed && inputStart < input.count {
+      let result = input.withUnsafeBytes {
+        parser.parse(UnsafeRawBufferPointer(rebasing: $0[inputStart...]))
+      }
+      switch result {
+      case .needMore:
+        if requestStarted == nil { requestStarted = server.loop.now }
+        compactInput()
+        return
+      case .complete(let request, let consumed):
+        inputStart += consumed
+        requestStarted = nil
+        let responder = HTTPResponder(
+          sink: self, isHead: request.method == "HEAD", closesConnection: !request.keepAlive)
+        current = responder
+        handler.handle(request, responder: responder)
+      case .failed(let error):
+        inputStart = input.count
+        closeAfterWrite = true
+        HTTPResponse.text(error.status, error.message).write(
+          into: &output, close: true, omitBody: false)
+      }
+    }
+    compactInput()
+  }
+
+  private func compactInput() {
+    if inputStart == input.count {
+      input.removeAll(keepingCapacity: input.capacity <= 65536)
+      inputStart = 0
+    } else if inputStart > 4096 && inputStart * 2 > input.count {
+      input.removeFirst(inputStart)
+      inputStart = 0
+    }
+  }
+
+  func send(_ response: HTTPResponse, for responder: HTTPResponder, onComplete: (() -> Void)?) {
+    guard !isClosed, responder === current else {
+      onComplete?()
+      return
+    }
+    current = nil
+    if responder.closesConnection { closeAfterWrite = true }
+    response.write(into: &output, close: responder.closesConnection, omitBody: responder.isHead)
+    if let onComplete { completions.append((output.count, onComplete)) }
+    if !isProcessing {
+      // Answered later (a parked request): write now, then serve any pipelined requests.
+      process()
+      flush()
+    }
+  }
+
+  private func flush() {
+    while outputStart < output.count {
+      let written = output.withUnsafeBytes {
+        write(fd, $0.baseAddress! + outputStart, $0.count - outputStart)
+      }
+      if written > 0 {
+        outputStart += written
+      } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
+        break
+      } else {
+        close()
+        return
+      }
+    }
+    runCompletions()
+    if outputStart == output.count {
+      output.removeAll(keepingCapacity: output.capacity <= 65536)
+      outputStart = 0
+      if isWatchingWrites {
+        isWatchingWrites = false
+        server.loop.setInterest(fd, .readable)
+      }
+      if closeAfterWrite { close() }
+    } else if !isWatchingWrites {
+      isWatchingWrites = true
+      writeStarted = server.loop.now
+      server.loop.setInterest(fd, [.readable, .writable])
+    }
+  }
+
+  private func runCompletions() {
+    guard !completions.isEmpty else { return }
+    var index = 0
+    while index < completions.count && completions[index].end <= outputStart { index += 1 }
+    guard index > 0 else { return }
+    let done = completions[0..<index]
+    completions.removeFirst(index)
+    for completion in done { completion.body() }
+  }
+
+  /// Closes now if nothing is being written or awaited; otherwise once the response is out.
+  func closeWhenIdle() {
+    if current == nil && outputStart == output.count { close() } else { closeAfterWrite = true }
+  }
+
+  func enforceTimeouts(now: UInt64, configuration: HTTPServer.Configuration) {
+    if outputStart < output.count {
+      if now - writeStarted > MonotonicClock.nanoseconds(configuration.writeTimeout) { close() }
+      return
+    }
+    if current != nil { return }
+    if let requestStarted {
+      if now - requestStarted > MonotonicClock.nanoseconds(configuration.requestTimeout) {
+        closeAfterWrite = true
+        inputStart = input.count
+        HTTPResponse.text(.requestTimeout, "the request did not arrive in time")
+          .write(into: &output, close: true, omitBody: false)
+        flush()
+      }
+    } else if now - lastActivity > MonotonicClock.nanoseconds(configuration.idleTimeout) {
+      close()
+    }
+  }
+
+  func close() {
+    guard !isClosed else { return }
+    isClosed = true
+    server.loop.unregister(fd)
+    Glibc.close(fd)
+    server.connectionDidClose(self)
+    let abandoned = current
+    current = nil
+    abandoned?.cancel()
+    let pending = completions
+    completions.removeAll()
+    for completion in pending { completion.body() }
+  }
+}

@@ -1,0 +1,60 @@
+/// One parsed HTTP/1.x request.
+public struct HTTPRequest: Sendable {
+  /// The method token, as sent (methods are case-sensitive).
+  public var method: String
+  /// The request target as sent, for logs.
+  public var target: String
+  /// The path part of the target, without the query.
+  public var path: String
+  /// The query after `?`, if any, without the `?`.
+  public var query: String?
+  /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+  public var minorVersion: Int
+  public var headers: HTTPHeaders
+  public var body: [UInt8]
+
+  public init(
+    method: String, target: String, minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(),
+    body: [UInt8] = []
+  ) {
+    self.method = method
+    self.target = target
+    self.minorVersion = minorVersion
+    self.headers = headers
+    self.body = body
+    if let mark = target.firstIndex(of: "?") {
+      path = String(target[..<mark])
+      query = String(target[target.index(after: mark)...])
+    } else {
+      path = target
+      query = nil
+    }
+  }
+
+  /// Whether the connection may carry another request after this one.
+  public var keepAlive: Bool {
+    if minorVersion == 0 { return headers.contains("Connection", token: "keep-alive") }
+    return !headers.contains("Connection", token: "close")
+  }
+
+  /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied.
+  public func queryValue(_ name: String) -> String? {
+    guard let query else { return nil }
+    for pair in query.split(separator: "&") {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      if parts[0] == name { return parts.count > 1 ? String(parts[1]) : "" }
+    }
+    return nil
+  }
+
+  /// The host name from the Host header, without its port (IPv6 literals keep their brackets).
+  public var hostName: String? {
+    guard let host = headers["Host"], !host.isEmpty else { return nil }
+    if host.hasPrefix("[") {
+      guard let close = host.firstIndex(of: "]") else { return nil }
+      return String(host[...close])
+    }
+    if let colon = host.firstIndex(of: ":") { return String(host[..<colon]) }
+    return host
+  }
+}

@@ -1,0 +1,169 @@
+/// An incremental HTTP/1.x request parser.
+///
+/// Feed it the unconsumed bytes of a connection, from the start of the next request, each time more
+/// arrive. It answers `.needMore` until a whole request (head and Content-Length body) is there,
+/// then `.complete` with the number of bytes used; what follows may be a pipelined request. It
+/// never blocks and remembers how far it looked, so a request trickling in byte by byte costs
+/// linear time.
+public struct HTTPRequestParser {
+  public let limits: HTTPLimits
+  private var scanner = HTTPHeadScanner()
+  /// A parsed head waiting for its body: the request so far, the head's length and body length.
+  private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)?
+
+  public init(limits: HTTPLimits = HTTPLimits()) { self.limits = limits }
+
+  /// Whether some bytes of a request have been seen but the request is not complete.
+  public var isMidRequest: Bool { pending != nil }
+
+  /// Parses the next request from `bytes`, which must start where the previous one ended.
+  public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> ParseResult<HTTPRequest> {
+    if let pending { return completeBody(bytes, pending) }
+
+    // RFC 9112 §2.2: ignore empty lines before the request line.
+    var start = 0
+    while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
+    if start == bytes.count { return .needMore }
+
+    guard let headEnd = scanner.findHeadEnd(bytes, from: start) else {
+      if HTTPHeadScanner.lineEnd(bytes, from: start, limit: bytes.count) == nil,
+        bytes.count - start > limits.maxRequestLineBytes
+      {
+        return .failed(
+          HTTPParseError(
+            .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
+      }
+      if bytes.count - start > limits.maxHeadBytes {
+        return .failed(
+          HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
+      }
+      return .needMore
+    }
+    if headEnd - start > limits.maxHeadBytes {
+      return .failed(
+        HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
+    }
+    scanner.reset()
+
+    let head: (startLine: Range<Int>, headers: HTTPHeaders)
+    switch HTTPHeadScanner.split(bytes, from: start, to: headEnd, limits: limits) {
+    case .success(let value): head = value
+    case .failure(let error): return .failed(error)
+    }
+    if head.startLine.count > limits.maxRequestLineBytes {
+      return .failed(
+        HTTPParseError(.uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
+    }
+    let request: HTTPRequest
+    switch Self.parseRequestLine(bytes, head.startLine, headers: head.headers) {
+    case .success(let value): request = value
+    case .failure(let error): return .failed(error)
+    }
+    switch Self.validate(request) {
+    case .some(let error): return .failed(error)
+    case .none: break
+    }
+    switch HTTPHeadScanner.contentLength(request.headers, limits: limits) {
+    case .failure(let error):
+      return .failed(error)
+    case .success(0):
+      return .complete(request, consumed: headEnd)
+    case .success(let length):
+      let waiting = (request, headEnd, length)
+      pending = waiting
+      return completeBody(bytes, waiting)
+    }
+  }
+
+  private mutating func completeBody(
+    _ bytes: UnsafeRawBufferPointer,
+    _ waiting: (request: HTTPRequest, headLength: Int, bodyLength: Int)
+  ) -> ParseResult<HTTPRequest> {
+    let end = waiting.headLength + waiting.bodyLength
+    guard bytes.count >= end else { return .needMore }
+    var request = waiting.request
+    request.body = Array(UnsafeRawBufferPointer(rebasing: bytes[waiting.headLength..<end]))
+    pending = nil
+    return .complete(request, consumed: end)
+  }
+
+  private static func parseRequestLine(
+    _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, headers: HTTPHeaders
+  ) -> Result<HTTPRequest, HTTPParseError> {
+    var parts: [Range<Int>] = []
+    var partStart = line.lowerBound
+    for index in line where bytes[index] == 0x20 {
+      parts.append(partStart..<index)
+      partStart = index + 1
+    }
+    parts.append(partStart..<line.upperBound)
+    guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else {
+      return .failure(HTTPParseError(.badRequest, "request line must be 'METHOD target HTTP/1.x'"))
+    }
+    guard parts[0].allSatisfy({ HTTPHeadScanner.isTokenByte(bytes[$0]) }) else {
+      return .failure(HTTPParseError(.badRequest, "invalid method"))
+    }
+    guard parts[1].allSatisfy({ bytes[$0] > 0x20 && bytes[$0] < 0x7F }) else {
+      return .failure(HTTPParseError(.badRequest, "invalid character in the request target"))
+    }
+    let minorVersion: Int
+    switch HTTPHeadScanner.parseVersion(bytes, parts[2]) {
+    case .success(let value): minorVersion = value
+    case .failure(let error): return .failure(error)
+    }
+    let method = HTTPHeadScanner.string(bytes, parts[0])
+    guard let target = originForm(HTTPHeadScanner.string(bytes, parts[1]), method: method) else {
+      return .failure(HTTPParseError(.badRequest, "request target must start with '/'"))
+    }
+    return .success(
+      HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+  }
+
+  /// The origin form (`/path?query`) of a target given in origin, absolute or asterisk form.
+  private static func originForm(_ target: String, method: String) -> String? {
+    if target.hasPrefix("/") { return target }
+    if target == "*" && method == "OPTIONS" { return target }
+    for scheme in ["http://", "https://"] where target.lowercased().hasPrefix(scheme) {
+      let rest = target.dropFirst(scheme.count)
+      guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+      let tail = rest[slash...]
+      return tail.hasPrefix("?") ? "/" + tail : String(tail)
+    }
+    return nil
+  }
+
+  /// Checks the rules of RFC 9112 that a request's headers must follow.
+  private static func validate(_ request: HTTPRequest) -> HTTPParseError? {
+    let hosts = request.headers.values("Host")
+    if hosts.count > 1 { return HTTPParseError(.badRequest, "more than one Host header") }
+    if request.minorVersion == 1 && hosts.isEmpty {
+      return HTTPParseError(.badRequest, "HTTP/1.1 requests need a Host header")
+    }
+    if let host = hosts.first, !isValidHost(host) {
+      return HTTPParseError(.badRequest, "invalid Host header")
+    }
+    if request.headers["Transfer-Encoding"] != nil {
+      if request.headers["Content-Length"] != nil {
+        return HTTPParseError(.badRequest, "both Transfer-Encoding and Content-Length")
+      }
+      return HTTPParseError(
+        .notImplemented, "Transfer-Encoding is not supported; send Content-Length")
+    }
+    return nil
+  }
+
+  /// A Host value: a name, IPv4 or bracketed IPv6 literal, with an optional port.
+  static func isValidHost(_ host: String) -> Bool {
+    guard !host.isEmpty, host.utf8.count <= 255 else { return false }
+    return host.utf8.allSatisfy { byte in
+      switch byte {
+      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"),
+        UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
+        return true
+      default:
+        return false
+      }
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/// Where a responder delivers its response: a live connection, or a test's collector.
+public protocol ResponseSink: AnyObject {
+  /// Writes `response`; `onComplete` runs once it has been handed to the kernel or the
+  /// connection is gone.
+  func send(_ response: HTTPResponse, for responder: HTTPResponder, onComplete: (() -> Void)?)
+}
+
+/// The one-time right to answer a request, now or later.
+///
+/// A handler may answer at once or keep the responder and answer when it can (a client waiting
+/// for a free server keeps only its responder and its parked connection, no thread). If the
+/// client goes away first, `onCancel` runs, so the handler can forget the request.
+public final class HTTPResponder {
+  private weak var sink: ResponseSink?
+  /// Whether the request was HEAD (the sink leaves the body out).
+  public let isHead: Bool
+  /// Whether the connection will close after this response.
+  public let closesConnection: Bool
+  /// Called at most once, if the connection closes before `respond` was called.
+  public var onCancel: (() -> Void)?
+  /// Whether `respond` has been called (or the request was cancelled).
+  public private(set) var isFinished = false
+
+  public init(sink: ResponseSink, isHead: Bool = false, closesConnection: Bool = false) {
+    self.sink = sink
+    self.isHead = isHead
+    self.closesConnection = closesConnection
+  }
+
+  /// Sends the response. Later calls are ignored. Returns false if the client is gone.
+  @discardableResult
+  public func respond(_ response: HTTPResponse, onComplete: (() -> Void)? = nil) -> Bool {
+    guard !isFinished else { return false }
+    isFinished = true
+    onCancel = nil
+    guard let sink else {
+      onComplete?()
+      return false
+    }
+    sink.send(response, for: self, onComplete: onComplete)
+    return true
+  }
+
+  /// Marks the request abandoned by its client and tells the handler.
+  public func cancel() {
+    guard !isFinished else { return }
+    isFinished = true
+    let cancelled = onCancel
+    onCancel = nil
+    cancelled?()
+  }
+}
+
+/// Answers requests. Implementations hold the application's routes and logic, not sockets.
+public protocol HTTPHandler: AnyObject {
+  /// Handles one request; must eventually call `responder.respond` unless it is cancelled.
+  func handle(_ request: HTTPRequest, responder: HTTPResponder)
+}

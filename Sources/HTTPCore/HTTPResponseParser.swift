@@ -1,0 +1,71 @@
+/// A response as a client sees it.
+public struct HTTPClientResponse: Sendable {
+  public var statusCode: Int
+  public var reason: String
+  public var headers: HTTPHeaders
+  public var body: [UInt8]
+
+  /// The body as UTF-8 text.
+  public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// An incremental HTTP/1.x response parser for Content-Length framed responses.
+public struct HTTPResponseParser {
+  public let limits: HTTPLimits
+  private var scanner = HTTPHeadScanner()
+
+  public init(limits: HTTPLimits = HTTPLimits()) {
+    var limits = limits
+    limits.maxBodyBytes = max(limits.maxBodyBytes, 64 << 20)
+    self.limits = limits
+  }
+
+  /// Parses the next response from `bytes`; `expectBody` is false for answers to HEAD.
+  public mutating func parse(_ bytes: UnsafeRawBufferPointer, expectBody: Bool = true)
+    -> ParseResult<HTTPClientResponse>
+  {
+    guard let headEnd = scanner.findHeadEnd(bytes, from: 0) else {
+      if bytes.count > limits.maxHeadBytes {
+        return .failed(HTTPParseError(.badRequest, "response head too large"))
+      }
+      return .needMore
+    }
+    let head: (startLine: Range<Int>, headers: HTTPHeaders)
+    switch HTTPHeadScanner.split(bytes, from: 0, to: headEnd, limits: limits) {
+    case .success(let value): head = value
+    case .failure(let error): return .failed(error)
+    }
+    // "HTTP/1.1 200 OK"
+    let line = head.startLine
+    guard line.count >= 12, bytes[line.lowerBound + 8] == 0x20 else {
+      return .failed(HTTPParseError(.badRequest, "malformed status line"))
+    }
+    if case .failure(let error) = HTTPHeadScanner.parseVersion(
+      bytes, line.lowerBound..<(line.lowerBound + 8))
+    {
+      return .failed(error)
+    }
+    guard
+      let code = Int(HTTPHeadScanner.string(bytes, (line.lowerBound + 9)..<(line.lowerBound + 12))),
+      (100...599).contains(code)
+    else { return .failed(HTTPParseError(.badRequest, "malformed status code")) }
+    let reason =
+      line.count > 13 ? HTTPHeadScanner.string(bytes, (line.lowerBound + 13)..<line.upperBound) : ""
+    var bodyLength = 0
+    if expectBody && code >= 200 && code != 204 && code != 304 {
+      if head.headers["Transfer-Encoding"] != nil {
+        return .failed(HTTPParseError(.notImplemented, "chunked responses are not supported"))
+      }
+      switch HTTPHeadScanner.contentLength(head.headers, limits: limits) {
+      case .success(let length): bodyLength = length
+      case .failure(let error): return .failed(error)
+      }
+    }
+    guard bytes.count >= headEnd + bodyLength else { return .needMore }
+    scanner.reset()
+    let body = Array(UnsafeRawBufferPointer(rebasing: bytes[headEnd..<(headEnd + bodyLength)]))
+    return .complete(
+      HTTPClientResponse(statusCode: code, reason: reason, headers: head.headers, body: body),
+      consumed: headEnd + bodyLength)
+  }
+}

@@ -1,0 +1,18 @@
+import Glibc
+
+/// Nanoseconds on the monotonic clock, for deadlines and durations that must not jump.
+public enum MonotonicClock {
+  /// The current monotonic time in nanoseconds.
+  @inline(__always)
+  public static func now() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) &* 1_000_000_000 &+ UInt64(spec.tv_nsec)
+  }
+
+  /// Converts seconds to nanoseconds, clamping negatives to zero.
+  @inline(__always)
+  public static func nanoseconds(_ seconds: Double) -> UInt64 {
+    seconds <= 0 ? 0 : UInt64(seconds * 1e9)
+  }
+}

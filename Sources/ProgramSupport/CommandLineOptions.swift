@@ -1,0 +1,143 @@
+import Foundation
+
+/// A small command-line parser: `--name value`, `--name=value` and `--switch`, with `--help`.
+public struct CommandLineOptions {
+  /// One accepted flag.
+  public struct Option {
+    public let name: String
+    public let valueName: String?
+    public let help: String
+
+    /// A flag that takes a value, shown as `--name VALUE`.
+    public static func value(_ name: String, _ valueName: String, _ help: String) -> Option {
+      Option(name: name, valueName: valueName, help: help)
+    }
+
+    /// A flag that takes no value.
+    public static func flag(_ name: String, _ help: String) -> Option {
+      Option(name: name, valueName: nil, help: help)
+    }
+  }
+
+  /// A bad command line, explained for a person.
+  public struct UsageError: Error, CustomStringConvertible {
+    public let description: String
+  }
+
+  public let program: String
+  public let summary: String
+  public let options: [Option]
+  private var values: [String: String] = [:]
+
+  public init(program: String, summary: String, options: [Option]) {
+    self.program = program
+    self.summary = summary
+    self.options = options + [.flag("help", "show this help and exit")]
+  }
+
+  /// The help text.
+  public var usage: String {
+    var lines = ["usage: \(program) [options]", "", summary, "", "options:"]
+    let shown = options.map { option in
+      "--\(option.name)" + (option.valueName.map { " \($0)" } ?? "")
+    }
+    let width = (shown.map(\.count).max() ?? 0) + 2
+    for (text, option) in zip(shown, options) {
+      lines.append("  " + text.padding(toLength: width, withPad: " ", startingAt: 0) + option.help)
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  /// Parses `arguments` (without the program name).
+  public mutating func parse(_ arguments: [String]) throws(UsageError) {
+    var index = 0
+    while index < arguments.count {
+      let argument = arguments[index]
+      index += 1
+      guard argument.hasPrefix("--"), argument.count > 2 else {
+        throw UsageError(description: "unexpected argument '\(argument)' (see --help)")
+      }
+      var name = String(argument.dropFirst(2))
+      var inlineValue: String?
+      if let equals = name.firstIndex(of: "=") {
+        inlineValue = String(name[name.index(after: equals)...])
+        name = String(name[..<equals])
+      }
+      guard let option = options.first(where: { $0.name == name }) else {
+        throw UsageError(description: "unknown option --\(name) (see --help)")
+      }
+      if option.valueName == nil {
+        guard inlineValue == nil else {
+          throw UsageError(description: "--\(name) takes no value")
+        }
+        values[name] = "true"
+      } else if let inlineValue {
+        values[name] = inlineValue
+      } else {
+        guard index < arguments.count else {
+          throw UsageError(description: "--\(name) needs a value (see --help)")
+        }
+        values[name] = arguments[index]
+        index += 1
+      }
+    }
+  }
+
+  /// The value given for `name`, if any.
+  public subscript(name: String) -> String? { values[name] }
+
+  /// Whether the switch `name` was given.
+  public func isSet(_ name: String) -> Bool { values[name] != nil }
+
+  /// A TCP port from the flag `name`, else the environment variable `environment`, else `default`.
+  public func port(_ name: String?, environment: String? = nil, default fallback: Int)
+    throws(UsageError)
+    -> Int
+  {
+    let source: (text: String, origin: String)
+    if let name, let value = values[name] {
+      source = (value, "--" + name)
+    } else if let environment, let value = ProcessInfo.processInfo.environment[environment],
+      !value.isEmpty
+    {
+      source = (value, environment)
+    } else {
+      return fallback
+    }
+    guard source.text.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(source.text),
+      (0...65535).contains(port)
+    else {
+      throw UsageError(
+        description: "\(source.origin): '\(source.text)' is not a port from 0 to 65535")
+    }
+    return port
+  }
+
+  /// A number from the flag `name` within `range`, else `default`.
+  public func number(_ name: String, in range: ClosedRange<Double>, default fallback: Double)
+    throws(UsageError)
+    -> Double
+  {
+    guard let text = values[name] else { return fallback }
+    guard let value = Double(text), range.contains(value) else {
+      throw UsageError(
+        description:
+          "--\(name): '\(text)' is not a number from \(range.lowerBound) to \(range.upperBound)")
+    }
+    return value
+  }
+
+  /// Parses the process's arguments: prints help and exits 0 for `--help`, or prints the
+  /// problem and exits 2.
+  public static func parseOrExit(_ options: inout CommandLineOptions) {
+    do {
+      try options.parse(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+      Program.fail(error.description, code: 2, program: options.program)
+    }
+    if options.isSet("help") {
+      print(options.usage)
+      exit(0)
+    }
+  }
+}
