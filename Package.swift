@@ -23,12 +23,13 @@ let package = Package(
     .executableTarget(name: "balancer", dependencies: ["Balancing", "HTTPCore", "ProgramSupport"]),
     .executableTarget(
       name: "factorial-server", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
-    .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+    .target(name: "TestSupport", dependencies: ["HTTPCore"], path: "Tests/TestSupport"),
+    .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
     .testTarget(
       name: "FactorialTests", dependencies: ["Factorial", "FactorialService", "HTTPCore"]),
     .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore"]),
     .testTarget(
-      name: "EndToEndTests", dependencies: ["balancer", "factorial-server", "HTTPCore"]),
+      name: "EndToEndTests", dependencies: ["balancer", "factorial-server", "Factorial", "HTTPCore", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+@testable import Balancing
+
+final class ServersFileTests: XCTestCase {
+  private func parse(_ json: String) throws(ServersFile.Invalid) -> ServersFile {
+    try ServersFile.parse(Data(json.utf8))
+  }
+
+  private func problem(_ json: String) -> String {
+    do {
+      _ = try parse(json)
+      return "accepted"
+    } catch {
+      return error.message
+    }
+  }
+
+  func testPortsAsStringsNumbersAndHostPort() throws {
+    let file = try parse(#"{"available_servers": ["5001", 5002, "10.0.0.7:5003", "[::1]:5004"]}"#)
+    XCTAssertEqual(
+      file.servers,
+      [
+        ServerAddress(port: 5001), ServerAddress(port: 5002),
+        ServerAddress(host: "10.0.0.7", port: 5003), ServerAddress(host: "[::1]", port: 5004),
+      ])
+    XCTAssertEqual(try parse(file.json), file)
+  }
+
+  func testInvalidFilesAreRejectedWithAReason() {
+    XCTAssertEqual(problem("{"), "not valid JSON")
+    XCTAssertEqual(problem("[]"), #"expected a JSON object with the key "available_servers""#)
+    XCTAssertEqual(problem(#"{"servers": []}"#), #"missing the key "available_servers""#)
+    XCTAssertEqual(problem(#"{"available_servers": "5001"}"#), #""available_servers" must be a list"#)
+    XCTAssertEqual(problem(#"{"available_servers": []}"#), #""available_servers" is empty"#)
+    XCTAssertTrue(problem(#"{"available_servers": ["70000"]}"#).contains("entry 1 (\"70000\")"))
+    XCTAssertTrue(problem(#"{"available_servers": [0]}"#).contains("entry 1"))
+    XCTAssertTrue(problem(#"{"available_servers": [5001.5]}"#).contains("entry 1"))
+    XCTAssertTrue(problem(#"{"available_servers": [true]}"#).contains("entry 1"))
+    XCTAssertTrue(problem(#"{"available_servers": [null]}"#).contains("entry 1 (null)"))
+    XCTAssertTrue(problem(#"{"available_servers": ["50 01"]}"#).contains("entry 1"))
+    XCTAssertTrue(problem(#"{"available_servers": ["-1"]}"#).contains("entry 1"))
+    XCTAssertEqual(
+      problem(#"{"available_servers": ["5001", 5001]}"#), "entry 2 (5001) is listed twice")
+  }
+
+  func testLoadNamesTheFile() throws {
+    let path = NSTemporaryDirectory() + "servers-\(UUID().uuidString).json"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    XCTAssertThrowsError(try ServersFile.load(path: path)) { error in
+      XCTAssertEqual((error as? ServersFile.Invalid)?.message, "\(path): cannot read the file")
+    }
+    try Data(#"{"available_servers": []}"#.utf8).write(to: URL(fileURLWithPath: path))
+    XCTAssertThrowsError(try ServersFile.load(path: path)) { error in
+      XCTAssertEqual(
+        (error as? ServersFile.Invalid)?.message, #"\#(path): "available_servers" is empty"#)
+    }
+  }
+}

@@ -1,0 +1,92 @@
+import HTTPCore
+import XCTest
+
+@testable import FactorialService
+
+/// Collects what a handler answers, with no sockets.
+final class CollectingSink: ResponseSink {
+  var responses: [HTTPResponse] = []
+  func send(_ response: HTTPResponse, for responder: HTTPResponder, onComplete: (() -> Void)?) {
+    responses.append(response)
+    onComplete?()
+  }
+}
+
+final class FactorialHandlerTests: XCTestCase {
+  private var sink = CollectingSink()
+  private var reports: [String] = []
+
+  private func makeHandler() -> FactorialHandler {
+    let handler = FactorialHandler(port: 5001) { work, deliver in deliver(work()) }
+    handler.report = { [unowned self] in self.reports.append($0) }
+    return handler
+  }
+
+  private func get(_ handler: FactorialHandler, _ target: String, method: String = "GET") -> HTTPResponse {
+    handler.handle(
+      HTTPRequest(method: method, target: target, headers: HTTPHeaders([("Host", "x")])),
+      responder: HTTPResponder(sink: sink))
+    return sink.responses.removeLast()
+  }
+
+  func testJobOnOwnPortAnswersThenReports() {
+    let handler = makeHandler()
+    let response = get(handler, "/5001?n=10")
+    XCTAssertEqual(response.status.code, 200)
+    XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "Factorial of 10 = 3628800\n")
+    XCTAssertEqual(reports, ["/port_update/5001"])
+    XCTAssertEqual(handler.completedJobs, 1)
+    XCTAssertEqual(handler.activeJobs, 0)
+  }
+
+  func testLeaseIsPassedBackInTheReport() {
+    let handler = makeHandler()
+    _ = get(handler, "/5001?lease=abc123&n=3")
+    XCTAssertEqual(reports, ["/port_update/5001?lease=abc123"])
+  }
+
+  func testRootDoesTheJobWithoutReporting() {
+    let handler = makeHandler()
+    let response = get(handler, "/")
+    let text = String(decoding: response.body, as: UTF8.self)
+    XCTAssertTrue(text.hasPrefix("Factorial of "), text)
+    let n = Int(text.dropFirst("Factorial of ".count).prefix { $0 != " " })!
+    XCTAssertTrue((100...1000).contains(n))
+    XCTAssertEqual(reports, [])
+  }
+
+  func testInvalidNIsA400NamingTheRange() {
+    let handler = makeHandler()
+    for bad in ["-1", "100001", "abc", "", "1e3", "99999999999999999999"] {
+      let response = get(handler, "/?n=\(bad)")
+      XCTAssertEqual(response.status.code, 400, bad)
+      XCTAssertTrue(String(decoding: response.body, as: UTF8.self).contains("from 0 to 100000"))
+    }
+    XCTAssertEqual(get(handler, "/?n=0").body, Array("Factorial of 0 = 1\n".utf8))
+  }
+
+  func testOtherRoutes() {
+    let handler = makeHandler()
+    XCTAssertEqual(get(handler, "/favicon.ico").status.code, 404)
+    XCTAssertEqual(get(handler, "/5002").status.code, 404)
+    XCTAssertEqual(get(handler, "/x", method: "POST").status.code, 405)
+    XCTAssertEqual(get(handler, "/heartbeat").status.code, 200)
+    let health = get(handler, "/health")
+    XCTAssertEqual(health.status.code, 200)
+    XCTAssertTrue(String(decoding: health.body, as: UTF8.self).contains("\"busy\": false"))
+    XCTAssertEqual(reports, [])
+  }
+
+  func testHealthSaysBusyWhileAJobRuns() {
+    var pending: (() -> Void)?
+    let handler = FactorialHandler(port: 5001) { work, deliver in pending = { deliver(work()) } }
+    handler.handle(
+      HTTPRequest(method: "GET", target: "/5001?n=5", headers: HTTPHeaders([("Host", "x")])),
+      responder: HTTPResponder(sink: sink))
+    XCTAssertTrue(sink.responses.isEmpty)
+    XCTAssertTrue(String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": true"))
+    pending?()
+    XCTAssertEqual(sink.responses.count, 1)
+    XCTAssertTrue(String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": false"))
+  }
+}
