@@ -29,7 +29,8 @@ let package = Package(
       name: "FactorialTests", dependencies: ["Factorial", "FactorialService", "HTTPCore"]),
     .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore"]),
     .testTarget(
-      name: "EndToEndTests", dependencies: ["balancer", "factorial-server", "Factorial", "HTTPCore", "TestSupport"]),
+      name: "EndToEndTests",
+      dependencies: ["balancer", "factorial-server", "Factorial", "HTTPCore", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]
 )

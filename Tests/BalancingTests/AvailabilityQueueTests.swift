@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import Balancing
@@ -20,7 +21,12 @@ final class AvailabilityQueueTests: XCTestCase {
     let queue = AvailabilityQueue<Int>([])
     var served: [(waiter: Int, server: Int)] = []
     for waiter in 0..<5 {
-      guard case .waiting = queue.take(orWait: { served.append((waiter, $0)); return true }) else {
+      guard
+        case .waiting = queue.take(orWait: {
+          served.append((waiter, $0))
+          return true
+        })
+      else {
         return XCTFail("should wait")
       }
     }
@@ -36,7 +42,10 @@ final class AvailabilityQueueTests: XCTestCase {
     let queue = AvailabilityQueue<Int>([])
     var got: Int?
     _ = queue.take(orWait: { _ in false })  // its client has gone
-    _ = queue.take(orWait: { got = $0; return true })
+    _ = queue.take(orWait: {
+      got = $0
+      return true
+    })
     queue.put(7)
     XCTAssertEqual(got, 7)
     XCTAssertEqual(queue.freeCount, 0)
@@ -46,10 +55,18 @@ final class AvailabilityQueueTests: XCTestCase {
     let queue = AvailabilityQueue<Int>([])
     var first: Int?
     var second: Int?
-    guard case .waiting(let ticket) = queue.take(orWait: { first = $0; return true }) else {
+    guard
+      case .waiting(let ticket) = queue.take(orWait: {
+        first = $0
+        return true
+      })
+    else {
       return XCTFail("should wait")
     }
-    _ = queue.take(orWait: { second = $0; return true })
+    _ = queue.take(orWait: {
+      second = $0
+      return true
+    })
     XCTAssertTrue(queue.cancel(ticket))
     XCTAssertFalse(queue.cancel(ticket))
     queue.put(1)
@@ -98,7 +115,9 @@ final class AvailabilityQueueTests: XCTestCase {
       }
       // Let each taker get in line before the next starts.
       let deadline = Date(timeIntervalSinceNow: 5)
-      while queue.waitingCount < taker + 1 && Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
+      while queue.waitingCount < taker + 1 && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.001)
+      }
     }
     for server in 1...4 { queue.put(server) }
     XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
@@ -143,5 +162,3 @@ final class AvailabilityQueueTests: XCTestCase {
     XCTAssertTrue(queue.isFree(3))
   }
 }
-
-import Synchronization

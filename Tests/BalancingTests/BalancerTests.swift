@@ -15,13 +15,15 @@ final class FakeClient: ResponseSink {
 
   /// Sends a request to `balancer`; the answer, if any, lands in `responses`.
   func request(
-    _ balancer: Balancer, _ target: String, method: String = "GET", host: String? = "lb.example:8001"
+    _ balancer: Balancer, _ target: String, method: String = "GET",
+    host: String? = "lb.example:8001"
   ) {
     let headers = HTTPHeaders(host.map { [("Host", $0)] } ?? [])
     let responder = HTTPResponder(sink: self, isHead: method == "HEAD")
     self.responder = responder
     balancer.handle(
-      HTTPRequest(method: method, target: target, minorVersion: host == nil ? 0 : 1, headers: headers),
+      HTTPRequest(
+        method: method, target: target, minorVersion: host == nil ? 0 : 1, headers: headers),
       responder: responder)
   }
 

@@ -32,7 +32,8 @@ final class ServersFileTests: XCTestCase {
     XCTAssertEqual(problem("{"), "not valid JSON")
     XCTAssertEqual(problem("[]"), #"expected a JSON object with the key "available_servers""#)
     XCTAssertEqual(problem(#"{"servers": []}"#), #"missing the key "available_servers""#)
-    XCTAssertEqual(problem(#"{"available_servers": "5001"}"#), #""available_servers" must be a list"#)
+    XCTAssertEqual(
+      problem(#"{"available_servers": "5001"}"#), #""available_servers" must be a list"#)
     XCTAssertEqual(problem(#"{"available_servers": []}"#), #""available_servers" is empty"#)
     XCTAssertTrue(problem(#"{"available_servers": ["70000"]}"#).contains("entry 1 (\"70000\")"))
     XCTAssertTrue(problem(#"{"available_servers": [0]}"#).contains("entry 1"))

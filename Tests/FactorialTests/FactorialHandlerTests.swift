@@ -22,7 +22,9 @@ final class FactorialHandlerTests: XCTestCase {
     return handler
   }
 
-  private func get(_ handler: FactorialHandler, _ target: String, method: String = "GET") -> HTTPResponse {
+  private func get(_ handler: FactorialHandler, _ target: String, method: String = "GET")
+    -> HTTPResponse
+  {
     handler.handle(
       HTTPRequest(method: method, target: target, headers: HTTPHeaders([("Host", "x")])),
       responder: HTTPResponder(sink: sink))
@@ -84,9 +86,11 @@ final class FactorialHandlerTests: XCTestCase {
       HTTPRequest(method: "GET", target: "/5001?n=5", headers: HTTPHeaders([("Host", "x")])),
       responder: HTTPResponder(sink: sink))
     XCTAssertTrue(sink.responses.isEmpty)
-    XCTAssertTrue(String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": true"))
+    XCTAssertTrue(
+      String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": true"))
     pending?()
     XCTAssertEqual(sink.responses.count, 1)
-    XCTAssertTrue(String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": false"))
+    XCTAssertTrue(
+      String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": false"))
   }
 }

@@ -46,7 +46,8 @@ final class FactorialTests: XCTestCase {
       let a = (0..<left).map { _ in generator.limb() }
       let b = (0..<right).map { _ in generator.limb() }
       let expected = DecimalBigInt(limbs: DecimalBigInt.schoolbook(a[...], b[...]))
-      XCTAssertEqual(DecimalBigInt(limbs: a) * DecimalBigInt(limbs: b), expected, "\(left)x\(right)")
+      XCTAssertEqual(
+        DecimalBigInt(limbs: a) * DecimalBigInt(limbs: b), expected, "\(left)x\(right)")
     }
   }
 

@@ -52,7 +52,8 @@ public final class ManagedProcess: @unchecked Sendable {
       if !process.isRunning {
         Thread.sleep(forTimeInterval: 0.05)
         if output.contains(text) { return }
-        throw TestFailure("program exited (\(process.terminationStatus)) before printing '\(text)': \(output)")
+        throw TestFailure(
+          "program exited (\(process.terminationStatus)) before printing '\(text)': \(output)")
       }
       Thread.sleep(forTimeInterval: 0.01)
     }
@@ -88,8 +89,9 @@ public final class ManagedProcess: @unchecked Sendable {
     let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     var directory = executable.deletingLastPathComponent()
     // The test binary may sit inside a .xctest bundle directory.
-    while directory.path != "/" && !FileManager.default.fileExists(
-      atPath: directory.appendingPathComponent("balancer").path)
+    while directory.path != "/"
+      && !FileManager.default.fileExists(
+        atPath: directory.appendingPathComponent("balancer").path)
     {
       directory = directory.deletingLastPathComponent()
     }

@@ -131,7 +131,8 @@ public struct TestURL {
     let slash = rest.firstIndex(of: "/") ?? rest.endIndex
     let authority = rest[..<slash]
     path = slash == rest.endIndex ? "/" : String(rest[slash...])
-    guard let colon = authority.lastIndex(of: ":"), let port = Int(authority[authority.index(after: colon)...])
+    guard let colon = authority.lastIndex(of: ":"),
+      let port = Int(authority[authority.index(after: colon)...])
     else { throw TestFailure("URL without a port: \(text)") }
     host = String(authority[..<colon])
     self.port = port

@@ -1,0 +1,209 @@
+import XCTest
+
+@testable import HTTPCore
+
+final class HTTPRequestParserTests: XCTestCase {
+  /// Parses every complete request in `bytes`, feeding them in `chunks` as a socket would.
+  private func parseAll(_ bytes: [UInt8], chunkSize: Int? = nil, limits: HTTPLimits = HTTPLimits())
+    -> (requests: [HTTPRequest], error: HTTPParseError?, leftover: Int)
+  {
+    var parser = HTTPRequestParser(limits: limits)
+    var buffer: [UInt8] = []
+    var requests: [HTTPRequest] = []
+    var offset = 0
+    let size = chunkSize ?? bytes.count
+    while offset < bytes.count {
+      buffer.append(contentsOf: bytes[offset..<min(offset + size, bytes.count)])
+      offset += size
+      parsing: while true {
+        switch buffer.withUnsafeBytes({ parser.parse($0) }) {
+        case .needMore: break parsing
+        case .complete(let request, let consumed):
+          requests.append(request)
+          buffer.removeFirst(consumed)
+        case .failed(let error): return (requests, error, buffer.count)
+        }
+      }
+    }
+    return (requests, nil, buffer.count)
+  }
+
+  private func parseAll(_ text: String, chunkSize: Int? = nil, limits: HTTPLimits = HTTPLimits())
+    -> (requests: [HTTPRequest], error: HTTPParseError?, leftover: Int)
+  {
+    parseAll(Array(text.utf8), chunkSize: chunkSize, limits: limits)
+  }
+
+  func testSimpleRequest() {
+    let result = parseAll("GET /5001?n=12&lease=ab HTTP/1.1\r\nHost: lb:8001\r\nX-A:  b c \r\n\r\n")
+    XCTAssertNil(result.error)
+    let request = result.requests[0]
+    XCTAssertEqual(request.method, "GET")
+    XCTAssertEqual(request.path, "/5001")
+    XCTAssertEqual(request.query, "n=12&lease=ab")
+    XCTAssertEqual(request.queryValue("n"), "12")
+    XCTAssertEqual(request.queryValue("lease"), "ab")
+    XCTAssertNil(request.queryValue("x"))
+    XCTAssertEqual(request.headers["host"], "lb:8001")
+    XCTAssertEqual(request.headers["X-A"], "b c")
+    XCTAssertEqual(request.hostName, "lb")
+    XCTAssertTrue(request.keepAlive)
+  }
+
+  /// The same request split at every possible byte boundary parses the same.
+  func testRequestSplitAtEveryByte() {
+    let text = "POST /port_update/5001 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    for size in 1...text.utf8.count {
+      let result = parseAll(text, chunkSize: size)
+      XCTAssertNil(result.error, "chunk \(size)")
+      XCTAssertEqual(result.requests.count, 1, "chunk \(size)")
+      XCTAssertEqual(result.requests.first?.body, Array("hello".utf8))
+      XCTAssertEqual(result.leftover, 0)
+    }
+  }
+
+  func testPipelinedRequestsKeepTheirOrder() {
+    let text = (1...50).map { "GET /\($0) HTTP/1.1\r\nHost: h\r\n\r\n" }.joined()
+    for size in [1, 7, 64, 10_000] {
+      let result = parseAll(text, chunkSize: size)
+      XCTAssertNil(result.error)
+      XCTAssertEqual(result.requests.map(\.path), (1...50).map { "/\($0)" })
+    }
+  }
+
+  func testBareLineFeedsAndLeadingBlankLinesAreAccepted() {
+    let result = parseAll("\r\nGET / HTTP/1.0\n\n")
+    XCTAssertNil(result.error)
+    XCTAssertEqual(result.requests.first?.minorVersion, 0)
+    XCTAssertEqual(result.requests.first?.keepAlive, false)
+  }
+
+  func testAbsoluteFormTarget() {
+    let result = parseAll("GET http://lb:8001/health?x=1 HTTP/1.1\r\nHost: lb\r\n\r\n")
+    XCTAssertEqual(result.requests.first?.path, "/health")
+    XCTAssertEqual(result.requests.first?.query, "x=1")
+  }
+
+  func testConnectionHeader() {
+    XCTAssertFalse(
+      parseAll("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").requests[0].keepAlive)
+    XCTAssertTrue(
+      parseAll("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").requests[0].keepAlive)
+  }
+
+  func testMalformedRequestsAreRejectedWithTheRightStatus() {
+    let cases: [(String, Int)] = [
+      ("GARBAGE\r\n\r\n", 400),
+      ("GET /\r\n\r\n", 400),
+      ("GET / HTTP/1.1 extra\r\nHost: a\r\n\r\n", 400),
+      ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+      ("G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+      ("GET noslash HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+      ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+      ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+      ("GET / HTTX/1.1\r\nHost: a\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\n\r\n", 400),  // no Host
+      ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nX: a\u{01}b\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400),
+      ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413),
+      ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+      (
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400
+      ),
+    ]
+    for (text, status) in cases {
+      let result = parseAll(text)
+      XCTAssertEqual(result.error?.status.code, status, text.debugDescription)
+      XCTAssertTrue(result.requests.isEmpty, text.debugDescription)
+    }
+  }
+
+  func testLimits() {
+    var limits = HTTPLimits()
+    limits.maxHeaderCount = 3
+    let many = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
+    XCTAssertEqual(parseAll(many, limits: limits).error?.status.code, 431)
+
+    let longPath = "GET /" + String(repeating: "a", count: 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n"
+    XCTAssertEqual(parseAll(longPath).error?.status.code, 414)
+    // Even before the line ends, an endless request line is cut off.
+    XCTAssertEqual(parseAll("GET /" + String(repeating: "a", count: 9000)).error?.status.code, 414)
+
+    let bigHeader =
+      "GET / HTTP/1.1\r\nHost: a\r\nX: " + String(repeating: "b", count: 20000) + "\r\n\r\n"
+    XCTAssertEqual(parseAll(bigHeader).error?.status.code, 431)
+    // An endless header, never terminated, is cut off at the limit too.
+    let endless = "GET / HTTP/1.1\r\nHost: a\r\n" + String(repeating: "X: y\r\n", count: 5000)
+    XCTAssertEqual(parseAll(endless, chunkSize: 100).error?.status.code, 431)
+  }
+
+  func testIncompleteRequestNeedsMore() {
+    let result = parseAll("GET / HTTP/1.1\r\nHost: a\r\n")
+    XCTAssertNil(result.error)
+    XCTAssertTrue(result.requests.isEmpty)
+    let body = parseAll("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+    XCTAssertNil(body.error)
+    XCTAssertTrue(body.requests.isEmpty)
+  }
+
+  /// Random bytes and random mutations of valid requests never crash the parser, and every
+  /// outcome is one of the three results with a 4xx/5xx status for failures.
+  func testSeededFuzzNeverCrashes() {
+    var random = SeededRandom(seed: 2026)
+    let seeds = [
+      "GET /5001?n=5 HTTP/1.1\r\nHost: a:1\r\n\r\n",
+      "POST /port_update/5001 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+      "GET http://x/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ].map { Array($0.utf8) }
+    let alphabet = Array("\r\n :/?%HTTP1.0GETContent-Length\u{0}\u{7f}\u{ff}".utf8)
+    var outcomes = [0, 0, 0]
+    for iteration in 0..<20000 {
+      var bytes: [UInt8]
+      if iteration % 5 == 0 {
+        bytes = (0..<Int(random.next() % 200)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+      } else {
+        bytes = seeds[Int(random.next() % UInt64(seeds.count))]
+        for _ in 0..<Int(1 + random.next() % 4) {
+          let position = Int(random.next() % UInt64(bytes.count + 1))
+          switch random.next() % 3 {
+          case 0: bytes.insert(alphabet[Int(random.next() % UInt64(alphabet.count))], at: position)
+          case 1: if position < bytes.count { bytes.remove(at: position) }
+          default:
+            if position < bytes.count { bytes[position] = UInt8(truncatingIfNeeded: random.next()) }
+          }
+        }
+      }
+      let result = parseAll(bytes, chunkSize: Int(1 + random.next() % 64))
+      if let error = result.error {
+        XCTAssertTrue((400...505).contains(error.status.code))
+        outcomes[2] += 1
+      } else if result.requests.isEmpty {
+        outcomes[0] += 1
+      } else {
+        outcomes[1] += 1
+        for request in result.requests { XCTAssertTrue(request.target.hasPrefix("/")) }
+      }
+    }
+    // The mutations reach every outcome, so the test exercises more than one path.
+    XCTAssertTrue(outcomes.allSatisfy { $0 > 100 }, "\(outcomes)")
+  }
+}
+
+struct SeededRandom: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    var z = state
+    z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+    return z ^ (z >> 33)
+  }
+}

@@ -1,0 +1,252 @@
+import Foundation
+import Synchronization
+import TestSupport
+import XCTest
+
+@testable import HTTPCore
+
+/// Answers `/echo…` at once with the path, parks `/park` until `release()`, and counts requests.
+final class TestHandler: HTTPHandler, @unchecked Sendable {
+  var parked: [HTTPResponder] = []
+  var cancelled = 0
+
+  func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    if request.path == "/park" {
+      parked.append(responder)
+      responder.onCancel = { [unowned self] in self.cancelled += 1 }
+      return
+    }
+    responder.respond(.text(.ok, "\(request.method) \(request.target) \(request.body.count)"))
+  }
+
+  func release() {
+    for responder in parked { responder.respond(.text(.ok, "released")) }
+    parked.removeAll()
+  }
+}
+
+/// An event loop with one server, running on its own thread for the length of a test.
+final class RunningServer: @unchecked Sendable {
+  let loop: EventLoop
+  let server: HTTPServer
+  let handler = TestHandler()
+  private let finished = DispatchSemaphore(value: 0)
+
+  init(configuration: HTTPServer.Configuration = HTTPServer.Configuration(host: "127.0.0.1")) throws
+  {
+    loop = try EventLoop()
+    server = try HTTPServer(loop: loop, configuration: configuration, handler: handler)
+    try server.start()
+    Thread.detachNewThread { [loop, finished] in
+      loop.run()
+      finished.signal()
+    }
+  }
+
+  var port: Int { server.port }
+
+  /// Runs `body` on the loop and waits for it.
+  func onLoop<T>(_ body: @escaping () -> T) -> T {
+    let result = Mutex<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) let body = body
+    loop.execute {
+      let value = body()
+      result.withLock { $0 = value }
+      done.signal()
+    }
+    done.wait()
+    return result.withLock { $0! }
+  }
+
+  func stop() {
+    onLoop {
+      self.server.stopAccepting()
+      self.server.closeAllConnections()
+    }
+    loop.stop()
+    finished.wait()
+  }
+}
+
+final class HTTPServerTests: XCTestCase {
+  private var running: RunningServer!
+
+  override func setUpWithError() throws {
+    var configuration = HTTPServer.Configuration(host: "127.0.0.1")
+    configuration.requestTimeout = 0.4
+    configuration.idleTimeout = 0.6
+    running = try RunningServer(configuration: configuration)
+  }
+
+  override func tearDown() {
+    running.stop()
+  }
+
+  func testKeepAliveServesManyRequestsOnOneConnection() throws {
+    let client = try TestClient(port: running.port)
+    for index in 0..<20 {
+      let response = try client.get("/echo/\(index)")
+      XCTAssertEqual(response.statusCode, 200)
+      XCTAssertEqual(response.text, "GET /echo/\(index) 0\n")
+    }
+    XCTAssertEqual(running.onLoop { self.running.server.connectionCount }, 1)
+  }
+
+  func testPipelinedRequestsAreAnsweredInOrder() throws {
+    let client = try TestClient(port: running.port)
+    try client.send((1...10).map { "GET /echo/\($0) HTTP/1.1\r\nHost: a\r\n\r\n" }.joined())
+    for index in 1...10 {
+      XCTAssertEqual(try client.readResponse().text, "GET /echo/\(index) 0\n")
+    }
+  }
+
+  func testAParkedRequestHoldsBackThePipelinedOnesBehindIt() throws {
+    let client = try TestClient(port: running.port, timeout: 2)
+    try client.send(
+      "GET /park HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/after HTTP/1.1\r\nHost: a\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.2)
+    XCTAssertEqual(running.onLoop { self.running.handler.parked.count }, 1)
+    running.onLoop { self.running.handler.release() }
+    XCTAssertEqual(try client.readResponse().text, "released\n")
+    XCTAssertEqual(try client.readResponse().text, "GET /echo/after 0\n")
+  }
+
+  func testAClientThatDisconnectsWhileParkedIsCancelled() throws {
+    let client = try TestClient(port: running.port)
+    try client.send("GET /park HTTP/1.1\r\nHost: a\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.1)
+    client.close()
+    let deadline = Date(timeIntervalSinceNow: 5)
+    while running.onLoop({ self.running.handler.cancelled }) == 0 && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+    XCTAssertEqual(running.onLoop { self.running.handler.cancelled }, 1)
+    XCTAssertEqual(running.onLoop { self.running.server.connectionCount }, 0)
+  }
+
+  func testBodiesAreRead() throws {
+    let client = try TestClient(port: running.port)
+    try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello")
+    Thread.sleep(forTimeInterval: 0.05)
+    try client.send(" world")
+    XCTAssertEqual(try client.readResponse().text, "POST /echo 11\n")
+  }
+
+  func testMalformedRequestGets400AndTheConnectionCloses() throws {
+    let client = try TestClient(port: running.port)
+    try client.send("HELLO\r\n\r\n")
+    let response = try client.readResponse()
+    XCTAssertEqual(response.statusCode, 400)
+    XCTAssertEqual(response.headers["Connection"], "close")
+    XCTAssertTrue(client.isClosedByPeer())
+  }
+
+  func testSlowRequestGets408() throws {
+    let client = try TestClient(port: running.port, timeout: 5)
+    try client.send("GET /echo HTTP/1.1\r\nHo")
+    let start = Date()
+    // A slowloris trickle does not keep the request alive past the request timeout.
+    for _ in 0..<3 {
+      Thread.sleep(forTimeInterval: 0.15)
+      try? client.send("x")
+    }
+    let response = try client.readResponse()
+    XCTAssertEqual(response.statusCode, 408)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 3)
+    // Meanwhile other clients are served normally.
+    XCTAssertEqual(try TestClient(port: running.port).get("/echo").statusCode, 200)
+  }
+
+  func testIdleConnectionsAreClosed() throws {
+    let client = try TestClient(port: running.port, timeout: 5)
+    XCTAssertEqual(try client.get("/echo").statusCode, 200)
+    let start = Date()
+    XCTAssertTrue(client.isClosedByPeer())
+    XCTAssertGreaterThan(Date().timeIntervalSince(start), 0.3)
+  }
+
+  func testHeadOmitsTheBody() throws {
+    let client = try TestClient(port: running.port)
+    let response = try client.get("/echo", method: "HEAD")
+    XCTAssertEqual(response.headers["Content-Length"], "13")  // "HEAD /echo 0\n"
+    XCTAssertTrue(response.body.isEmpty)
+    XCTAssertEqual(try client.get("/echo").text, "GET /echo 0\n")
+  }
+
+  func testConnectionCloseIsHonoured() throws {
+    let client = try TestClient(port: running.port)
+    try client.send("GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    XCTAssertEqual(try client.readResponse().statusCode, 200)
+    XCTAssertTrue(client.isClosedByPeer())
+  }
+}
+
+final class HTTPClientTests: XCTestCase {
+  /// The client keeps its connection, and when the server goes away and comes back on the same
+  /// port, it reconnects and delivers the requests sent meanwhile.
+  func testClientReconnectsWhenTheServerRestarts() throws {
+    var first: RunningServer? = try RunningServer()
+    let port = first!.port
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    let results = Mutex<[String]>([])
+    let clientThread = Thread { loop.run() }
+    clientThread.start()
+    defer { loop.stop() }
+
+    func send(_ path: String) {
+      loop.execute {
+        client.send(path: path) { result in
+          let text: String
+          switch result {
+          case .success(let response): text = response.text
+          case .failure(let failure): text = "failed: \(failure)"
+          }
+          results.withLock { $0.append(text) }
+        }
+      }
+    }
+    func waitFor(_ count: Int) {
+      let deadline = Date(timeIntervalSinceNow: 10)
+      while results.withLock({ $0.count }) < count && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.01)
+      }
+    }
+
+    send("/echo/1")
+    send("/echo/2")
+    waitFor(2)
+    XCTAssertEqual(results.withLock { $0 }, ["GET /echo/1 0\n", "GET /echo/2 0\n"])
+    XCTAssertEqual(first!.onLoop { first!.server.connectionCount }, 1)
+
+    first!.stop()
+    first = nil
+    send("/echo/3")  // sent while nothing listens: retried with back-off
+    Thread.sleep(forTimeInterval: 0.3)
+    var configuration = HTTPServer.Configuration(host: "127.0.0.1", port: port)
+    configuration.idleTimeout = 5
+    let second = try RunningServer(configuration: configuration)
+    defer { second.stop() }
+    waitFor(3)
+    XCTAssertEqual(results.withLock { $0 }.last, "GET /echo/3 0\n")
+  }
+
+  func testRequestsFailAfterTheRetryWindow() throws {
+    let port = try freePort()
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0.3
+    let outcome = Mutex<String?>(nil)
+    loop.execute {
+      client.send(path: "/x") { result in
+        if case .failure(let failure) = result { outcome.withLock { $0 = "\(failure)" } }
+        loop.stop()
+      }
+    }
+    let start = Date()
+    loop.run()
+    XCTAssertTrue(outcome.withLock { $0 }?.hasPrefix("unreachable") ?? false)
+    XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+  }
+}
