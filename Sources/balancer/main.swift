@@ -15,6 +15,7 @@ var options = CommandLineOptions(
     .value("bind", "ADDRESS", "address to listen on (default 0.0.0.0, all interfaces)"),
     .value("config", "FILE", "the pool, {\"available_servers\": [...]} (default servers.json)"),
     .flag("quiet", "do not log one line per request"),
+    .flag("check-config", "validate the config, print its local ports one per line, and exit"),
   ])
 CommandLineOptions.parseOrExit(&options)
 Program.prepare()
@@ -31,6 +32,11 @@ do {
   pool = try ServersFile.load(path: configPath)
 } catch {
   Program.fail(error.description, code: 2, program: "balancer")
+}
+
+if options.isSet("check-config") {
+  for server in pool.servers where server.host == nil { print(server.port) }
+  exit(0)
 }
 
 let loop: EventLoop
