@@ -1,0 +1,26 @@
+-- The lease/report cycle: GET / takes a server (302 with its Location), and a later
+-- GET /port_update/<port> gives that same port back, so the pool never drains.
+-- Each wrk thread keeps a FIFO of ports it has been given and not yet reported.
+local leased = {}
+local first, last = 1, 0
+
+request = function()
+  if first <= last then
+    local port = leased[first]
+    leased[first] = nil
+    first = first + 1
+    return wrk.format("GET", "/port_update/" .. port)
+  end
+  return wrk.format("GET", "/")
+end
+
+response = function(status, headers, body)
+  local location = headers["Location"]
+  if location then
+    local port = location:match(":(%d+)/")
+    if port then
+      last = last + 1
+      leased[last] = port
+    end
+  end
+end

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Benchmarks the balancer side by side with nginx on this machine, in one run:
+#  1. the lease/report cycle (GET / then GET /port_update/<port>) with wrk against the balancer,
+#     and the same script against nginx (one worker) answering 302 for / and 200 for
+#     /port_update/, printing both request rates and their ratio;
+#  2. the balancer's resident memory with 10,000 clients waiting at once.
+# Usage: bench/run.sh [seconds per wrk run, default 10] [rounds, default 3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-10}"
+ROUNDS="${2:-3}"
+CONNECTIONS=64
+
+need() { command -v "$1" >/dev/null 2>&1 || PACKAGES+=("$2"); }
+PACKAGES=()
+need wrk wrk
+need nginx nginx
+need python3 python3
+if [ ${#PACKAGES[@]} -gt 0 ]; then
+  echo "Installing ${PACKAGES[*]}..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+swift build -c release --product balancer >/dev/null
+BIN="$(swift build -c release --show-bin-path)"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+# A pool larger than the number of connections: the cycle never waits.
+python3 -c "import json; print(json.dumps({'available_servers': [str(p) for p in range(40001, 40257)]}))" >"$WORK/servers.json"
+LB_PORT="$(free_port)"
+"$BIN/balancer" --quiet --bind 127.0.0.1 --port "$LB_PORT" --config "$WORK/servers.json" >"$WORK/balancer.log" 2>&1 &
+PIDS+=($!)
+wait_port "$LB_PORT"
+
+NGINX_PORT="$(free_port)"
+cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon on;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK;
+  proxy_temp_path $WORK;
+  fastcgi_temp_path $WORK;
+  uwsgi_temp_path $WORK;
+  scgi_temp_path $WORK;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /port_update/ { return 200 "ok\n"; }
+    location / { return 302 http://\$host:5001/5001; }
+  }
+}
+CONF
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
+wait_port "$NGINX_PORT"
+
+rate() {
+  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/cycle.lua "http://127.0.0.1:$1/" |
+    awk '/Requests\/sec/ {print $2}'
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "== Lease/report cycle: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating rounds =="
+BALANCER_RATES=()
+NGINX_RATES=()
+for round in $(seq "$ROUNDS"); do
+  n="$(rate "$NGINX_PORT")"
+  b="$(rate "$LB_PORT")"
+  echo "round $round: nginx $n req/s, balancer $b req/s"
+  NGINX_RATES+=("$n")
+  BALANCER_RATES+=("$b")
+done
+N="$(median "${NGINX_RATES[@]}")"
+B="$(median "${BALANCER_RATES[@]}")"
+echo "median: nginx $N req/s, balancer $B req/s, ratio balancer/nginx $(python3 -c "print(f'{$B/$N:.2f}')")"
+curl -s "http://127.0.0.1:$LB_PORT/health" 2>/dev/null || python3 -c "
+import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$LB_PORT/health').read().decode().strip())"
+
+echo
+echo "== 10,000 waiting clients =="
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+PIDS=()
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+echo '{"available_servers": ["40001"]}' >"$WORK/one.json"
+LB_PORT="$(free_port)"
+"$BIN/balancer" --quiet --bind 127.0.0.1 --port "$LB_PORT" --config "$WORK/one.json" >"$WORK/balancer.log" 2>&1 &
+PIDS+=($!)
+wait_port "$LB_PORT"
+python3 bench/waiting_clients.py "$LB_PORT" "${PIDS[0]}" 10000
