@@ -1,24 +1,38 @@
 import HTTPCore
 
-/// The redirect balancer's routes: hands each client the first free server, parks clients while
-/// none is free, and takes servers back when they report.
+/// The redirect balancer's routes: hands each client the first free server with a one-time
+/// lease, parks clients while none is free (first come, first served, for at most `waitTimeout`),
+/// and takes servers back when they report with the matching lease.
 ///
-/// Pure logic over `HTTPRequest` and `HTTPResponder`: it runs the same under an `HTTPServer` or
-/// in a unit test with no sockets. Call it from one thread (the event loop's).
+/// Pure logic over `HTTPRequest` and `HTTPResponder`: it runs the same under an `HTTPServer` or in
+/// a unit test with no sockets. Call it from one thread (the event loop's); times are monotonic
+/// nanoseconds from `clock`.
 public final class Balancer: HTTPHandler {
-  /// The free servers and the clients waiting for one.
-  public let queue: AvailabilityQueue<ServerAddress>
-  /// Every server of the pool, free or busy.
-  public private(set) var servers: [ServerAddress]
+  /// The servers, their leases and the queue.
+  public let pool: ServerPool
+  /// Seconds a client may wait for a server before it gets 503.
+  public var waitTimeout = 30.0
+  /// How many clients may wait at once; more get 503 at once.
+  public var maxWaiting = 10_000
   /// The host name used in redirects when a client sent no Host header (HTTP/1.0).
   public var fallbackHost = "localhost"
   /// Receives one line per request handled, when set.
   public var log: ((String) -> Void)?
+  /// The current monotonic time in nanoseconds.
+  public var clock: () -> UInt64 = MonotonicClock.now
 
-  public init(servers: [ServerAddress]) {
-    self.servers = servers
-    queue = AvailabilityQueue(servers)
+  /// Clients in line, oldest first, with the time they give up; served ones are skipped lazily.
+  private var line = Deque<
+    (ticket: AvailabilityQueue<ServerAddress>.Ticket, deadline: UInt64, responder: HTTPResponder)
+  >()
+  private var isShuttingDown = false
+
+  public init(pool: ServerPool) {
+    self.pool = pool
   }
+
+  /// The number of clients waiting for a server.
+  public var waitingCount: Int { pool.queue.waitingCount }
 
   public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
     let path = request.path
@@ -34,61 +48,117 @@ public final class Balancer: HTTPHandler {
       }
       return portUpdate(request, responder)
     }
+    guard request.method == "GET" || request.method == "HEAD" else {
+      return respond(responder, request, methodNotAllowed(allow: "GET, HEAD"))
+    }
     switch path {
     case "/health":
-      guard request.method == "GET" || request.method == "HEAD" else {
-        return respond(responder, request, methodNotAllowed(allow: "GET, HEAD"))
-      }
       let body =
-        "{\"status\": \"ok\", \"free\": \(queue.freeCount), \"waiting\": \(queue.waitingCount), \"servers\": \(servers.count)}"
+        "{\"status\": \"ok\", \"free\": \(pool.queue.freeCount), \"waiting\": \(waitingCount), \"servers\": \(pool.servers.count)}"
       respond(responder, request, .json(.ok, body))
+    case "/status":
+      respond(responder, request, .json(.ok, pool.statusJSON(now: clock(), waiting: waitingCount)))
     case "/favicon.ico":
       respond(responder, request, .text(.notFound, "no icon here"))
     default:
-      respond(responder, request, .text(.notFound, "unknown path \(path); ask GET / for a server"))
+      respond(
+        responder, request,
+        .text(.notFound, "unknown path \(path); ask GET / for a server"))
     }
   }
 
-  /// `GET /`: 302 to the first free server, or wait in line for one.
+  /// Answers 503 to clients whose wait is over. Call periodically.
+  public func expireWaiting(now: UInt64) {
+    while let first = line.first, first.responder.isFinished || first.deadline <= now {
+      _ = line.popFirst()
+      guard !first.responder.isFinished, pool.queue.cancel(first.ticket) else { continue }
+      first.responder.respond(unavailable("no server became free within \(Int(waitTimeout)) s"))
+      log?("GET / 503 after waiting \(Int(waitTimeout)) s")
+    }
+  }
+
+  /// Stops handing out servers: every waiting client gets 503, and so do new ones.
+  public func shutDown() {
+    isShuttingDown = true
+    while let entry = line.popFirst() {
+      guard !entry.responder.isFinished, pool.queue.cancel(entry.ticket) else { continue }
+      entry.responder.respond(unavailable("the balancer is shutting down"))
+    }
+  }
+
+  /// `GET /`: 302 to the first free server with a lease, or wait in line for one.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
     let host = request.hostName ?? fallbackHost
+    if isShuttingDown {
+      return respond(responder, request, unavailable("the balancer is shutting down"))
+    }
     if request.method == "HEAD" {
       // Nothing follows a HEAD, so it must not take a server.
-      guard let server = queue.peek() else {
-        var busy = HTTPResponse.text(.serviceUnavailable, "every server is busy")
-        busy.headers.add("Retry-After", "1")
-        return respond(responder, request, busy)
+      guard let server = pool.queue.peek() else {
+        return respond(responder, request, unavailable("every server is busy"))
       }
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
     }
-    let result = queue.take { [weak self] server in
-      guard responder.respond(.redirect(to: server.url(clientHost: host))) else { return false }
-      self?.log?("\(request.method) \(request.target) 302 -> \(server) (after waiting)")
+    if pool.queue.freeCount == 0 && waitingCount >= maxWaiting {
+      return respond(responder, request, unavailable("too many clients are waiting"))
+    }
+    let result = pool.queue.take { [weak self] server in
+      guard let self else { return false }
+      let token = Lease.newToken()
+      guard responder.respond(.redirect(to: self.location(server, host: host, token: token))) else {
+        return false  // the client left: the queue offers the server to the next one
+      }
+      self.pool.lease(server, token: token, now: self.clock())
+      self.log?("\(request.method) \(request.target) 302 -> \(server) (after waiting)")
       return true
     }
     switch result {
     case .server(let server):
-      respond(responder, request, .redirect(to: server.url(clientHost: host)), note: "-> \(server)")
+      let token = Lease.newToken()
+      pool.lease(server, token: token, now: clock())
+      respond(
+        responder, request, .redirect(to: location(server, host: host, token: token)),
+        note: "-> \(server)")
     case .waiting(let ticket):
+      line.append((ticket, clock() + MonotonicClock.nanoseconds(waitTimeout), responder))
       responder.onCancel = { [weak self] in
-        self?.queue.cancel(ticket)
+        self?.pool.queue.cancel(ticket)
         self?.log?("\(request.method) \(request.target) client left while waiting")
       }
     }
   }
 
-  /// `GET /port_update/<port>`: the server on that port is free again.
+  private func location(_ server: ServerAddress, host: String, token: String) -> String {
+    server.url(clientHost: host) + "?lease=" + token
+  }
+
+  /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends and it is free again.
   private func portUpdate(_ request: HTTPRequest, _ responder: HTTPResponder) {
     let text = request.path.dropFirst("/port_update/".count)
     guard let port = ServerAddress.parsePort(text) else {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    guard let server = servers.first(where: { $0.port == port }) else {
-      return respond(responder, request, .text(.notFound, "port \(port) is not in the pool"))
+    let token = request.queryValue("lease")
+    let response: HTTPResponse
+    switch pool.report(port: port, token: token, now: clock()) {
+    case .released(let server):
+      response = .text(.ok, "\(server) is free again")
+    case .notInPool:
+      response = .text(.notFound, "port \(port) is not in the pool")
+    case .notLeased(let server):
+      response = .text(
+        .conflict, "\(server) holds no lease (it is free, down, or already reported)")
+    case .wrongToken(let server):
+      response = .text(.conflict, "that is not the lease \(server) holds")
     }
-    respond(responder, request, .text(.ok, "port \(port) is free again"))
-    queue.put(server)
+    respond(responder, request, response)
+  }
+
+  private func unavailable(_ reason: String) -> HTTPResponse {
+    var response = HTTPResponse.text(.serviceUnavailable, reason)
+    response.headers.add("Retry-After", "1")
+    return response
   }
 
   private func methodNotAllowed(allow: String) -> HTTPResponse {

@@ -24,6 +24,7 @@ public final class HTTPClient: EventHandler {
   private struct Pending {
     let bytes: [UInt8]
     let completion: Completion
+    let id: UInt64
     let firstTried: UInt64
     var attempts = 0
   }
@@ -35,6 +36,10 @@ public final class HTTPClient: EventHandler {
   public let port: Int
   /// Seconds a request keeps being retried before it fails.
   public var retryWindow = 30.0
+  /// Seconds the oldest request may wait for its response, retries included; nil for no limit.
+  public var requestTimeout: Double?
+  private var timeoutTimer: TimerID?
+  private var nextID: UInt64 = 0
   private var fd: Int32 = -1
   private var state = State.disconnected
   private var queue: [Pending] = []
@@ -68,7 +73,9 @@ public final class HTTPClient: EventHandler {
     }
     bytes.append(contentsOf: "\r\n".utf8)
     bytes.append(contentsOf: body)
-    queue.append(Pending(bytes: bytes, completion: completion, firstTried: loop.now))
+    nextID += 1
+    queue.append(
+      Pending(bytes: bytes, completion: completion, id: nextID, firstTried: MonotonicClock.now()))
     pump()
   }
 
@@ -76,6 +83,8 @@ public final class HTTPClient: EventHandler {
   public func shutdown() {
     if let retryTimer { loop.cancel(retryTimer) }
     retryTimer = nil
+    if let timeoutTimer { loop.cancel(timeoutTimer) }
+    timeoutTimer = nil
     disconnect()
     let failed = queue
     queue.removeAll()
@@ -83,7 +92,9 @@ public final class HTTPClient: EventHandler {
   }
 
   private func pump() {
-    guard !queue.isEmpty, !inFlight, retryTimer == nil else { return }
+    guard !queue.isEmpty else { return }
+    if timeoutTimer == nil, let requestTimeout { startTimeout(requestTimeout) }
+    guard !inFlight, retryTimer == nil else { return }
     switch state {
     case .disconnected: connect()
     case .connecting: break
@@ -93,6 +104,30 @@ public final class HTTPClient: EventHandler {
       output = queue[0].bytes
       flush()
     }
+  }
+
+  /// Fails the oldest request if it is still unanswered after `seconds`.
+  private func startTimeout(_ seconds: Double) {
+    let oldest = queue[0].id
+    timeoutTimer = loop.schedule(after: seconds) { [weak self] in
+      guard let self else { return }
+      self.timeoutTimer = nil
+      guard let first = self.queue.first, first.id == oldest else { return self.pump() }
+      self.disconnect()
+      if let retryTimer = self.retryTimer { self.loop.cancel(retryTimer) }
+      self.retryTimer = nil
+      self.queue.removeFirst()
+      first.completion(
+        .failure(.unreachable("no answer from \(self.host):\(self.port) within \(seconds) s")))
+      self.pump()
+    }
+  }
+
+  private func completeOldest(_ result: Result<HTTPClientResponse, Failure>) {
+    let request = queue.removeFirst()
+    if let timeoutTimer { loop.cancel(timeoutTimer) }
+    timeoutTimer = nil
+    request.completion(result)
   }
 
   private func connect() {
@@ -162,17 +197,15 @@ public final class HTTPClient: EventHandler {
     case .needMore:
       return
     case .failed(let error):
-      let request = queue.removeFirst()
       inFlight = false
       disconnect()
-      request.completion(.failure(.protocolError(error.message)))
+      completeOldest(.failure(.protocolError(error.message)))
       pump()
     case .complete(let response, let consumed):
       input.removeFirst(consumed)
-      let request = queue.removeFirst()
       inFlight = false
       if response.headers.contains("Connection", token: "close") { disconnect() }
-      request.completion(.success(response))
+      completeOldest(.success(response))
       pump()
     }
   }
@@ -195,9 +228,8 @@ public final class HTTPClient: EventHandler {
     disconnect()
     lastError = reason
     guard let oldest = queue.first else { return }
-    if loop.now - oldest.firstTried > MonotonicClock.nanoseconds(retryWindow) {
-      queue.removeFirst()
-      oldest.completion(.failure(.unreachable("\(host):\(port): \(reason)")))
+    if MonotonicClock.now() - oldest.firstTried >= MonotonicClock.nanoseconds(retryWindow) {
+      completeOldest(.failure(.unreachable("\(host):\(port): \(reason)")))
       pump()
       return
     }

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPCore
 import XCTest
 
@@ -28,44 +29,71 @@ final class FakeClient: ResponseSink {
   }
 
   var last: HTTPResponse? { responses.last }
+  var status: Int? { last?.status.code }
   var location: String? { last?.headers["Location"] }
+  /// The Location without its lease.
+  var server: String? { location?.components(separatedBy: "?lease=").first }
+  /// The lease token of the last redirect.
+  var lease: String? { location?.components(separatedBy: "?lease=").last }
+  var text: String { last.map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
+}
+
+/// A clock the test moves by hand.
+final class FakeClock {
+  var now: UInt64 = 1_000_000_000
+  func advance(_ seconds: Double) { now += UInt64(seconds * 1e9) }
+}
+
+func makeBalancer(_ ports: [Int], clock: FakeClock = FakeClock(), leaseTimeout: Double = 60)
+  -> Balancer
+{
+  let balancer = Balancer(
+    pool: ServerPool(servers: ports.map { ServerAddress(port: $0) }, leaseTimeout: leaseTimeout))
+  balancer.clock = { clock.now }
+  return balancer
 }
 
 final class BalancerTests: XCTestCase {
-  private let ports = (5001...5005).map { ServerAddress(port: $0) }
+  private let ports = Array(5001...5005)
 
-  func testRedirectsToFreeServersInOrderUsingTheClientsHostName() {
-    let balancer = Balancer(servers: ports)
-    for port in 5001...5005 {
+  func testRedirectsToFreeServersInOrderWithALeaseUsingTheClientsHostName() {
+    let balancer = makeBalancer(ports)
+    var tokens = Set<String>()
+    for port in ports {
       let client = FakeClient()
       client.request(balancer, "/")
-      XCTAssertEqual(client.last?.status.code, 302)
-      XCTAssertEqual(client.location, "http://lb.example:\(port)/\(port)")
+      XCTAssertEqual(client.status, 302)
+      XCTAssertEqual(client.server, "http://lb.example:\(port)/\(port)")
+      XCTAssertEqual(client.lease?.count, 32)
+      tokens.insert(client.lease!)
     }
+    XCTAssertEqual(tokens.count, 5)
+    XCTAssertEqual(balancer.pool.leasesIssued, 5)
   }
 
   func testHostHeaderVariants() {
-    let balancer = Balancer(servers: ports)
+    let balancer = makeBalancer(ports)
     let client = FakeClient()
     client.request(balancer, "/", host: "[::1]:8001")
-    XCTAssertEqual(client.location, "http://[::1]:5001/5001")
+    XCTAssertEqual(client.server, "http://[::1]:5001/5001")
     client.request(balancer, "/", host: "192.168.1.20")
-    XCTAssertEqual(client.location, "http://192.168.1.20:5002/5002")
+    XCTAssertEqual(client.server, "http://192.168.1.20:5002/5002")
     balancer.fallbackHost = "10.1.1.1"
     client.request(balancer, "/", host: nil)  // HTTP/1.0 without Host
-    XCTAssertEqual(client.location, "http://10.1.1.1:5003/5003")
+    XCTAssertEqual(client.server, "http://10.1.1.1:5003/5003")
   }
 
   func testRemoteServersKeepTheirHost() {
-    let balancer = Balancer(servers: [ServerAddress(host: "10.0.0.9", port: 6000)])
+    let balancer = Balancer(
+      pool: ServerPool(servers: [ServerAddress(host: "10.0.0.9", port: 6000)]))
     let client = FakeClient()
     client.request(balancer, "/")
-    XCTAssertEqual(client.location, "http://10.0.0.9:6000/6000")
+    XCTAssertEqual(client.server, "http://10.0.0.9:6000/6000")
   }
 
   /// Five servers busy: the sixth client waits, and the first server to report serves it.
   func testSixthClientWaitsForTheFirstReport() {
-    let balancer = Balancer(servers: ports)
+    let balancer = makeBalancer(ports)
     let firstFive = (0..<5).map { _ in FakeClient() }
     for client in firstFive { client.request(balancer, "/") }
     let sixth = FakeClient()
@@ -74,74 +102,173 @@ final class BalancerTests: XCTestCase {
     seventh.request(balancer, "/")
     XCTAssertTrue(sixth.responses.isEmpty)
     XCTAssertTrue(seventh.responses.isEmpty)
-    XCTAssertEqual(balancer.queue.waitingCount, 2)
+    XCTAssertEqual(balancer.waitingCount, 2)
 
     let reporter = FakeClient()
-    reporter.request(balancer, "/port_update/5003")
-    XCTAssertEqual(reporter.last?.status.code, 200)
-    XCTAssertEqual(sixth.location, "http://lb.example:5003/5003")
+    reporter.request(balancer, "/port_update/5003?lease=\(firstFive[2].lease!)")
+    XCTAssertEqual(reporter.status, 200)
+    XCTAssertEqual(sixth.server, "http://lb.example:5003/5003")
     XCTAssertTrue(seventh.responses.isEmpty)
-    reporter.request(balancer, "/port_update/5001", method: "POST")
-    XCTAssertEqual(seventh.location, "http://lb.example:5001/5001")
-    XCTAssertEqual(balancer.queue.freeCount, 0)
+    reporter.request(balancer, "/port_update/5001?lease=\(firstFive[0].lease!)", method: "POST")
+    XCTAssertEqual(seventh.server, "http://lb.example:5001/5001")
+    XCTAssertEqual(balancer.pool.queue.freeCount, 0)
   }
 
   func testAWaitingClientThatLeavesConsumesNoServer() {
-    let balancer = Balancer(servers: [ServerAddress(port: 5001)])
-    FakeClient().request(balancer, "/")
+    let balancer = makeBalancer([5001])
+    let first = FakeClient()
+    first.request(balancer, "/")
     let leaving = FakeClient()
     leaving.request(balancer, "/")
     let staying = FakeClient()
     staying.request(balancer, "/")
     leaving.responder?.cancel()
-    XCTAssertEqual(balancer.queue.waitingCount, 1)
-    FakeClient().request(balancer, "/port_update/5001")
-    XCTAssertEqual(staying.location, "http://lb.example:5001/5001")
+    XCTAssertEqual(balancer.waitingCount, 1)
+    FakeClient().request(balancer, "/port_update/5001?lease=\(first.lease!)")
+    XCTAssertEqual(staying.server, "http://lb.example:5001/5001")
     XCTAssertTrue(leaving.responses.isEmpty)
+    XCTAssertEqual(balancer.pool.leasesIssued, 2)
   }
 
   func testHeadTakesNoServer() {
-    let balancer = Balancer(servers: [ServerAddress(port: 5001)])
+    let balancer = makeBalancer([5001])
     let client = FakeClient()
     client.request(balancer, "/", method: "HEAD")
-    XCTAssertEqual(client.last?.status.code, 302)
-    XCTAssertEqual(balancer.queue.freeCount, 1)
+    XCTAssertEqual(client.status, 302)
+    XCTAssertEqual(balancer.pool.queue.freeCount, 1)
+    XCTAssertEqual(balancer.pool.leasesIssued, 0)
     client.request(balancer, "/")
     client.request(balancer, "/", method: "HEAD")
-    XCTAssertEqual(client.last?.status.code, 503)
+    XCTAssertEqual(client.status, 503)
     XCTAssertEqual(client.last?.headers["Retry-After"], "1")
-    XCTAssertEqual(balancer.queue.waitingCount, 0)
+    XCTAssertEqual(balancer.waitingCount, 0)
+  }
+
+  func testReportsOnlyEndTheMatchingLeaseOnce() {
+    let balancer = makeBalancer(ports)
+    let client = FakeClient()
+    client.request(balancer, "/")
+    let token = client.lease!
+    let reporter = FakeClient()
+    reporter.request(balancer, "/port_update/5001?lease=wrong")
+    XCTAssertEqual(reporter.status, 409)
+    reporter.request(balancer, "/port_update/5002?lease=\(token)")  // not leased
+    XCTAssertEqual(reporter.status, 409)
+    reporter.request(balancer, "/port_update/5001?lease=\(token)")
+    XCTAssertEqual(reporter.status, 200)
+    reporter.request(balancer, "/port_update/5001?lease=\(token)")  // used already
+    XCTAssertEqual(reporter.status, 409)
+    reporter.request(balancer, "/port_update/5001")  // no token, not leased
+    XCTAssertEqual(reporter.status, 409)
+    // Nothing was queued twice.
+    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5003, 5004, 5005, 5001])
+  }
+
+  func testReportWithoutATokenIsAcceptedOnceWhileLeased() {
+    let balancer = makeBalancer([5001, 5002])
+    FakeClient().request(balancer, "/")
+    let reporter = FakeClient()
+    reporter.request(balancer, "/port_update/5001")
+    XCTAssertEqual(reporter.status, 200)
+    reporter.request(balancer, "/port_update/5001")
+    XCTAssertEqual(reporter.status, 409)
+    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5001])
   }
 
   func testBadReportsChangeNothing() {
-    let balancer = Balancer(servers: ports)
+    let balancer = makeBalancer(ports)
     let client = FakeClient()
     for (target, status) in [
       ("/port_update/22", 404), ("/port_update/abc", 400), ("/port_update/-1", 400),
       ("/port_update/0", 400), ("/port_update/99999", 400), ("/port_update/", 400),
+      ("/port_update/5001", 409), ("/port_update/5001/x", 400),
     ] {
       client.request(balancer, target)
-      XCTAssertEqual(client.last?.status.code, status, target)
+      XCTAssertEqual(client.status, status, target)
     }
-    XCTAssertEqual(balancer.queue.freeServers, ports)
+    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), ports)
+    XCTAssertEqual(balancer.pool.leasesReported, 0)
+  }
+
+  func testWaitingClientsGet503AtTheirTimeout() {
+    let clock = FakeClock()
+    let balancer = makeBalancer([5001], clock: clock)
+    balancer.waitTimeout = 30
+    FakeClient().request(balancer, "/")
+    let early = FakeClient()
+    early.request(balancer, "/")
+    clock.advance(10)
+    let late = FakeClient()
+    late.request(balancer, "/")
+    clock.advance(20.5)
+    balancer.expireWaiting(now: clock.now)
+    XCTAssertEqual(early.status, 503)
+    XCTAssertEqual(early.last?.headers["Retry-After"], "1")
+    XCTAssertTrue(late.responses.isEmpty)
+    XCTAssertEqual(balancer.waitingCount, 1)
+    clock.advance(10)
+    balancer.expireWaiting(now: clock.now)
+    XCTAssertEqual(late.status, 503)
+    XCTAssertEqual(balancer.waitingCount, 0)
+  }
+
+  func testTooManyWaitingGet503AtOnce() {
+    let balancer = makeBalancer([5001])
+    balancer.maxWaiting = 2
+    FakeClient().request(balancer, "/")
+    let waiting = (0..<2).map { _ in FakeClient() }
+    for client in waiting { client.request(balancer, "/") }
+    let refused = FakeClient()
+    refused.request(balancer, "/")
+    XCTAssertEqual(refused.status, 503)
+    XCTAssertTrue(waiting.allSatisfy { $0.responses.isEmpty })
+  }
+
+  func testShutDownAnswersEveryWaitingClient() {
+    let balancer = makeBalancer([5001])
+    FakeClient().request(balancer, "/")
+    let waiting = (0..<3).map { _ in FakeClient() }
+    for client in waiting { client.request(balancer, "/") }
+    balancer.shutDown()
+    XCTAssertEqual(waiting.map(\.status), [503, 503, 503])
+    let after = FakeClient()
+    after.request(balancer, "/")
+    XCTAssertEqual(after.status, 503)
+  }
+
+  func testStatusShowsEveryServerAndTotals() throws {
+    let clock = FakeClock()
+    let balancer = makeBalancer([5001, 5002], clock: clock)
+    let client = FakeClient()
+    client.request(balancer, "/")
+    clock.advance(1.5)
+    client.request(balancer, "/status")
+    let json = try JSONSerialization.jsonObject(with: Data(client.text.utf8)) as! [String: Any]
+    let servers = json["servers"] as! [[String: Any]]
+    XCTAssertEqual(servers[0]["server"] as? String, "5001")
+    XCTAssertEqual(servers[0]["state"] as? String, "leased")
+    XCTAssertEqual(servers[0]["lease_age"] as? Double, 1.5)
+    XCTAssertEqual(servers[0]["leases"] as? Int, 1)
+    XCTAssertEqual(servers[1]["state"] as? String, "free")
+    let totals = json["totals"] as! [String: Int]
+    XCTAssertEqual(totals, ["leased": 1, "reported": 0, "expired": 0, "in_flight": 1])
   }
 
   func testOtherRoutes() {
-    let balancer = Balancer(servers: ports)
+    let balancer = makeBalancer(ports)
     let client = FakeClient()
     client.request(balancer, "/favicon.ico")
-    XCTAssertEqual(client.last?.status.code, 404)
+    XCTAssertEqual(client.status, 404)
     client.request(balancer, "/nothing")
-    XCTAssertEqual(client.last?.status.code, 404)
+    XCTAssertEqual(client.status, 404)
     client.request(balancer, "/", method: "POST")
-    XCTAssertEqual(client.last?.status.code, 405)
+    XCTAssertEqual(client.status, 405)
     XCTAssertEqual(client.last?.headers["Allow"], "GET, HEAD")
     client.request(balancer, "/port_update/5001", method: "DELETE")
-    XCTAssertEqual(client.last?.status.code, 405)
-    XCTAssertEqual(balancer.queue.freeCount, 5)
+    XCTAssertEqual(client.status, 405)
+    XCTAssertEqual(balancer.pool.queue.freeCount, 5)
     client.request(balancer, "/health")
     XCTAssertEqual(
-      String(decoding: client.last!.body, as: UTF8.self),
-      "{\"status\": \"ok\", \"free\": 5, \"waiting\": 0, \"servers\": 5}\n")
+      client.text, "{\"status\": \"ok\", \"free\": 5, \"waiting\": 0, \"servers\": 5}\n")
   }
 }

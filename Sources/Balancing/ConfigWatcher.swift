@@ -1,0 +1,48 @@
+import Foundation
+
+/// Notices edits to servers.json: `poll()` compares the file's modification time, size and
+/// content with the last one seen and returns a new pool when they changed and it is valid.
+public final class ConfigWatcher {
+  public let path: String
+  private var lastSeen: Data?
+  private var lastStamp: (Date, Int)?
+
+  /// Starts from the file as it is now (already loaded by the caller).
+  public init(path: String) {
+    self.path = path
+    lastStamp = stamp()
+    lastSeen = FileManager.default.contents(atPath: path)
+  }
+
+  /// What a check found.
+  public enum Change {
+    case unchanged
+    case valid(ServersFile)
+    case invalid(String)
+  }
+
+  /// Checks the file; with `force` (SIGHUP) it is read even if its stamp looks the same.
+  public func poll(force: Bool = false) -> Change {
+    let current = stamp()
+    if !force, let current, let lastStamp, current == lastStamp { return .unchanged }
+    lastStamp = current
+    guard let data = FileManager.default.contents(atPath: path) else {
+      return .invalid("\(path): cannot read the file")
+    }
+    if !force && data == lastSeen { return .unchanged }
+    lastSeen = data
+    do {
+      return .valid(try ServersFile.parse(data))
+    } catch {
+      return .invalid("\(path): \(error.message)")
+    }
+  }
+
+  private func stamp() -> (Date, Int)? {
+    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+      let date = attributes[.modificationDate] as? Date,
+      let size = attributes[.size] as? Int
+    else { return nil }
+    return (date, size)
+  }
+}

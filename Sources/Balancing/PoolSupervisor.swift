@@ -1,0 +1,32 @@
+import HTTPCore
+
+/// The balancer's periodic duties: ending waits that ran out, checking leases that were never
+/// reported, and probing down servers until they answer. `tick` does one round; the program
+/// calls it from a timer, tests call it with the time they choose.
+public final class PoolSupervisor {
+  public let balancer: Balancer
+  private let probe: HealthProbe
+
+  public init(balancer: Balancer, probe: HealthProbe) {
+    self.balancer = balancer
+    self.probe = probe
+  }
+
+  /// One round of timeouts, lease checks and probes at time `now`.
+  public func tick(now: UInt64) {
+    balancer.expireWaiting(now: now)
+    let pool = balancer.pool
+    for lease in pool.leasesToCheck(now: now) {
+      probe.check(lease.server) { [weak self] result in
+        self?.balancer.pool.finishCheck(
+          of: lease, result: result, now: self?.balancer.clock() ?? now)
+      }
+    }
+    for server in pool.serversToProbe(now: now) {
+      probe.check(server) { [weak self] result in
+        self?.balancer.pool.finishProbe(
+          of: server, result: result, now: self?.balancer.clock() ?? now)
+      }
+    }
+  }
+}
