@@ -1,0 +1,236 @@
+import HTTPCore
+import XCTest
+
+@testable import Balancing
+
+/// A health probe whose answers the test decides; checks wait until the test answers them.
+final class ScriptedProbe: HealthProbe {
+  var pending: [(server: ServerAddress, completion: (ServerPool.CheckResult) -> Void)] = []
+
+  func check(_ server: ServerAddress, completion: @escaping (ServerPool.CheckResult) -> Void) {
+    pending.append((server, completion))
+  }
+
+  /// Answers every pending check of `port` with `result`; returns how many there were.
+  @discardableResult
+  func answer(_ port: Int, _ result: ServerPool.CheckResult) -> Int {
+    let matching = pending.filter { $0.server.port == port }
+    pending.removeAll { $0.server.port == port }
+    for check in matching { check.completion(result) }
+    return matching.count
+  }
+}
+
+final class ServerPoolTests: XCTestCase {
+  private let clock = FakeClock()
+  private let probe = ScriptedProbe()
+  private var balancer: Balancer!
+  private var supervisor: PoolSupervisor!
+
+  override func setUp() {
+    balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 60)
+    supervisor = PoolSupervisor(balancer: balancer, probe: probe)
+  }
+
+  private var pool: ServerPool { balancer.pool }
+  private var free: [Int] { pool.queue.freeServers.map(\.port) }
+
+  private func take() -> FakeClient {
+    let client = FakeClient()
+    client.request(balancer, "/")
+    return client
+  }
+
+  private func assertCountersAddUp(file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(
+      pool.leasesIssued, pool.leasesReported + pool.leasesExpired + pool.leasesInFlight,
+      file: file, line: line)
+  }
+
+  func testAnUnreportedLeaseIsCheckedAtItsDeadlineAndAnIdleServerComesBack() {
+    _ = take()  // a client that never follows its redirect
+    clock.advance(59)
+    supervisor.tick(now: clock.now)
+    XCTAssertTrue(probe.pending.isEmpty)
+    clock.advance(2)
+    supervisor.tick(now: clock.now)
+    supervisor.tick(now: clock.now)  // no second check while one is under way
+    XCTAssertEqual(probe.pending.count, 1)
+    probe.answer(5001, .idle)
+    XCTAssertEqual(free, [5002, 5001])
+    XCTAssertEqual(pool.leasesExpired, 1)
+    assertCountersAddUp()
+  }
+
+  func testABusyServerHasItsLeaseExtended() {
+    let client = take()
+    clock.advance(61)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .busy)
+    XCTAssertEqual(free, [5002])
+    guard case .leased(let lease) = pool.state(of: ServerAddress(port: 5001)) else {
+      return XCTFail("should still be leased")
+    }
+    XCTAssertEqual(lease.extensions, 1)
+    // Its report, when it comes, still ends the lease.
+    let reporter = FakeClient()
+    reporter.request(balancer, "/port_update/5001?lease=\(client.lease!)")
+    XCTAssertEqual(reporter.status, 200)
+    assertCountersAddUp()
+  }
+
+  func testAReportDuringTheCheckWinsAndTheCheckIsIgnored() {
+    let client = take()
+    clock.advance(61)
+    supervisor.tick(now: clock.now)
+    FakeClient().request(balancer, "/port_update/5001?lease=\(client.lease!)")
+    probe.answer(5001, .idle)
+    XCTAssertEqual(free, [5002, 5001])
+    XCTAssertEqual(pool.leasesReported, 1)
+    XCTAssertEqual(pool.leasesExpired, 0)
+    assertCountersAddUp()
+  }
+
+  func testASilentServerIsMarkedDownNeverHandedOutAndProbedWithBackOff() {
+    let client = take()
+    clock.advance(61)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .unreachable)
+    guard case .down = pool.state(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
+    XCTAssertEqual(free, [5002])
+    // Its late report is refused: the lease ended when it went down.
+    let reporter = FakeClient()
+    reporter.request(balancer, "/port_update/5001?lease=\(client.lease!)")
+    XCTAssertEqual(reporter.status, 409)
+
+    // Probes back off: 1 s, then 2 s, then 4 s.
+    var probeTimes: [Double] = []
+    for step in 1...80 {
+      clock.advance(0.1)
+      supervisor.tick(now: clock.now)
+      if probe.answer(5001, .unreachable) > 0 { probeTimes.append(Double(step) / 10) }
+    }
+    XCTAssertEqual(probeTimes.count, 3, "\(probeTimes)")
+    XCTAssertEqual(probeTimes[0], 1.0, accuracy: 0.11)
+    XCTAssertEqual(probeTimes[1] - probeTimes[0], 2.0, accuracy: 0.11)
+    XCTAssertEqual(probeTimes[2] - probeTimes[1], 4.0, accuracy: 0.11)
+
+    // While it is down, clients are served by the other server only.
+    XCTAssertEqual(take().server, "http://lb.example:5002/5002")
+    let waiting = take()
+    XCTAssertTrue(waiting.responses.isEmpty)
+
+    clock.advance(10)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .idle)
+    XCTAssertEqual(waiting.server, "http://lb.example:5001/5001")
+    assertCountersAddUp()
+  }
+
+  func testEveryServerDownMeansWaitingClientsGet503AtTheirTimeout() {
+    balancer.waitTimeout = 5
+    _ = take()
+    _ = take()
+    clock.advance(61)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .unreachable)
+    probe.answer(5002, .unreachable)
+    let client = take()
+    clock.advance(5.1)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(client.status, 503)
+  }
+
+  func testReconfigureAddsAndRemoves() {
+    let leased = take()  // 5001
+    let (added, removed) = pool.reconfigure([5002, 5003].map { ServerAddress(port: $0) })
+    XCTAssertEqual(added.map(\.port), [5003])
+    XCTAssertEqual(removed.map(\.port), [5001])
+    XCTAssertEqual(free, [5002, 5003])
+    // The removed server's job completes and its report is accepted, but it is not queued.
+    let reporter = FakeClient()
+    reporter.request(balancer, "/port_update/5001?lease=\(leased.lease!)")
+    XCTAssertEqual(reporter.status, 200)
+    XCTAssertEqual(free, [5002, 5003])
+    XCTAssertNil(pool.state(of: ServerAddress(port: 5001)))
+    reporter.request(balancer, "/port_update/5001")
+    XCTAssertEqual(reporter.status, 404)
+    // A free server that is removed is never handed out again.
+    _ = pool.reconfigure([ServerAddress(port: 5003)])
+    XCTAssertEqual(free, [5003])
+    XCTAssertEqual(pool.servers.map(\.port), [5003])
+    assertCountersAddUp()
+  }
+
+  func testReconfigureToTheSameListChangesNothing() {
+    let leased = take()
+    let (added, removed) = pool.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
+    XCTAssertEqual(added, [])
+    XCTAssertEqual(removed, [])
+    XCTAssertEqual(free, [5002])
+    FakeClient().request(balancer, "/port_update/5001?lease=\(leased.lease!)")
+    XCTAssertEqual(free, [5002, 5001])
+  }
+
+  /// A long random mix of takes, reports (right, wrong, repeated), expiries, outages and
+  /// reconfigurations: no server is ever in the queue twice or while leased or down, and the
+  /// counters always add up.
+  func testRandomOperationsKeepTheInvariants() {
+    var random = SplitMix(seed: 7)
+    var clients: [FakeClient] = []
+    let all = (5001...5006).map { ServerAddress(port: $0) }
+    for _ in 0..<5000 {
+      switch random.next() % 8 {
+      case 0, 1:
+        clients.append(take())
+      case 2:
+        if let client = clients.randomElement(using: &random), let location = client.server {
+          let port = location.split(separator: "/").last!
+          let token = random.next() % 4 == 0 ? "bogus" : client.lease!
+          FakeClient().request(balancer, "/port_update/\(port)?lease=\(token)")
+        }
+      case 3:
+        clock.advance(Double(random.next() % 30))
+        supervisor.tick(now: clock.now)
+      case 4:
+        if let check = probe.pending.first {
+          let results: [ServerPool.CheckResult] = [.idle, .busy, .unreachable]
+          probe.answer(check.server.port, results[Int(random.next() % 3)])
+        }
+      case 5:
+        let subset = all.filter { _ in random.next() % 3 != 0 }
+        _ = pool.reconfigure(subset.isEmpty ? [all[0]] : subset)
+      case 6:
+        clients.randomElement(using: &random)?.responder?.cancel()
+      default:
+        FakeClient().request(balancer, "/port_update/\(5001 + Int(random.next() % 6))")
+      }
+      let queued = pool.queue.freeServers
+      XCTAssertEqual(Set(queued).count, queued.count, "a server queued twice")
+      XCTAssertTrue(queued.isEmpty || balancer.waitingCount == 0, "a free server while clients wait")
+      for server in queued {
+        XCTAssertEqual(pool.state(of: server), .free, "\(server) queued but not free")
+      }
+      for server in pool.servers where pool.state(of: server) == .free {
+        XCTAssertTrue(queued.contains(server), "\(server) free but lost from the queue")
+      }
+      assertCountersAddUp()
+    }
+    // The mix really reached every way a lease ends.
+    XCTAssertGreaterThan(pool.leasesReported, 50)
+    XCTAssertGreaterThan(pool.leasesExpired, 50)
+    XCTAssertGreaterThan(pool.leasesIssued, 500)
+  }
+}
+
+struct SplitMix: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
