@@ -177,36 +177,51 @@ public final class HTTPClient: EventHandler {
 
   private func readAvailable() {
     var chunk = [UInt8](repeating: 0, count: 16384)
+    var closedReason: String?
     while true {
       let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
       if count > 0 {
         input.append(contentsOf: chunk[0..<count])
       } else if count == 0 {
-        connectionFailed("connection closed by the server")
-        return
+        closedReason = "connection closed by the server"
+        break
       } else if errno == EAGAIN || errno == EINTR {
         break
       } else {
-        connectionFailed(String(cString: strerror(errno)))
-        return
+        closedReason = String(cString: strerror(errno))
+        break
       }
     }
-    guard inFlight else { return }
-    let result = input.withUnsafeBytes { parser.parse($0) }
-    switch result {
-    case .needMore:
-      return
-    case .failed(let error):
-      inFlight = false
-      disconnect()
-      completeOldest(.failure(.protocolError(error.message)))
-      pump()
-    case .complete(let response, let consumed):
-      input.removeFirst(consumed)
-      inFlight = false
-      if response.headers.contains("Connection", token: "close") { disconnect() }
-      completeOldest(.success(response))
-      pump()
+    // A response and the close after it often arrive together: read the response first.
+    if inFlight {
+      let result = input.withUnsafeBytes { parser.parse($0) }
+      switch result {
+      case .needMore:
+        break
+      case .failed(let error):
+        inFlight = false
+        disconnect()
+        completeOldest(.failure(.protocolError(error.message)))
+        pump()
+        return
+      case .complete(let response, let consumed):
+        input.removeFirst(consumed)
+        inFlight = false
+        if closedReason != nil || response.headers.contains("Connection", token: "close") {
+          disconnect()
+          closedReason = nil
+        }
+        completeOldest(.success(response))
+        pump()
+      }
+    }
+    if let closedReason, fd >= 0 {
+      if inFlight {
+        connectionFailed(closedReason)
+      } else {
+        disconnect()
+        pump()
+      }
     }
   }
 

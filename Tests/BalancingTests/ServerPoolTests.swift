@@ -207,7 +207,8 @@ final class ServerPoolTests: XCTestCase {
       }
       let queued = pool.queue.freeServers
       XCTAssertEqual(Set(queued).count, queued.count, "a server queued twice")
-      XCTAssertTrue(queued.isEmpty || balancer.waitingCount == 0, "a free server while clients wait")
+      XCTAssertTrue(
+        queued.isEmpty || balancer.waitingCount == 0, "a free server while clients wait")
       for server in queued {
         XCTAssertEqual(pool.state(of: server), .free, "\(server) queued but not free")
       }

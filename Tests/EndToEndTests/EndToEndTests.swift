@@ -4,73 +4,8 @@ import HTTPCore
 import TestSupport
 import XCTest
 
-/// The real programs on real sockets: a balancer and factorial servers started as processes on
-/// free ports, in a scratch directory, and stopped whatever the outcome.
-final class EndToEndTests: XCTestCase {
-  private var processes: [ManagedProcess] = []
-  private var directory = ""
-  private var balancerPort = 0
-  private var serverPorts: [Int] = []
-
-  override func setUpWithError() throws {
-    directory = NSTemporaryDirectory() + "lb-e2e-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-  }
-
-  override func tearDown() {
-    for process in processes { process.stop() }
-    processes.removeAll()
-    try? FileManager.default.removeItem(atPath: directory)
-  }
-
-  /// Starts the balancer with `count` servers (ports as numbers in servers.json) and the servers.
-  private func startSystem(servers count: Int) throws {
-    serverPorts = try (0..<count).map { _ in try freePort() }
-    let json = "{\"available_servers\": [\(serverPorts.map(String.init).joined(separator: ", "))]}"
-    try json.write(toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
-    let balancer = try ManagedProcess("balancer", ["--port", "0"], directory: directory)
-    processes.append(balancer)
-    try balancer.waitForOutput("listening on port ")
-    let line = balancer.output.components(separatedBy: "listening on port ")[1]
-    balancerPort = Int(line.prefix { $0.isNumber })!
-    for port in serverPorts {
-      let server = try ManagedProcess(
-        "factorial-server", ["--port", "\(port)", "--balancer", "127.0.0.1:\(balancerPort)"])
-      processes.append(server)
-      try server.waitForOutput("listening on port \(port)")
-    }
-  }
-
-  private var balancerURL: String { "http://127.0.0.1:\(balancerPort)/" }
-
-  private func health() throws -> String {
-    try TestClient(port: balancerPort).get("/health").text
-  }
-
-  private func waitForHealth(_ expected: String, timeout: Double = 10) throws {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    var last = ""
-    while Date() < deadline {
-      last = try health()
-      if last.contains(expected) { return }
-      Thread.sleep(forTimeInterval: 0.02)
-    }
-    XCTFail("health never showed \(expected); last: \(last)")
-  }
-
-  /// Checks `Factorial of N = digits` against an independent computation of N!.
-  private func assertCorrectFactorial(
-    _ body: String, file: StaticString = #filePath, line: UInt = #line
-  ) {
-    let parts = body.trimmingCharacters(in: .newlines).components(separatedBy: " = ")
-    guard parts.count == 2, parts[0].hasPrefix("Factorial of "),
-      let n = Int(parts[0].dropFirst("Factorial of ".count))
-    else { return XCTFail("unexpected body: \(body.prefix(80))", file: file, line: line) }
-    var expected = DecimalBigInt(1)
-    if n > 1 { for factor in 2...n { expected.multiply(bySmall: UInt32(factor)) } }
-    XCTAssertEqual(parts[1], expected.description, "\(n)!", file: file, line: line)
-  }
-
+/// The first system, end to end: redirect, exact answer, report, waiting in line.
+final class EndToEndTests: SystemTestCase {
   func testFollowingTheRedirectGivesAnExactFactorialAndTheServerComesBack() throws {
     try startSystem(servers: 2)
     for round in 0..<6 {
@@ -79,7 +14,9 @@ final class EndToEndTests: XCTestCase {
       XCTAssertEqual(urls.count, 2)
       // FIFO: the servers take turns, each back at the end of the queue after it reports.
       XCTAssertEqual(
-        urls[1], "http://127.0.0.1:\(serverPorts[round % 2])/\(serverPorts[round % 2])")
+        urls[1].withoutLease, "http://127.0.0.1:\(serverPorts[round % 2])/\(serverPorts[round % 2])"
+      )
+      XCTAssertTrue(urls[1].contains("?lease="))
       assertCorrectFactorial(response.text)
       try waitForHealth("\"free\": 2")
     }
@@ -97,7 +34,7 @@ final class EndToEndTests: XCTestCase {
     let response = try client.get("/", hostHeader: "balancer.example.org:\(balancerPort)")
     XCTAssertEqual(response.statusCode, 302)
     XCTAssertEqual(
-      response.headers["Location"],
+      response.headers["Location"]?.withoutLease,
       "http://balancer.example.org:\(serverPorts[0])/\(serverPorts[0])")
   }
 
@@ -124,20 +61,8 @@ final class EndToEndTests: XCTestCase {
     assertCorrectFactorial(answer.text)
     let sixthAnswer = try readWithin(sixth, seconds: 10)
     XCTAssertEqual(sixthAnswer.statusCode, 302)
-    XCTAssertEqual(sixthAnswer.headers["Location"], locations[2])
+    XCTAssertEqual(sixthAnswer.headers["Location"]?.withoutLease, locations[2].withoutLease)
     try waitForHealth("\"waiting\": 0")
-  }
-
-  /// The blocking test client timed out once; keep reading until `seconds` pass.
-  private func readWithin(_ client: TestClient, seconds: Double) throws -> HTTPClientResponse {
-    let deadline = Date(timeIntervalSinceNow: seconds)
-    while true {
-      do {
-        return try client.readResponse()
-      } catch  where Date() < deadline {
-        continue
-      }
-    }
   }
 
   func testManyConcurrentClientsAreAllServed() throws {

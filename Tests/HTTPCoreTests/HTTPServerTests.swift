@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Synchronization
 import TestSupport
 import XCTest
@@ -230,6 +231,62 @@ final class HTTPClientTests: XCTestCase {
     defer { second.stop() }
     waitFor(3)
     XCTAssertEqual(results.withLock { $0 }.last, "GET /echo/3 0\n")
+  }
+
+  /// A server that answers with `Connection: close` and closes at once: the response and the
+  /// end of the stream arrive together, and the response must still be delivered.
+  func testResponseFollowedByCloseIsDelivered() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+    let port = Socket.localPort(listener)
+    Thread.detachNewThread {
+      var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+      guard poll(&pollfd, 1, 5000) == 1 else { return }
+      let fd = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 1024)
+      _ = read(fd, &buffer, buffer.count)
+      let answer = Array(
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".utf8)
+      _ = write(fd, answer, answer.count)
+      close(fd)
+      close(listener)
+    }
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = 5
+    let outcome = Mutex<String?>(nil)
+    loop.execute {
+      client.send(path: "/health") { result in
+        switch result {
+        case .success(let response): outcome.withLock { $0 = response.text }
+        case .failure(let failure): outcome.withLock { $0 = "failed: \(failure)" }
+        }
+        loop.stop()
+      }
+    }
+    loop.run()
+    XCTAssertEqual(outcome.withLock { $0 }, "hello")
+  }
+
+  func testRequestTimeoutFailsARequestNobodyAnswers() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)  // accepts, never answers
+    defer { close(listener) }
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: Socket.localPort(listener))
+    client.requestTimeout = 0.3
+    let outcome = Mutex<String?>(nil)
+    loop.execute {
+      client.send(path: "/x") { result in
+        if case .failure(let failure) = result { outcome.withLock { $0 = "\(failure)" } }
+        loop.stop()
+      }
+    }
+    let start = Date()
+    loop.run()
+    XCTAssertTrue(
+      outcome.withLock { $0 }?.contains("within 0.3 s") ?? false,
+      "\(String(describing: outcome.withLock { $0 }))")
+    XCTAssertLessThan(Date().timeIntervalSince(start), 3)
   }
 
   func testRequestsFailAfterTheRetryWindow() throws {
