@@ -260,7 +260,8 @@ public final class ServerPool {
       entries.append("{" + fields.joined(separator: ", ") + "}")
     }
     return """
-      {"servers": [\(entries.joined(separator: ", "))], "free": \(queue.freeCount), \
+      {"servers": [\(entries.joined(separator: ", "))], \
+      "queue": [\(queue.freeServers.map { "\"\($0)\"" }.joined(separator: ", "))], "free": \(queue.freeCount), \
       "waiting": \(waiting), "totals": {"leased": \(leasesIssued), "reported": \(leasesReported), \
       "expired": \(leasesExpired), "in_flight": \(leasesInFlight)}}
       """
