@@ -1,15 +1,15 @@
 -- The lease/report cycle: GET / takes a server (302 with its Location), and a later
--- GET /port_update/<port> gives that same port back, so the pool never drains.
--- Each wrk thread keeps a FIFO of ports it has been given and not yet reported.
+-- GET /port_update/<port>?lease=<token> gives that same lease back, so the pool never drains.
+-- Each wrk thread keeps a FIFO of the leases it has been given and not yet reported.
 local leased = {}
 local first, last = 1, 0
 
 request = function()
   if first <= last then
-    local port = leased[first]
+    local report = leased[first]
     leased[first] = nil
     first = first + 1
-    return wrk.format("GET", "/port_update/" .. port)
+    return wrk.format("GET", report)
   end
   return wrk.format("GET", "/")
 end
@@ -19,8 +19,9 @@ response = function(status, headers, body)
   if location then
     local port = location:match(":(%d+)/")
     if port then
+      local lease = location:match("lease=(%x+)")
       last = last + 1
-      leased[last] = port
+      leased[last] = "/port_update/" .. port .. (lease and ("?lease=" .. lease) or "")
     end
   end
 end

@@ -26,6 +26,7 @@ public final class Balancer: HTTPHandler {
     (ticket: AvailabilityQueue<ServerAddress>.Ticket, deadline: UInt64, responder: HTTPResponder)
   >()
   private var isShuttingDown = false
+  private var tokens = LeaseTokenSource()
 
   public init(pool: ServerPool) {
     self.pool = pool
@@ -104,7 +105,7 @@ public final class Balancer: HTTPHandler {
     }
     let result = pool.queue.take { [weak self] server in
       guard let self else { return false }
-      let token = Lease.newToken()
+      let token = self.tokens.next()
       guard responder.respond(.redirect(to: self.location(server, host: host, token: token))) else {
         return false  // the client left: the queue offers the server to the next one
       }
@@ -114,7 +115,7 @@ public final class Balancer: HTTPHandler {
     }
     switch result {
     case .server(let server):
-      let token = Lease.newToken()
+      let token = tokens.next()
       pool.lease(server, token: token, now: clock())
       respond(
         responder, request, .redirect(to: location(server, host: host, token: token)),

@@ -50,8 +50,13 @@ public final class ServerPool {
   public var leaseTimeout: Double
   /// Receives one line per state change.
   public var log: ((String) -> Void)?
+  /// Whether the routine changes (a lease reported, the server free again) are logged too, or
+  /// only the unusual ones (expiry, down, back, added, removed).
+  public var logsRoutineChanges = true
 
   private var records: [ServerAddress: Record] = [:]
+  /// The servers by port, local ones first, for reports (which name only a port).
+  private var byPort: [Int: ServerAddress] = [:]
   /// The servers in configuration order (retired ones last), for status.
   private var order: [ServerAddress] = []
   public private(set) var leasesIssued = 0
@@ -65,6 +70,14 @@ public final class ServerPool {
       records[server] = Record(state: .free)
       order.append(server)
       queue.put(server)
+    }
+    indexPorts()
+  }
+
+  private func indexPorts() {
+    byPort.removeAll(keepingCapacity: true)
+    for server in order.reversed() where byPort[server.port] == nil || server.host == nil {
+      byPort[server.port] = server
     }
   }
 
@@ -100,7 +113,7 @@ public final class ServerPool {
     guard case .leased(let lease) = records[server]!.state else { return .notLeased(server) }
     if let token, token != lease.token { return .wrongToken(server) }
     leasesReported += 1
-    endLease(server, reason: "reported after \(Self.seconds(now - lease.issued))")
+    endLease(server, reason: "reported after \(Self.seconds(now - lease.issued))", routine: true)
     return .released(server)
   }
 
@@ -231,6 +244,7 @@ public final class ServerPool {
       queue.put(server)
     }
     order = servers + order.filter { !wanted.contains($0) && records[$0] != nil }
+    indexPorts()
     return (added, removed)
   }
 
@@ -267,19 +281,22 @@ public final class ServerPool {
       """
   }
 
-  private func endLease(_ server: ServerAddress, reason: String) {
+  private func endLease(
+    _ server: ServerAddress, reason: @autoclosure () -> String, routine: Bool = false
+  ) {
     if records[server]!.isRetired {
-      drop(server, reason: reason + "; removed from the pool")
+      drop(server, reason: reason() + "; removed from the pool")
       return
     }
     records[server]!.state = .free
-    log?("\(server): \(reason): free")
+    if let log, !routine || logsRoutineChanges { log("\(server): \(reason()): free") }
     queue.put(server)
   }
 
   private func drop(_ server: ServerAddress, reason: String) {
     records[server] = nil
     order.removeAll { $0 == server }
+    indexPorts()
     log?("\(server): \(reason)")
   }
 

@@ -66,16 +66,32 @@ public struct HTTPResponse: Sendable {
   ///   - close: adds `Connection: close`.
   ///   - omitBody: for HEAD requests: Content-Length stays, the body is left out.
   public func write(into buffer: inout [UInt8], close: Bool, omitBody: Bool) {
-    buffer.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reason)\r\n".utf8)
+    buffer.append(contentsOf: "HTTP/1.1 ".utf8)
+    Self.appendDecimal(status.code, to: &buffer)
+    buffer.append(UInt8(ascii: " "))
+    buffer.append(contentsOf: status.reason.utf8)
+    buffer.append(contentsOf: "\r\n".utf8)
     for field in headers.fields {
       buffer.append(contentsOf: field.name.utf8)
       buffer.append(contentsOf: ": ".utf8)
       buffer.append(contentsOf: field.value.utf8)
       buffer.append(contentsOf: "\r\n".utf8)
     }
-    buffer.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
+    buffer.append(contentsOf: "Content-Length: ".utf8)
+    Self.appendDecimal(body.count, to: &buffer)
+    buffer.append(contentsOf: "\r\n".utf8)
     if close { buffer.append(contentsOf: "Connection: close\r\n".utf8) }
     buffer.append(contentsOf: "\r\n".utf8)
     if !omitBody { buffer.append(contentsOf: body) }
+  }
+
+  /// Appends the decimal digits of a non-negative number without building a String.
+  static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+    if value < 10 {
+      buffer.append(UInt8(ascii: "0") + UInt8(value))
+      return
+    }
+    appendDecimal(value / 10, to: &buffer)
+    buffer.append(UInt8(ascii: "0") + UInt8(value % 10))
   }
 }

@@ -61,6 +61,7 @@ balancer.waitTimeout = waitTimeout
 balancer.maxWaiting = maxWaiting
 balancer.log = Program.logger(program: "balancer", quiet: options.isSet("quiet"))
 pool.log = { line in print("[balancer] \(line)") }
+pool.logsRoutineChanges = !options.isSet("quiet")
 do {
   loop = try EventLoop()
   var configuration = HTTPServer.Configuration(host: options["bind"] ?? "0.0.0.0", port: port)
