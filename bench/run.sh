@@ -77,16 +77,18 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 echo "== Lease/report cycle: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alternating rounds =="
 BALANCER_RATES=()
 NGINX_RATES=()
+RATIOS=()
 for round in $(seq "$ROUNDS"); do
   n="$(rate "$NGINX_PORT")"
   b="$(rate "$LB_PORT")"
-  echo "round $round: nginx $n req/s, balancer $b req/s"
+  r="$(python3 -c "print(f'{$b/$n:.2f}')")"
+  echo "round $round: nginx $n req/s, balancer $b req/s, ratio $r"
   NGINX_RATES+=("$n")
   BALANCER_RATES+=("$b")
+  RATIOS+=("$r")
 done
-N="$(median "${NGINX_RATES[@]}")"
-B="$(median "${BALANCER_RATES[@]}")"
-echo "median: nginx $N req/s, balancer $B req/s, ratio balancer/nginx $(python3 -c "print(f'{$B/$N:.2f}')")"
+echo "median: nginx $(median "${NGINX_RATES[@]}") req/s, balancer $(median "${BALANCER_RATES[@]}") req/s," \
+  "ratio balancer/nginx $(median "${RATIOS[@]}") (median of the per-round ratios)"
 curl -s "http://127.0.0.1:$LB_PORT/health" 2>/dev/null || python3 -c "
 import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$LB_PORT/health').read().decode().strip())"
 
