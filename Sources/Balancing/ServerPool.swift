@@ -42,6 +42,8 @@ public final class ServerPool {
     var isRetired = false
     /// A probe of a down server is under way.
     var isProbing = false
+    /// When a free server was last asked whether it is alive.
+    var lastHeartbeat: UInt64 = 0
   }
 
   /// The free servers, oldest first, and the requests waiting for one.
@@ -50,6 +52,8 @@ public final class ServerPool {
   public var leaseTimeout: Double
   /// Receives one line per state change.
   public var log: ((String) -> Void)?
+  /// Called when a server leaves the pool for good (removed, and its lease ended).
+  public var onRemoved: ((ServerAddress) -> Void)?
   /// Whether the routine changes (a lease reported, the server free again) are logged too, or
   /// only the unusual ones (expiry, down, back, added, removed).
   public var logsRoutineChanges = true
@@ -174,6 +178,28 @@ public final class ServerPool {
     return due
   }
 
+  /// Free servers not asked for `interval` seconds whether they are alive; each is stamped.
+  public func serversForHeartbeat(now: UInt64, interval: Double) -> [ServerAddress] {
+    let period = MonotonicClock.nanoseconds(interval)
+    var due: [ServerAddress] = []
+    for server in order {
+      guard let record = records[server], record.state == .free,
+        now >= record.lastHeartbeat + period
+      else { continue }
+      records[server]!.lastHeartbeat = now
+      due.append(server)
+    }
+    return due
+  }
+
+  /// The outcome of a heartbeat: a free server that does not answer is taken out of the queue.
+  public func finishHeartbeat(of server: ServerAddress, result: CheckResult, now: UInt64) {
+    guard result == .unreachable, let record = records[server], record.state == .free else {
+      return
+    }
+    markDown(server, now: now)
+  }
+
   /// The outcome of probing a down server: any answer brings it back to the queue; none backs
   /// off (1, 2, 4 … 30 seconds).
   public func finishProbe(of server: ServerAddress, result: CheckResult, now: UInt64) {
@@ -203,15 +229,18 @@ public final class ServerPool {
     case .leased:
       leasesExpired += 1
     }
-    records[server]!.state = .down(since: now, nextProbe: now, failures: 0)
+    records[server]!.state = .down(since: now, nextProbe: now + 200_000_000, failures: 0)
+    records[server]!.isProbing = false
     log?("\(server): down")
   }
 
   /// Applies a new configuration: added servers join the queue; removed ones are never handed
-  /// out again (a leased one stays until its lease ends, and its report is accepted).
-  public func reconfigure(_ servers: [ServerAddress]) -> (
-    added: [ServerAddress], removed: [ServerAddress]
-  ) {
+  /// out again (a leased one stays until its lease ends, and its report is accepted). New
+  /// servers in `startingDown` join as down, to be probed from `now` on (a process just started
+  /// is not listening yet).
+  public func reconfigure(
+    _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0
+  ) -> (added: [ServerAddress], removed: [ServerAddress]) {
     let wanted = Set(servers)
     var added: [ServerAddress] = []
     var removed: [ServerAddress] = []
@@ -238,10 +267,16 @@ public final class ServerPool {
         }
         continue
       }
-      records[server] = Record(state: .free)
       added.append(server)
-      log?("\(server): added")
-      queue.put(server)
+      if startingDown.contains(server) {
+        records[server] = Record(
+          state: .down(since: now, nextProbe: now + 200_000_000, failures: 0))
+        log?("\(server): added, starting")
+      } else {
+        records[server] = Record(state: .free)
+        log?("\(server): added")
+        queue.put(server)
+      }
     }
     order = servers + order.filter { !wanted.contains($0) && records[$0] != nil }
     indexPorts()
@@ -298,6 +333,7 @@ public final class ServerPool {
     order.removeAll { $0 == server }
     indexPorts()
     log?("\(server): \(reason)")
+    onRemoved?(server)
   }
 
   static func secondsValue(_ nanoseconds: UInt64) -> String {

@@ -1,6 +1,21 @@
 import Foundation
 
-/// The pool as written in servers.json: `{"available_servers": ["5001", 5002, "host:5003"]}`.
+/// One server as listed in servers.json: an address, and optionally a label (`"S4"`).
+public struct ServerEntry: Equatable, Sendable {
+  public var name: String?
+  public var address: ServerAddress
+
+  public init(name: String? = nil, address: ServerAddress) {
+    self.name = name
+    self.address = address
+  }
+
+  /// How the server is shown in /rep: its label, else its address.
+  public var displayName: String { name ?? address.description }
+}
+
+/// The pool as written in servers.json:
+/// `{"available_servers": ["5001", 5002, "host:5003", {"name": "S4", "port": 5006}]}`.
 public struct ServersFile: Equatable, Sendable {
   /// Why a servers.json cannot be used; the message names the problem for a person.
   public struct Invalid: Error, CustomStringConvertible, Equatable {
@@ -8,12 +23,14 @@ public struct ServersFile: Equatable, Sendable {
     public var description: String { message }
   }
 
-  public var servers: [ServerAddress]
+  public var entries: [ServerEntry]
 
-  public init(servers: [ServerAddress]) { self.servers = servers }
+  public init(entries: [ServerEntry]) { self.entries = entries }
 
-  /// The default file: five local servers, 5001 to 5005.
-  public static let standard = ServersFile(servers: (5001...5005).map { ServerAddress(port: $0) })
+  public init(servers: [ServerAddress]) { entries = servers.map { ServerEntry(address: $0) } }
+
+  /// The addresses, in order.
+  public var servers: [ServerAddress] { entries.map(\.address) }
 
   /// Reads and validates the file at `path`; errors start with the path.
   public static func load(path: String) throws(Invalid) -> ServersFile {
@@ -28,7 +45,7 @@ public struct ServersFile: Equatable, Sendable {
   }
 
   /// Validates JSON text: an object whose `available_servers` is a non-empty list of distinct
-  /// ports (strings or numbers, 1–65535) or `host:port` strings.
+  /// ports (strings or numbers, 1–65535), `host:port` strings, or `{"name": …, "port": …}`.
   public static func parse(_ data: Data) throws(Invalid) -> ServersFile {
     let root: Any
     do {
@@ -42,41 +59,95 @@ public struct ServersFile: Equatable, Sendable {
     guard let value = object["available_servers"] else {
       throw Invalid(message: "missing the key \"available_servers\"")
     }
-    guard let entries = value as? [Any] else {
+    guard let list = value as? [Any] else {
       throw Invalid(message: "\"available_servers\" must be a list")
     }
-    guard !entries.isEmpty else { throw Invalid(message: "\"available_servers\" is empty") }
-    var servers: [ServerAddress] = []
-    for (index, entry) in entries.enumerated() {
-      guard let server = address(entry) else {
+    guard !list.isEmpty else { throw Invalid(message: "\"available_servers\" is empty") }
+    var entries: [ServerEntry] = []
+    for (index, item) in list.enumerated() {
+      guard let entry = entry(item) else {
         throw Invalid(
           message:
-            "entry \(index + 1) (\(describe(entry))) is not a port from 1 to 65535 or host:port")
+            "entry \(index + 1) (\(describe(item))) is not a port from 1 to 65535, host:port, or {\"name\": …, \"port\": …}"
+        )
       }
-      if servers.contains(server) {
-        throw Invalid(message: "entry \(index + 1) (\(server)) is listed twice")
+      if entries.contains(where: { $0.address == entry.address }) {
+        throw Invalid(message: "entry \(index + 1) (\(entry.address)) is listed twice")
       }
-      servers.append(server)
+      if let name = entry.name, entries.contains(where: { $0.displayName == name }) {
+        throw Invalid(message: "entry \(index + 1): the name \"\(name)\" is used twice")
+      }
+      entries.append(entry)
     }
-    return ServersFile(servers: servers)
+    return ServersFile(entries: entries)
   }
 
-  /// The JSON text of this pool, ports as strings as the original wrote them.
+  /// The JSON text of this pool: plain ports as strings, as the original wrote them; labelled
+  /// servers as objects.
   public var json: String {
-    let entries = servers.map { "\"\($0)\"" }.joined(separator: ", ")
-    return "{\"available_servers\": [\(entries)]}\n"
+    let items = entries.map { entry -> String in
+      guard let name = entry.name else { return "\"\(entry.address)\"" }
+      let host = entry.address.host.map { ", \"host\": \"\($0)\"" } ?? ""
+      return "{\"name\": \(Self.quoted(name))\(host), \"port\": \(entry.address.port)}"
+    }
+    return "{\"available_servers\": [\(items.joined(separator: ", "))]}\n"
   }
 
-  private static func address(_ entry: Any) -> ServerAddress? {
-    if let text = entry as? String { return ServerAddress(parsing: text) }
+  /// Writes the file atomically: a temporary file beside it, then a rename.
+  public func write(to path: String) throws {
+    let temporary = path + ".tmp-\(getpid())"
+    try Data(json.utf8).write(to: URL(fileURLWithPath: temporary))
+    guard rename(temporary, path) == 0 else {
+      let code = errno
+      unlink(temporary)
+      throw Invalid(message: "\(path): cannot replace the file: \(String(cString: strerror(code)))")
+    }
+  }
+
+  /// A JSON string literal.
+  static func quoted(_ text: String) -> String {
+    let data = try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])
+    let array = data.map { String(decoding: $0, as: UTF8.self) } ?? "[\"\"]"
+    return String(array.dropFirst().dropLast())
+  }
+
+  /// Whether `name` may label a server: 1–64 printable characters that do not look like an address.
+  public static func isValidName(_ name: String) -> Bool {
+    !name.isEmpty && name.count <= 64 && ServerAddress(parsing: name) == nil
+      && name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F }
+  }
+
+  private static func entry(_ item: Any) -> ServerEntry? {
+    if let text = item as? String {
+      return ServerAddress(parsing: text).map { ServerEntry(address: $0) }
+    }
+    if let object = item as? [String: Any] {
+      guard Set(object.keys).isSubset(of: ["name", "port", "host"]),
+        let name = object["name"] as? String, isValidName(name),
+        let port = port(object["port"] as Any)
+      else { return nil }
+      var host: String?
+      if let value = object["host"] {
+        guard let text = value as? String, let address = ServerAddress(parsing: "\(text):\(port)")
+        else { return nil }
+        host = address.host
+      }
+      return ServerEntry(name: name, address: ServerAddress(host: host, port: port))
+    }
+    return port(item).map { ServerEntry(address: ServerAddress(port: $0)) }
+  }
+
+  private static func port(_ value: Any) -> Int? {
+    if let text = value as? String { return ServerAddress.parsePort(Substring(text)) }
     // JSON true/false also bridge to Int; they are not ports.
-    guard !(entry is Bool), let port = entry as? Int, (1...65535).contains(port) else { return nil }
-    return ServerAddress(port: port)
+    guard !(value is Bool), let port = value as? Int, (1...65535).contains(port) else { return nil }
+    return port
   }
 
-  private static func describe(_ entry: Any) -> String {
-    if let text = entry as? String { return "\"\(text)\"" }
-    if entry is NSNull { return "null" }
-    return "\(entry)"
+  private static func describe(_ item: Any) -> String {
+    if let text = item as? String { return "\"\(text)\"" }
+    if item is NSNull { return "null" }
+    if item is [String: Any] { return "an object" }
+    return "\(item)"
   }
 }

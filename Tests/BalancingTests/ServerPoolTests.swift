@@ -30,6 +30,7 @@ final class ServerPoolTests: XCTestCase {
   override func setUp() {
     balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 60)
     supervisor = PoolSupervisor(balancer: balancer, probe: probe)
+    supervisor.heartbeatInterval = 1e6  // only the heartbeat test wants them
   }
 
   private var pool: ServerPool { balancer.pool }
@@ -139,6 +140,41 @@ final class ServerPoolTests: XCTestCase {
     clock.advance(5.1)
     supervisor.tick(now: clock.now)
     XCTAssertEqual(client.status, 503)
+  }
+
+  func testAFreeServerThatStopsAnsweringIsTakenOutOfTheQueue() {
+    supervisor.heartbeatInterval = 5
+    clock.advance(1e6 + 1)  // past the first-tick stamp of zero
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.pending.map(\.server.port), [5001, 5002])
+    probe.answer(5001, .unreachable)
+    probe.answer(5002, .idle)
+    XCTAssertEqual(free, [5002])
+    guard case .down = pool.state(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
+    clock.advance(1)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.pending.map(\.server.port), [5001])  // the down one is probed, 5002 not yet
+    probe.answer(5001, .idle)
+    XCTAssertEqual(free, [5002, 5001])
+    clock.advance(5)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(Set(probe.pending.map(\.server.port)), [5001, 5002])
+  }
+
+  func testServersAddedAsStartingWaitForTheirFirstProbe() {
+    let removed = ServerAddress(port: 5002)
+    var gone: [ServerAddress] = []
+    pool.onRemoved = { gone.append($0) }
+    let (added, _) = pool.reconfigure(
+      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
+      now: clock.now)
+    XCTAssertEqual(added.map(\.port), [5003])
+    XCTAssertEqual(gone, [removed])
+    XCTAssertEqual(free, [5001])
+    clock.advance(0.3)
+    supervisor.tick(now: clock.now)
+    probe.answer(5003, .idle)
+    XCTAssertEqual(free, [5001, 5003])
   }
 
   func testReconfigureAddsAndRemoves() {
