@@ -10,6 +10,10 @@ import HTTPCore
 public final class Balancer: HTTPHandler {
   /// The servers, their leases and the queue.
   public let pool: ServerPool
+  /// The replicas by name, for /rep, /add and /rm.
+  public let replicas: ReplicaManager
+  /// With it, clients other than loopback may call /add and /rm with `Authorization: Bearer …`.
+  public var adminToken: String?
   /// Seconds a client may wait for a server before it gets 503.
   public var waitTimeout = 30.0
   /// How many clients may wait at once; more get 503 at once.
@@ -28,8 +32,10 @@ public final class Balancer: HTTPHandler {
   private var isShuttingDown = false
   private var tokens = LeaseTokenSource()
 
-  public init(pool: ServerPool) {
+  public init(pool: ServerPool, entries: [ServerEntry]? = nil) {
     self.pool = pool
+    replicas = ReplicaManager(
+      pool: pool, entries: entries ?? pool.servers.map { ServerEntry(address: $0) })
   }
 
   /// The number of clients waiting for a server.
@@ -49,10 +55,34 @@ public final class Balancer: HTTPHandler {
       }
       return portUpdate(request, responder)
     }
+    switch path {
+    case "/add":
+      guard request.method == "POST" else {
+        return respond(responder, request, methodNotAllowed(allow: "POST"))
+      }
+      guard let refusal = adminRefusal(request) else {
+        return respond(responder, request, replicas.add(body: request.body))
+      }
+      return respond(responder, request, refusal)
+    case "/rm":
+      guard request.method == "DELETE" else {
+        return respond(responder, request, methodNotAllowed(allow: "DELETE"))
+      }
+      guard let refusal = adminRefusal(request) else {
+        return respond(responder, request, replicas.remove(body: request.body))
+      }
+      return respond(responder, request, refusal)
+    default:
+      break
+    }
     guard request.method == "GET" || request.method == "HEAD" else {
       return respond(responder, request, methodNotAllowed(allow: "GET, HEAD"))
     }
     switch path {
+    case "/rep":
+      respond(responder, request, replicas.replicas())
+    case "/heartbeat":
+      respond(responder, request, .text(.ok, "ok"))
     case "/health":
       let body =
         "{\"status\": \"ok\", \"free\": \(pool.queue.freeCount), \"waiting\": \(waitingCount), \"servers\": \(pool.servers.count)}"
@@ -154,6 +184,18 @@ public final class Balancer: HTTPHandler {
       response = .text(.conflict, "that is not the lease \(server) holds")
     }
     respond(responder, request, response)
+  }
+
+  /// Why a request may not change the replicas, or nil if it may: loopback clients may; others
+  /// only with the admin token.
+  private func adminRefusal(_ request: HTTPRequest) -> HTTPResponse? {
+    if request.isFromLoopback { return nil }
+    if let adminToken, request.headers["Authorization"] == "Bearer \(adminToken)" { return nil }
+    let reason =
+      adminToken == nil
+      ? "only clients on the balancer's machine may change the replicas"
+      : "changing the replicas needs Authorization: Bearer <admin token>"
+    return .json(.forbidden, "{\"message\": \"<Error> \(reason)\", \"status\": \"failure\"}")
   }
 
   private func unavailable(_ reason: String) -> HTTPResponse {

@@ -92,6 +92,9 @@ public final class ServerPool {
     records.values.filter { if case .leased = $0.state { return true } else { return false } }.count
   }
 
+  /// How many leases `server` has served since it joined (0 if it is not in the pool).
+  public func leaseCount(of server: ServerAddress) -> Int { records[server]?.leaseCount ?? 0 }
+
   /// The state of `server`, or nil if it is not in the pool.
   public func state(of server: ServerAddress) -> State? { records[server]?.state }
 

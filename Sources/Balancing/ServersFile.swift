@@ -140,8 +140,17 @@ public struct ServersFile: Equatable, Sendable {
   private static func port(_ value: Any) -> Int? {
     if let text = value as? String { return ServerAddress.parsePort(Substring(text)) }
     // JSON true/false also bridge to Int; they are not ports.
-    guard !(value is Bool), let port = value as? Int, (1...65535).contains(port) else { return nil }
+    guard !isJSONBoolean(value), let port = value as? Int, (1...65535).contains(port) else {
+      return nil
+    }
     return port
+  }
+
+  /// Whether a value from JSONSerialization was `true` or `false` (which also bridge to numbers,
+  /// and the numbers 0 and 1 to Bool, so `is Bool` cannot tell).
+  static func isJSONBoolean(_ value: Any) -> Bool {
+    guard let number = value as? NSNumber else { return false }
+    return String(cString: number.objCType) == "c"
   }
 
   private static func describe(_ item: Any) -> String {

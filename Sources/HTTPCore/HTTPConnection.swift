@@ -22,6 +22,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var lastActivity: UInt64
   private var requestStarted: UInt64?
   private var writeStarted: UInt64 = 0
+  /// The client's IP address, looked up once.
+  private lazy var remoteAddress = Socket.peerAddress(fd)
 
   init(fd: Int32, server: HTTPServer, handler: HTTPHandler) {
     self.fd = fd
@@ -85,7 +87,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
         if requestStarted == nil { requestStarted = server.loop.now }
         compactInput()
         return
-      case .complete(let request, let consumed):
+      case .complete(var request, let consumed):
+        request.remoteAddress = remoteAddress
         inputStart += consumed
         requestStarted = nil
         let responder = HTTPResponder(

@@ -12,6 +12,8 @@ public struct HTTPRequest: Sendable {
   public var minorVersion: Int
   public var headers: HTTPHeaders
   public var body: [UInt8]
+  /// The client's numeric IP address, as the server saw it ("" when not from a socket).
+  public var remoteAddress = ""
 
   public init(
     method: String, target: String, minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(),
@@ -35,6 +37,12 @@ public struct HTTPRequest: Sendable {
   public var keepAlive: Bool {
     if minorVersion == 0 { return headers.contains("Connection", token: "keep-alive") }
     return !headers.contains("Connection", token: "close")
+  }
+
+  /// Whether the client connected from this machine (127.0.0.0/8 or ::1).
+  public var isFromLoopback: Bool {
+    remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
+      || remoteAddress.hasPrefix("::ffff:127.")
   }
 
   /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied.

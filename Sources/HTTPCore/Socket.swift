@@ -130,6 +130,23 @@ public enum Socket {
     }
   }
 
+  /// The numeric IP address of a connected socket's peer ("127.0.0.1", "::1"), or "" if unknown.
+  public static func peerAddress(_ fd: Int32) -> String {
+    var storage = sockaddr_storage()
+    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    let result = withUnsafeMutablePointer(to: &storage) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+    }
+    guard result == 0 else { return "" }
+    var host = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+    let named = withUnsafePointer(to: &storage) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        getnameinfo($0, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST)
+      }
+    }
+    return named == 0 ? String(cString: host) : ""
+  }
+
   /// The error left on a socket by a non-blocking connect (0 if it succeeded).
   public static func pendingError(_ fd: Int32) -> Int32 {
     var code: Int32 = 0

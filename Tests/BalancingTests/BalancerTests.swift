@@ -17,15 +17,17 @@ final class FakeClient: ResponseSink {
   /// Sends a request to `balancer`; the answer, if any, lands in `responses`.
   func request(
     _ balancer: Balancer, _ target: String, method: String = "GET",
-    host: String? = "lb.example:8001"
+    host: String? = "lb.example:8001", body: String = "", from remote: String = "127.0.0.1",
+    headers extra: [(String, String)] = []
   ) {
-    let headers = HTTPHeaders(host.map { [("Host", $0)] } ?? [])
+    let headers = HTTPHeaders((host.map { [("Host", $0)] } ?? []) + extra.map { ($0.0, $0.1) })
     let responder = HTTPResponder(sink: self, isHead: method == "HEAD")
     self.responder = responder
-    balancer.handle(
-      HTTPRequest(
-        method: method, target: target, minorVersion: host == nil ? 0 : 1, headers: headers),
-      responder: responder)
+    var request = HTTPRequest(
+      method: method, target: target, minorVersion: host == nil ? 0 : 1, headers: headers,
+      body: Array(body.utf8))
+    request.remoteAddress = remote
+    balancer.handle(request, responder: responder)
   }
 
   var last: HTTPResponse? { responses.last }

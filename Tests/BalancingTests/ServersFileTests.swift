@@ -18,6 +18,7 @@ final class ServersFileTests: XCTestCase {
   }
 
   func testPortsAsStringsNumbersAndHostPort() throws {
+    XCTAssertEqual(try parse(#"{"available_servers": [1]}"#).servers, [ServerAddress(port: 1)])
     let file = try parse(#"{"available_servers": ["5001", 5002, "10.0.0.7:5003", "[::1]:5004"]}"#)
     XCTAssertEqual(
       file.servers,
@@ -26,6 +27,26 @@ final class ServersFileTests: XCTestCase {
         ServerAddress(host: "10.0.0.7", port: 5003), ServerAddress(host: "[::1]", port: 5004),
       ])
     XCTAssertEqual(try parse(file.json), file)
+  }
+
+  func testNamedEntries() throws {
+    let file = try parse(
+      #"{"available_servers": ["5001", {"name": "S4", "port": 5006}, {"name": "far", "host": "10.0.0.2", "port": "7000"}]}"#
+    )
+    XCTAssertEqual(file.entries[1], ServerEntry(name: "S4", address: ServerAddress(port: 5006)))
+    XCTAssertEqual(file.entries[2].address, ServerAddress(host: "10.0.0.2", port: 7000))
+    XCTAssertEqual(file.entries.map(\.displayName), ["5001", "S4", "far"])
+    XCTAssertEqual(try parse(file.json), file)
+    XCTAssertTrue(
+      problem(#"{"available_servers": [{"name": "S4"}]}"#).contains("entry 1 (an object)"))
+    XCTAssertTrue(problem(#"{"available_servers": [{"name": "", "port": 1}]}"#).contains("entry 1"))
+    XCTAssertTrue(
+      problem(#"{"available_servers": [{"name": "5002", "port": 1}]}"#).contains("entry 1"))
+    XCTAssertTrue(
+      problem(#"{"available_servers": [{"name": "a", "port": 1, "x": 2}]}"#).contains("entry 1"))
+    XCTAssertEqual(
+      problem(#"{"available_servers": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}"#),
+      #"entry 2: the name "a" is used twice"#)
   }
 
   func testInvalidFilesAreRejectedWithAReason() {

@@ -1,0 +1,246 @@
+import Foundation
+import HTTPCore
+
+/// The replicas as the second document's clients see them: `GET /rep`, `POST /add` and
+/// `DELETE /rm`, on the same pool and queue, with servers.json rewritten after every change.
+///
+/// Knows the names and addresses of the replicas; the `ServerPool` knows their states. Starts and
+/// stops processes through a `ServerLauncher` when the balancer supervises them. No sockets: the
+/// check that a port is free is a closure. Call from one thread.
+public final class ReplicaManager {
+  public let pool: ServerPool
+  /// The replicas in order, as servers.json lists them.
+  public private(set) var entries: [ServerEntry]
+  /// Where changes are written; nil to keep them in memory only.
+  public var configPath: String?
+  /// Starts and stops local servers; nil with `--no-spawn`.
+  public var launcher: ServerLauncher?
+  /// Whether nothing on this machine listens on a port (so a new server may take it).
+  public var isPortFree: (Int) -> Bool = { _ in true }
+  /// The current monotonic time in nanoseconds.
+  public var clock: () -> UInt64 = MonotonicClock.now
+  /// Receives one line per change.
+  public var log: ((String) -> Void)?
+  /// The most servers one /add may start.
+  public var maxAddedAtOnce = 64
+
+  public init(pool: ServerPool, entries: [ServerEntry]) {
+    self.pool = pool
+    self.entries = entries
+    pool.onRemoved = { [weak self] server in
+      guard let self, server.host == nil else { return }
+      self.launcher?.stop(server)
+    }
+  }
+
+  /// Starts the processes of every local entry (at start-up, when supervising).
+  public func startLocalServers() {
+    guard let launcher else { return }
+    for entry in entries where entry.address.host == nil { launcher.start(entry.address) }
+  }
+
+  /// Applies servers.json as edited by hand: the pool follows it, and local servers that were
+  /// added are started (they join as down until they answer).
+  @discardableResult
+  public func apply(_ file: ServersFile) -> (added: [ServerAddress], removed: [ServerAddress]) {
+    let before = Set(entries.map(\.address))
+    let fresh = Set(file.servers).subtracting(before)
+    entries = file.entries
+    let change = pool.reconfigure(
+      file.servers, startingDown: launcher == nil ? [] : fresh, now: clock())
+    if let launcher {
+      for server in change.added where server.host == nil && fresh.contains(server) {
+        launcher.start(server)
+      }
+    }
+    return change
+  }
+
+  // MARK: - Routes
+
+  /// `GET /rep`.
+  public func replicas() -> HTTPResponse {
+    respond(.ok, successBody())
+  }
+
+  /// `POST /add` with `{"n": 2, "hostnames": ["S4", "S5"]}`.
+  public func add(body: [UInt8]) -> HTTPResponse {
+    let request: (n: Int, names: [String])
+    switch parse(body, verb: "add", example: #"{"n": 2, "hostnames": ["S4", "S5"]}"#) {
+    case .failure(let message): return failure(message)
+    case .success(let value): request = value
+    }
+    guard request.n <= maxAddedAtOnce else {
+      return failure("<Error> n may be at most \(maxAddedAtOnce) in one request")
+    }
+    guard request.names.count <= request.n else {
+      return failure("<Error> Length of hostname list is more than newly added instances")
+    }
+    var taken = Set(entries.map(\.address))
+    var added: [ServerEntry] = []
+    for name in request.names {
+      if entries.contains(where: { $0.displayName == name || $0.address.description == name }) {
+        return failure("<Error> \(name) is already in the pool")
+      }
+      if let address = ServerAddress(parsing: name) {
+        guard !taken.contains(address), address.host != nil || isPortFree(address.port) else {
+          return failure("<Error> port \(address.port) is already taken")
+        }
+        taken.insert(address)
+        added.append(ServerEntry(address: address))
+      } else {
+        guard ServersFile.isValidName(name) else {
+          return failure("<Error> '\(name)' is not a usable name (1 to 64 printable characters)")
+        }
+        guard let port = nextFreePort(after: taken) else {
+          return failure("<Error> no free port left for \(name)")
+        }
+        taken.insert(ServerAddress(port: port))
+        added.append(ServerEntry(name: name, address: ServerAddress(port: port)))
+      }
+    }
+    for _ in request.names.count..<request.n {
+      guard let port = nextFreePort(after: taken) else {
+        return failure("<Error> no free port left")
+      }
+      taken.insert(ServerAddress(port: port))
+      added.append(ServerEntry(address: ServerAddress(port: port)))
+    }
+    let file = ServersFile(entries: entries + added)
+    if let failed = save(file) { return failed }
+    apply(file)
+    log?("added " + added.map(\.displayName).joined(separator: ", "))
+    return respond(.ok, successBody())
+  }
+
+  /// `DELETE /rm` with `{"n": 1, "hostnames": ["S4"]}`.
+  public func remove(body: [UInt8]) -> HTTPResponse {
+    let request: (n: Int, names: [String])
+    switch parse(body, verb: "remove", example: #"{"n": 1, "hostnames": ["S4"]}"#) {
+    case .failure(let message): return failure(message)
+    case .success(let value): request = value
+    }
+    guard request.names.count <= request.n else {
+      return failure("<Error> Length of hostname list is more than removable instances")
+    }
+    guard request.n < entries.count else {
+      return failure(
+        "<Error> cannot remove \(request.n) of \(entries.count) replicas: at least one must remain")
+    }
+    var chosen: [ServerEntry] = []
+    for name in request.names {
+      guard
+        let entry = entries.first(where: {
+          $0.displayName == name || $0.address.description == name
+        })
+      else { return failure("<Error> \(name) is not in the pool") }
+      chosen.append(entry)
+    }
+    // Then others of the balancer's choosing: the most recently added first.
+    for entry in entries.reversed() where chosen.count < request.n && !chosen.contains(entry) {
+      chosen.append(entry)
+    }
+    let file = ServersFile(entries: entries.filter { !chosen.contains($0) })
+    if let failed = save(file) { return failed }
+    apply(file)
+    log?("removed " + chosen.map(\.displayName).joined(separator: ", "))
+    return respond(.ok, successBody())
+  }
+
+  // MARK: - Helpers
+
+  private func parse(_ body: [UInt8], verb: String, example: String) -> Result<
+    (n: Int, names: [String]), Message
+  > {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+      return .failure(Message(text: "<Error> the body must be a JSON object like \(example)"))
+    }
+    let unknown = Set(object.keys).subtracting(["n", "hostnames"])
+    guard unknown.isEmpty else {
+      return .failure(
+        Message(text: "<Error> unknown field \(unknown.sorted().joined(separator: ", "))"))
+    }
+    guard let value = object["n"], !ServersFile.isJSONBoolean(value), let n = value as? Int, n > 0
+    else {
+      return .failure(
+        Message(text: "<Error> n must be a positive whole number of servers to \(verb)"))
+    }
+    var names: [String] = []
+    if let list = object["hostnames"], !(list is NSNull) {
+      guard let strings = list as? [String], strings.allSatisfy({ !$0.isEmpty }) else {
+        return .failure(Message(text: "<Error> hostnames must be a list of non-empty strings"))
+      }
+      guard Set(strings).count == strings.count else {
+        return .failure(Message(text: "<Error> hostnames lists a name twice"))
+      }
+      names = strings
+    }
+    return .success((n, names))
+  }
+
+  /// A failure message for the client (an Error so that it can ride in a Result).
+  private struct Message: Error {
+    let text: String
+  }
+
+  private func failure(_ message: Message) -> HTTPResponse { failure(message.text) }
+
+  private func failure(_ message: String) -> HTTPResponse {
+    respond(.badRequest, ["message": message, "status": "failure"])
+  }
+
+  /// The next port above every local port in use (and above 5000) that nothing listens on.
+  private func nextFreePort(after taken: Set<ServerAddress>) -> Int? {
+    let localPorts = taken.filter { $0.host == nil }.map(\.port)
+    var port = max(5000, localPorts.max() ?? 5000) + 1
+    while port <= 65535 {
+      if !taken.contains(ServerAddress(port: port)) && isPortFree(port) { return port }
+      port += 1
+    }
+    return nil
+  }
+
+  /// Writes servers.json; on failure, the response to give (and nothing changes).
+  private func save(_ file: ServersFile) -> HTTPResponse? {
+    guard let configPath else { return nil }
+    do {
+      try file.write(to: configPath)
+      return nil
+    } catch {
+      return respond(
+        .internalServerError,
+        ["message": "<Error> could not write \(configPath): \(error)", "status": "failure"])
+    }
+  }
+
+  private func successBody() -> [String: Any] {
+    let details = entries.map { entry -> [String: Any] in
+      var detail: [String: Any] = [
+        "name": entry.displayName, "address": entry.address.description,
+        "jobs": pool.leaseCount(of: entry.address),
+      ]
+      switch pool.state(of: entry.address) {
+      case .free?: detail["state"] = "free"
+      case .leased?: detail["state"] = "leased"
+      case .down?: detail["state"] = "down"
+      case nil: detail["state"] = "removed"
+      }
+      if let launcher, entry.address.host == nil {
+        detail["restarts"] = launcher.restartCount(entry.address)
+      }
+      return detail
+    }
+    return [
+      "message": ["N": entries.count, "replicas": entries.map(\.displayName)],
+      "details": details,
+      "status": "successful",
+    ]
+  }
+
+  private func respond(_ status: HTTPStatus, _ object: [String: Any]) -> HTTPResponse {
+    let data =
+      (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+      ?? Data("{}".utf8)
+    return .json(status, String(decoding: data, as: UTF8.self))
+  }
+}

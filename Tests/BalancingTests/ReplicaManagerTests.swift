@@ -1,0 +1,191 @@
+import Foundation
+import HTTPCore
+import XCTest
+
+@testable import Balancing
+
+/// Records what the manager asks of processes.
+final class RecordingLauncher: ServerLauncher {
+  var started: [Int] = []
+  var stopped: [Int] = []
+  func start(_ server: ServerAddress) { started.append(server.port) }
+  func stop(_ server: ServerAddress) { stopped.append(server.port) }
+  func restartCount(_ server: ServerAddress) -> Int { server.port % 2 }
+}
+
+final class ReplicaManagerTests: XCTestCase {
+  private let clock = FakeClock()
+  private var balancer: Balancer!
+  private var launcher = RecordingLauncher()
+  private var path = ""
+  private var busyPorts: Set<Int> = []
+
+  override func setUpWithError() throws {
+    path = NSTemporaryDirectory() + "servers-\(UUID().uuidString).json"
+    let file = ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) })
+    try file.write(to: path)
+    balancer = Balancer(pool: ServerPool(servers: file.servers), entries: file.entries)
+    balancer.clock = { [clock] in clock.now }
+    balancer.replicas.clock = { [clock] in clock.now }
+    balancer.replicas.configPath = path
+    balancer.replicas.launcher = launcher
+    balancer.replicas.isPortFree = { [unowned self] in !self.busyPorts.contains($0) }
+  }
+
+  override func tearDown() {
+    try? FileManager.default.removeItem(atPath: path)
+  }
+
+  private func call(
+    _ method: String, _ target: String, _ body: String = "", from: String = "127.0.0.1"
+  )
+    -> (status: Int, json: [String: Any])
+  {
+    let client = FakeClient()
+    client.request(balancer, target, method: method, body: body, from: from)
+    let json = (try? JSONSerialization.jsonObject(with: Data(client.last!.body))) as? [String: Any]
+    return (client.status!, json ?? [:])
+  }
+
+  private func replicas(_ json: [String: Any]) -> [String] {
+    (json["message"] as? [String: Any])?["replicas"] as? [String] ?? []
+  }
+
+  private func fileOnDisk() throws -> ServersFile { try ServersFile.load(path: path) }
+
+  func testRepHasTheSecondDocumentsShape() {
+    let (status, json) = call("GET", "/rep")
+    XCTAssertEqual(status, 200)
+    XCTAssertEqual(json["status"] as? String, "successful")
+    XCTAssertEqual((json["message"] as? [String: Any])?["N"] as? Int, 3)
+    XCTAssertEqual(replicas(json), ["5001", "5002", "5003"])
+    let details = json["details"] as! [[String: Any]]
+    XCTAssertEqual(details[0]["state"] as? String, "free")
+    XCTAssertEqual(details[0]["restarts"] as? Int, 1)
+    XCTAssertEqual(details[0]["jobs"] as? Int, 0)
+  }
+
+  func testAddStartsServersNamedByPortOrLabelAndRewritesTheFile() throws {
+    let (status, json) = call("POST", "/add", #"{"n": 3, "hostnames": ["5010", "S4"]}"#)
+    XCTAssertEqual(status, 200, "\(json)")
+    XCTAssertEqual(replicas(json), ["5001", "5002", "5003", "5010", "S4", "5012"])
+    XCTAssertEqual(launcher.started, [5010, 5011, 5012])
+    let file = try fileOnDisk()
+    XCTAssertEqual(
+      file.entries.last(where: { $0.name == "S4" })?.address, ServerAddress(port: 5011))
+    XCTAssertTrue(file.json.contains(#"{"name": "S4", "port": 5011}"#))
+    // New servers wait for their first probe before they are handed out.
+    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5001, 5002, 5003])
+    guard case .down = balancer.pool.state(of: ServerAddress(port: 5011)) else {
+      return XCTFail("should be starting")
+    }
+  }
+
+  func testAddSkipsPortsThatAreTaken() {
+    busyPorts = [5004, 5005]
+    XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#).status, 200)
+    XCTAssertEqual(launcher.started, [5006])
+    XCTAssertEqual(call("POST", "/add", #"{"n": 1, "hostnames": ["5005"]}"#).status, 400)
+  }
+
+  func testAddRefusesBadRequestsAndChangesNothing() throws {
+    let before = try fileOnDisk()
+    let cases: [(String, String)] = [
+      ("not json", "JSON object"),
+      (#"[1]"#, "JSON object"),
+      (#"{"n": 0}"#, "positive whole number"),
+      (#"{"n": -1}"#, "positive whole number"),
+      (#"{"n": 1.5}"#, "positive whole number"),
+      (#"{"n": "2"}"#, "positive whole number"),
+      (#"{"n": true}"#, "positive whole number"),
+      (#"{"hostnames": []}"#, "positive whole number"),
+      (
+        #"{"n": 1, "hostnames": ["S4", "S5"]}"#,
+        "Length of hostname list is more than newly added instances"
+      ),
+      (#"{"n": 2, "hostnames": ["5001"]}"#, "5001 is already in the pool"),
+      (#"{"n": 2, "hostnames": ["S4", "S4"]}"#, "twice"),
+      (#"{"n": 1, "hostnames": "S4"}"#, "list of non-empty strings"),
+      (#"{"n": 1, "hostnames": [""]}"#, "list of non-empty strings"),
+      (#"{"n": 1, "extra": 1}"#, "unknown field extra"),
+      (#"{"n": 1000}"#, "at most"),
+    ]
+    for (body, expected) in cases {
+      let (status, json) = call("POST", "/add", body)
+      XCTAssertEqual(status, 400, body)
+      XCTAssertEqual(json["status"] as? String, "failure", body)
+      XCTAssertTrue((json["message"] as? String ?? "").hasPrefix("<Error> "), body)
+      XCTAssertTrue((json["message"] as? String ?? "").contains(expected), "\(body): \(json)")
+    }
+    XCTAssertEqual(try fileOnDisk(), before)
+    XCTAssertEqual(launcher.started, [])
+    XCTAssertEqual(balancer.pool.servers.count, 3)
+  }
+
+  func testRemoveNamedFirstThenTheNewestAndStopsThemAfterTheirJob() throws {
+    _ = call("POST", "/add", #"{"n": 1, "hostnames": ["S4"]}"#)  // S4 on 5004, starting
+    balancer.pool.finishProbe(of: ServerAddress(port: 5004), result: .idle, now: clock.now)
+    let leased = FakeClient()
+    leased.request(balancer, "/")  // 5001 is leased
+    let (status, json) = call("DELETE", "/rm", #"{"n": 2, "hostnames": ["5001"]}"#)
+    XCTAssertEqual(status, 200, "\(json)")
+    XCTAssertEqual(replicas(json), ["5002", "5003"])
+    XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5002, 5003])
+    // S4 was free: stopped at once. 5001 finishes its job first.
+    XCTAssertEqual(launcher.stopped, [5004])
+    let report = FakeClient()
+    report.request(balancer, "/port_update/5001?lease=\(leased.lease!)")
+    XCTAssertEqual(report.status, 200)
+    XCTAssertEqual(launcher.stopped, [5004, 5001])
+    // Never handed out again.
+    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5003])
+  }
+
+  func testRemoveRefusesBadRequestsAndChangesNothing() throws {
+    for (body, expected) in [
+      (#"{"n": 3}"#, "at least one must remain"),
+      (#"{"n": 5}"#, "at least one must remain"),
+      (#"{"n": 1, "hostnames": ["S9"]}"#, "S9 is not in the pool"),
+      (#"{"n": 1, "hostnames": ["5001", "5002"]}"#, "more than removable"),
+      (#"{"n": 0}"#, "positive whole number"),
+      ("{", "JSON object"),
+    ] {
+      let (status, json) = call("DELETE", "/rm", body)
+      XCTAssertEqual(status, 400, body)
+      XCTAssertTrue((json["message"] as? String ?? "").contains(expected), "\(body): \(json)")
+    }
+    XCTAssertEqual(try fileOnDisk().servers.count, 3)
+    XCTAssertEqual(launcher.stopped, [])
+  }
+
+  func testOnlyLoopbackOrTheAdminTokenMayChangeReplicas() {
+    XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#, from: "10.0.0.5").status, 403)
+    XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1}"#, from: "192.168.1.9").status, 403)
+    XCTAssertEqual(call("GET", "/rep", from: "10.0.0.5").status, 200)
+    balancer.adminToken = "s3cret"
+    let client = FakeClient()
+    client.request(
+      balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
+      headers: [("Authorization", "Bearer wrong")])
+    XCTAssertEqual(client.status, 403)
+    client.request(
+      balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
+      headers: [("Authorization", "Bearer s3cret")])
+    XCTAssertEqual(client.status, 200)
+    XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#, from: "::1").status, 200)
+    XCTAssertEqual(launcher.started.count, 2)
+  }
+
+  func testWrongMethodsAndHeartbeat() {
+    XCTAssertEqual(call("GET", "/add").status, 405)
+    XCTAssertEqual(call("POST", "/rm").status, 405)
+    XCTAssertEqual(call("GET", "/heartbeat").status, 200)
+  }
+
+  func testHandEditsOfServersJsonStartAndStopLocalServers() {
+    let file = ServersFile(servers: [5002, 5003, 5009].map { ServerAddress(port: $0) })
+    balancer.replicas.apply(file)
+    XCTAssertEqual(launcher.started, [5009])
+    XCTAssertEqual(launcher.stopped, [5001])
+  }
+}
