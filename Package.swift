@@ -18,9 +18,12 @@ let package = Package(
     .target(name: "FactorialService", dependencies: ["Factorial", "HTTPCore"]),
     // Balancing logic: availability queue, pool configuration, routes. No sockets.
     .target(name: "Balancing", dependencies: ["HTTPCore"]),
+    // Running and restarting the factorial-server processes the balancer supervises.
+    .target(name: "Supervision", dependencies: ["Balancing", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
     .target(name: "ProgramSupport", dependencies: ["HTTPCore"]),
-    .executableTarget(name: "balancer", dependencies: ["Balancing", "HTTPCore", "ProgramSupport"]),
+    .executableTarget(
+      name: "balancer", dependencies: ["Balancing", "HTTPCore", "ProgramSupport", "Supervision"]),
     .executableTarget(
       name: "factorial-server", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
     .target(name: "TestSupport", dependencies: ["HTTPCore"], path: "Tests/TestSupport"),

@@ -42,9 +42,9 @@ public final class FactorialHandler: HTTPHandler {
     case "/\(port)":
       job(request, responder, reports: true)
     case "/health":
+      // Not logged: the balancer asks every few seconds.
       let busy = activeJobs > 0
-      finish(
-        responder, request,
+      responder.respond(
         .json(
           .ok,
           "{\"status\": \"ok\", \"port\": \(port), \"busy\": \(busy), \"jobs\": \(activeJobs), \"served\": \(completedJobs)}"

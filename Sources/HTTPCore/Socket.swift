@@ -117,6 +117,13 @@ public enum Socket {
     return (fd, fd < 0 ? errno : 0)
   }
 
+  /// Whether nothing listens on `port` on this machine (it can be bound on all interfaces).
+  public static func isPortFree(_ port: Int) -> Bool {
+    guard let fd = try? listen(host: "0.0.0.0", port: port, backlog: 1) else { return false }
+    close(fd)
+    return true
+  }
+
   /// The port a socket is bound to.
   public static func localPort(_ fd: Int32) -> Int {
     var storage = sockaddr_storage()

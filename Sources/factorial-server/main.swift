@@ -18,6 +18,7 @@ var options = CommandLineOptions(
       "where to report (default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
     .value("workers", "N", "threads computing factorials (default 1)"),
     .flag("quiet", "do not log one line per request"),
+    .flag("exit-with-parent", "exit when the process that started this one exits (the balancer)"),
   ])
 CommandLineOptions.parseOrExit(&options)
 Program.prepare()
@@ -88,6 +89,13 @@ do {
 } catch {
   fail("\(error)", code: 1)
 }
+if options.isSet("exit-with-parent") {
+  let parent = getppid()
+  loop.schedule(every: 0.5) {
+    if getppid() != parent { loop.stop() }
+  }
+}
+
 for signal in [SIGINT, SIGTERM] {
   loop.onSignal(signal) {
     server.stopAccepting()

@@ -41,11 +41,12 @@ class SystemTestCase: XCTestCase {
     _ = rename(temporary, configPath)
   }
 
-  /// Starts the balancer with `count` servers (ports as numbers in servers.json) and the servers.
+  /// Starts the balancer with `count` servers (ports as numbers in servers.json) and the servers,
+  /// each its own process as in the original deployment (`--no-spawn`).
   func startSystem(servers count: Int, balancerArguments: [String] = []) throws {
     serverPorts = try (0..<count).map { _ in try freePort() }
     try writeConfig(serverPorts)
-    try startBalancer(balancerArguments)
+    try startBalancer(["--no-spawn"] + balancerArguments)
     for port in serverPorts { try startServer(port) }
   }
 
