@@ -29,8 +29,9 @@ let package = Package(
     .target(name: "TestSupport", dependencies: ["HTTPCore"], path: "Tests/TestSupport"),
     .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
     .testTarget(
-      name: "FactorialTests", dependencies: ["Factorial", "FactorialService", "HTTPCore"]),
-    .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore"]),
+      name: "FactorialTests",
+      dependencies: ["Factorial", "FactorialService", "HTTPCore", "TestSupport"]),
+    .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore", "TestSupport"]),
     .testTarget(
       name: "EndToEndTests",
       dependencies: ["balancer", "factorial-server", "Factorial", "HTTPCore", "TestSupport"]),

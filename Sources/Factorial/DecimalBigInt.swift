@@ -141,27 +141,20 @@ public struct DecimalBigInt: Equatable, Sendable, CustomStringConvertible {
 
   /// result += value · 10^(9·shift); `result` must be long enough to hold the sum.
   static func addShifted(_ result: inout [UInt32], _ value: ArraySlice<UInt32>, shift: Int) {
+    let addend = trimmed(value)
     var carry: UInt32 = 0
-    var index = shift
-    for limb in trimmed(value) {
-      var sum = result[index] &+ limb &+ carry
+    var offset = 0
+    // Add the limbs, then let the carry run on as far as it goes.
+    while offset < addend.count || carry > 0 {
+      let limb = offset < addend.count ? addend[addend.startIndex + offset] : 0
+      var sum = result[shift + offset] &+ limb &+ carry
       carry = 0
       if sum >= UInt32(base) {
         sum -= UInt32(base)
         carry = 1
       }
-      result[index] = sum
-      index += 1
-    }
-    while carry > 0 {
-      var sum = result[index] &+ carry
-      carry = 0
-      if sum >= UInt32(base) {
-        sum -= UInt32(base)
-        carry = 1
-      }
-      result[index] = sum
-      index += 1
+      result[shift + offset] = sum
+      offset += 1
     }
   }
 

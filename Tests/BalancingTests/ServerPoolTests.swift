@@ -1,4 +1,5 @@
 import HTTPCore
+import TestSupport
 import XCTest
 
 @testable import Balancing
@@ -212,7 +213,7 @@ final class ServerPoolTests: XCTestCase {
   /// reconfigurations: no server is ever in the queue twice or while leased or down, and the
   /// counters always add up.
   func testRandomOperationsKeepTheInvariants() {
-    var random = SplitMix(seed: 7)
+    var random = SeededGenerator(seed: 7)
     var clients: [FakeClient] = []
     let all = (5001...5006).map { ServerAddress(port: $0) }
     for _ in 0..<5000 {
@@ -257,17 +258,5 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertGreaterThan(pool.leasesReported, 50)
     XCTAssertGreaterThan(pool.leasesExpired, 50)
     XCTAssertGreaterThan(pool.leasesIssued, 500)
-  }
-}
-
-struct SplitMix: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
   }
 }

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 @testable import Factorial
@@ -40,7 +41,7 @@ final class FactorialTests: XCTestCase {
   }
 
   func testKaratsubaMatchesSchoolbookOnAwkwardShapes() {
-    var generator = SplitMix64(seed: 42)
+    var generator = SeededGenerator(seed: 42)
     for (left, right) in [(48, 48), (49, 97), (200, 57), (301, 300), (1000, 49), (513, 1025)] {
       // Include limbs at the edge of the base, where carries and borrows happen.
       let a = (0..<left).map { _ in generator.limb() }
@@ -59,17 +60,7 @@ final class FactorialTests: XCTestCase {
   }
 }
 
-/// A small seeded generator, so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
+extension SeededGenerator {
   /// A limb below 10^9, often 0 or 999999999.
   mutating func limb() -> UInt32 {
     switch next() % 4 {

@@ -1,3 +1,4 @@
+import TestSupport
 import XCTest
 
 @testable import HTTPCore
@@ -157,7 +158,7 @@ final class HTTPRequestParserTests: XCTestCase {
   /// Random bytes and random mutations of valid requests never crash the parser, and every
   /// outcome is one of the three results with a 4xx/5xx status for failures.
   func testSeededFuzzNeverCrashes() {
-    var random = SeededRandom(seed: 2026)
+    var random = SeededGenerator(seed: 2026)
     let seeds = [
       "GET /5001?n=5 HTTP/1.1\r\nHost: a:1\r\n\r\n",
       "POST /port_update/5001 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
@@ -194,16 +195,5 @@ final class HTTPRequestParserTests: XCTestCase {
     }
     // The mutations reach every outcome, so the test exercises more than one path.
     XCTAssertTrue(outcomes.allSatisfy { $0 > 100 }, "\(outcomes)")
-  }
-}
-
-struct SeededRandom: RandomNumberGenerator {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
-    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-    var z = state
-    z = (z ^ (z >> 33)) &* 0xFF51_AFD7_ED55_8CCD
-    return z ^ (z >> 33)
   }
 }
