@@ -6,6 +6,7 @@ let package = Package(
   products: [
     .executable(name: "balancer", targets: ["balancer"]),
     .executable(name: "factorial-server", targets: ["factorial-server"]),
+    .executable(name: "loadtest", targets: ["loadtest"]),
   ],
   targets: [
     // System headers (epoll, eventfd, accept4, signals) behind a tiny C shim.
@@ -20,6 +21,10 @@ let package = Package(
     .target(name: "Balancing", dependencies: ["HTTPCore"]),
     // Running and restarting the factorial-server processes the balancer supervises.
     .target(name: "Supervision", dependencies: ["Balancing", "HTTPCore"]),
+    // SVG bar and line charts for the load tester's reports.
+    .target(name: "Charts"),
+    // The load tester: visits, the runner, reports.
+    .target(name: "LoadTesting", dependencies: ["Charts", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
     .target(name: "ProgramSupport", dependencies: ["HTTPCore"]),
     .executableTarget(
@@ -27,6 +32,8 @@ let package = Package(
     .executableTarget(
       name: "factorial-server", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
     .target(name: "TestSupport", dependencies: ["HTTPCore"], path: "Tests/TestSupport"),
+    .executableTarget(
+      name: "loadtest", dependencies: ["HTTPCore", "LoadTesting", "ProgramSupport"]),
     .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
     .testTarget(
       name: "FactorialTests",

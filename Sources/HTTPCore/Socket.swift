@@ -61,12 +61,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     }
   }
 
-  /// Calls `body` with the raw address, for code that makes its own sockets (tests).
-  public func withSockaddrForTests<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
-    withSockaddr(body)
-  }
-
-  fileprivate func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+  func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
     withUnsafePointer(to: storage) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
     }

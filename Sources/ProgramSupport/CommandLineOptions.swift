@@ -129,9 +129,12 @@ public struct CommandLineOptions {
 
   /// Parses the process's arguments: prints help and exits 0 for `--help`, or prints the
   /// problem and exits 2.
-  public static func parseOrExit(_ options: inout CommandLineOptions) {
+  public static func parseOrExit(
+    _ options: inout CommandLineOptions,
+    _ arguments: [String] = Array(CommandLine.arguments.dropFirst())
+  ) {
     do {
-      try options.parse(Array(CommandLine.arguments.dropFirst()))
+      try options.parse(arguments)
     } catch {
       Program.fail(error.description, code: 2, program: options.program)
     }

@@ -1,0 +1,147 @@
+import Glibc
+
+/// A blocking HTTP/1.1 client: one keep-alive connection, every read and write bounded by a
+/// timeout. For tools and tests that run one request at a time per thread.
+public final class BlockingHTTPClient {
+  public let host: String
+  public let port: Int
+  private var fd: Int32 = -1
+  private var buffer: [UInt8] = []
+
+  /// Connects to `host:port` (blocking), with `timeout` seconds for each read.
+  public init(host: String = "127.0.0.1", port: Int, timeout: Double = 10) throws {
+    self.host = host
+    self.port = port
+    let address = try SocketAddress(host: host, port: port)
+    fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    let connected = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+    guard connected == 0 else {
+      let code = errno
+      Glibc.close(fd)
+      throw SocketError.system("connect", code)
+    }
+    Socket.setNoDelay(fd)
+  }
+
+  /// Whether the connection is still open on this side.
+  public var isOpen: Bool { fd >= 0 }
+
+  deinit { close() }
+
+  public func close() {
+    if fd >= 0 { Glibc.close(fd) }
+    fd = -1
+  }
+
+  /// Sends raw bytes.
+  public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+  public func send(_ bytes: [UInt8]) throws {
+    var offset = 0
+    while offset < bytes.count {
+      let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+      guard written > 0 else { throw SocketError.system("write", errno) }
+      offset += written
+    }
+  }
+
+  /// Sends `GET path` with the given Host header (default `host:port`).
+  public func get(_ path: String, hostHeader: String? = nil, method: String = "GET") throws
+    -> HTTPClientResponse
+  {
+    try send("\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? "\(host):\(port)")\r\n\r\n")
+    return try readResponse(expectBody: method != "HEAD")
+  }
+
+  /// Reads one response; throws on timeout or if the server closes first.
+  public func readResponse(expectBody: Bool = true) throws -> HTTPClientResponse {
+    var parser = HTTPResponseParser()
+    while true {
+      let result = buffer.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
+      switch result {
+      case .complete(let response, let consumed):
+        buffer.removeFirst(consumed)
+        return response
+      case .failed(let error):
+        throw error
+      case .needMore:
+        try fill()
+      }
+    }
+  }
+
+  /// Whether the server has closed the connection (reads EOF within `timeout` seconds).
+  public func isClosedByPeer() -> Bool {
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+      let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+      if count == 0 { return true }
+      if count < 0 { return errno == ECONNRESET }
+    }
+  }
+
+  /// Reads whatever arrives next (raw), or throws on timeout.
+  public func readRaw() throws -> [UInt8] {
+    try fill()
+    defer { buffer.removeAll() }
+    return buffer
+  }
+
+  private func fill() throws {
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+    if count > 0 {
+      buffer.append(contentsOf: chunk[0..<count])
+    } else if count == 0 {
+      throw HTTPClient.Failure.unreachable("connection closed by the server")
+    } else {
+      throw HTTPClient.Failure.unreachable(
+        "read failed or timed out: \(String(cString: strerror(errno)))")
+    }
+  }
+
+  /// GET `url`, following redirects as curl -L does; returns the final response and every URL.
+  public static func follow(_ url: String, maxRedirects: Int = 5, timeout: Double = 30) throws
+    -> (response: HTTPClientResponse, urls: [String])
+  {
+    var urls = [url]
+    var current = url
+    for _ in 0...maxRedirects {
+      let target = try HTTPURL(current)
+      let client = try BlockingHTTPClient(host: target.host, port: target.port, timeout: timeout)
+      let response = try client.get(target.path, hostHeader: target.hostHeader)
+      guard (300..<400).contains(response.statusCode), let location = response.headers["Location"]
+      else { return (response, urls) }
+      current = location
+      urls.append(location)
+    }
+    throw HTTPClient.Failure.protocolError("too many redirects: \(urls)")
+  }
+}
+
+/// An `http://host:port/path` URL, split for a client.
+public struct HTTPURL: Sendable, CustomStringConvertible {
+  public let host: String
+  public let port: Int
+  public let path: String
+  public var hostHeader: String { "\(host):\(port)" }
+  public var description: String { "http://\(host):\(port)\(path)" }
+
+  public init(_ text: String) throws {
+    guard text.hasPrefix("http://") else {
+      throw HTTPClient.Failure.protocolError("not an http URL: \(text)")
+    }
+    let rest = text.dropFirst(7)
+    let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+    let authority = rest[..<slash]
+    path = slash == rest.endIndex ? "/" : String(rest[slash...])
+    guard let colon = authority.lastIndex(of: ":"),
+      let port = Int(authority[authority.index(after: colon)...])
+    else { throw HTTPClient.Failure.protocolError("URL without a port: \(text)") }
+    host = String(authority[..<colon])
+    self.port = port
+  }
+}

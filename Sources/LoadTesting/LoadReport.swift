@@ -1,0 +1,173 @@
+import Charts
+import Foundation
+
+/// What a load test saw: every visit, and the summaries, tables and charts drawn from them.
+public struct LoadReport: Sendable {
+  public var visits: [Visit]
+  /// Seconds from the first visit's start to the last visit's end.
+  public var duration: Double
+  public var concurrency: Int
+  public var url: String
+
+  public init(visits: [Visit], duration: Double, concurrency: Int, url: String) {
+    self.visits = visits.sorted { $0.index < $1.index }
+    self.duration = duration
+    self.concurrency = concurrency
+    self.url = url
+  }
+
+  public var succeeded: Int { visits.filter { $0.outcome == .ok }.count }
+  /// Successful visits per second over the whole run.
+  public var throughput: Double { duration > 0 ? Double(succeeded) / duration : 0 }
+  public var retries: Int { visits.reduce(0) { $0 + $1.retries } }
+
+  /// Visits per outcome, every outcome listed.
+  public var outcomes: [(Visit.Outcome, Int)] {
+    Visit.Outcome.allCases.map { outcome in (outcome, visits.filter { $0.outcome == outcome }.count)
+    }
+  }
+
+  /// Visits per final HTTP status (0: no answer).
+  public var statusCounts: [(Int, Int)] {
+    Dictionary(grouping: visits, by: \.status).map { ($0.key, $0.value.count) }.sorted {
+      $0.0 < $1.0
+    }
+  }
+
+  /// Successful jobs per server, in port order.
+  public var jobsPerServer: [(String, Int)] {
+    let ok = visits.filter { $0.outcome == .ok }
+    return Dictionary(grouping: ok, by: { $0.server ?? "-" }).map { ($0.key, $0.value.count) }
+      .sorted { Self.serverOrder($0.0, $1.0) }
+  }
+
+  public var total: LatencySummary {
+    LatencySummary(visits.filter { $0.outcome == .ok }.map(\.totalMilliseconds))
+  }
+  public var atBalancer: LatencySummary {
+    LatencySummary(visits.filter { $0.outcome == .ok }.compactMap(\.balancerMilliseconds))
+  }
+  public var atServer: LatencySummary {
+    LatencySummary(visits.filter { $0.outcome == .ok }.compactMap(\.serverMilliseconds))
+  }
+
+  /// The summary a person reads.
+  public var text: String {
+    var lines = [
+      "\(visits.count) visits to \(url) with \(concurrency) at a time, in \(String(format: "%.2f", duration)) s",
+      "succeeded: \(succeeded), throughput: \(String(format: "%.1f", throughput)) req/s, retries after a lost server: \(retries)",
+      "outcomes: " + outcomes.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "),
+      "status codes: "
+        + statusCounts.map { "\($0.0 == 0 ? "none" : String($0.0)) \($0.1)" }.joined(
+          separator: ", "),
+      "",
+      "jobs per server:",
+    ]
+    let jobs = jobsPerServer
+    let width = jobs.map(\.0.count).max() ?? 6
+    for (server, count) in jobs {
+      let share = succeeded > 0 ? 100 * Double(count) / Double(succeeded) : 0
+      lines.append(
+        "  " + server.padding(toLength: width, withPad: " ", startingAt: 0)
+          + String(format: " %7d  %5.1f%%", count, share))
+    }
+    lines.append("")
+    lines.append("latency (ms)        mean      p50      p90      p99      max")
+    for (name, summary) in [
+      ("total", total), ("at the balancer", atBalancer), ("at the server", atServer),
+    ] {
+      lines.append(
+        name.padding(toLength: 16, withPad: " ", startingAt: 0)
+          + String(
+            format: " %8.2f %8.2f %8.2f %8.2f %8.2f", summary.mean, summary.p50, summary.p90,
+            summary.p99,
+            summary.max))
+    }
+    return lines.joined(separator: "\n")
+  }
+
+  /// The summary as JSON.
+  public var json: String {
+    func latency(_ summary: LatencySummary) -> [String: Any] {
+      [
+        "mean": summary.mean, "p50": summary.p50, "p90": summary.p90, "p99": summary.p99,
+        "max": summary.max,
+      ]
+    }
+    let object: [String: Any] = [
+      "url": url, "visits": visits.count, "concurrency": concurrency, "duration_s": duration,
+      "succeeded": succeeded, "throughput_rps": throughput, "retries": retries,
+      "outcomes": Dictionary(uniqueKeysWithValues: outcomes.map { ($0.0.rawValue, $0.1) }),
+      "status_codes": Dictionary(uniqueKeysWithValues: statusCounts.map { (String($0.0), $0.1) }),
+      "jobs_per_server": Dictionary(uniqueKeysWithValues: jobsPerServer),
+      "latency_ms": [
+        "total": latency(total), "at_balancer": latency(atBalancer), "at_server": latency(atServer),
+      ],
+    ]
+    let data = try? JSONSerialization.data(
+      withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    return (data.map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
+  }
+
+  /// One row per visit.
+  public var csv: String {
+    var rows = [
+      "index,start_s,end_s,outcome,status,server,balancer_ms,server_ms,total_ms,retries,detail"
+    ]
+    for visit in visits {
+      let fields: [String] = [
+        String(visit.index), String(format: "%.6f", visit.start), String(format: "%.6f", visit.end),
+        visit.outcome.rawValue, String(visit.status), visit.server ?? "",
+        visit.balancerMilliseconds.map { String(format: "%.3f", $0) } ?? "",
+        visit.serverMilliseconds.map { String(format: "%.3f", $0) } ?? "",
+        String(format: "%.3f", visit.totalMilliseconds), String(visit.retries),
+        "\"" + visit.detail.replacingOccurrences(of: "\"", with: "\"\"") + "\"",
+      ]
+      rows.append(fields.joined(separator: ","))
+    }
+    return rows.joined(separator: "\n") + "\n"
+  }
+
+  /// A bar chart of jobs per server.
+  public func serverChart(title: String? = nil) -> String {
+    SVGChart(
+      title: title
+        ?? "Requests per server: \(succeeded) served of \(visits.count) sent, \(concurrency) at a time",
+      xLabel: "server", yLabel: "requests served"
+    ).bars(jobsPerServer.map { ($0.0, Double($0.1)) })
+  }
+
+  /// A line chart of jobs finished per server in each time slice of `bucket` seconds.
+  public func timelineChart(bucket: Double, title: String? = nil) -> String {
+    let buckets = max(1, Int((duration / bucket).rounded(.up)))
+    let servers = jobsPerServer.map(\.0)
+    var counts: [String: [Int]] = Dictionary(
+      uniqueKeysWithValues: servers.map { ($0, Array(repeating: 0, count: buckets)) })
+    for visit in visits where visit.outcome == .ok {
+      guard let server = visit.server else { continue }
+      let slot = min(buckets - 1, Int(visit.end / bucket))
+      counts[server]?[slot] += 1
+    }
+    let series = servers.map { server in
+      SVGChart.Series(
+        name: server,
+        points: counts[server]!.enumerated().map {
+          (Double($0.offset) * bucket, Double($0.element) / bucket)
+        })
+    }
+    return SVGChart(
+      title: title ?? "Requests served per second, per server", xLabel: "seconds since the start",
+      yLabel: "requests per second"
+    ).lines(series)
+  }
+
+  /// Ports in numeric order, then other names.
+  static func serverOrder(_ a: String, _ b: String) -> Bool {
+    switch (Int(a), Int(b)) {
+    case (let x?, let y?): return x < y
+    case (.some, nil): return true
+    case (nil, .some): return false
+    default: return a < b
+    }
+  }
+}

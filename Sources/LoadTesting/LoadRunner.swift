@@ -1,0 +1,192 @@
+import Foundation
+import HTTPCore
+import Synchronization
+
+/// Sends visits to a balancer from `concurrency` threads, each with its own keep-alive
+/// connections, following redirects as a browser does. Failures are recorded, never fatal.
+public final class LoadRunner: @unchecked Sendable {
+  /// What to run.
+  public struct Configuration: Sendable {
+    public var url: HTTPURL
+    public var requests = 10_000
+    public var concurrency = 64
+    /// Seconds for each read or write before a request counts as failed.
+    public var timeout = 30.0
+    /// Times a visit goes back to the balancer when its server is unreachable.
+    public var retries = 3
+    /// Shell commands to run once when the given number of visits have finished.
+    public var runAt: [(visits: Int, command: String)] = []
+
+    public init(url: HTTPURL) { self.url = url }
+  }
+
+  public let configuration: Configuration
+  private let next = Mutex(0)
+  private let finished = Atomic<Int>(0)
+  private let results = Mutex<[Visit]>([])
+  private var origin: Date = Date()
+
+  public init(configuration: Configuration) {
+    self.configuration = configuration
+  }
+
+  /// Visits finished so far.
+  public var completed: Int { finished.load(ordering: .relaxed) }
+
+  /// Runs every visit and returns the report. `onCommand` hears about `runAt` commands.
+  public func run(onCommand: @escaping @Sendable (String) -> Void = { _ in }) -> LoadReport {
+    origin = Date()
+    let group = DispatchGroup()
+    let workers = max(1, min(configuration.concurrency, configuration.requests))
+    let pending = Mutex(configuration.runAt.sorted { $0.visits < $1.visits })
+    for _ in 0..<workers {
+      group.enter()
+      let thread = Thread { [self] in
+        var worker = Worker(configuration: configuration)
+        while let index = take() {
+          let visit = worker.visit(index: index, origin: origin)
+          results.withLock { $0.append(visit) }
+          let done = finished.add(1, ordering: .relaxed).newValue
+          let due = pending.withLock { list -> [String] in
+            let ready = list.filter { $0.visits <= done }.map(\.command)
+            list.removeAll { $0.visits <= done }
+            return ready
+          }
+          for command in due { Self.runShell(command, onCommand) }
+        }
+        group.leave()
+      }
+      thread.stackSize = 1 << 20
+      thread.start()
+    }
+    group.wait()
+    let visits = results.withLock { $0 }
+    let duration = visits.map(\.end).max() ?? 0
+    return LoadReport(
+      visits: visits, duration: duration, concurrency: workers, url: configuration.url.description)
+  }
+
+  private func take() -> Int? {
+    next.withLock { value in
+      guard value < configuration.requests else { return nil }
+      value += 1
+      return value - 1
+    }
+  }
+
+  private static func runShell(_ command: String, _ onCommand: @Sendable (String) -> Void) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    do {
+      try process.run()
+      onCommand(command)
+    } catch {
+      onCommand("could not run \(command): \(error)")
+    }
+  }
+}
+
+/// One thread's connections and the visit logic.
+private struct Worker {
+  let configuration: LoadRunner.Configuration
+  var balancer: BlockingHTTPClient?
+  var servers: [String: BlockingHTTPClient] = [:]
+
+  init(configuration: LoadRunner.Configuration) { self.configuration = configuration }
+
+  mutating func visit(index: Int, origin: Date) -> Visit {
+    let start = Date().timeIntervalSince(origin)
+    var visit = Visit(index: index, start: start, end: start, outcome: .ok, status: 0)
+    let target = configuration.url
+    for attempt in 0...configuration.retries {
+      let asked = Date()
+      let first: HTTPClientResponse
+      do {
+        first = try request(&balancer, host: target.host, port: target.port, path: target.path)
+      } catch {
+        visit.outcome = .balancerUnreachable
+        visit.detail = "\(error)"
+        break
+      }
+      visit.status = first.statusCode
+      let redirected = Date()
+      visit.balancerMilliseconds = redirected.timeIntervalSince(asked) * 1000
+      guard (300..<400).contains(first.statusCode), let location = first.headers["Location"] else {
+        if first.statusCode == 503 {
+          visit.outcome = .unavailable
+        } else {
+          judge(first, &visit, server: "\(target.host):\(target.port)")
+        }
+        break
+      }
+      guard let next = try? HTTPURL(location) else {
+        visit.outcome = .httpError
+        visit.detail = "unusable Location: \(location)"
+        break
+      }
+      let name = next.host == target.host ? String(next.port) : "\(next.host):\(next.port)"
+      do {
+        var client = servers[name]
+        let answer = try request(&client, host: next.host, port: next.port, path: next.path)
+        servers[name] = client
+        visit.serverMilliseconds = Date().timeIntervalSince(redirected) * 1000
+        visit.status = answer.statusCode
+        judge(answer, &visit, server: name)
+        break
+      } catch {
+        servers[name] = nil
+        visit.detail = "\(name): \(error)"
+        visit.outcome = .serverUnreachable
+        if attempt < configuration.retries { visit.retries += 1 }
+      }
+    }
+    visit.end = Date().timeIntervalSince(origin)
+    return visit
+  }
+
+  private func judge(_ response: HTTPClientResponse, _ visit: inout Visit, server: String) {
+    visit.server = server
+    if response.statusCode != 200 {
+      visit.outcome = .httpError
+      visit.detail = String(response.text.prefix(80))
+    } else if response.body.starts(with: Array("Factorial of ".utf8)) {
+      visit.outcome = .ok
+      visit.detail = ""
+    } else {
+      visit.outcome = .wrongBody
+      visit.detail = String(response.text.prefix(80))
+    }
+  }
+
+  /// GET on a kept-alive connection, reconnecting once if a kept connection went stale.
+  private func request(_ client: inout BlockingHTTPClient?, host: String, port: Int, path: String)
+    throws -> HTTPClientResponse
+  {
+    if let existing = client {
+      do {
+        return try exchange(existing, &client, path: path)
+      } catch {
+        client = nil  // the server may have closed an idle connection: try a fresh one
+      }
+    }
+    let fresh = try BlockingHTTPClient(host: host, port: port, timeout: configuration.timeout)
+    client = fresh
+    do {
+      return try exchange(fresh, &client, path: path)
+    } catch {
+      client = nil
+      throw error
+    }
+  }
+
+  private func exchange(
+    _ connection: BlockingHTTPClient, _ client: inout BlockingHTTPClient?, path: String
+  )
+    throws -> HTTPClientResponse
+  {
+    let response = try connection.get(path, hostHeader: "\(connection.host):\(connection.port)")
+    if response.headers.contains("Connection", token: "close") { client = nil }
+    return response
+  }
+}

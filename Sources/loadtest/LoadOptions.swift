@@ -1,0 +1,80 @@
+import Foundation
+import HTTPCore
+import LoadTesting
+import ProgramSupport
+
+/// The flags `loadtest` and `loadtest scale` share, and what they do.
+enum LoadOptions {
+  static let common: [CommandLineOptions.Option] = [
+    .value("requests", "N", "visits to make (default 10000)"),
+    .value("concurrency", "N", "visits at a time, each on its own thread (default 64)"),
+    .value("timeout", "SECONDS", "for each read or write (default 30)"),
+    .value(
+      "retries", "N", "times to go back to the balancer when a server is unreachable (default 3)"),
+    .value("json", "FILE", "write the summary as JSON"),
+    .value("csv", "FILE", "write one row per visit"),
+    .value("chart", "FILE.svg", "draw a bar chart of requests per server"),
+    .value("timeline-chart", "FILE.svg", "draw requests per server per second over the run"),
+    .value(
+      "run-at", "N:COMMAND", "run a shell command once N visits have finished (repeatable as ;)"),
+    .flag("quiet", "no progress display"),
+  ]
+
+  static func fail(_ message: String) -> Never {
+    Program.fail(message, code: 2, program: "loadtest")
+  }
+
+  static func configuration(url: String, _ options: CommandLineOptions) -> LoadRunner.Configuration
+  {
+    guard let target = try? HTTPURL(url) else { fail("'\(url)' is not an http://host:port/ URL") }
+    var configuration = LoadRunner.Configuration(url: target)
+    do {
+      configuration.requests = Int(
+        try options.number("requests", in: 1...10_000_000, default: 10000))
+      configuration.concurrency = Int(try options.number("concurrency", in: 1...4096, default: 64))
+      configuration.timeout = try options.number("timeout", in: 0.1...3600, default: 30)
+      configuration.retries = Int(try options.number("retries", in: 0...100, default: 3))
+    } catch {
+      fail(error.description)
+    }
+    if let runAt = options["run-at"] {
+      for item in runAt.split(separator: ";") {
+        let parts = item.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let visits = Int(parts[0]), visits > 0 else {
+          fail("--run-at: '\(item)' is not N:COMMAND")
+        }
+        configuration.runAt.append((visits, String(parts[1])))
+      }
+    }
+    return configuration
+  }
+
+  static func run(_ configuration: LoadRunner.Configuration, quiet: Bool = false) -> LoadReport {
+    let runner = LoadRunner(configuration: configuration)
+    let progress = quiet ? nil : Progress(total: configuration.requests) { runner.completed }
+    progress?.start()
+    let report = runner.run { command in
+      FileHandle.standardError.write(Data("\nran: \(command)\n".utf8))
+    }
+    progress?.finish()
+    return report
+  }
+
+  static func write(_ report: LoadReport, _ options: CommandLineOptions) {
+    save(report.json, to: options["json"])
+    save(report.csv, to: options["csv"])
+    if let path = options["chart"] { save(report.serverChart(), to: path) }
+    if let path = options["timeline-chart"] {
+      save(report.timelineChart(bucket: max(0.1, report.duration / 40)), to: path)
+    }
+  }
+
+  static func save(_ text: String, to path: String?) {
+    guard let path else { return }
+    do {
+      try text.write(toFile: path, atomically: true, encoding: .utf8)
+    } catch {
+      FileHandle.standardError.write(Data("loadtest: cannot write \(path): \(error)\n".utf8))
+    }
+  }
+}

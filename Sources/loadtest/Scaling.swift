@@ -1,0 +1,158 @@
+import Charts
+import Foundation
+import HTTPCore
+import LoadTesting
+import ProgramSupport
+
+/// `loadtest scale --from 2 --to 6`: runs the whole system with N servers for each N, the same
+/// load each time, and charts mean (and least and most) requests per server and throughput.
+func runScaling(_ arguments: [String]) {
+  var options = CommandLineOptions(
+    program: "loadtest scale",
+    summary: """
+      Starts the balancer (which starts N factorial servers) on free ports for each N from --from
+      to --to, runs the same load through it, stops it, and reports per N the mean, least and most
+      requests per server and the throughput.
+      """,
+    options: [
+      .value("from", "N", "fewest servers (default 2)"),
+      .value("to", "N", "most servers (default 6)"),
+      .value("balancer-binary", "PATH", "the balancer to run (default: beside this program)"),
+      .value("throughput-chart", "FILE.svg", "draw throughput against N"),
+    ] + LoadOptions.common.filter { !["timeline-chart", "run-at"].contains($0.name) })
+  CommandLineOptions.parseOrExit(&options, arguments)
+  let from: Int
+  let to: Int
+  do {
+    from = Int(try options.number("from", in: 1...64, default: 2))
+    to = Int(try options.number("to", in: 1...64, default: 6))
+  } catch {
+    LoadOptions.fail(error.description)
+  }
+  guard from <= to else { LoadOptions.fail("--from must not be above --to") }
+  let binary =
+    options["balancer-binary"]
+    ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    .appendingPathComponent("balancer").path
+
+  var rows: [(n: Int, report: LoadReport)] = []
+  for n in from...to {
+    FileHandle.standardError.write(Data("== \(n) servers ==\n".utf8))
+    do {
+      let system = try RunningSystem(balancer: binary, servers: n)
+      defer { system.stop() }
+      let configuration = LoadOptions.configuration(url: system.url, options)
+      let report = LoadOptions.run(configuration, quiet: options.isSet("quiet"))
+      print("-- \(n) servers --")
+      print(report.text)
+      print("")
+      rows.append((n, report))
+    } catch {
+      LoadOptions.fail("with \(n) servers: \(error)")
+    }
+  }
+
+  func perServer(_ report: LoadReport, n: Int) -> (mean: Double, least: Double, most: Double) {
+    let counts = report.jobsPerServer.map { Double($0.1) }
+    let padded = counts + Array(repeating: 0, count: max(0, n - counts.count))
+    return (Double(report.succeeded) / Double(n), padded.min() ?? 0, padded.max() ?? 0)
+  }
+  print("servers  mean/server  least  most  throughput (req/s)  failed")
+  for row in rows {
+    let spread = perServer(row.report, n: row.n)
+    print(
+      String(
+        format: "%7d  %11.1f  %5.0f  %4.0f  %18.1f  %6d", row.n, spread.mean, spread.least,
+        spread.most,
+        row.report.throughput, row.report.visits.count - row.report.succeeded))
+  }
+  let xTicks = rows.map { Double($0.n) }
+  if let path = options["chart"] {
+    let series = [
+      SVGChart.Series(
+        name: "mean", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).mean) }),
+      SVGChart.Series(
+        name: "least", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).least) }),
+      SVGChart.Series(
+        name: "most", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).most) }),
+    ]
+    LoadOptions.save(
+      SVGChart(
+        title: "Requests per server against the number of servers",
+        xLabel: "servers (N)", yLabel: "requests served per server"
+      ).lines(series, xTicks: xTicks), to: path)
+  }
+  if let path = options["throughput-chart"] {
+    LoadOptions.save(
+      SVGChart(
+        title: "Throughput against the number of servers", xLabel: "servers (N)",
+        yLabel: "requests per second"
+      )
+      .lines(
+        [
+          SVGChart.Series(
+            name: "throughput", points: rows.map { (Double($0.n), $0.report.throughput) })
+        ], xTicks: xTicks),
+      to: path)
+  }
+  if let path = options["json"] {
+    let items = rows.map { row -> String in
+      let spread = perServer(row.report, n: row.n)
+      return String(
+        format:
+          "{\"servers\": %d, \"mean_per_server\": %.2f, \"least\": %.0f, \"most\": %.0f, \"throughput_rps\": %.2f, \"failed\": %d}",
+        row.n, spread.mean, spread.least, spread.most, row.report.throughput,
+        row.report.visits.count - row.report.succeeded)
+    }
+    LoadOptions.save("[\n  " + items.joined(separator: ",\n  ") + "\n]\n", to: path)
+  }
+}
+
+/// A balancer with N servers it supervises, on free ports, in a scratch directory.
+final class RunningSystem {
+  let process = Process()
+  let directory: String
+  let port: Int
+  var url: String { "http://127.0.0.1:\(port)/" }
+
+  init(balancer: String, servers: Int) throws {
+    directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let ports = try (0..<(servers + 1)).map { _ in try Self.freePort() }
+    port = ports[0]
+    let list = ports.dropFirst().map { "\"\($0)\"" }.joined(separator: ", ")
+    try "{\"available_servers\": [\(list)]}".write(
+      toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
+    process.executableURL = URL(fileURLWithPath: balancer)
+    process.arguments = ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"]
+    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    try process.run()
+    // Ready once every server has joined the queue.
+    let deadline = Date(timeIntervalSinceNow: 20)
+    while Date() < deadline {
+      if let client = try? BlockingHTTPClient(port: port, timeout: 2),
+        let health = try? client.get("/health"), health.text.contains("\"free\": \(servers),")
+      {
+        return
+      }
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    stop()
+    throw HTTPClient.Failure.unreachable(
+      "the balancer did not get \(servers) servers ready in 20 s")
+  }
+
+  func stop() {
+    if process.isRunning {
+      process.terminate()
+      process.waitUntilExit()
+    }
+    try? FileManager.default.removeItem(atPath: directory)
+  }
+
+  static func freePort() throws -> Int {
+    let fd = try Socket.listen(host: "127.0.0.1", port: 0)
+    defer { close(fd) }
+    return Socket.localPort(fd)
+  }
+}
