@@ -38,10 +38,13 @@ let package = Package(
     .testTarget(
       name: "FactorialTests",
       dependencies: ["Factorial", "FactorialService", "HTTPCore", "TestSupport"]),
+    .testTarget(name: "LoadTestingTests", dependencies: ["Charts", "LoadTesting"]),
     .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore", "TestSupport"]),
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["balancer", "factorial-server", "Factorial", "HTTPCore", "TestSupport"]),
+      dependencies: [
+        "balancer", "factorial-server", "loadtest", "Factorial", "HTTPCore", "TestSupport",
+      ]),
   ],
   swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,91 @@
+import Foundation
+import Glibc
+import HTTPCore
+import TestSupport
+import XCTest
+
+/// The load tester against the real system.
+final class LoadtestEndToEndTests: SystemTestCase {
+  private func runLoadtest(_ arguments: [String], timeout: Double = 60) throws -> (
+    status: Int32?, output: String
+  ) {
+    let process = try ManagedProcess("loadtest", arguments)
+    processes.append(process)
+    let status = process.waitForExit(timeout: timeout)
+    return (status, process.output)
+  }
+
+  private func readJSON(_ path: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+      as! [String: Any]
+  }
+
+  func testLoadtestCountsEveryVisitAndWritesItsFiles() throws {
+    try startSystem(servers: 3)
+    let json = directory + "/run.json"
+    let csv = directory + "/run.csv"
+    let chart = directory + "/run.svg"
+    let (exitStatus, output) = try runLoadtest([
+      balancerURL, "--requests", "300", "--concurrency", "8", "--json", json, "--csv", csv,
+      "--chart", chart,
+    ])
+    XCTAssertEqual(exitStatus, 0, output)
+    XCTAssertTrue(output.contains("progress: "), "plain progress lines when not on a terminal")
+    XCTAssertTrue(output.contains("succeeded: 300"), output)
+    let summary = try readJSON(json)
+    XCTAssertEqual(summary["succeeded"] as? Int, 300)
+    let perServer = summary["jobs_per_server"] as! [String: Int]
+    XCTAssertEqual(Set(perServer.keys), Set(serverPorts.map(String.init)))
+    XCTAssertEqual(perServer.values.reduce(0, +), 300)
+    let latency = (summary["latency_ms"] as! [String: [String: Double]])
+    XCTAssertGreaterThan(latency["total"]!["p50"]!, 0)
+    XCTAssertLessThanOrEqual(latency["at_server"]!["p50"]!, latency["total"]!["p50"]!)
+    let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n")
+    XCTAssertEqual(rows.count, 301)
+    let svg = try String(contentsOfFile: chart, encoding: .utf8)
+    XCTAssertTrue(svg.contains("<svg"))
+    for port in serverPorts { XCTAssertTrue(svg.contains(">\(port)<"), "no bar for \(port)") }
+    // The balancer saw the same number of reported leases.
+    let totals = try status()["totals"] as! [String: Int]
+    XCTAssertEqual(totals["reported"], 300)
+  }
+
+  /// kill -9 one server halfway: the run completes with no failed visit, the server is restarted.
+  func testFailoverRunHasNoFailedVisit() throws {
+    serverPorts = try (0..<3).map { _ in try freePort() }
+    try writeConfig(serverPorts)
+    try startBalancer()
+    try eventually("the servers to start", timeout: 15) {
+      let states = try serverStates()
+      return Set(states.values) == ["free"] && states.count == 3
+    }
+    let victim = serverPorts[0]
+    let json = directory + "/failover.json"
+    let (status, output) = try runLoadtest([
+      balancerURL, "--requests", "2000", "--concurrency", "16", "--json", json,
+      "--run-at", "1000:pkill -9 -f -- '[f]actorial-server --port \(victim) '",  // [f]: not matching itself
+    ])
+    XCTAssertEqual(status, 0, output)
+    XCTAssertTrue(output.contains("ran: pkill"), output)
+    let summary = try readJSON(json)
+    XCTAssertEqual(summary["succeeded"] as? Int, 2000, output)
+    XCTAssertTrue(balancer.output.contains("\(victim): process"), "the kill did not happen")
+    try eventually("the victim to be restarted and free", timeout: 15) {
+      try serverStates()["\(victim)"] == "free"
+    }
+  }
+
+  func testARefusedBalancerIsCountedNotFatal() throws {
+    let port = try freePort()
+    let json = directory + "/refused.json"
+    let (status, output) = try runLoadtest([
+      "http://127.0.0.1:\(port)/", "--requests", "20", "--concurrency", "4", "--json", json,
+      "--quiet",
+    ])
+    XCTAssertEqual(status, 3, output)
+    let outcomes = try readJSON(json)["outcomes"] as! [String: Int]
+    XCTAssertEqual(outcomes["balancer_unreachable"], 20)
+    let (badStatus, badOutput) = try runLoadtest(["--requests", "x"])
+    XCTAssertEqual(badStatus, 2, badOutput)
+  }
+}
