@@ -223,6 +223,12 @@ public final class ServerPool {
     queue.put(server)
   }
 
+  /// Probes a down server soon (its process was just restarted), without waiting for back-off.
+  public func probeSoon(_ server: ServerAddress, now: UInt64) {
+    guard let record = records[server], case .down(let since, _, _) = record.state else { return }
+    records[server]!.state = .down(since: since, nextProbe: now + 150_000_000, failures: 0)
+  }
+
   /// Marks a free or leased server down at once (for example, its process was seen to exit).
   public func markDown(_ server: ServerAddress, now: UInt64) {
     guard let record = records[server] else { return }

@@ -23,6 +23,8 @@ public final class ProcessLauncher: ServerLauncher {
   private var isStopping = false
   /// Called when a process exits unexpectedly, before it is restarted.
   public var onExit: ((ServerAddress, Int32) -> Void)?
+  /// Called when a process has been started (or restarted).
+  public var onStart: ((ServerAddress) -> Void)?
   /// Receives one line per start, exit and restart.
   public var log: ((String) -> Void)?
 
@@ -101,6 +103,7 @@ public final class ProcessLauncher: ServerLauncher {
       children[server]!.process = process
       children[server]!.startedAt = loop.now
       log?("\(server): started process \(process.processIdentifier)")
+      onStart?(server)
     } catch {
       log?("\(server): cannot start \(executable.path): \(error)")
       scheduleRestart(server)

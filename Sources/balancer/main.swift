@@ -122,6 +122,7 @@ let launcher: ProcessLauncher? =
 if let launcher {
   launcher.log = log
   launcher.onExit = { child, _ in pool.markDown(child, now: loop.now) }
+  launcher.onStart = { child in pool.probeSoon(child, now: loop.now) }
   replicas.launcher = launcher
 }
 // The servers join as they start answering (at once with --no-spawn).

@@ -118,7 +118,7 @@ final class RunningSystem {
   init(balancer: String, servers: Int) throws {
     directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let ports = try (0..<(servers + 1)).map { _ in try Self.freePort() }
+    let ports = try Self.freePorts(servers + 1)
     port = ports[0]
     let list = ports.dropFirst().map { "\"\($0)\"" }.joined(separator: ", ")
     try "{\"available_servers\": [\(list)]}".write(
@@ -150,9 +150,10 @@ final class RunningSystem {
     try? FileManager.default.removeItem(atPath: directory)
   }
 
-  static func freePort() throws -> Int {
-    let fd = try Socket.listen(host: "127.0.0.1", port: 0)
-    defer { close(fd) }
-    return Socket.localPort(fd)
+  /// Distinct free ports: every one is held until all are chosen.
+  static func freePorts(_ count: Int) throws -> [Int] {
+    let sockets = try (0..<count).map { _ in try Socket.listen(host: "127.0.0.1", port: 0) }
+    defer { for fd in sockets { close(fd) } }
+    return sockets.map(Socket.localPort)
   }
 }

@@ -129,6 +129,19 @@ final class ServerPoolTests: XCTestCase {
     assertCountersAddUp()
   }
 
+  func testAServerWhoseProcessRestartedIsProbedSoon() {
+    pool.markDown(ServerAddress(port: 5001), now: clock.now)
+    clock.advance(0.3)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .unreachable)  // not listening yet: back-off would wait a second
+    clock.advance(0.1)
+    pool.probeSoon(ServerAddress(port: 5001), now: clock.now)
+    clock.advance(0.2)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(free, [5002, 5001])
+  }
+
   func testEveryServerDownMeansWaitingClientsGet503AtTheirTimeout() {
     balancer.waitTimeout = 5
     _ = take()

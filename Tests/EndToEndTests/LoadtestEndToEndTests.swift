@@ -52,7 +52,7 @@ final class LoadtestEndToEndTests: SystemTestCase {
 
   /// kill -9 one server halfway: the run completes with no failed visit, the server is restarted.
   func testFailoverRunHasNoFailedVisit() throws {
-    serverPorts = try (0..<3).map { _ in try freePort() }
+    serverPorts = try freePorts(3)
     try writeConfig(serverPorts)
     try startBalancer()
     try eventually("the servers to start", timeout: 15) {

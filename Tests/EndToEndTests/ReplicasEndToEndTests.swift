@@ -71,7 +71,7 @@ final class ReplicasEndToEndTests: SystemTestCase {
 
   /// Starts the balancer alone; it starts the servers.
   private func startSupervised(servers count: Int, arguments: [String] = []) throws {
-    serverPorts = try (0..<count).map { _ in try freePort() }
+    serverPorts = try freePorts(count)
     try writeConfig(serverPorts)
     try startBalancer(arguments)
     try waitUntilEveryServerIsFree()

@@ -44,7 +44,7 @@ class SystemTestCase: XCTestCase {
   /// Starts the balancer with `count` servers (ports as numbers in servers.json) and the servers,
   /// each its own process as in the original deployment (`--no-spawn`).
   func startSystem(servers count: Int, balancerArguments: [String] = []) throws {
-    serverPorts = try (0..<count).map { _ in try freePort() }
+    serverPorts = try freePorts(count)
     try writeConfig(serverPorts)
     try startBalancer(["--no-spawn"] + balancerArguments)
     for port in serverPorts { try startServer(port) }
