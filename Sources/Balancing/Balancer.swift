@@ -14,6 +14,11 @@ public final class Balancer: HTTPHandler {
   public let replicas: ReplicaManager
   /// With it, clients other than loopback may call /add and /rm with `Authorization: Bearer …`.
   public var adminToken: String?
+  /// How servers are chosen: nil for the availability queue (wait for a free server); any other
+  /// policy redirects at once and counts jobs in `jobs`.
+  public var policy: RoutingPolicy?
+  /// The jobs handed out under a policy other than the queue.
+  public let jobs = JobLedger()
   /// Seconds a client may wait for a server before it gets 503.
   public var waitTimeout = 30.0
   /// How many clients may wait at once; more get 503 at once.
@@ -88,7 +93,11 @@ public final class Balancer: HTTPHandler {
         "{\"status\": \"ok\", \"free\": \(pool.queue.freeCount), \"waiting\": \(waitingCount), \"servers\": \(pool.servers.count)}"
       respond(responder, request, .json(.ok, body))
     case "/status":
-      respond(responder, request, .json(.ok, pool.statusJSON(now: clock(), waiting: waitingCount)))
+      respond(
+        responder, request,
+        .json(
+          .ok,
+          pool.statusJSON(now: clock(), waiting: waitingCount, jobs: policy == nil ? nil : jobs)))
     case "/favicon.ico":
       respond(responder, request, .text(.notFound, "no icon here"))
     default:
@@ -108,6 +117,13 @@ public final class Balancer: HTTPHandler {
     }
   }
 
+  /// Forgets jobs of the other policies that were never reported within the lease timeout.
+  public func expireJobs(now: UInt64) {
+    guard policy != nil else { return }
+    let timeout = MonotonicClock.nanoseconds(pool.leaseTimeout)
+    if now > timeout { jobs.expire(issuedBefore: now - timeout) }
+  }
+
   /// Stops handing out servers: every waiting client gets 503, and so do new ones.
   public func shutDown() {
     isShuttingDown = true
@@ -123,6 +139,9 @@ public final class Balancer: HTTPHandler {
     if isShuttingDown {
       return respond(responder, request, unavailable("the balancer is shutting down"))
     }
+    if let policy, request.method != "HEAD" {
+      return dispatch(request, responder, policy: policy, host: host)
+    }
     if request.method == "HEAD" {
       // Nothing follows a HEAD, so it must not take a server.
       guard let server = pool.queue.peek() else {
@@ -136,7 +155,8 @@ public final class Balancer: HTTPHandler {
     let result = pool.queue.take { [weak self] server in
       guard let self else { return false }
       let token = self.tokens.next()
-      guard responder.respond(.redirect(to: self.location(server, host: host, token: token))) else {
+      let target = self.location(server, host: host, query: request.query, token: token)
+      guard responder.respond(.redirect(to: target)) else {
         return false  // the client left: the queue offers the server to the next one
       }
       self.pool.lease(server, token: token, now: self.clock())
@@ -148,7 +168,8 @@ public final class Balancer: HTTPHandler {
       let token = tokens.next()
       pool.lease(server, token: token, now: clock())
       respond(
-        responder, request, .redirect(to: location(server, host: host, token: token)),
+        responder, request,
+        .redirect(to: location(server, host: host, query: request.query, token: token)),
         note: "-> \(server)")
     case .waiting(let ticket):
       line.append((ticket, clock() + MonotonicClock.nanoseconds(waitTimeout), responder))
@@ -159,8 +180,35 @@ public final class Balancer: HTTPHandler {
     }
   }
 
-  private func location(_ server: ServerAddress, host: String, token: String) -> String {
-    server.url(clientHost: host) + "?lease=" + token
+  /// A policy other than the queue: redirect at once to the server it picks.
+  private func dispatch(
+    _ request: HTTPRequest, _ responder: HTTPResponder, policy: RoutingPolicy, host: String
+  ) {
+    let candidates = pool.servers.filter { pool.state(of: $0) == .free }
+    let key = request.queryValue("key") ?? request.remoteAddress
+    guard let server = policy.choose(from: candidates, key: key, inFlight: jobs.inFlight) else {
+      return respond(responder, request, unavailable("no server is up"))
+    }
+    let token = tokens.next()
+    jobs.issue(server, token: token, now: clock())
+    respond(
+      responder, request,
+      .redirect(to: location(server, host: host, query: request.query, token: token)),
+      note: "-> \(server)")
+  }
+
+  /// The redirect for `server`: the client's own query carried over (so that it can choose its
+  /// job, `?n=5000`), less any `lease` of its own, then the lease.
+  private func location(_ server: ServerAddress, host: String, query: String?, token: String)
+    -> String
+  {
+    var url = server.url(clientHost: host) + "?"
+    if let query {
+      for pair in query.split(separator: "&") where !pair.hasPrefix("lease=") && pair != "lease" {
+        url += pair + "&"
+      }
+    }
+    return url + "lease=" + token
   }
 
   /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends and it is free again.
@@ -171,6 +219,17 @@ public final class Balancer: HTTPHandler {
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
     let token = request.queryValue("lease")
+    if policy != nil {
+      guard let server = pool.server(port: port) else {
+        return respond(responder, request, .text(.notFound, "port \(port) is not in the pool"))
+      }
+      guard jobs.report(server, token: token) else {
+        return respond(
+          responder, request,
+          .text(.conflict, "\(server) has no such job (unknown or already reported)"))
+      }
+      return respond(responder, request, .text(.ok, "\(server) reported a job"))
+    }
     let response: HTTPResponse
     switch pool.report(port: port, token: token, now: clock()) {
     case .released(let server):

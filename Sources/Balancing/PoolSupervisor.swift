@@ -18,6 +18,7 @@ public final class PoolSupervisor {
   /// One round of timeouts, lease checks and probes at time `now`.
   public func tick(now: UInt64) {
     balancer.expireWaiting(now: now)
+    balancer.expireJobs(now: now)
     let pool = balancer.pool
     for lease in pool.leasesToCheck(now: now) {
       probe.check(lease.server) { [weak self] result in

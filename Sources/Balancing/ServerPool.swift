@@ -92,6 +92,9 @@ public final class ServerPool {
     records.values.filter { if case .leased = $0.state { return true } else { return false } }.count
   }
 
+  /// The server a report names by port (local servers first), if it is in the pool.
+  public func server(port: Int) -> ServerAddress? { byPort[port] }
+
   /// How many leases `server` has served since it joined (0 if it is not in the pool).
   public func leaseCount(of server: ServerAddress) -> Int { records[server]?.leaseCount ?? 0 }
 
@@ -293,7 +296,9 @@ public final class ServerPool {
   }
 
   /// The pool as JSON for `GET /status`.
-  public func statusJSON(now: UInt64, waiting: Int) -> String {
+  /// With `jobs` (the policies that do not wait), each server shows its jobs in flight and the
+  /// totals are the jobs'.
+  public func statusJSON(now: UInt64, waiting: Int, jobs: JobLedger? = nil) -> String {
     let wallNow = Date()
     var entries: [String] = []
     for server in order {
@@ -314,14 +319,16 @@ public final class ServerPool {
         fields.append("\"down_for\": \(downFor)")
       }
       fields.append("\"leases\": \(record.leaseCount)")
+      if let jobs { fields.append("\"jobs_in_flight\": \(jobs.inFlight(server))") }
       if record.isRetired { fields.append("\"removed\": true") }
       entries.append("{" + fields.joined(separator: ", ") + "}")
     }
     return """
       {"servers": [\(entries.joined(separator: ", "))], \
       "queue": [\(queue.freeServers.map { "\"\($0)\"" }.joined(separator: ", "))], "free": \(queue.freeCount), \
-      "waiting": \(waiting), "totals": {"leased": \(leasesIssued), "reported": \(leasesReported), \
-      "expired": \(leasesExpired), "in_flight": \(leasesInFlight)}}
+      "waiting": \(waiting), "totals": {"leased": \(jobs?.issued ?? leasesIssued), \
+      "reported": \(jobs?.reported ?? leasesReported), "expired": \(jobs?.expired ?? leasesExpired), \
+      "in_flight": \(jobs?.totalInFlight ?? leasesInFlight)}}
       """
   }
 

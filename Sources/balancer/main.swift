@@ -25,6 +25,13 @@ var options = CommandLineOptions(
     ),
     .value(
       "max-waiting", "N", "answer 503 at once when this many clients wait already (default 10000)"),
+    .value(
+      "policy", "NAME",
+      "queue (default: wait for a free server), round-robin, random, least-connections, consistent-hash"
+    ),
+    .value("slots", "N", "consistent-hash: slots on the ring (default 512)"),
+    .value("virtual-nodes", "N", "consistent-hash: places per server on the ring (default 9)"),
+    .value("server-workers", "N", "threads each started server computes with (default 1)"),
     .flag("no-spawn", "do not start factorial servers; they are started by someone else"),
     .value(
       "server-binary", "PATH", "the factorial-server to start (default: beside this program)"),
@@ -42,6 +49,10 @@ func fail(_ message: String, code: Int32 = 2) -> Never {
 }
 
 let port: Int
+let policyName: PolicyName
+let slots: Int
+let virtualNodes: Int
+let serverWorkers: Int
 let leaseTimeout: Double
 let waitTimeout: Double
 let maxWaiting: Int
@@ -50,6 +61,15 @@ do {
   leaseTimeout = try options.number("lease-timeout", in: 0.1...86400, default: 60)
   waitTimeout = try options.number("wait-timeout", in: 0.1...86400, default: 30)
   maxWaiting = Int(try options.number("max-waiting", in: 1...1_000_000, default: 10000))
+  slots = Int(try options.number("slots", in: 1...1_000_000, default: 512))
+  virtualNodes = Int(try options.number("virtual-nodes", in: 1...1000, default: 9))
+  serverWorkers = Int(try options.number("server-workers", in: 1...64, default: 1))
+  guard let name = PolicyName(rawValue: options["policy"] ?? "queue") else {
+    fail(
+      "--policy: '\(options["policy"]!)' is not one of "
+        + PolicyName.allCases.map(\.rawValue).joined(separator: ", "))
+  }
+  policyName = name
 } catch {
   fail(error.description)
 }
@@ -94,6 +114,14 @@ let balancer = Balancer(pool: pool, entries: [])
 balancer.waitTimeout = waitTimeout
 balancer.maxWaiting = maxWaiting
 balancer.adminToken = options["admin-token"]
+switch policyName {
+case .queue: balancer.policy = nil
+case .roundRobin: balancer.policy = RoundRobinPolicy()
+case .random: balancer.policy = RandomPolicy()
+case .leastConnections: balancer.policy = LeastConnectionsPolicy()
+case .consistentHash:
+  balancer.policy = ConsistentHashPolicy(slots: slots, virtualNodes: virtualNodes)
+}
 balancer.log = Program.logger(program: "balancer", quiet: quiet)
 pool.log = log
 pool.logsRoutineChanges = !quiet
@@ -116,8 +144,10 @@ replicas.clock = { loop.now }
 let launcher: ProcessLauncher? =
   spawning
   ? ProcessLauncher(loop: loop, executable: serverBinary) { child in
-    ["--port", "\(child.port)", "--balancer", "127.0.0.1:\(server.port)", "--exit-with-parent"]
-      + (quiet ? ["--quiet"] : [])
+    [
+      "--port", "\(child.port)", "--balancer", "127.0.0.1:\(server.port)", "--exit-with-parent",
+      "--workers", "\(serverWorkers)",
+    ] + (quiet ? ["--quiet"] : [])
   } : nil
 if let launcher {
   launcher.log = log
@@ -177,7 +207,7 @@ for signal in [SIGINT, SIGTERM] {
 log(
   "listening on port \(server.port) with \(file.entries.count) servers from \(configPath): "
     + file.entries.map(\.displayName).joined(separator: ", ")
-    + (spawning ? " (starting the local ones)" : ""))
+    + (spawning ? " (starting the local ones)" : "") + ", policy \(policyName.rawValue)")
 loop.run()
 launcher?.stopAll()
 log("stopped")

@@ -34,9 +34,9 @@ final class FakeClient: ResponseSink {
   var status: Int? { last?.status.code }
   var location: String? { last?.headers["Location"] }
   /// The Location without its lease.
-  var server: String? { location?.components(separatedBy: "?lease=").first }
+  var server: String? { location?.components(separatedBy: "?").first }
   /// The lease token of the last redirect.
-  var lease: String? { location?.components(separatedBy: "?lease=").last }
+  var lease: String? { location?.components(separatedBy: "lease=").last }
   var text: String { last.map { String(decoding: $0.body, as: UTF8.self) } ?? "" }
 }
 

@@ -1,0 +1,94 @@
+/// How the balancer picks a server when it does not wait for one to be free: every policy but
+/// the availability queue redirects at once, to a server that may be busy.
+public protocol RoutingPolicy: AnyObject {
+  /// Picks one of `candidates` (the servers that are up, in pool order) for a request whose
+  /// hashing key is `key`; `inFlight` tells how many jobs a server has not reported yet.
+  func choose(from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int)
+    -> ServerAddress?
+}
+
+/// The policies `--policy` names.
+public enum PolicyName: String, CaseIterable, Sendable {
+  case queue
+  case roundRobin = "round-robin"
+  case random
+  case leastConnections = "least-connections"
+  case consistentHash = "consistent-hash"
+}
+
+/// Each server in turn.
+public final class RoundRobinPolicy: RoutingPolicy {
+  private var next = 0
+  public init() {}
+  public func choose(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  )
+    -> ServerAddress?
+  {
+    guard !candidates.isEmpty else { return nil }
+    defer { next += 1 }
+    return candidates[next % candidates.count]
+  }
+}
+
+/// A server chosen uniformly at random.
+public final class RandomPolicy: RoutingPolicy {
+  private var generator: any RandomNumberGenerator
+  public init(generator: any RandomNumberGenerator = SystemRandomNumberGenerator()) {
+    self.generator = generator
+  }
+  public func choose(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  )
+    -> ServerAddress?
+  {
+    candidates.randomElement(using: &generator)
+  }
+}
+
+/// The server with the fewest unreported jobs; ties go round the servers in turn.
+public final class LeastConnectionsPolicy: RoutingPolicy {
+  private var rotation = 0
+  public init() {}
+  public func choose(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  )
+    -> ServerAddress?
+  {
+    guard !candidates.isEmpty else { return nil }
+    rotation += 1
+    var best: ServerAddress?
+    var bestLoad = Int.max
+    for offset in 0..<candidates.count {
+      let server = candidates[(rotation + offset) % candidates.count]
+      let load = inFlight(server)
+      if load < bestLoad {
+        best = server
+        bestLoad = load
+      }
+    }
+    return best
+  }
+}
+
+/// The server that owns the key on a consistent-hash ring of the candidates.
+public final class ConsistentHashPolicy: RoutingPolicy {
+  private var ring: HashRing
+  private var placed: [ServerAddress] = []
+
+  public init(slots: Int = 512, virtualNodes: Int = 9) {
+    ring = HashRing(slots: slots, virtualNodes: virtualNodes)
+  }
+
+  public func choose(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  )
+    -> ServerAddress?
+  {
+    if candidates != placed {
+      ring.rebuild(candidates)
+      placed = candidates
+    }
+    return ring.server(for: key)
+  }
+}
