@@ -126,7 +126,7 @@ public final class BlockingHTTPClient {
 public struct HTTPURL: Sendable, CustomStringConvertible {
   public let host: String
   public let port: Int
-  public let path: String
+  public var path: String
   public var hostHeader: String { "\(host):\(port)" }
   public var description: String { "http://\(host):\(port)\(path)" }
 

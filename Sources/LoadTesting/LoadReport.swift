@@ -121,6 +121,7 @@ public struct LoadReport: Sendable {
         visit.balancerMilliseconds.map { String(format: "%.3f", $0) } ?? "",
         visit.serverMilliseconds.map { String(format: "%.3f", $0) } ?? "",
         String(format: "%.3f", visit.totalMilliseconds), String(visit.retries),
+        visit.jobSize.map(String.init) ?? "",
         "\"" + visit.detail.replacingOccurrences(of: "\"", with: "\"\"") + "\"",
       ]
       rows.append(fields.joined(separator: ","))

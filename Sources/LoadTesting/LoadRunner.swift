@@ -16,6 +16,10 @@ public final class LoadRunner: @unchecked Sendable {
     public var retries = 3
     /// Shell commands to run once when the given number of visits have finished.
     public var runAt: [(visits: Int, command: String)] = []
+    /// Job sizes to ask for (`?n=` on the balancer URL) with their weights; empty for none.
+    public var jobMix: [(n: Int, weight: Double)] = []
+    /// Seeds the choice of job sizes, so that runs are repeatable.
+    public var seed: UInt64 = 1
 
     public init(url: HTTPURL) { self.url = url }
   }
@@ -95,10 +99,30 @@ private struct Worker {
 
   init(configuration: LoadRunner.Configuration) { self.configuration = configuration }
 
+  /// The job size of visit `index`: a weighted pick, the same for the same seed and index.
+  func jobSize(index: Int) -> Int? {
+    guard !configuration.jobMix.isEmpty else { return nil }
+    var state = configuration.seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
+    state = (state ^ (state >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    state = (state ^ (state >> 27)) &* 0x94D0_49BB_1331_11EB
+    state ^= state >> 31
+    let total = configuration.jobMix.reduce(0) { $0 + $1.weight }
+    var pick = Double(state >> 11) / Double(1 << 53) * total
+    for entry in configuration.jobMix {
+      if pick < entry.weight { return entry.n }
+      pick -= entry.weight
+    }
+    return configuration.jobMix.last!.n
+  }
+
   mutating func visit(index: Int, origin: Date) -> Visit {
     let start = Date().timeIntervalSince(origin)
     var visit = Visit(index: index, start: start, end: start, outcome: .ok, status: 0)
-    let target = configuration.url
+    var target = configuration.url
+    if let n = jobSize(index: index) {
+      target.path += (target.path.contains("?") ? "&" : "?") + "n=\(n)"
+      visit.jobSize = n
+    }
     for attempt in 0...configuration.retries {
       let asked = Date()
       let first: HTTPClientResponse
@@ -150,7 +174,9 @@ private struct Worker {
     if response.statusCode != 200 {
       visit.outcome = .httpError
       visit.detail = String(response.text.prefix(80))
-    } else if response.body.starts(with: Array("Factorial of ".utf8)) {
+    } else if response.body.starts(
+      with: Array("Factorial of \(visit.jobSize.map { "\($0) =" } ?? "")".utf8))
+    {
       visit.outcome = .ok
       visit.detail = ""
     } else {

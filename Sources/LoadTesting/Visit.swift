@@ -30,6 +30,8 @@ public struct Visit: Sendable {
   public var balancerMilliseconds: Double?
   /// Milliseconds spent at the server (redirect to answer).
   public var serverMilliseconds: Double?
+  /// The `n` asked for, when the run mixes job sizes.
+  public var jobSize: Int?
   /// Times the visit went back to the balancer because its server was unreachable.
   public var retries = 0
   /// What went wrong, for outcomes other than ok.

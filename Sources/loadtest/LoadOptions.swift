@@ -17,6 +17,10 @@ enum LoadOptions {
     .value("timeline-chart", "FILE.svg", "draw requests per server per second over the run"),
     .value(
       "run-at", "N:COMMAND", "run a shell command once N visits have finished (repeatable as ;)"),
+    .value(
+      "mix", "N:WEIGHT,...",
+      "ask for job sizes ?n=N with these weights, e.g. 100:80,2000:15,20000:5 (heavy-tailed)"),
+    .value("seed", "N", "seed for the job-size picks (default 1)"),
     .flag("quiet", "no progress display"),
   ]
 
@@ -36,6 +40,19 @@ enum LoadOptions {
       configuration.retries = Int(try options.number("retries", in: 0...100, default: 3))
     } catch {
       fail(error.description)
+    }
+    if let mix = options["mix"] {
+      for item in mix.split(separator: ",") {
+        let parts = item.split(separator: ":")
+        guard parts.count == 2, let n = Int(parts[0]), (0...100_000).contains(n),
+          let weight = Double(parts[1]), weight > 0
+        else { fail("--mix: '\(item)' is not N:WEIGHT with N from 0 to 100000 and WEIGHT above 0") }
+        configuration.jobMix.append((n, weight))
+      }
+    }
+    if let seed = options["seed"] {
+      guard let value = UInt64(seed) else { fail("--seed: '\(seed)' is not a whole number") }
+      configuration.seed = value
     }
     if let runAt = options["run-at"] {
       for item in runAt.split(separator: ";") {

@@ -89,3 +89,44 @@ final class LoadtestEndToEndTests: SystemTestCase {
     XCTAssertEqual(badStatus, 2, badOutput)
   }
 }
+
+/// The routing policies with real processes: each redirects at once, servers take jobs
+/// concurrently, and the client's job size reaches the server.
+final class PolicyEndToEndTests: SystemTestCase {
+  func testEveryPolicyServesAMixOfJobSizes() throws {
+    for policy in ["round-robin", "random", "least-connections", "consistent-hash", "queue"] {
+      serverPorts = try freePorts(3)
+      try writeConfig(serverPorts)
+      try startBalancer(["--policy", policy, "--server-workers", "2", "--quiet"])
+      try eventually("\(policy): servers up", timeout: 15) {
+        let states = try serverStates()
+        return states.count == 3 && Set(states.values) == ["free"]
+      }
+      let json = directory + "/\(policy).json"
+      let process = try ManagedProcess(
+        "loadtest",
+        [
+          balancerURL, "--requests", "150", "--concurrency", "12", "--mix", "10:8,500:2", "--json",
+          json, "--quiet",
+        ])
+      processes.append(process)
+      XCTAssertEqual(process.waitForExit(timeout: 60), 0, "\(policy): \(process.output)")
+      let summary =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json)))
+        as! [String: Any]
+      // Every answer was the factorial of the n the client asked for (else: wrong_body).
+      XCTAssertEqual(summary["succeeded"] as? Int, 150, "\(policy)")
+      let perServer = summary["jobs_per_server"] as! [String: Int]
+      if policy == "round-robin" {
+        XCTAssertEqual(perServer.values.sorted(), [50, 50, 50])
+      }
+      if policy == "consistent-hash" {
+        XCTAssertEqual(perServer.count, 1, "one client address maps to one server")
+      }
+      try eventually("\(policy): every job reported", timeout: 10) {
+        (try status()["totals"] as! [String: Int])["in_flight"] == 0
+      }
+      balancer.stop()
+    }
+  }
+}

@@ -53,8 +53,9 @@ class SystemTestCase: XCTestCase {
   func startBalancer(_ arguments: [String] = []) throws {
     balancer = try ManagedProcess("balancer", ["--port", "0"] + arguments, directory: directory)
     processes.append(balancer)
-    try balancer.waitForOutput("listening on port ")
-    let line = balancer.output.components(separatedBy: "listening on port ")[1]
+    // Its children print to the same output: read the balancer's own line.
+    try balancer.waitForOutput("[balancer] listening on port ")
+    let line = balancer.output.components(separatedBy: "[balancer] listening on port ")[1]
     balancerPort = Int(line.prefix { $0.isNumber })!
   }
 
@@ -82,7 +83,11 @@ class SystemTestCase: XCTestCase {
 
   /// The balancer's /status, decoded.
   func status() throws -> [String: Any] {
-    try JSONSerialization.jsonObject(with: Data(get("/status").body)) as! [String: Any]
+    let response = try get("/status")
+    guard
+      let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+    else { throw TestFailure("/status answered \(response.statusCode): \(response.text)") }
+    return object
   }
 
   /// The state of each server in /status, by its name.

@@ -84,7 +84,7 @@ final class LoadReportTests: XCTestCase {
     let rows = report.csv.split(separator: "\n")
     XCTAssertEqual(rows.count, 33)
     XCTAssertTrue(rows[0].hasPrefix("index,start_s,end_s,outcome"))
-    XCTAssertTrue(rows[1].hasPrefix("0,0.000000,0.010000,ok,200,5001,4.000,6.000,10.000,0,"))
+    XCTAssertTrue(rows[1].hasPrefix("0,0.000000,0.010000,ok,200,5001,4.000,6.000,10.000,0,,"))
   }
 
   func testChartsAreWellFormedSVG() throws {
