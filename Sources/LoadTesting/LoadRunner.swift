@@ -20,6 +20,12 @@ public final class LoadRunner: @unchecked Sendable {
     public var jobMix: [(n: Int, weight: Double)] = []
     /// Seeds the choice of job sizes, so that runs are repeatable.
     public var seed: UInt64 = 1
+    /// Open loop: visits start at this many per second on average (Poisson arrivals), whatever
+    /// the answers; latency counts from the planned start. nil: closed loop, each thread starts
+    /// its next visit when the last one ends.
+    public var rate: Double?
+    /// Adds `key=client-K` (K among this many clients) for consistent hashing; nil for none.
+    public var keys: Int?
 
     public init(url: HTTPURL) { self.url = url }
   }
@@ -39,6 +45,9 @@ public final class LoadRunner: @unchecked Sendable {
 
   /// Runs every visit and returns the report. `onCommand` hears about `runAt` commands.
   public func run(onCommand: @escaping @Sendable (String) -> Void = { _ in }) -> LoadReport {
+    let schedule = configuration.rate.map {
+      Self.arrivals(count: configuration.requests, rate: $0, seed: configuration.seed)
+    }
     origin = Date()
     let group = DispatchGroup()
     let workers = max(1, min(configuration.concurrency, configuration.requests))
@@ -48,7 +57,14 @@ public final class LoadRunner: @unchecked Sendable {
       let thread = Thread { [self] in
         var worker = Worker(configuration: configuration)
         while let index = take() {
-          let visit = worker.visit(index: index, origin: origin)
+          var planned: Double?
+          if let schedule {
+            planned = schedule[index]
+            let wait = schedule[index] - Date().timeIntervalSince(origin)
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+          }
+          var visit = worker.visit(index: index, origin: origin)
+          if let planned, planned < visit.start { visit.start = planned }
           results.withLock { $0.append(visit) }
           let done = finished.add(1, ordering: .relaxed).newValue
           let due = pending.withLock { list -> [String] in
@@ -68,6 +84,18 @@ public final class LoadRunner: @unchecked Sendable {
     let duration = visits.map(\.end).max() ?? 0
     return LoadReport(
       visits: visits, duration: duration, concurrency: workers, url: configuration.url.description)
+  }
+
+  /// Planned start times (seconds) of a Poisson process of `rate` per second.
+  static func arrivals(count: Int, rate: Double, seed: UInt64) -> [Double] {
+    var state = seed ^ 0x5DEE_CE66_D1CE_4E5B
+    var time = 0.0
+    return (0..<count).map { _ in
+      state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+      let uniform = (Double(state >> 11) + 0.5) / Double(1 << 53)
+      time += -log(uniform) / rate
+      return time
+    }
   }
 
   private func take() -> Int? {
@@ -122,6 +150,9 @@ private struct Worker {
     if let n = jobSize(index: index) {
       target.path += (target.path.contains("?") ? "&" : "?") + "n=\(n)"
       visit.jobSize = n
+    }
+    if let keys = configuration.keys {
+      target.path += (target.path.contains("?") ? "&" : "?") + "key=client-\(index % max(1, keys))"
     }
     for attempt in 0...configuration.retries {
       let asked = Date()

@@ -20,7 +20,11 @@ enum LoadOptions {
     .value(
       "mix", "N:WEIGHT,...",
       "ask for job sizes ?n=N with these weights, e.g. 100:80,2000:15,20000:5 (heavy-tailed)"),
-    .value("seed", "N", "seed for the job-size picks (default 1)"),
+    .value("seed", "N", "seed for the job-size picks and arrival times (default 1)"),
+    .value(
+      "rate", "PER_SECOND",
+      "open loop: start visits at this average rate (Poisson), --concurrency caps those in flight"),
+    .value("keys", "N", "add key=client-K (K among N clients) for consistent hashing"),
     .flag("quiet", "no progress display"),
   ]
 
@@ -49,6 +53,19 @@ enum LoadOptions {
         else { fail("--mix: '\(item)' is not N:WEIGHT with N from 0 to 100000 and WEIGHT above 0") }
         configuration.jobMix.append((n, weight))
       }
+    }
+    if options["rate"] != nil {
+      do {
+        configuration.rate = try options.number("rate", in: 0.001...1_000_000, default: 1)
+      } catch {
+        fail(error.description)
+      }
+    }
+    if let keys = options["keys"] {
+      guard let value = Int(keys), value > 0 else {
+        fail("--keys: '\(keys)' is not a positive number")
+      }
+      configuration.keys = value
     }
     if let seed = options["seed"] {
       guard let value = UInt64(seed) else { fail("--seed: '\(seed)' is not a whole number") }

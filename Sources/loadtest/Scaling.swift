@@ -115,7 +115,7 @@ final class RunningSystem {
   let port: Int
   var url: String { "http://127.0.0.1:\(port)/" }
 
-  init(balancer: String, servers: Int) throws {
+  init(balancer: String, servers: Int, arguments: [String] = []) throws {
     directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let ports = try Self.freePorts(servers + 1)
@@ -124,7 +124,8 @@ final class RunningSystem {
     try "{\"available_servers\": [\(list)]}".write(
       toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
     process.executableURL = URL(fileURLWithPath: balancer)
-    process.arguments = ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"]
+    process.arguments =
+      ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"] + arguments
     process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
     try process.run()
     // Ready once every server has joined the queue.

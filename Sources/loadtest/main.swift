@@ -6,6 +6,8 @@ import ProgramSupport
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "scale" {
   runScaling(Array(arguments.dropFirst()))
+} else if arguments.first == "policies" {
+  runPolicies(Array(arguments.dropFirst()))
 } else {
   runLoad(arguments)
 }
@@ -19,7 +21,7 @@ func runLoad(_ arguments: [String]) {
       as a browser does, and reports jobs per server, status codes, latency (total, at the
       balancer, at the server: mean, p50, p90, p99, max) and throughput. Refused connections,
       503s and wrong bodies are counted, never fatal; a visit whose server is unreachable goes back
-      to the balancer (--retries). Also: loadtest scale --help.
+      to the balancer (--retries). Also: loadtest scale --help, loadtest policies --help.
       usage: loadtest URL [options]
       """,
     options: LoadOptions.common)
