@@ -111,3 +111,18 @@ final class LoadReportTests: XCTestCase {
     XCTAssertEqual(chart.components(separatedBy: "<circle").count - 1, 3)
   }
 }
+
+final class LoadRunnerTests: XCTestCase {
+  func testPoissonArrivalsHaveTheAskedRate() {
+    let times = LoadRunner.arrivals(count: 20000, rate: 500, seed: 3)
+    XCTAssertEqual(times.count, 20000)
+    XCTAssertTrue(zip(times, times.dropFirst()).allSatisfy { $0 < $1 })
+    XCTAssertEqual(Double(times.count) / times.last!, 500, accuracy: 15)
+    // Exponential gaps: their standard deviation equals their mean.
+    let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
+    let mean = gaps.reduce(0, +) / Double(gaps.count)
+    let deviation = (gaps.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(gaps.count)).squareRoot()
+    XCTAssertEqual(deviation / mean, 1, accuracy: 0.05)
+    XCTAssertEqual(LoadRunner.arrivals(count: 10, rate: 5, seed: 9), LoadRunner.arrivals(count: 10, rate: 5, seed: 9))
+  }
+}
