@@ -26,7 +26,9 @@ public final class PoolSupervisor {
           of: lease, result: result, now: self?.balancer.clock() ?? now)
       }
     }
-    for server in pool.serversForHeartbeat(now: now, interval: heartbeatInterval) {
+    for server in heartbeatInterval.isFinite
+      ? pool.serversForHeartbeat(now: now, interval: heartbeatInterval) : []
+    {
       probe.check(server) { [weak self] result in
         self?.balancer.pool.finishHeartbeat(
           of: server, result: result, now: self?.balancer.clock() ?? now)

@@ -32,6 +32,9 @@ var options = CommandLineOptions(
     .value("slots", "N", "consistent-hash: slots on the ring (default 512)"),
     .value("virtual-nodes", "N", "consistent-hash: places per server on the ring (default 9)"),
     .value("server-workers", "N", "threads each started server computes with (default 1)"),
+    .value(
+      "heartbeat-interval", "SECONDS",
+      "ask each free server this often whether it is alive; 0 turns it off (default 5)"),
     .flag("no-spawn", "do not start factorial servers; they are started by someone else"),
     .value(
       "server-binary", "PATH", "the factorial-server to start (default: beside this program)"),
@@ -54,11 +57,13 @@ let slots: Int
 let virtualNodes: Int
 let serverWorkers: Int
 let leaseTimeout: Double
+let heartbeatInterval: Double
 let waitTimeout: Double
 let maxWaiting: Int
 do {
   port = try options.port("port", environment: "LB_PORT", default: 8001)
   leaseTimeout = try options.number("lease-timeout", in: 0.1...86400, default: 60)
+  heartbeatInterval = try options.number("heartbeat-interval", in: 0...86400, default: 5)
   waitTimeout = try options.number("wait-timeout", in: 0.1...86400, default: 30)
   maxWaiting = Int(try options.number("max-waiting", in: 1...1_000_000, default: 10000))
   slots = Int(try options.number("slots", in: 1...1_000_000, default: 512))
@@ -159,6 +164,7 @@ if let launcher {
 replicas.apply(file)
 
 let supervisor = PoolSupervisor(balancer: balancer, probe: HTTPHealthProbe(loop: loop))
+supervisor.heartbeatInterval = heartbeatInterval == 0 ? .infinity : heartbeatInterval
 loop.schedule(every: 0.1) { supervisor.tick(now: loop.now) }
 if let launcher {
   // A server that is alive but has not answered for ten seconds is killed and restarted.
