@@ -62,21 +62,9 @@ public final class Balancer: HTTPHandler {
     }
     switch path {
     case "/add":
-      guard request.method == "POST" else {
-        return respond(responder, request, methodNotAllowed(allow: "POST"))
-      }
-      guard let refusal = adminRefusal(request) else {
-        return respond(responder, request, replicas.add(body: request.body))
-      }
-      return respond(responder, request, refusal)
+      return administer(request, responder, method: "POST", replicas.add(body:))
     case "/rm":
-      guard request.method == "DELETE" else {
-        return respond(responder, request, methodNotAllowed(allow: "DELETE"))
-      }
-      guard let refusal = adminRefusal(request) else {
-        return respond(responder, request, replicas.remove(body: request.body))
-      }
-      return respond(responder, request, refusal)
+      return administer(request, responder, method: "DELETE", replicas.remove(body:))
     default:
       break
     }
@@ -243,6 +231,17 @@ public final class Balancer: HTTPHandler {
       response = .text(.conflict, "that is not the lease \(server) holds")
     }
     respond(responder, request, response)
+  }
+
+  /// A request that changes the replicas: the right method, then the admin rule, then `change`.
+  private func administer(
+    _ request: HTTPRequest, _ responder: HTTPResponder, method: String,
+    _ change: ([UInt8]) -> HTTPResponse
+  ) {
+    guard request.method == method else {
+      return respond(responder, request, methodNotAllowed(allow: method))
+    }
+    respond(responder, request, adminRefusal(request) ?? change(request.body))
   }
 
   /// Why a request may not change the replicas, or nil if it may: loopback clients may; others
