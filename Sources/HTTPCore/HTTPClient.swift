@@ -19,6 +19,7 @@ public final class HTTPClient: EventHandler {
     }
   }
 
+  /// Receives the response, or why there is none.
   public typealias Completion = (Result<HTTPClientResponse, Failure>) -> Void
 
   private struct Pending {
