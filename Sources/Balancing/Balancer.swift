@@ -153,12 +153,9 @@ public final class Balancer: HTTPHandler {
     }
     switch result {
     case .server(let server):
-      let token = tokens.next()
-      pool.lease(server, token: token, now: clock())
-      respond(
-        responder, request,
-        .redirect(to: location(server, host: host, query: request.query, token: token)),
-        note: "-> \(server)")
+      send(request, responder, to: server, host: host) {
+        pool.lease(server, token: $0, now: clock())
+      }
     case .waiting(let ticket):
       line.append((ticket, clock() + MonotonicClock.nanoseconds(waitTimeout), responder))
       responder.onCancel = { [weak self] in
@@ -177,8 +174,16 @@ public final class Balancer: HTTPHandler {
     guard let server = policy.choose(from: candidates, key: key, inFlight: jobs.inFlight) else {
       return respond(responder, request, unavailable("no server is up"))
     }
+    send(request, responder, to: server, host: host) { jobs.issue(server, token: $0, now: clock()) }
+  }
+
+  /// Redirects to `server` with a fresh token, which `record` enters in the books first.
+  private func send(
+    _ request: HTTPRequest, _ responder: HTTPResponder, to server: ServerAddress, host: String,
+    record: (String) -> Void
+  ) {
     let token = tokens.next()
-    jobs.issue(server, token: token, now: clock())
+    record(token)
     respond(
       responder, request,
       .redirect(to: location(server, host: host, query: request.query, token: token)),

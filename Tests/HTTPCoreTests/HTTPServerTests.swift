@@ -271,29 +271,19 @@ final class HTTPClientTests: XCTestCase {
   func testRequestTimeoutFailsARequestNobodyAnswers() throws {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)  // accepts, never answers
     defer { close(listener) }
-    let loop = try EventLoop()
-    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: Socket.localPort(listener))
-    client.requestTimeout = 0.3
-    let outcome = Mutex<String?>(nil)
-    loop.execute {
-      client.send(path: "/x") { result in
-        if case .failure(let failure) = result { outcome.withLock { $0 = "\(failure)" } }
-        loop.stop()
-      }
-    }
     let start = Date()
-    loop.run()
-    XCTAssertTrue(
-      outcome.withLock { $0 }?.contains("within 0.3 s") ?? false,
-      "\(String(describing: outcome.withLock { $0 }))")
+    let failure = try failureOfOneRequest(port: Socket.localPort(listener)) {
+      $0.requestTimeout = 0.3
+    }
+    XCTAssertTrue(failure?.contains("within 0.3 s") ?? false, "\(String(describing: failure))")
     XCTAssertLessThan(Date().timeIntervalSince(start), 3)
   }
 
-  func testRequestsFailAfterTheRetryWindow() throws {
-    let port = try freePort()
+  /// Sends one request with a client set up by `configure`; returns its failure, if any.
+  private func failureOfOneRequest(port: Int, configure: (HTTPClient) -> Void) throws -> String? {
     let loop = try EventLoop()
     let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
-    client.retryWindow = 0.3
+    configure(client)
     let outcome = Mutex<String?>(nil)
     loop.execute {
       client.send(path: "/x") { result in
@@ -301,9 +291,14 @@ final class HTTPClientTests: XCTestCase {
         loop.stop()
       }
     }
-    let start = Date()
     loop.run()
-    XCTAssertTrue(outcome.withLock { $0 }?.hasPrefix("unreachable") ?? false)
+    return outcome.withLock { $0 }
+  }
+
+  func testRequestsFailAfterTheRetryWindow() throws {
+    let start = Date()
+    let failure = try failureOfOneRequest(port: try freePort()) { $0.retryWindow = 0.3 }
+    XCTAssertTrue(failure?.hasPrefix("unreachable") ?? false, "\(String(describing: failure))")
     XCTAssertLessThan(Date().timeIntervalSince(start), 5)
   }
 }

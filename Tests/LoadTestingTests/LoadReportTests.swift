@@ -121,8 +121,11 @@ final class LoadRunnerTests: XCTestCase {
     // Exponential gaps: their standard deviation equals their mean.
     let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
     let mean = gaps.reduce(0, +) / Double(gaps.count)
-    let deviation = (gaps.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(gaps.count)).squareRoot()
+    let deviation = (gaps.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(gaps.count))
+      .squareRoot()
     XCTAssertEqual(deviation / mean, 1, accuracy: 0.05)
-    XCTAssertEqual(LoadRunner.arrivals(count: 10, rate: 5, seed: 9), LoadRunner.arrivals(count: 10, rate: 5, seed: 9))
+    XCTAssertEqual(
+      LoadRunner.arrivals(count: 10, rate: 5, seed: 9),
+      LoadRunner.arrivals(count: 10, rate: 5, seed: 9))
   }
 }
