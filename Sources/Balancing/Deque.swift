@@ -32,12 +32,15 @@ public struct Deque<Element>: Sequence {
     return nil
   }
 
-  /// Removes the element at `offset` (0 = first), keeping the others' order. O(n).
+  /// Removes the element at `offset` (0 = first), keeping the others' order: the ones behind it
+  /// move up one place. O(n), without allocating.
   public mutating func remove(at offset: Int) {
     precondition(offset >= 0 && offset < count, "Deque index out of range")
-    var elements = Array(self)
-    elements.remove(at: offset)
-    self = Deque(elements)
+    for position in offset..<(count - 1) {
+      storage[(head + position) % storage.count] = storage[(head + position + 1) % storage.count]
+    }
+    storage[(head + count - 1) % storage.count] = nil
+    count -= 1
   }
 
   public init<S: Sequence>(_ elements: S) where S.Element == Element {

@@ -27,15 +27,20 @@ public struct LeaseTokenSource {
   /// A fresh unguessable token.
   public mutating func next() -> String {
     if offset + 16 > buffer.count { refill() }
-    let hex: [UInt8] = Array("0123456789abcdef".utf8)
-    var text = [UInt8](repeating: 0, count: 32)
-    for index in 0..<16 {
-      let byte = buffer[offset + index]
-      text[2 * index] = hex[Int(byte >> 4)]
-      text[2 * index + 1] = hex[Int(byte & 0x0F)]
+    let token = String(unsafeUninitializedCapacity: 32) { text in
+      for index in 0..<16 {
+        let byte = buffer[offset + index]
+        text[2 * index] = Self.hexDigit(byte >> 4)
+        text[2 * index + 1] = Self.hexDigit(byte & 0x0F)
+      }
+      return 32
     }
     offset += 16
-    return String(decoding: text, as: UTF8.self)
+    return token
+  }
+
+  @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {
+    value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
   }
 
   private mutating func refill() {

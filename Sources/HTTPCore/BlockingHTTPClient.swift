@@ -7,6 +7,7 @@ public final class BlockingHTTPClient {
   public let port: Int
   private var fd: Int32 = -1
   private var buffer: [UInt8] = []
+  private var chunk = [UInt8](repeating: 0, count: 65536)
 
   /// Connects to `host:port` (blocking), with `timeout` seconds for each read.
   public init(host: String = "127.0.0.1", port: Int, timeout: Double = 10) throws {
@@ -75,7 +76,6 @@ public final class BlockingHTTPClient {
 
   /// Whether the server has closed the connection (reads EOF within `timeout` seconds).
   public func isClosedByPeer() -> Bool {
-    var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
       let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
       if count == 0 { return true }
@@ -91,7 +91,6 @@ public final class BlockingHTTPClient {
   }
 
   private func fill() throws {
-    var chunk = [UInt8](repeating: 0, count: 65536)
     let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
     if count > 0 {
       buffer.append(contentsOf: chunk[0..<count])

@@ -48,6 +48,7 @@ public final class HTTPClient: EventHandler {
   private var output: [UInt8] = []
   private var input: [UInt8] = []
   private var parser = HTTPResponseParser()
+  private var chunk = [UInt8](repeating: 0, count: 16384)
   private var retryTimer: TimerID?
   private var lastError = ""
 
@@ -177,7 +178,6 @@ public final class HTTPClient: EventHandler {
   }
 
   private func readAvailable() {
-    var chunk = [UInt8](repeating: 0, count: 16384)
     var closedReason: String?
     while true {
       let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

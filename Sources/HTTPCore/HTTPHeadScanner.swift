@@ -123,16 +123,18 @@ struct HTTPHeadScanner {
   static func parseVersion(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>)
     -> Result<Int, HTTPParseError>
   {
-    let text = Array(UnsafeRawBufferPointer(rebasing: bytes[range]))
-    let prefix = Array("HTTP/".utf8)
-    guard text.count == 8, Array(text[0..<5]) == prefix, text[6] == UInt8(ascii: "."),
-      (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(text[5]),
-      (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(text[7])
+    func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+    let start = range.lowerBound
+    guard range.count == 8,
+      zip(start..<(start + 5), "HTTP/".utf8).allSatisfy({ bytes[$0] == $1 }),
+      isDigit(bytes[start + 5]), bytes[start + 6] == UInt8(ascii: "."), isDigit(bytes[start + 7])
     else { return .failure(HTTPParseError(.badRequest, "malformed HTTP version")) }
-    guard text[5] == UInt8(ascii: "1"), text[7] <= UInt8(ascii: "1") else {
+    let major = bytes[start + 5]
+    let minor = bytes[start + 7]
+    guard major == UInt8(ascii: "1"), minor <= UInt8(ascii: "1") else {
       return .failure(HTTPParseError(.versionNotSupported, "only HTTP/1.0 and HTTP/1.1 are served"))
     }
-    return .success(Int(text[7] - UInt8(ascii: "0")))
+    return .success(Int(minor - UInt8(ascii: "0")))
   }
 
   /// The body length from Content-Length (0 when absent), or why it is unusable.

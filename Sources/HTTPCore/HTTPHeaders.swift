@@ -27,10 +27,11 @@ public struct HTTPHeaders: Sendable, Sequence {
 
   /// Whether a comma-separated header (such as Connection) lists `token`.
   public func contains(_ name: String, token: String) -> Bool {
-    values(name).contains { value in
-      value.split(separator: ",").contains {
-        Self.equalsIgnoringCase($0.trimmingSpaces(), token)
-      }
+    fields.contains { field in
+      Self.equalsIgnoringCase(field.name, name)
+        && field.value.split(separator: ",").contains {
+          Self.equalsIgnoringCase($0.trimmingSpaces(), token)
+        }
     }
   }
 
