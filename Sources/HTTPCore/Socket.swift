@@ -119,6 +119,14 @@ public enum Socket {
     return true
   }
 
+  /// `count` distinct ports on 127.0.0.1 that were free a moment ago: each is held until all
+  /// are chosen, then released for the caller's programs to bind.
+  public static func freePorts(_ count: Int) throws -> [Int] {
+    let sockets = try (0..<count).map { _ in try listen(host: "127.0.0.1", port: 0, backlog: 1) }
+    defer { for fd in sockets { close(fd) } }
+    return sockets.map(localPort)
+  }
+
   /// The port a socket is bound to.
   public static func localPort(_ fd: Int32) -> Int {
     var storage = sockaddr_storage()

@@ -118,7 +118,7 @@ final class RunningSystem {
   init(balancer: String, servers: Int, arguments: [String] = []) throws {
     directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let ports = try Self.freePorts(servers + 1)
+    let ports = try Socket.freePorts(servers + 1)
     port = ports[0]
     let list = ports.dropFirst().map { "\"\($0)\"" }.joined(separator: ", ")
     try "{\"available_servers\": [\(list)]}".write(
@@ -151,10 +151,4 @@ final class RunningSystem {
     try? FileManager.default.removeItem(atPath: directory)
   }
 
-  /// Distinct free ports: every one is held until all are chosen.
-  static func freePorts(_ count: Int) throws -> [Int] {
-    let sockets = try (0..<count).map { _ in try Socket.listen(host: "127.0.0.1", port: 0) }
-    defer { for fd in sockets { close(fd) } }
-    return sockets.map(Socket.localPort)
-  }
 }

@@ -102,9 +102,5 @@ public final class ManagedProcess: @unchecked Sendable {
 /// A port that was free a moment ago (bound to port 0, then released).
 public func freePort() throws -> Int { try freePorts(1)[0] }
 
-/// `count` distinct ports that were free a moment ago: all are held until all are chosen.
-public func freePorts(_ count: Int) throws -> [Int] {
-  let sockets = try (0..<count).map { _ in try Socket.listen(host: "127.0.0.1", port: 0) }
-  defer { for fd in sockets { close(fd) } }
-  return sockets.map(Socket.localPort)
-}
+/// `count` distinct ports that were free a moment ago.
+public func freePorts(_ count: Int) throws -> [Int] { try Socket.freePorts(count) }
