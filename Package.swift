@@ -15,35 +15,50 @@ let package = Package(
     .target(name: "HTTPCore", dependencies: ["CEpoll"]),
     // Exact big-integer factorial.
     .target(name: "Factorial"),
+    // The JSON documents the programs exchange and show (health, status, replicas), Codable.
+    .target(name: "Documents"),
     // The factorial server's routes and its worker threads. No sockets.
-    .target(name: "FactorialService", dependencies: ["Factorial", "HTTPCore"]),
-    // Balancing logic: availability queue, pool configuration, routes. No sockets.
-    .target(name: "Balancing", dependencies: ["HTTPCore"]),
+    .target(name: "FactorialService", dependencies: ["Documents", "Factorial", "HTTPCore"]),
+    // Balancing logic: pool, leases, dispatchers (availability queue, policies), routes. No sockets.
+    .target(name: "Balancing", dependencies: ["Documents", "HTTPCore"]),
     // Running and restarting the factorial-server processes the balancer supervises.
-    .target(name: "Supervision", dependencies: ["Balancing", "HTTPCore"]),
+    .target(name: "Supervision", dependencies: ["Balancing", "Documents", "HTTPCore"]),
     // SVG bar and line charts for the load tester's reports.
     .target(name: "Charts"),
     // The load tester: visits, the runner, reports.
     .target(name: "LoadTesting", dependencies: ["Charts", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
     .target(name: "ProgramSupport", dependencies: ["HTTPCore"]),
+    // The balancer program: its configuration from flags, and the app that wires it together.
+    .target(
+      name: "BalancerApp",
+      dependencies: ["Balancing", "HTTPCore", "ProgramSupport", "Supervision"]),
+    // The factorial-server program: configuration and app.
+    .target(
+      name: "FactorialServerApp", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
+    .executableTarget(name: "balancer", dependencies: ["BalancerApp", "ProgramSupport"]),
     .executableTarget(
-      name: "balancer", dependencies: ["Balancing", "HTTPCore", "ProgramSupport", "Supervision"]),
+      name: "factorial-server", dependencies: ["FactorialServerApp", "ProgramSupport"]),
+    .target(name: "TestSupport", dependencies: ["Balancing", "HTTPCore"], path: "Tests/TestSupport"),
     .executableTarget(
-      name: "factorial-server", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
-    .target(name: "TestSupport", dependencies: ["HTTPCore"], path: "Tests/TestSupport"),
-    .executableTarget(
-      name: "loadtest", dependencies: ["HTTPCore", "LoadTesting", "ProgramSupport"]),
+      name: "loadtest", dependencies: ["Documents", "HTTPCore", "LoadTesting", "ProgramSupport"]),
     .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),
+    .testTarget(name: "ProgramSupportTests", dependencies: ["ProgramSupport"]),
     .testTarget(
       name: "FactorialTests",
-      dependencies: ["Factorial", "FactorialService", "HTTPCore", "TestSupport"]),
+      dependencies: [
+        "Documents", "Factorial", "FactorialService", "FactorialServerApp", "HTTPCore",
+        "TestSupport",
+      ]),
     .testTarget(name: "LoadTestingTests", dependencies: ["Charts", "LoadTesting"]),
-    .testTarget(name: "BalancingTests", dependencies: ["Balancing", "HTTPCore", "TestSupport"]),
+    .testTarget(
+      name: "BalancingTests",
+      dependencies: ["BalancerApp", "Balancing", "Documents", "HTTPCore", "TestSupport"]),
     .testTarget(
       name: "EndToEndTests",
       dependencies: [
-        "balancer", "factorial-server", "loadtest", "Factorial", "HTTPCore", "TestSupport",
+        "balancer", "factorial-server", "loadtest", "Documents", "Factorial", "HTTPCore",
+        "TestSupport",
       ]),
   ],
   swiftLanguageModes: [.v5]

@@ -13,7 +13,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 setsid ./init_project.sh >"$LOG" 2>&1 &
 PID=$!
 for _ in $(seq 600); do
-  if python3 -c "import urllib.request,sys; sys.exit(0 if '\"free\": 5,' in urllib.request.urlopen('http://127.0.0.1:$LB_PORT/health').read().decode() else 1)" 2>/dev/null; then
+  if python3 -c "import json,urllib.request,sys; sys.exit(0 if json.load(urllib.request.urlopen('http://127.0.0.1:$LB_PORT/health'))['free'] == 5 else 1)" 2>/dev/null; then
     break
   fi
   kill -0 "$PID" 2>/dev/null || { cat "$LOG"; echo "init_smoke: init_project.sh exited early" >&2; exit 1; }

@@ -41,7 +41,7 @@ start_system() {
   BALANCER_PID=$!
   LB_URL="http://127.0.0.1:$port/"
   for _ in $(seq 200); do
-    if python3 -c "import urllib.request,sys; sys.exit(0 if '\"free\": $1,' in urllib.request.urlopen('${LB_URL}health').read().decode() else 1)" 2>/dev/null; then
+    if python3 -c "import json,urllib.request,sys; sys.exit(0 if json.load(urllib.request.urlopen('${LB_URL}health'))['free'] == $1 else 1)" 2>/dev/null; then
       return 0
     fi
     sleep 0.05

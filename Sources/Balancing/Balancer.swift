@@ -1,50 +1,29 @@
+import Documents
 import HTTPCore
 
-/// The redirect balancer's routes: hands each client the first free server with a one-time
-/// lease, parks clients while none is free (first come, first served, for at most `waitTimeout`),
-/// and takes servers back when they report with the matching lease.
+/// The redirect balancer's routes: `GET /` asks the `ServerBroker` for a server and answers 302
+/// with the lease (or 503); `/port_update/<port>` reports a lease; `/rep`, `/add`, `/rm` manage
+/// the replicas; `/health` and `/status` show the pool.
 ///
 /// Pure logic over `HTTPRequest` and `HTTPResponder`: it runs the same under an `HTTPServer` or in
-/// a unit test with no sockets. Call it from one thread (the event loop's); times are monotonic
-/// nanoseconds from `clock`.
+/// a unit test with no sockets. Call it from one thread (the event loop's).
 public final class Balancer: HTTPHandler {
-  /// The servers, their leases and the queue.
-  public let pool: ServerPool
+  /// The servers, their leases and the dispatcher.
+  public let broker: ServerBroker
   /// The replicas by name, for /rep, /add and /rm.
   public let replicas: ReplicaManager
   /// With it, clients other than loopback may call /add and /rm with `Authorization: Bearer …`.
   public var adminToken: String?
-  /// How servers are chosen: nil for the availability queue (wait for a free server); any other
-  /// policy redirects at once and counts jobs in `jobs`.
-  public var policy: RoutingPolicy?
-  /// The jobs handed out under a policy other than the queue.
-  public let jobs = JobLedger()
-  /// Seconds a client may wait for a server before it gets 503.
-  public var waitTimeout = 30.0
-  /// How many clients may wait at once; more get 503 at once.
-  public var maxWaiting = 10_000
   /// The host name used in redirects when a client sent no Host header (HTTP/1.0).
   public var fallbackHost = "localhost"
   /// Receives one line per request handled, when set.
   public var log: ((String) -> Void)?
-  /// The current monotonic time in nanoseconds.
-  public var clock: () -> UInt64 = MonotonicClock.now
 
-  /// Clients in line, oldest first, with the time they give up; served ones are skipped lazily.
-  private var line = Deque<
-    (ticket: AvailabilityQueue<ServerAddress>.Ticket, deadline: UInt64, responder: HTTPResponder)
-  >()
-  private var isShuttingDown = false
-  private var tokens = LeaseTokenSource()
-
-  public init(pool: ServerPool, entries: [ServerEntry]? = nil) {
-    self.pool = pool
+  public init(broker: ServerBroker, entries: [ServerEntry]? = nil) {
+    self.broker = broker
     replicas = ReplicaManager(
-      pool: pool, entries: entries ?? pool.servers.map { ServerEntry(address: $0) })
+      broker: broker, entries: entries ?? broker.pool.servers.map { ServerEntry(address: $0) })
   }
-
-  /// The number of clients waiting for a server.
-  public var waitingCount: Int { pool.queue.waitingCount }
 
   public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
     let path = request.path
@@ -77,15 +56,9 @@ public final class Balancer: HTTPHandler {
     case "/heartbeat":
       respond(responder, request, .text(.ok, "ok"))
     case "/health":
-      let body =
-        "{\"status\": \"ok\", \"free\": \(pool.queue.freeCount), \"waiting\": \(waitingCount), \"servers\": \(pool.servers.count)}"
-      respond(responder, request, .json(.ok, body))
+      respond(responder, request, .json(.ok, broker.health.encoded()))
     case "/status":
-      respond(
-        responder, request,
-        .json(
-          .ok,
-          pool.statusJSON(now: clock(), waiting: waitingCount, jobs: policy == nil ? nil : jobs)))
+      respond(responder, request, .json(.ok, broker.status(now: broker.clock()).encoded()))
     case "/favicon.ico":
       respond(responder, request, .text(.notFound, "no icon here"))
     default:
@@ -95,147 +68,70 @@ public final class Balancer: HTTPHandler {
     }
   }
 
-  /// Answers 503 to clients whose wait is over. Call periodically.
-  public func expireWaiting(now: UInt64) {
-    while let first = line.first, first.responder.isFinished || first.deadline <= now {
-      _ = line.popFirst()
-      guard !first.responder.isFinished, pool.queue.cancel(first.ticket) else { continue }
-      first.responder.respond(unavailable("no server became free within \(Int(waitTimeout)) s"))
-      log?("GET / 503 after waiting \(Int(waitTimeout)) s")
-    }
-  }
-
-  /// Forgets jobs of the other policies that were never reported within the lease timeout.
-  public func expireJobs(now: UInt64) {
-    guard policy != nil else { return }
-    let timeout = MonotonicClock.nanoseconds(pool.leaseTimeout)
-    if now > timeout { jobs.expire(issuedBefore: now - timeout) }
-  }
-
-  /// Stops handing out servers: every waiting client gets 503, and so do new ones.
-  public func shutDown() {
-    isShuttingDown = true
-    while let entry = line.popFirst() {
-      guard !entry.responder.isFinished, pool.queue.cancel(entry.ticket) else { continue }
-      entry.responder.respond(unavailable("the balancer is shutting down"))
-    }
-  }
-
-  /// `GET /`: 302 to the first free server with a lease, or wait in line for one.
+  /// `GET /`: 302 to a server with a lease, now or once one is free; `HEAD /` names the server a
+  /// GET would get now, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
     let host = request.hostName ?? fallbackHost
-    if isShuttingDown {
-      return respond(responder, request, unavailable("the balancer is shutting down"))
-    }
-    if let policy, request.method != "HEAD" {
-      return dispatch(request, responder, policy: policy, host: host)
-    }
     if request.method == "HEAD" {
-      // Nothing follows a HEAD, so it must not take a server.
-      guard let server = pool.queue.peek() else {
+      guard !broker.isShuttingDown, let server = broker.dispatcher.preview() else {
         return respond(responder, request, unavailable("every server is busy"))
       }
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
     }
-    if pool.queue.freeCount == 0 && waitingCount >= maxWaiting {
-      return respond(responder, request, unavailable("too many clients are waiting"))
-    }
-    let result = pool.queue.take { [weak self] server in
+    let claim = ServerClaim(key: request.queryValue("key") ?? request.remoteAddress) {
+      [weak self] answer in
       guard let self else { return false }
-      let token = self.tokens.next()
-      let target = self.location(server, host: host, query: request.query, token: token)
-      guard responder.respond(.redirect(to: target)) else {
-        return false  // the client left: the queue offers the server to the next one
-      }
-      self.pool.lease(server, token: token, now: self.clock())
-      self.log?("\(request.method) \(request.target) 302 -> \(server) (after waiting)")
-      return true
-    }
-    switch result {
-    case .server(let server):
-      send(request, responder, to: server, host: host) {
-        pool.lease(server, token: $0, now: clock())
-      }
-    case .waiting(let ticket):
-      line.append((ticket, clock() + MonotonicClock.nanoseconds(waitTimeout), responder))
-      responder.onCancel = { [weak self] in
-        self?.pool.queue.cancel(ticket)
-        self?.log?("\(request.method) \(request.target) client left while waiting")
+      switch answer {
+      case .lease(let lease):
+        let location = Self.location(lease, host: host, query: request.query)
+        return self.send(
+          responder, request, .redirect(to: location), note: "-> \(lease.server)")
+      case .unavailable(let reason):
+        return self.send(responder, request, self.unavailable(reason))
       }
     }
-  }
-
-  /// A policy other than the queue: redirect at once to the server it picks.
-  private func dispatch(
-    _ request: HTTPRequest, _ responder: HTTPResponder, policy: RoutingPolicy, host: String
-  ) {
-    let candidates = pool.servers.filter { pool.state(of: $0) == .free }
-    let key = request.queryValue("key") ?? request.remoteAddress
-    guard let server = policy.choose(from: candidates, key: key, inFlight: jobs.inFlight) else {
-      return respond(responder, request, unavailable("no server is up"))
+    responder.onCancel = { [weak self, weak claim] in
+      guard let claim, claim.isOpen else { return }
+      claim.abandon()
+      self?.log?("\(request.method) \(request.target) client left while waiting")
     }
-    send(request, responder, to: server, host: host) { jobs.issue(server, token: $0, now: clock()) }
+    broker.request(claim)
   }
 
-  /// Redirects to `server` with a fresh token, which `record` enters in the books first.
-  private func send(
-    _ request: HTTPRequest, _ responder: HTTPResponder, to server: ServerAddress, host: String,
-    record: (String) -> Void
-  ) {
-    let token = tokens.next()
-    record(token)
-    respond(
-      responder, request,
-      .redirect(to: location(server, host: host, query: request.query, token: token)),
-      note: "-> \(server)")
-  }
-
-  /// The redirect for `server`: the client's own query carried over (so that it can choose its
+  /// The redirect for a lease: the client's own query carried over (so that it can choose its
   /// job, `?n=5000`), less any `lease` of its own, then the lease.
-  private func location(_ server: ServerAddress, host: String, query: String?, token: String)
-    -> String
-  {
-    var url = server.url(clientHost: host) + "?"
+  static func location(_ lease: Lease, host: String, query: String?) -> String {
+    var url = lease.server.url(clientHost: host) + "?"
     if let query {
       for pair in query.split(separator: "&") where !pair.hasPrefix("lease=") && pair != "lease" {
         url += pair + "&"
       }
     }
-    return url + "lease=" + token
+    return url + "lease=" + lease.token
   }
 
-  /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends and it is free again.
+  /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends.
   private func portUpdate(_ request: HTTPRequest, _ responder: HTTPResponder) {
     let text = request.path.dropFirst("/port_update/".count)
     guard let port = ServerAddress.parsePort(text) else {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    let token = request.queryValue("lease")
-    if policy != nil {
-      guard let server = pool.server(port: port) else {
-        return respond(responder, request, .text(.notFound, "port \(port) is not in the pool"))
+    broker.report(port: port, token: request.queryValue("lease")) { [weak self] outcome in
+      let response: HTTPResponse
+      switch outcome {
+      case .released(let lease):
+        response = .text(.ok, "\(lease.server) reported its lease")
+      case .notInPool(let port):
+        response = .text(.notFound, "port \(port) is not in the pool")
+      case .notLeased(let server):
+        response = .text(
+          .conflict, "\(server) holds no lease (it is free, down, or already reported)")
+      case .wrongToken(let server):
+        response = .text(.conflict, "that is not a lease \(server) holds")
       }
-      guard jobs.report(server, token: token) else {
-        return respond(
-          responder, request,
-          .text(.conflict, "\(server) has no such job (unknown or already reported)"))
-      }
-      return respond(responder, request, .text(.ok, "\(server) reported a job"))
+      self?.respond(responder, request, response)
     }
-    let response: HTTPResponse
-    switch pool.report(port: port, token: token, now: clock()) {
-    case .released(let server):
-      response = .text(.ok, "\(server) is free again")
-    case .notInPool:
-      response = .text(.notFound, "port \(port) is not in the pool")
-    case .notLeased(let server):
-      response = .text(
-        .conflict, "\(server) holds no lease (it is free, down, or already reported)")
-    case .wrongToken(let server):
-      response = .text(.conflict, "that is not the lease \(server) holds")
-    }
-    respond(responder, request, response)
   }
 
   /// A request that changes the replicas: the right method, then the admin rule, then `change`.
@@ -258,7 +154,7 @@ public final class Balancer: HTTPHandler {
       adminToken == nil
       ? "only clients on the balancer's machine may change the replicas"
       : "changing the replicas needs Authorization: Bearer <admin token>"
-    return .json(.forbidden, "{\"message\": \"<Error> \(reason)\", \"status\": \"failure\"}")
+    return .json(.forbidden, ReplicasFailure("<Error> \(reason)").encoded())
   }
 
   private func unavailable(_ reason: String) -> HTTPResponse {
@@ -276,9 +172,18 @@ public final class Balancer: HTTPHandler {
   private func respond(
     _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse, note: String = ""
   ) {
-    responder.respond(response)
+    send(responder, request, response, note: note)
+  }
+
+  /// Answers and logs; returns false if the client was gone.
+  @discardableResult
+  private func send(
+    _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse, note: String = ""
+  ) -> Bool {
+    let delivered = responder.respond(response)
     log?(
       "\(request.method) \(request.target) \(response.status.code)\(note.isEmpty ? "" : " " + note)"
     )
+    return delivered
   }
 }

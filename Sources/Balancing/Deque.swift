@@ -24,6 +24,17 @@ public struct Deque<Element>: Sequence {
     return element
   }
 
+  public var last: Element? { count == 0 ? nil : storage[(head + count - 1) % storage.count] }
+
+  public mutating func popLast() -> Element? {
+    guard count > 0 else { return nil }
+    let index = (head + count - 1) % storage.count
+    let element = storage[index]
+    storage[index] = nil
+    count -= 1
+    return element
+  }
+
   /// The position (0 = first) of the first element matching `predicate`.
   public func firstIndex(where predicate: (Element) -> Bool) -> Int? {
     for offset in 0..<count where predicate(storage[(head + offset) % storage.count]!) {

@@ -1,69 +1,45 @@
-import Glibc
-
 /// One client's one-time right to a server: issued with the redirect, ended by the server's
 /// report, by expiry, or by the server going down.
 public struct Lease: Sendable, Equatable {
-  /// The secret the redirect carries (`?lease=`) and the report must bring back.
+  /// The secret the redirect carries (`?lease=`) and the report brings back.
   public let token: String
   public let server: ServerAddress
   /// When it was issued (monotonic nanoseconds).
   public let issued: UInt64
-  /// When the balancer starts asking the server whether it is still busy.
+  /// When the balancer stops trusting it: the server is then asked whether it is still busy
+  /// (availability queue), or the lease simply ends (the other policies).
   public var deadline: UInt64
   /// How many times a busy server had its lease extended.
   public var extensions = 0
   /// Whether a health check for this lease is under way.
   public var isBeingChecked = false
+
+  public init(token: String, server: ServerAddress, issued: UInt64, deadline: UInt64) {
+    self.token = token
+    self.server = server
+    self.issued = issued
+    self.deadline = deadline
+  }
 }
 
-/// Makes lease tokens: 128 bits from the kernel's random source, as 32 hex digits. Randomness is
-/// read from /dev/urandom 4 KiB at a time, so a token costs no system call. Not thread-safe.
-public struct LeaseTokenSource {
-  private var buffer = [UInt8](repeating: 0, count: 4096)
-  private var offset = 4096
+/// Lease counts since start; they always add up: `issued = reported + expired + inFlight`.
+public struct LeaseCounts: Equatable, Sendable {
+  public var issued = 0
+  public var reported = 0
+  public var expired = 0
+  public var inFlight = 0
 
   public init() {}
+}
 
-  /// A fresh unguessable token.
-  public mutating func next() -> String {
-    if offset + 16 > buffer.count { refill() }
-    let token = String(unsafeUninitializedCapacity: 32) { text in
-      for index in 0..<16 {
-        let byte = buffer[offset + index]
-        text[2 * index] = Self.hexDigit(byte >> 4)
-        text[2 * index + 1] = Self.hexDigit(byte & 0x0F)
-      }
-      return 32
-    }
-    offset += 16
-    return token
-  }
-
-  @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {
-    value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10
-  }
-
-  private mutating func refill() {
-    var filled = 0
-    let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
-    if fd >= 0 {
-      defer { close(fd) }
-      while filled < buffer.count {
-        let count = buffer.withUnsafeMutableBytes {
-          read(fd, $0.baseAddress! + filled, $0.count - filled)
-        }
-        if count > 0 {
-          filled += count
-        } else if count == 0 || errno != EINTR {
-          break
-        }
-      }
-    }
-    if filled < buffer.count {
-      // No /dev/urandom (a bare chroot): the standard library's generator is also cryptographic.
-      var generator = SystemRandomNumberGenerator()
-      for index in filled..<buffer.count { buffer[index] = generator.next() }
-    }
-    offset = 0
-  }
+/// What a report did.
+public enum ReportOutcome: Equatable, Sendable {
+  /// The lease ended.
+  case released(Lease)
+  /// No server of the pool has that port.
+  case notInPool(port: Int)
+  /// The server holds no lease (it is free or down), or its lease was reported already.
+  case notLeased(ServerAddress)
+  /// The token names no lease the server holds.
+  case wrongToken(ServerAddress)
 }

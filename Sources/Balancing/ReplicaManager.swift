@@ -1,14 +1,15 @@
+import Documents
 import Foundation
 import HTTPCore
 
 /// The replicas as the second document's clients see them: `GET /rep`, `POST /add` and
 /// `DELETE /rm`, on the same pool and queue, with servers.json rewritten after every change.
 ///
-/// Knows the names and addresses of the replicas; the `ServerPool` knows their states. Starts and
+/// Knows the names and addresses of the replicas; the `ServerBroker` knows their states. Starts and
 /// stops processes through a `ServerLauncher` when the balancer supervises them. No sockets: the
 /// check that a port is free is a closure. Call from one thread.
 public final class ReplicaManager {
-  public let pool: ServerPool
+  public let broker: ServerBroker
   /// The replicas in order, as servers.json lists them.
   public private(set) var entries: [ServerEntry]
   /// Where changes are written; nil to keep them in memory only.
@@ -24,19 +25,13 @@ public final class ReplicaManager {
   /// The most servers one /add may start.
   public var maxAddedAtOnce = 64
 
-  public init(pool: ServerPool, entries: [ServerEntry]) {
-    self.pool = pool
+  public init(broker: ServerBroker, entries: [ServerEntry]) {
+    self.broker = broker
     self.entries = entries
-    pool.onRemoved = { [weak self] server in
+    broker.pool.onRemoved = { [weak self] server in
       guard let self, server.host == nil else { return }
       self.launcher?.stop(server)
     }
-  }
-
-  /// Starts the processes of every local entry (at start-up, when supervising).
-  public func startLocalServers() {
-    guard let launcher else { return }
-    for entry in entries where entry.address.host == nil { launcher.start(entry.address) }
   }
 
   /// Applies servers.json as edited by hand: the pool follows it, and local servers that were
@@ -46,14 +41,14 @@ public final class ReplicaManager {
     let before = Set(entries.map(\.address))
     let fresh = Set(file.servers).subtracting(before)
     entries = file.entries
-    let change = pool.reconfigure(
+    let change = broker.reconfigure(
       file.servers, startingDown: launcher == nil ? [] : fresh, now: clock())
     if let launcher {
       for server in change.added where server.host == nil && fresh.contains(server) {
         launcher.start(server)
       }
     }
-    return change
+    return (change.added, change.removed)
   }
 
   // MARK: - Routes
@@ -186,7 +181,7 @@ public final class ReplicaManager {
   private func failure(_ message: Message) -> HTTPResponse { failure(message.text) }
 
   private func failure(_ message: String) -> HTTPResponse {
-    respond(.badRequest, ["message": message, "status": "failure"])
+    respond(.badRequest, ReplicasFailure(message))
   }
 
   /// The next port above every local port in use (and above 5000) that nothing listens on.
@@ -208,39 +203,21 @@ public final class ReplicaManager {
       return nil
     } catch {
       return respond(
-        .internalServerError,
-        ["message": "<Error> could not write \(configPath): \(error)", "status": "failure"])
+        .internalServerError, ReplicasFailure("<Error> could not write \(configPath): \(error)"))
     }
   }
 
-  private func successBody() -> [String: Any] {
-    let details = entries.map { entry -> [String: Any] in
-      var detail: [String: Any] = [
-        "name": entry.displayName, "address": entry.address.description,
-        "jobs": pool.leaseCount(of: entry.address),
-      ]
-      switch pool.state(of: entry.address) {
-      case .free?: detail["state"] = "free"
-      case .leased?: detail["state"] = "leased"
-      case .down?: detail["state"] = "down"
-      case nil: detail["state"] = "removed"
-      }
-      if let launcher, entry.address.host == nil {
-        detail["restarts"] = launcher.restartCount(entry.address)
-      }
-      return detail
-    }
-    return [
-      "message": ["N": entries.count, "replicas": entries.map(\.displayName)],
-      "details": details,
-      "status": "successful",
-    ]
+  private func successBody() -> ReplicasReport {
+    ReplicasReport(
+      replicas: entries.map { entry in
+        ReplicasReport.Replica(
+          name: entry.displayName, address: entry.address.description,
+          state: broker.stateName(entry.address), jobs: broker.store.servedCount(entry.address),
+          restarts: entry.address.host == nil ? launcher?.restartCount(entry.address) : nil)
+      })
   }
 
-  private func respond(_ status: HTTPStatus, _ object: [String: Any]) -> HTTPResponse {
-    let data =
-      (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
-      ?? Data("{}".utf8)
-    return .json(status, String(decoding: data, as: UTF8.self))
+  private func respond(_ status: HTTPStatus, _ document: some JSONDocument) -> HTTPResponse {
+    .json(status, document.encoded())
   }
 }

@@ -1,360 +1,225 @@
 import Foundation
 import HTTPCore
 
-/// Every server of the pool and its state — free, leased or down — with the FIFO queue of free
-/// ones, and counters that must always add up: leased = reported + expired + in flight.
+/// The servers of the pool and whether each is up: membership (servers.json, /add, /rm) and
+/// health (down servers probed with back-off, free ones asked now and then whether they are
+/// alive). Leases live in the `LeaseStore`, and the order of free servers in the dispatcher.
 ///
-/// The pool never loses a server and never hands one out twice: a server enters the queue only
-/// from a state that is not free (a matched report, an expired lease, a probe after going down,
-/// or being added), and a down or removed server is never in it. Times are monotonic
-/// nanoseconds passed in by the caller, so tests control the clock. Call from one thread.
+/// Every change returns what happened; the caller acts on it. Times are monotonic nanoseconds
+/// passed in by the caller, so tests control the clock. Call from one thread.
 public final class ServerPool {
-  /// Where a server stands.
-  public enum State: Equatable {
-    case free
-    case leased(Lease)
+  /// Whether a server can be handed out.
+  public enum Health: Equatable, Sendable {
+    case up
     /// Not answering since `since`; probed again at `nextProbe`.
     case down(since: UInt64, nextProbe: UInt64, failures: Int)
   }
 
-  /// What a report did.
-  public enum ReportOutcome: Equatable {
-    /// The lease ended; the server is free again (or gone, if it was removed meanwhile).
-    case released(ServerAddress)
-    /// No server of the pool has that port.
-    case notInPool
-    /// The server holds no lease (it is free or down), or its lease was reported already.
-    case notLeased(ServerAddress)
-    /// The token is not the one of the outstanding lease.
-    case wrongToken(ServerAddress)
-  }
-
-  /// What a health check of a leased or down server found.
+  /// What a health check of a server found.
   public enum CheckResult: Sendable {
     case idle, busy, unreachable
   }
 
-  private struct Record {
-    var state: State
-    /// Leases served since the server joined.
-    var leaseCount = 0
-    /// Removed from the configuration while leased: it is dropped when the lease ends.
+  /// What a new configuration changed.
+  public struct Change: Equatable {
+    /// Servers that joined (or came back before they left).
+    public var added: [ServerAddress] = []
+    /// Servers that joined up: they can take clients at once.
+    public var joinedUp: [ServerAddress] = []
+    /// Servers no longer configured: gone at once, or retired until their leases end.
+    public var removed: [ServerAddress] = []
+    /// Removed servers that left at once (they held no lease).
+    public var dropped: [ServerAddress] = []
+  }
+
+  private struct Member {
+    var health: Health
+    /// Removed from the configuration while holding leases: it leaves when they end.
     var isRetired = false
     /// A probe of a down server is under way.
     var isProbing = false
-    /// When a free server was last asked whether it is alive.
+    /// When an idle server was last asked whether it is alive.
     var lastHeartbeat: UInt64 = 0
   }
 
-  /// The free servers, oldest first, and the requests waiting for one.
-  public let queue = AvailabilityQueue<ServerAddress>()
-  /// Seconds a lease lasts before the server is asked whether it is still busy.
-  public var leaseTimeout: Double
-  /// Receives one line per state change.
+  /// Receives one line per change of membership or health.
   public var log: ((String) -> Void)?
-  /// Called when a server leaves the pool for good (removed, and its lease ended).
+  /// Called when a server leaves the pool for good.
   public var onRemoved: ((ServerAddress) -> Void)?
-  /// Whether the routine changes (a lease reported, the server free again) are logged too, or
-  /// only the unusual ones (expiry, down, back, added, removed).
-  public var logsRoutineChanges = true
 
-  private var records: [ServerAddress: Record] = [:]
+  private var members: [ServerAddress: Member] = [:]
+  /// The servers in configuration order, retired ones last.
+  public private(set) var servers: [ServerAddress] = []
   /// The servers by port, local ones first, for reports (which name only a port).
   private var byPort: [Int: ServerAddress] = [:]
-  /// The servers in configuration order (retired ones last), for status.
-  private var order: [ServerAddress] = []
-  public private(set) var leasesIssued = 0
-  public private(set) var leasesReported = 0
-  public private(set) var leasesExpired = 0
 
-  /// Creates the pool with every server free, in the given order.
-  public init(servers: [ServerAddress], leaseTimeout: Double = 60) {
-    self.leaseTimeout = leaseTimeout
-    for server in servers where records[server] == nil {
-      records[server] = Record(state: .free)
-      order.append(server)
-      queue.put(server)
+  /// Creates the pool with every server up, in the given order.
+  public init(servers: [ServerAddress] = []) {
+    for server in servers where members[server] == nil {
+      members[server] = Member(health: .up)
+      self.servers.append(server)
     }
     indexPorts()
   }
 
-  private func indexPorts() {
-    byPort.removeAll(keepingCapacity: true)
-    for server in order.reversed() where byPort[server.port] == nil || server.host == nil {
-      byPort[server.port] = server
-    }
+  /// The health of `server`, or nil if it is not in the pool.
+  public func health(of server: ServerAddress) -> Health? { members[server]?.health }
+
+  /// Whether `server` is in the pool (configured, or retired and still leased).
+  public func contains(_ server: ServerAddress) -> Bool { members[server] != nil }
+
+  /// Whether `server` may be handed to a new client: in the pool, up, and not retired.
+  public func canServe(_ server: ServerAddress) -> Bool {
+    guard let member = members[server] else { return false }
+    return member.health == .up && !member.isRetired
   }
 
-  /// The servers currently in the pool (configured, plus retired ones still leased).
-  public var servers: [ServerAddress] { order }
-  /// The leases outstanding.
-  public var leasesInFlight: Int {
-    records.values.filter { if case .leased = $0.state { return true } else { return false } }.count
-  }
+  /// Whether `server` was removed from the configuration and waits for its leases to end.
+  public func isRetired(_ server: ServerAddress) -> Bool { members[server]?.isRetired ?? false }
+
+  /// The servers that may be handed to new clients, in pool order.
+  public var serving: [ServerAddress] { servers.filter(canServe) }
 
   /// The server a report names by port (local servers first), if it is in the pool.
   public func server(port: Int) -> ServerAddress? { byPort[port] }
 
-  /// How many leases `server` has served since it joined (0 if it is not in the pool).
-  public func leaseCount(of server: ServerAddress) -> Int { records[server]?.leaseCount ?? 0 }
-
-  /// The state of `server`, or nil if it is not in the pool.
-  public func state(of server: ServerAddress) -> State? { records[server]?.state }
-
-  /// Records that `server`, just taken from the queue, was handed to a client with `token`.
-  public func lease(_ server: ServerAddress, token: String, now: UInt64) {
-    guard var record = records[server] else { return }
-    precondition(record.state == .free, "leasing \(server), which is not free")
-    record.state = .leased(
-      Lease(
-        token: token, server: server, issued: now,
-        deadline: now + MonotonicClock.nanoseconds(leaseTimeout)))
-    record.leaseCount += 1
-    records[server] = record
-    leasesIssued += 1
-  }
-
-  /// A server reports it is done: `/port_update/<port>[?lease=<token>]`.
-  public func report(port: Int, token: String?, now: UInt64) -> ReportOutcome {
-    guard
-      let server = order.first(where: { $0.port == port && $0.host == nil })
-        ?? order.first(where: { $0.port == port })
-    else { return .notInPool }
-    guard case .leased(let lease) = records[server]!.state else { return .notLeased(server) }
-    if let token, token != lease.token { return .wrongToken(server) }
-    leasesReported += 1
-    endLease(server, reason: "reported after \(Self.seconds(now - lease.issued))", routine: true)
-    return .released(server)
-  }
-
-  /// Leases past their deadline that are not being checked yet; each is marked as being checked.
-  public func leasesToCheck(now: UInt64) -> [Lease] {
-    var due: [Lease] = []
-    for server in order {
-      guard case .leased(var lease) = records[server]!.state, !lease.isBeingChecked,
-        lease.deadline <= now
-      else { continue }
-      lease.isBeingChecked = true
-      records[server]!.state = .leased(lease)
-      due.append(lease)
-    }
-    return due
-  }
-
-  /// The outcome of checking an overdue lease: idle → free again; busy → extended; no answer →
-  /// down. Ignored if that lease has ended meanwhile (the report came after all).
-  public func finishCheck(of lease: Lease, result: CheckResult, now: UInt64) {
-    guard let record = records[lease.server], case .leased(var current) = record.state,
-      current.token == lease.token
-    else { return }
-    switch result {
-    case .busy:
-      current.isBeingChecked = false
-      current.extensions += 1
-      current.deadline = now + MonotonicClock.nanoseconds(leaseTimeout)
-      records[lease.server]!.state = .leased(current)
-      log?(
-        "\(lease.server): lease unreported for \(Self.seconds(now - lease.issued)), server busy: extended"
-      )
-    case .idle:
-      leasesExpired += 1
-      endLease(lease.server, reason: "lease expired unreported, server idle")
-    case .unreachable:
-      leasesExpired += 1
-      if record.isRetired {
-        drop(lease.server, reason: "lease expired and the removed server does not answer")
-      } else {
-        records[lease.server]!.state = .down(
-          since: now, nextProbe: now + 1_000_000_000, failures: 1)
-        log?("\(lease.server): leased server does not answer: down")
-      }
-    }
+  /// Marks a server down at once. Returns false if it was down already or is not in the pool.
+  /// A server that failed a check (`failedCheck`) is probed after a second, then with
+  /// back-off; one whose process exited is probed soon (its restart may be quick).
+  @discardableResult
+  public func markDown(
+    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
+  ) -> Bool {
+    guard var member = members[server], member.health == .up else { return false }
+    member.health =
+      failedCheck
+      ? .down(since: now, nextProbe: now + 1_000_000_000, failures: 1)
+      : .down(since: now, nextProbe: now + 200_000_000, failures: 0)
+    member.isProbing = false
+    members[server] = member
+    log?("\(server): \(reason)")
+    return true
   }
 
   /// Down servers due for a probe; each is marked as being probed.
   public func serversToProbe(now: UInt64) -> [ServerAddress] {
     var due: [ServerAddress] = []
-    for server in order {
-      guard let record = records[server], case .down(_, let next, _) = record.state,
-        !record.isProbing, next <= now
+    for server in servers {
+      guard let member = members[server], case .down(_, let next, _) = member.health,
+        !member.isProbing, next <= now
       else { continue }
-      records[server]!.isProbing = true
+      members[server]!.isProbing = true
       due.append(server)
     }
     return due
   }
 
-  /// Free servers not asked for `interval` seconds whether they are alive; each is stamped.
-  public func serversForHeartbeat(now: UInt64, interval: Double) -> [ServerAddress] {
-    let period = MonotonicClock.nanoseconds(interval)
-    var due: [ServerAddress] = []
-    for server in order {
-      guard let record = records[server], record.state == .free,
-        now >= record.lastHeartbeat + period
-      else { continue }
-      records[server]!.lastHeartbeat = now
-      due.append(server)
-    }
-    return due
-  }
-
-  /// The outcome of a heartbeat: a free server that does not answer is taken out of the queue.
-  public func finishHeartbeat(of server: ServerAddress, result: CheckResult, now: UInt64) {
-    guard result == .unreachable, let record = records[server], record.state == .free else {
-      return
-    }
-    markDown(server, now: now)
-  }
-
-  /// The outcome of probing a down server: any answer brings it back to the queue; none backs
-  /// off (1, 2, 4 … 30 seconds).
-  public func finishProbe(of server: ServerAddress, result: CheckResult, now: UInt64) {
-    guard var record = records[server], case .down(let since, _, let failures) = record.state else {
-      return
-    }
-    record.isProbing = false
+  /// The outcome of probing a down server: any answer brings it back up (returns true); none
+  /// backs off (1, 2, 4 … 30 seconds).
+  public func finishProbe(of server: ServerAddress, result: CheckResult, now: UInt64) -> Bool {
+    guard var member = members[server], case .down(let since, _, let failures) = member.health
+    else { return false }
+    member.isProbing = false
     if result == .unreachable {
       let delay = min(30.0, pow(2.0, Double(min(failures, 10))))
-      record.state = .down(
+      member.health = .down(
         since: since, nextProbe: now + MonotonicClock.nanoseconds(delay), failures: failures + 1)
-      records[server] = record
-      return
+      members[server] = member
+      return false
     }
-    record.state = .free
-    records[server] = record
+    member.health = .up
+    members[server] = member
     log?("\(server): answers again after \(Self.seconds(now - since)) down: back in the queue")
-    queue.put(server)
+    return true
   }
 
   /// Probes a down server soon (its process was just restarted), without waiting for back-off.
   public func probeSoon(_ server: ServerAddress, now: UInt64) {
-    guard let record = records[server], case .down(let since, _, _) = record.state else { return }
-    records[server]!.state = .down(since: since, nextProbe: now + 150_000_000, failures: 0)
+    guard let member = members[server], case .down(let since, _, _) = member.health else { return }
+    members[server]!.health = .down(since: since, nextProbe: now + 150_000_000, failures: 0)
   }
 
-  /// Marks a free or leased server down at once (for example, its process was seen to exit).
-  public func markDown(_ server: ServerAddress, now: UInt64) {
-    guard let record = records[server] else { return }
-    switch record.state {
-    case .down: return
-    case .free: queue.remove(server)
-    case .leased:
-      leasesExpired += 1
+  /// Up servers for which `isIdle` holds and that were not asked for `interval` seconds
+  /// whether they are alive; each is stamped.
+  public func serversForHeartbeat(
+    now: UInt64, interval: Double, isIdle: (ServerAddress) -> Bool
+  ) -> [ServerAddress] {
+    let period = MonotonicClock.nanoseconds(interval)
+    var due: [ServerAddress] = []
+    for server in servers {
+      guard let member = members[server], member.health == .up, !member.isRetired,
+        now >= member.lastHeartbeat + period, isIdle(server)
+      else { continue }
+      members[server]!.lastHeartbeat = now
+      due.append(server)
     }
-    records[server]!.state = .down(since: now, nextProbe: now + 200_000_000, failures: 0)
-    records[server]!.isProbing = false
-    log?("\(server): down")
+    return due
   }
 
-  /// Applies a new configuration: added servers join the queue; removed ones are never handed
-  /// out again (a leased one stays until its lease ends, and its report is accepted). New
-  /// servers in `startingDown` join as down, to be probed from `now` on (a process just started
-  /// is not listening yet).
+  /// Applies a new configuration. Removed servers for which `isHeld` holds stay, retired, until
+  /// `drop`; the others leave at once. New servers in `startingDown` join as down, to be probed
+  /// from `now` on (a process just started is not listening yet).
   public func reconfigure(
-    _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0
-  ) -> (added: [ServerAddress], removed: [ServerAddress]) {
-    let wanted = Set(servers)
-    var added: [ServerAddress] = []
-    var removed: [ServerAddress] = []
-    for server in order where !wanted.contains(server) {
-      guard let record = records[server], !record.isRetired else { continue }
-      removed.append(server)
-      switch record.state {
-      case .free:
-        queue.remove(server)
-        drop(server, reason: "removed from the configuration")
-      case .down:
-        drop(server, reason: "removed from the configuration")
-      case .leased:
-        records[server]!.isRetired = true
+    _ wanted: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0,
+    isHeld: (ServerAddress) -> Bool
+  ) -> Change {
+    let wantedSet = Set(wanted)
+    var change = Change()
+    for server in servers where !wantedSet.contains(server) {
+      guard let member = members[server], !member.isRetired else { continue }
+      change.removed.append(server)
+      if isHeld(server) {
+        members[server]!.isRetired = true
         log?("\(server): removed from the configuration; leaves when its lease ends")
+      } else {
+        change.dropped.append(server)
       }
     }
-    for server in servers {
-      if let record = records[server] {
-        if record.isRetired {
-          records[server]!.isRetired = false  // back in the configuration before its lease ended
-          added.append(server)
+    for server in wanted {
+      if let member = members[server] {
+        if member.isRetired {
+          members[server]!.isRetired = false  // back in the configuration before it left
+          change.added.append(server)
+          if member.health == .up { change.joinedUp.append(server) }
           log?("\(server): back in the configuration")
         }
         continue
       }
-      added.append(server)
+      change.added.append(server)
       if startingDown.contains(server) {
-        records[server] = Record(
-          state: .down(since: now, nextProbe: now + 200_000_000, failures: 0))
+        members[server] = Member(
+          health: .down(since: now, nextProbe: now + 200_000_000, failures: 0))
         log?("\(server): added, starting")
       } else {
-        records[server] = Record(state: .free)
+        members[server] = Member(health: .up)
+        change.joinedUp.append(server)
         log?("\(server): added")
-        queue.put(server)
       }
     }
-    order = servers + order.filter { !wanted.contains($0) && records[$0] != nil }
+    servers = wanted + servers.filter { !wantedSet.contains($0) && members[$0] != nil }
+    for server in change.dropped { drop(server, reason: "removed from the configuration") }
     indexPorts()
-    return (added, removed)
+    return change
   }
 
-  /// The pool as JSON for `GET /status`.
-  /// With `jobs` (the policies that do not wait), each server shows its jobs in flight and the
-  /// totals are the jobs'.
-  public func statusJSON(now: UInt64, waiting: Int, jobs: JobLedger? = nil) -> String {
-    let wallNow = Date()
-    var entries: [String] = []
-    for server in order {
-      guard let record = records[server] else { continue }
-      var fields = ["\"server\": \"\(server)\""]
-      switch record.state {
-      case .free:
-        fields.append("\"state\": \"free\"")
-      case .leased(let lease):
-        fields.append("\"state\": \"leased\"")
-        fields.append("\"lease_age\": \(Self.secondsValue(now - lease.issued))")
-        fields.append("\"lease_extensions\": \(lease.extensions)")
-      case .down(let since, _, _):
-        let downFor = Self.secondsValue(now - since)
-        let date = wallNow.addingTimeInterval(-Double(now - since) / 1e9)
-        fields.append("\"state\": \"down\"")
-        fields.append("\"down_since\": \"\(ISO8601DateFormatter().string(from: date))\"")
-        fields.append("\"down_for\": \(downFor)")
-      }
-      fields.append("\"leases\": \(record.leaseCount)")
-      if let jobs { fields.append("\"jobs_in_flight\": \(jobs.inFlight(server))") }
-      if record.isRetired { fields.append("\"removed\": true") }
-      entries.append("{" + fields.joined(separator: ", ") + "}")
-    }
-    return """
-      {"servers": [\(entries.joined(separator: ", "))], \
-      "queue": [\(queue.freeServers.map { "\"\($0)\"" }.joined(separator: ", "))], "free": \(queue.freeCount), \
-      "waiting": \(waiting), "totals": {"leased": \(jobs?.issued ?? leasesIssued), \
-      "reported": \(jobs?.reported ?? leasesReported), "expired": \(jobs?.expired ?? leasesExpired), \
-      "in_flight": \(jobs?.totalInFlight ?? leasesInFlight)}}
-      """
-  }
-
-  private func endLease(
-    _ server: ServerAddress, reason: @autoclosure () -> String, routine: Bool = false
-  ) {
-    if records[server]!.isRetired {
-      drop(server, reason: reason() + "; removed from the pool")
-      return
-    }
-    records[server]!.state = .free
-    if let log, !routine || logsRoutineChanges { log("\(server): \(reason()): free") }
-    queue.put(server)
-  }
-
-  private func drop(_ server: ServerAddress, reason: String) {
-    records[server] = nil
-    order.removeAll { $0 == server }
+  /// Takes a server out of the pool for good (a retired server whose last lease ended, or one
+  /// that was removed and does not answer).
+  public func drop(_ server: ServerAddress, reason: String) {
+    guard members.removeValue(forKey: server) != nil else { return }
+    servers.removeAll { $0 == server }
     indexPorts()
     log?("\(server): \(reason)")
     onRemoved?(server)
   }
 
-  static func secondsValue(_ nanoseconds: UInt64) -> String {
-    String(format: "%.3f", Double(nanoseconds) / 1e9)
+  private func indexPorts() {
+    byPort.removeAll(keepingCapacity: true)
+    for server in servers.reversed() where byPort[server.port] == nil || server.host == nil {
+      byPort[server.port] = server
+    }
   }
 
-  static func seconds(_ nanoseconds: UInt64) -> String { secondsValue(nanoseconds) + " s" }
+  static func seconds(_ nanoseconds: UInt64) -> String {
+    String(format: "%.3f s", Double(nanoseconds) / 1e9)
+  }
 }

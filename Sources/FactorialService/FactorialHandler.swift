@@ -1,3 +1,4 @@
+import Documents
 import Factorial
 import HTTPCore
 
@@ -43,12 +44,8 @@ public final class FactorialHandler: HTTPHandler {
       job(request, responder, reports: true)
     case "/health":
       // Not logged: the balancer asks every few seconds.
-      let busy = activeJobs > 0
-      responder.respond(
-        .json(
-          .ok,
-          "{\"status\": \"ok\", \"port\": \(port), \"busy\": \(busy), \"jobs\": \(activeJobs), \"served\": \(completedJobs)}"
-        ))
+      let health = ServerHealth(port: port, jobs: activeJobs, served: completedJobs)
+      responder.respond(.json(.ok, health.encoded()))
     case "/heartbeat":
       finish(responder, request, .text(.ok, "ok"))
     case "/favicon.ico":

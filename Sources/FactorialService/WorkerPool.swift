@@ -1,7 +1,8 @@
 import Foundation
 
 /// A fixed set of threads that run jobs in arrival order, so that CPU-bound work (a factorial of
-/// 100000 takes a noticeable fraction of a second) never blocks an event loop.
+/// 100000 takes a noticeable fraction of a second) never blocks an event loop. The threads run
+/// until `stop`.
 public final class WorkerPool: @unchecked Sendable {
   private let condition = NSCondition()
   private var jobs = [@Sendable () -> Void]()
@@ -14,7 +15,8 @@ public final class WorkerPool: @unchecked Sendable {
   public init(workers: Int) {
     workerCount = max(1, workers)
     for index in 0..<workerCount {
-      let thread = Thread { [unowned self] in self.work() }
+      // Each thread keeps the pool alive until `stop`.
+      let thread = Thread { [self] in self.work() }
       thread.name = "worker-\(index)"
       thread.start()
     }

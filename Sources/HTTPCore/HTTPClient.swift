@@ -50,7 +50,6 @@ public final class HTTPClient: EventHandler {
   private var parser = HTTPResponseParser()
   private var chunk = [UInt8](repeating: 0, count: 16384)
   private var retryTimer: TimerID?
-  private var lastError = ""
 
   public init(loop: EventLoop, host: String, port: Int) {
     self.loop = loop
@@ -242,7 +241,6 @@ public final class HTTPClient: EventHandler {
   /// The connection failed: retry the oldest request after a back-off, or give it up.
   private func connectionFailed(_ reason: String) {
     disconnect()
-    lastError = reason
     guard let oldest = queue.first else { return }
     if MonotonicClock.now() - oldest.firstTried >= MonotonicClock.nanoseconds(retryWindow) {
       completeOldest(.failure(.unreachable("\(host):\(port): \(reason)")))

@@ -47,10 +47,9 @@ public struct HTTPResponse: Sendable {
   }
 
   /// An `application/json` response with an already encoded body.
-  public static func json(_ status: HTTPStatus, _ json: String) -> HTTPResponse {
+  public static func json(_ status: HTTPStatus, _ body: [UInt8]) -> HTTPResponse {
     HTTPResponse(
-      status: status, headers: HTTPHeaders([("Content-Type", "application/json")]),
-      body: Array((json + "\n").utf8))
+      status: status, headers: HTTPHeaders([("Content-Type", "application/json")]), body: body)
   }
 
   /// A `302 Found` to `location`, with an empty body.

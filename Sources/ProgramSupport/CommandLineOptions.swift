@@ -22,6 +22,7 @@ public struct CommandLineOptions {
   /// A bad command line, explained for a person.
   public struct UsageError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
   }
 
   public let program: String
@@ -89,15 +90,16 @@ public struct CommandLineOptions {
   /// Whether the switch `name` was given.
   public func isSet(_ name: String) -> Bool { values[name] != nil }
 
-  /// A TCP port from the flag `name`, else the environment variable `environment`, else `default`.
-  public func port(_ name: String?, environment: String? = nil, default fallback: Int)
-    throws(UsageError)
-    -> Int
-  {
+  /// A TCP port from the flag `name`, else the variable `environment` of `variables` (the
+  /// process's environment unless given), else `default`.
+  public func port(
+    _ name: String?, environment: String? = nil, default fallback: Int,
+    in variables: [String: String] = ProcessInfo.processInfo.environment
+  ) throws(UsageError) -> Int {
     let source: (text: String, origin: String)
     if let name, let value = values[name] {
       source = (value, "--" + name)
-    } else if let environment, let value = ProcessInfo.processInfo.environment[environment],
+    } else if let environment, let value = variables[environment],
       !value.isEmpty
     {
       source = (value, environment)
@@ -123,6 +125,19 @@ public struct CommandLineOptions {
       throw UsageError(
         description:
           "--\(name): '\(text)' is not a number from \(range.lowerBound) to \(range.upperBound)")
+    }
+    return value
+  }
+
+  /// A whole number from the flag `name` within `range`, else `default`.
+  public func integer(_ name: String, in range: ClosedRange<Int>, default fallback: Int)
+    throws(UsageError) -> Int
+  {
+    guard let text = values[name] else { return fallback }
+    guard let value = Int(text), range.contains(value) else {
+      throw UsageError(
+        description:
+          "--\(name): '\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
     }
     return value
   }

@@ -1,4 +1,5 @@
 import Balancing
+import Documents
 import HTTPCore
 
 /// Probes with `GET /health` over HTTP, on the balancer's event loop, within `timeout` seconds.
@@ -20,10 +21,11 @@ public final class HTTPHealthProbe: HealthProbe {
     client.send(path: "/health", headers: HTTPHeaders([("Connection", "close")])) { result in
       client.shutdown()
       switch result {
-      case .success(let response) where response.statusCode == 200:
-        completion(response.text.contains("\"busy\": true") ? .busy : .idle)
-      case .success:
-        completion(.idle)  // it answers, so it is alive; it just has no /health of ours
+      case .success(let response):
+        // Any answer means it is alive; a server written for the original has no /health of
+        // ours and counts as idle.
+        let health = response.statusCode == 200 ? try? ServerHealth.decode(response.body) : nil
+        completion(health?.busy == true ? .busy : .idle)
       case .failure:
         completion(.unreachable)
       }

@@ -18,12 +18,11 @@ public final class ProcessLauncher: ServerLauncher {
 
   private let loop: EventLoop
   private let executable: URL
-  private let arguments: (ServerAddress) -> [String]
+  /// The command line for a server.
+  public var arguments: (ServerAddress) -> [String]
   private var children: [ServerAddress: Child] = [:]
   private var isStopping = false
-  /// Called when a process exits unexpectedly, before it is restarted.
-  public var onExit: ((ServerAddress, Int32) -> Void)?
-  /// Called when a process has been started (or restarted).
+  public var onExit: ((ServerAddress) -> Void)?
   public var onStart: ((ServerAddress) -> Void)?
   /// Receives one line per start, exit and restart.
   public var log: ((String) -> Void)?
@@ -31,7 +30,9 @@ public final class ProcessLauncher: ServerLauncher {
   /// - Parameters:
   ///   - executable: the factorial-server binary.
   ///   - arguments: the command line for a server.
-  public init(loop: EventLoop, executable: URL, arguments: @escaping (ServerAddress) -> [String]) {
+  public init(
+    loop: EventLoop, executable: URL, arguments: @escaping (ServerAddress) -> [String] = { _ in [] }
+  ) {
     self.loop = loop
     self.executable = executable
     self.arguments = arguments
@@ -60,7 +61,7 @@ public final class ProcessLauncher: ServerLauncher {
   }
 
   /// Kills (-9) the process of `server` if it has run for at least `grace` seconds; it is then
-  /// restarted like any process that exits. For a process that is alive but does not answer.
+  /// restarted like any process that exits.
   public func killUnresponsive(_ server: ServerAddress, grace: Double) {
     guard let child = children[server], let process = child.process, process.isRunning,
       loop.now - child.startedAt >= MonotonicClock.nanoseconds(grace)
@@ -114,7 +115,7 @@ public final class ProcessLauncher: ServerLauncher {
     guard !isStopping, let child = children[server], child.process === process else { return }
     children[server]!.process = nil
     log?("\(server): process \(process.processIdentifier) exited with status \(status)")
-    onExit?(server, status)
+    onExit?(server)
     scheduleRestart(server)
   }
 

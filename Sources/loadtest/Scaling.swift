@@ -1,3 +1,4 @@
+import Documents
 import Charts
 import Foundation
 import HTTPCore
@@ -132,7 +133,8 @@ final class RunningSystem {
     let deadline = Date(timeIntervalSinceNow: 20)
     while Date() < deadline {
       if let client = try? BlockingHTTPClient(port: port, timeout: 2),
-        let health = try? client.get("/health"), health.text.contains("\"free\": \(servers),")
+        let response = try? client.get("/health"),
+        let health = try? BalancerHealth.decode(response.body), health.free == servers
       {
         return
       }

@@ -1,17 +1,24 @@
 import Dispatch
 import Foundation
 import Synchronization
+import TestSupport
 import XCTest
 
 @testable import Balancing
 
 final class AvailabilityQueueTests: XCTestCase {
+  private var lastTicket: UInt64 = 0
+  private func ticket() -> WaitTicket {
+    lastTicket += 1
+    return WaitTicket(lastTicket)
+  }
+
   func testTakesInFIFOOrderAndPutGoesToTheBack() {
     let queue = AvailabilityQueue([1, 2, 3])
     XCTAssertEqual(queue.tryTake(), 1)
-    queue.put(1)
+    XCTAssertNil(queue.put(1))
     XCTAssertEqual(queue.freeServers, [2, 3, 1])
-    XCTAssertEqual(queue.tryTake(), 2)
+    XCTAssertEqual(queue.take(ticket()), 2)
     XCTAssertEqual(queue.tryTake(), 3)
     XCTAssertEqual(queue.tryTake(), 1)
     XCTAssertNil(queue.tryTake())
@@ -19,63 +26,46 @@ final class AvailabilityQueueTests: XCTestCase {
 
   func testWaitersAreServedFirstComeFirstServed() {
     let queue = AvailabilityQueue<Int>([])
-    var served: [(waiter: Int, server: Int)] = []
-    for waiter in 0..<5 {
-      guard
-        case .waiting = queue.take(orWait: {
-          served.append((waiter, $0))
-          return true
-        })
-      else {
-        return XCTFail("should wait")
-      }
-    }
+    let tickets = (0..<5).map { _ in ticket() }
+    for ticket in tickets { XCTAssertNil(queue.take(ticket), "should wait") }
     XCTAssertEqual(queue.waitingCount, 5)
-    for server in [10, 11, 12, 13, 14, 15] { queue.put(server) }
-    XCTAssertEqual(served.map(\.waiter), [0, 1, 2, 3, 4])
-    XCTAssertEqual(served.map(\.server), [10, 11, 12, 13, 14])
+    let grants = [10, 11, 12, 13, 14, 15].map { queue.put($0) }
+    XCTAssertEqual(grants.prefix(5).map { $0?.ticket }, tickets)
+    XCTAssertEqual(grants.prefix(5).map { $0?.server }, [10, 11, 12, 13, 14])
+    XCTAssertNil(grants[5])
     XCTAssertEqual(queue.waitingCount, 0)
     XCTAssertEqual(queue.freeServers, [15])
   }
 
-  func testAWaiterThatCannotUseTheServerPassesItOn() {
-    let queue = AvailabilityQueue<Int>([])
-    var got: Int?
-    _ = queue.take(orWait: { _ in false })  // its client has gone
-    _ = queue.take(orWait: {
-      got = $0
-      return true
-    })
-    queue.put(7)
-    XCTAssertEqual(got, 7)
-    XCTAssertEqual(queue.freeCount, 0)
-  }
-
   func testCancelledWaiterLeavesTheLine() {
     let queue = AvailabilityQueue<Int>([])
-    var first: Int?
-    var second: Int?
-    guard
-      case .waiting(let ticket) = queue.take(orWait: {
-        first = $0
-        return true
-      })
-    else {
-      return XCTFail("should wait")
-    }
-    _ = queue.take(orWait: {
-      second = $0
-      return true
-    })
-    XCTAssertTrue(queue.cancel(ticket))
-    XCTAssertFalse(queue.cancel(ticket))
-    queue.put(1)
-    XCTAssertNil(first)
-    XCTAssertEqual(second, 1)
+    let first = ticket()
+    let second = ticket()
+    XCTAssertNil(queue.take(first))
+    XCTAssertNil(queue.take(second))
+    XCTAssertTrue(queue.cancel(first))
+    XCTAssertFalse(queue.cancel(first))
+    XCTAssertEqual(queue.waitingCount, 1)
+    XCTAssertEqual(queue.put(1)?.ticket, second)
+    XCTAssertFalse(queue.cancel(second), "a served ticket is not in line")
+  }
+
+  /// Leaving is O(1), and a line of mostly cancelled tickets is compacted, so a crowd that
+  /// leaves at once costs nothing later.
+  func testManyCancellationsAreCheapAndForgotten() {
+    let queue = AvailabilityQueue<Int>([])
+    let tickets = (0..<100_000).map { _ in ticket() }
+    for ticket in tickets { XCTAssertNil(queue.take(ticket)) }
+    for ticket in tickets.dropLast() { queue.cancel(ticket) }
+    XCTAssertEqual(queue.waitingCount, 1)
+    XCTAssertEqual(queue.put(7)?.ticket, tickets.last)
+    XCTAssertEqual(queue.waitingCount, 0)
+    XCTAssertNil(queue.put(8))
+    XCTAssertEqual(queue.freeServers, [8])
   }
 
   func testBlockingTakeWaitsUntilAPut() {
-    let queue = AvailabilityQueue<Int>([])
+    let queue = BlockingAvailabilityQueue<Int>([])
     let done = expectation(description: "taken")
     let result = Mutex<Int?>(nil)
     Thread.detachNewThread {
@@ -93,7 +83,7 @@ final class AvailabilityQueueTests: XCTestCase {
   }
 
   func testBlockingTakeTimesOutAndLeavesTheLine() {
-    let queue = AvailabilityQueue<Int>([])
+    let queue = BlockingAvailabilityQueue<Int>([])
     let start = Date()
     XCTAssertNil(queue.takeBlocking(timeout: 0.2))
     XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 0.19)
@@ -103,7 +93,7 @@ final class AvailabilityQueueTests: XCTestCase {
   }
 
   func testBlockedThreadsWakeInArrivalOrder() {
-    let queue = AvailabilityQueue<Int>([])
+    let queue = BlockingAvailabilityQueue<Int>([])
     let order = Mutex<[Int]>([])
     let group = DispatchGroup()
     for taker in 0..<4 {
@@ -129,7 +119,7 @@ final class AvailabilityQueueTests: XCTestCase {
   /// and no server was ever held by two takers at the same time.
   func testNoServerIsLostOrDuplicatedUnderConcurrency() {
     let servers = Array(0..<8)
-    let queue = AvailabilityQueue(servers)
+    let queue = BlockingAvailabilityQueue(servers)
     let holders = Mutex([Int](repeating: 0, count: servers.count))
     let doubleBooked = Mutex(0)
     let rounds = 2000

@@ -1,3 +1,4 @@
+import Documents
 import Foundation
 import HTTPCore
 import XCTest
@@ -46,13 +47,45 @@ final class FakeClock {
   func advance(_ seconds: Double) { now += UInt64(seconds * 1e9) }
 }
 
-func makeBalancer(_ ports: [Int], clock: FakeClock = FakeClock(), leaseTimeout: Double = 60)
-  -> Balancer
-{
-  let balancer = Balancer(
-    pool: ServerPool(servers: ports.map { ServerAddress(port: $0) }, leaseTimeout: leaseTimeout))
-  balancer.clock = { clock.now }
-  return balancer
+/// A balancer over `servers` with the availability queue, or with `policy`, on the test's clock.
+func makeBalancer(
+  servers: [ServerAddress], clock: FakeClock = FakeClock(), leaseTimeout: Double = 60,
+  policy: RoutingPolicy? = nil
+) -> Balancer {
+  let issuer = LeaseIssuer(store: LeaseLedger(), leaseTimeout: leaseTimeout)
+  issuer.clock = { clock.now }
+  let pool = ServerPool(servers: servers)
+  let dispatcher: Dispatcher
+  if let policy {
+    dispatcher = PolicyDispatcher(name: "test", policy: policy, pool: pool, issuer: issuer)
+  } else {
+    let queue = QueueDispatcher(queue: AvailabilityQueue<ServerAddress>(), issuer: issuer)
+    queue.clock = { clock.now }
+    dispatcher = queue
+  }
+  let broker = ServerBroker(pool: pool, issuer: issuer, dispatcher: dispatcher)
+  broker.clock = { clock.now }
+  return Balancer(broker: broker)
+}
+
+func makeBalancer(
+  _ ports: [Int], clock: FakeClock = FakeClock(), leaseTimeout: Double = 60,
+  policy: RoutingPolicy? = nil
+) -> Balancer {
+  makeBalancer(
+    servers: ports.map { ServerAddress(port: $0) }, clock: clock, leaseTimeout: leaseTimeout,
+    policy: policy)
+}
+
+/// What the tests read of a balancer.
+extension Balancer {
+  var pool: ServerPool { broker.pool }
+  var counts: LeaseCounts { broker.store.counts }
+  /// The free servers' ports, in queue order.
+  var free: [Int] { broker.dispatcher.freeServers.map(\.port) }
+  var waitingCount: Int { broker.dispatcher.waitingCount }
+  var queue: QueueDispatcher { broker.dispatcher as! QueueDispatcher }
+  func expireWaiting(now: UInt64) { broker.expireWaiting(now: now) }
 }
 
 final class BalancerTests: XCTestCase {
@@ -70,7 +103,7 @@ final class BalancerTests: XCTestCase {
       tokens.insert(client.lease!)
     }
     XCTAssertEqual(tokens.count, 5)
-    XCTAssertEqual(balancer.pool.leasesIssued, 5)
+    XCTAssertEqual(balancer.counts.issued, 5)
   }
 
   func testHostHeaderVariants() {
@@ -86,8 +119,7 @@ final class BalancerTests: XCTestCase {
   }
 
   func testRemoteServersKeepTheirHost() {
-    let balancer = Balancer(
-      pool: ServerPool(servers: [ServerAddress(host: "10.0.0.9", port: 6000)]))
+    let balancer = makeBalancer(servers: [ServerAddress(host: "10.0.0.9", port: 6000)])
     let client = FakeClient()
     client.request(balancer, "/")
     XCTAssertEqual(client.server, "http://10.0.0.9:6000/6000")
@@ -113,7 +145,7 @@ final class BalancerTests: XCTestCase {
     XCTAssertTrue(seventh.responses.isEmpty)
     reporter.request(balancer, "/port_update/5001?lease=\(firstFive[0].lease!)", method: "POST")
     XCTAssertEqual(seventh.server, "http://lb.example:5001/5001")
-    XCTAssertEqual(balancer.pool.queue.freeCount, 0)
+    XCTAssertEqual(balancer.free.count, 0)
   }
 
   func testAWaitingClientThatLeavesConsumesNoServer() {
@@ -129,7 +161,7 @@ final class BalancerTests: XCTestCase {
     FakeClient().request(balancer, "/port_update/5001?lease=\(first.lease!)")
     XCTAssertEqual(staying.server, "http://lb.example:5001/5001")
     XCTAssertTrue(leaving.responses.isEmpty)
-    XCTAssertEqual(balancer.pool.leasesIssued, 2)
+    XCTAssertEqual(balancer.counts.issued, 2)
   }
 
   func testHeadTakesNoServer() {
@@ -137,8 +169,8 @@ final class BalancerTests: XCTestCase {
     let client = FakeClient()
     client.request(balancer, "/", method: "HEAD")
     XCTAssertEqual(client.status, 302)
-    XCTAssertEqual(balancer.pool.queue.freeCount, 1)
-    XCTAssertEqual(balancer.pool.leasesIssued, 0)
+    XCTAssertEqual(balancer.free.count, 1)
+    XCTAssertEqual(balancer.counts.issued, 0)
     client.request(balancer, "/")
     client.request(balancer, "/", method: "HEAD")
     XCTAssertEqual(client.status, 503)
@@ -163,7 +195,7 @@ final class BalancerTests: XCTestCase {
     reporter.request(balancer, "/port_update/5001")  // no token, not leased
     XCTAssertEqual(reporter.status, 409)
     // Nothing was queued twice.
-    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5003, 5004, 5005, 5001])
+    XCTAssertEqual(balancer.free, [5002, 5003, 5004, 5005, 5001])
   }
 
   func testReportWithoutATokenIsAcceptedOnceWhileLeased() {
@@ -174,7 +206,7 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(reporter.status, 200)
     reporter.request(balancer, "/port_update/5001")
     XCTAssertEqual(reporter.status, 409)
-    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5001])
+    XCTAssertEqual(balancer.free, [5002, 5001])
   }
 
   func testBadReportsChangeNothing() {
@@ -188,14 +220,14 @@ final class BalancerTests: XCTestCase {
       client.request(balancer, target)
       XCTAssertEqual(client.status, status, target)
     }
-    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), ports)
-    XCTAssertEqual(balancer.pool.leasesReported, 0)
+    XCTAssertEqual(balancer.free, ports)
+    XCTAssertEqual(balancer.counts.reported, 0)
   }
 
   func testWaitingClientsGet503AtTheirTimeout() {
     let clock = FakeClock()
     let balancer = makeBalancer([5001], clock: clock)
-    balancer.waitTimeout = 30
+    balancer.queue.waitTimeout = 30
     FakeClient().request(balancer, "/")
     let early = FakeClient()
     early.request(balancer, "/")
@@ -216,7 +248,7 @@ final class BalancerTests: XCTestCase {
 
   func testTooManyWaitingGet503AtOnce() {
     let balancer = makeBalancer([5001])
-    balancer.maxWaiting = 2
+    balancer.queue.maxWaiting = 2
     FakeClient().request(balancer, "/")
     let waiting = (0..<2).map { _ in FakeClient() }
     for client in waiting { client.request(balancer, "/") }
@@ -231,7 +263,7 @@ final class BalancerTests: XCTestCase {
     FakeClient().request(balancer, "/")
     let waiting = (0..<3).map { _ in FakeClient() }
     for client in waiting { client.request(balancer, "/") }
-    balancer.shutDown()
+    balancer.broker.shutDown()
     XCTAssertEqual(waiting.map(\.status), [503, 503, 503])
     let after = FakeClient()
     after.request(balancer, "/")
@@ -254,6 +286,9 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(servers[1]["state"] as? String, "free")
     let totals = json["totals"] as! [String: Int]
     XCTAssertEqual(totals, ["leased": 1, "reported": 0, "expired": 0, "in_flight": 1])
+    let status = try PoolStatus.decode(client.last!.body)
+    XCTAssertEqual(status.queue, ["5002"])
+    XCTAssertEqual(status.policy, "queue")
   }
 
   func testOtherRoutes() {
@@ -268,9 +303,10 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(client.last?.headers["Allow"], "GET, HEAD")
     client.request(balancer, "/port_update/5001", method: "DELETE")
     XCTAssertEqual(client.status, 405)
-    XCTAssertEqual(balancer.pool.queue.freeCount, 5)
+    XCTAssertEqual(balancer.free.count, 5)
     client.request(balancer, "/health")
     XCTAssertEqual(
-      client.text, "{\"status\": \"ok\", \"free\": 5, \"waiting\": 0, \"servers\": 5}\n")
+      try BalancerHealth.decode(client.last!.body), BalancerHealth(free: 5, waiting: 0, servers: 5))
+    XCTAssertEqual(client.last?.headers["Content-Type"], "application/json")
   }
 }

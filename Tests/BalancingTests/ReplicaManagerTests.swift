@@ -8,9 +8,16 @@ import XCTest
 final class RecordingLauncher: ServerLauncher {
   var started: [Int] = []
   var stopped: [Int] = []
+  var killed: [Int] = []
+  var stoppedAll = false
+  var onExit: ((ServerAddress) -> Void)?
+  var onStart: ((ServerAddress) -> Void)?
   func start(_ server: ServerAddress) { started.append(server.port) }
   func stop(_ server: ServerAddress) { stopped.append(server.port) }
   func restartCount(_ server: ServerAddress) -> Int { server.port % 2 }
+  func killUnresponsive(_ server: ServerAddress, grace: Double) { killed.append(server.port) }
+  func stopRestarting() {}
+  func stopAll(timeout: Double) { stoppedAll = true }
 }
 
 final class ReplicaManagerTests: XCTestCase {
@@ -24,8 +31,8 @@ final class ReplicaManagerTests: XCTestCase {
     path = NSTemporaryDirectory() + "servers-\(UUID().uuidString).json"
     let file = ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) })
     try file.write(to: path)
-    balancer = Balancer(pool: ServerPool(servers: file.servers), entries: file.entries)
-    balancer.clock = { [clock] in clock.now }
+    balancer = makeBalancer(servers: file.servers, clock: clock)
+    balancer.replicas.apply(file)
     balancer.replicas.clock = { [clock] in clock.now }
     balancer.replicas.configPath = path
     balancer.replicas.launcher = launcher
@@ -75,8 +82,8 @@ final class ReplicaManagerTests: XCTestCase {
       file.entries.last(where: { $0.name == "S4" })?.address, ServerAddress(port: 5011))
     XCTAssertTrue(file.json.contains(#"{"name": "S4", "port": 5011}"#))
     // New servers wait for their first probe before they are handed out.
-    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5001, 5002, 5003])
-    guard case .down = balancer.pool.state(of: ServerAddress(port: 5011)) else {
+    XCTAssertEqual(balancer.free, [5001, 5002, 5003])
+    guard case .down = balancer.pool.health(of: ServerAddress(port: 5011)) else {
       return XCTFail("should be starting")
     }
   }
@@ -138,7 +145,7 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(report.status, 200)
     XCTAssertEqual(launcher.stopped, [5004, 5001])
     // Never handed out again.
-    XCTAssertEqual(balancer.pool.queue.freeServers.map(\.port), [5002, 5003])
+    XCTAssertEqual(balancer.free, [5002, 5003])
   }
 
   func testRemoveRefusesBadRequestsAndChangesNothing() throws {

@@ -1,3 +1,4 @@
+import Documents
 import HTTPCore
 import TestSupport
 import XCTest
@@ -72,8 +73,7 @@ final class RoutingPolicyTests: XCTestCase {
   }
 
   func testBalancerWithAPolicyRedirectsAtOnceAndCountsJobs() throws {
-    let balancer = makeBalancer([5001, 5002])
-    balancer.policy = RoundRobinPolicy()
+    let balancer = makeBalancer([5001, 5002], policy: RoundRobinPolicy())
     var clients: [FakeClient] = []
     for _ in 0..<4 {
       let client = FakeClient()
@@ -87,7 +87,7 @@ final class RoutingPolicyTests: XCTestCase {
     let location = try XCTUnwrap(clients[0].location)
     XCTAssertTrue(location.hasPrefix("http://lb.example:5001/5001?n=5000&lease="), location)
     XCTAssertFalse(location.contains("forged"))
-    XCTAssertEqual(balancer.jobs.inFlight(ServerAddress(port: 5001)), 2)
+    XCTAssertEqual(balancer.broker.store.inFlight(ServerAddress(port: 5001)), 2)
 
     let reporter = FakeClient()
     reporter.request(balancer, "/port_update/5001?lease=\(clients[0].lease!)")
@@ -98,11 +98,14 @@ final class RoutingPolicyTests: XCTestCase {
     XCTAssertEqual(reporter.status, 409)
     reporter.request(balancer, "/port_update/5002")  // no token: its oldest job
     XCTAssertEqual(reporter.status, 200)
-    XCTAssertEqual(balancer.jobs.inFlight(ServerAddress(port: 5001)), 1)
-    XCTAssertEqual(balancer.jobs.inFlight(ServerAddress(port: 5002)), 1)
+    XCTAssertEqual(balancer.broker.store.inFlight(ServerAddress(port: 5001)), 1)
+    XCTAssertEqual(balancer.broker.store.inFlight(ServerAddress(port: 5002)), 1)
     reporter.request(balancer, "/status")
-    XCTAssertTrue(reporter.text.contains("\"jobs_in_flight\": 1"), reporter.text)
-    XCTAssertTrue(reporter.text.contains("\"leased\": 4, \"reported\": 2"), reporter.text)
+    let status = try PoolStatus.decode(reporter.last!.body)
+    XCTAssertEqual(status.servers.map(\.inFlight), [1, 1])
+    XCTAssertEqual(status.servers.map(\.state), ["leased", "leased"])
+    XCTAssertEqual(status.totals.leased, 4)
+    XCTAssertEqual(status.totals.reported, 2)
   }
 
   func testQueuePolicyCarriesTheQueryToo() {
@@ -113,8 +116,7 @@ final class RoutingPolicyTests: XCTestCase {
   }
 
   func testConsistentHashSendsAKeyToTheSameServer() {
-    let balancer = makeBalancer([5001, 5002, 5003])
-    balancer.policy = ConsistentHashPolicy()
+    let balancer = makeBalancer([5001, 5002, 5003], policy: ConsistentHashPolicy())
     var seen = Set<String>()
     for _ in 0..<5 {
       let client = FakeClient()
@@ -132,21 +134,28 @@ final class RoutingPolicyTests: XCTestCase {
 
   func testUnreportedJobsExpireAndDownServersAreSkipped() {
     let clock = FakeClock()
-    let balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 10)
-    balancer.policy = LeastConnectionsPolicy()
+    let balancer = makeBalancer(
+      [5001, 5002], clock: clock, leaseTimeout: 10, policy: LeastConnectionsPolicy())
+    let supervisor = PoolSupervisor(broker: balancer.broker, probe: ScriptedProbe())
+    supervisor.heartbeatInterval = .infinity
     FakeClient().request(balancer, "/")
-    XCTAssertEqual(balancer.jobs.totalInFlight, 1)
+    XCTAssertEqual(balancer.counts.inFlight, 1)
     clock.advance(11)
-    balancer.expireJobs(now: clock.now)
-    XCTAssertEqual(balancer.jobs.totalInFlight, 0)
-    XCTAssertEqual(balancer.jobs.expired, 1)
-    balancer.pool.markDown(ServerAddress(port: 5001), now: clock.now)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(balancer.counts.inFlight, 0)
+    XCTAssertEqual(balancer.counts.expired, 1)
+    // A server that goes down takes its jobs with it.
+    FakeClient().request(balancer, "/")
+    XCTAssertEqual(balancer.broker.store.inFlight(ServerAddress(port: 5001)), 1)
+    balancer.broker.markDown(ServerAddress(port: 5001), now: clock.now)
+    XCTAssertEqual(balancer.broker.store.inFlight(ServerAddress(port: 5001)), 0)
+    XCTAssertEqual(balancer.counts.expired, 2)
     for _ in 0..<3 {
       let client = FakeClient()
       client.request(balancer, "/")
       XCTAssertEqual(client.server, "http://lb.example:5002/5002")
     }
-    balancer.pool.markDown(ServerAddress(port: 5002), now: clock.now)
+    balancer.broker.markDown(ServerAddress(port: 5002), now: clock.now)
     let refused = FakeClient()
     refused.request(balancer, "/")
     XCTAssertEqual(refused.status, 503)

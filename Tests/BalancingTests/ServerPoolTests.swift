@@ -30,12 +30,14 @@ final class ServerPoolTests: XCTestCase {
 
   override func setUp() {
     balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 60)
-    supervisor = PoolSupervisor(balancer: balancer, probe: probe)
+    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
     supervisor.heartbeatInterval = 1e6  // only the heartbeat test wants them
   }
 
   private var pool: ServerPool { balancer.pool }
-  private var free: [Int] { pool.queue.freeServers.map(\.port) }
+  private var broker: ServerBroker { balancer.broker }
+  private var free: [Int] { balancer.free }
+  private var counts: LeaseCounts { balancer.counts }
 
   private func take() -> FakeClient {
     let client = FakeClient()
@@ -45,8 +47,7 @@ final class ServerPoolTests: XCTestCase {
 
   private func assertCountersAddUp(file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(
-      pool.leasesIssued, pool.leasesReported + pool.leasesExpired + pool.leasesInFlight,
-      file: file, line: line)
+      counts.issued, counts.reported + counts.expired + counts.inFlight, file: file, line: line)
   }
 
   func testAnUnreportedLeaseIsCheckedAtItsDeadlineAndAnIdleServerComesBack() {
@@ -60,7 +61,7 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertEqual(probe.pending.count, 1)
     probe.answer(5001, .idle)
     XCTAssertEqual(free, [5002, 5001])
-    XCTAssertEqual(pool.leasesExpired, 1)
+    XCTAssertEqual(counts.expired, 1)
     assertCountersAddUp()
   }
 
@@ -70,7 +71,7 @@ final class ServerPoolTests: XCTestCase {
     supervisor.tick(now: clock.now)
     probe.answer(5001, .busy)
     XCTAssertEqual(free, [5002])
-    guard case .leased(let lease) = pool.state(of: ServerAddress(port: 5001)) else {
+    guard let lease = broker.store.leases(of: ServerAddress(port: 5001)).first else {
       return XCTFail("should still be leased")
     }
     XCTAssertEqual(lease.extensions, 1)
@@ -88,8 +89,8 @@ final class ServerPoolTests: XCTestCase {
     FakeClient().request(balancer, "/port_update/5001?lease=\(client.lease!)")
     probe.answer(5001, .idle)
     XCTAssertEqual(free, [5002, 5001])
-    XCTAssertEqual(pool.leasesReported, 1)
-    XCTAssertEqual(pool.leasesExpired, 0)
+    XCTAssertEqual(counts.reported, 1)
+    XCTAssertEqual(counts.expired, 0)
     assertCountersAddUp()
   }
 
@@ -98,7 +99,7 @@ final class ServerPoolTests: XCTestCase {
     clock.advance(61)
     supervisor.tick(now: clock.now)
     probe.answer(5001, .unreachable)
-    guard case .down = pool.state(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
+    guard case .down = pool.health(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
     XCTAssertEqual(free, [5002])
     // Its late report is refused: the lease ended when it went down.
     let reporter = FakeClient()
@@ -130,12 +131,12 @@ final class ServerPoolTests: XCTestCase {
   }
 
   func testAServerWhoseProcessRestartedIsProbedSoon() {
-    pool.markDown(ServerAddress(port: 5001), now: clock.now)
+    broker.markDown(ServerAddress(port: 5001), now: clock.now)
     clock.advance(0.3)
     supervisor.tick(now: clock.now)
     probe.answer(5001, .unreachable)  // not listening yet: back-off would wait a second
     clock.advance(0.1)
-    pool.probeSoon(ServerAddress(port: 5001), now: clock.now)
+    broker.probeSoon(ServerAddress(port: 5001), now: clock.now)
     clock.advance(0.2)
     supervisor.tick(now: clock.now)
     XCTAssertEqual(probe.answer(5001, .idle), 1)
@@ -143,7 +144,7 @@ final class ServerPoolTests: XCTestCase {
   }
 
   func testEveryServerDownMeansWaitingClientsGet503AtTheirTimeout() {
-    balancer.waitTimeout = 5
+    balancer.queue.waitTimeout = 5
     _ = take()
     _ = take()
     clock.advance(61)
@@ -164,7 +165,7 @@ final class ServerPoolTests: XCTestCase {
     probe.answer(5001, .unreachable)
     probe.answer(5002, .idle)
     XCTAssertEqual(free, [5002])
-    guard case .down = pool.state(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
+    guard case .down = pool.health(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
     clock.advance(1)
     supervisor.tick(now: clock.now)
     XCTAssertEqual(probe.pending.map(\.server.port), [5001])  // the down one is probed, 5002 not yet
@@ -179,10 +180,10 @@ final class ServerPoolTests: XCTestCase {
     let removed = ServerAddress(port: 5002)
     var gone: [ServerAddress] = []
     pool.onRemoved = { gone.append($0) }
-    let (added, _) = pool.reconfigure(
+    let change = broker.reconfigure(
       [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
       now: clock.now)
-    XCTAssertEqual(added.map(\.port), [5003])
+    XCTAssertEqual(change.added.map(\.port), [5003])
     XCTAssertEqual(gone, [removed])
     XCTAssertEqual(free, [5001])
     clock.advance(0.3)
@@ -193,20 +194,20 @@ final class ServerPoolTests: XCTestCase {
 
   func testReconfigureAddsAndRemoves() {
     let leased = take()  // 5001
-    let (added, removed) = pool.reconfigure([5002, 5003].map { ServerAddress(port: $0) })
-    XCTAssertEqual(added.map(\.port), [5003])
-    XCTAssertEqual(removed.map(\.port), [5001])
+    let change = broker.reconfigure([5002, 5003].map { ServerAddress(port: $0) })
+    XCTAssertEqual(change.added.map(\.port), [5003])
+    XCTAssertEqual(change.removed.map(\.port), [5001])
     XCTAssertEqual(free, [5002, 5003])
     // The removed server's job completes and its report is accepted, but it is not queued.
     let reporter = FakeClient()
     reporter.request(balancer, "/port_update/5001?lease=\(leased.lease!)")
     XCTAssertEqual(reporter.status, 200)
     XCTAssertEqual(free, [5002, 5003])
-    XCTAssertNil(pool.state(of: ServerAddress(port: 5001)))
+    XCTAssertNil(pool.health(of: ServerAddress(port: 5001)))
     reporter.request(balancer, "/port_update/5001")
     XCTAssertEqual(reporter.status, 404)
     // A free server that is removed is never handed out again.
-    _ = pool.reconfigure([ServerAddress(port: 5003)])
+    broker.reconfigure([ServerAddress(port: 5003)])
     XCTAssertEqual(free, [5003])
     XCTAssertEqual(pool.servers.map(\.port), [5003])
     assertCountersAddUp()
@@ -214,9 +215,9 @@ final class ServerPoolTests: XCTestCase {
 
   func testReconfigureToTheSameListChangesNothing() {
     let leased = take()
-    let (added, removed) = pool.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
-    XCTAssertEqual(added, [])
-    XCTAssertEqual(removed, [])
+    let change = broker.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
+    XCTAssertEqual(change.added, [])
+    XCTAssertEqual(change.removed, [])
     XCTAssertEqual(free, [5002])
     FakeClient().request(balancer, "/port_update/5001?lease=\(leased.lease!)")
     XCTAssertEqual(free, [5002, 5001])
@@ -249,27 +250,33 @@ final class ServerPoolTests: XCTestCase {
         }
       case 5:
         let subset = all.filter { _ in random.next() % 3 != 0 }
-        _ = pool.reconfigure(subset.isEmpty ? [all[0]] : subset)
+        broker.reconfigure(subset.isEmpty ? [all[0]] : subset)
       case 6:
         clients.randomElement(using: &random)?.responder?.cancel()
       default:
         FakeClient().request(balancer, "/port_update/\(5001 + Int(random.next() % 6))")
       }
-      let queued = pool.queue.freeServers
+      let queued = broker.dispatcher.freeServers
       XCTAssertEqual(Set(queued).count, queued.count, "a server queued twice")
       XCTAssertTrue(
         queued.isEmpty || balancer.waitingCount == 0, "a free server while clients wait")
-      for server in queued {
-        XCTAssertEqual(pool.state(of: server), .free, "\(server) queued but not free")
+      let isFree = { (server: ServerAddress) in
+        self.pool.canServe(server) && self.broker.store.inFlight(server) == 0
       }
-      for server in pool.servers where pool.state(of: server) == .free {
+      for server in queued {
+        XCTAssertTrue(isFree(server), "\(server) queued but not free")
+      }
+      for server in pool.servers where isFree(server) {
         XCTAssertTrue(queued.contains(server), "\(server) free but lost from the queue")
+      }
+      for server in pool.servers {
+        XCTAssertLessThanOrEqual(broker.store.inFlight(server), 1, "\(server) leased twice")
       }
       assertCountersAddUp()
     }
     // The mix really reached every way a lease ends.
-    XCTAssertGreaterThan(pool.leasesReported, 50)
-    XCTAssertGreaterThan(pool.leasesExpired, 50)
-    XCTAssertGreaterThan(pool.leasesIssued, 500)
+    XCTAssertGreaterThan(counts.reported, 50)
+    XCTAssertGreaterThan(counts.expired, 50)
+    XCTAssertGreaterThan(counts.issued, 500)
   }
 }

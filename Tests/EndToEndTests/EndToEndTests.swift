@@ -18,7 +18,7 @@ final class EndToEndTests: SystemTestCase {
       )
       XCTAssertTrue(urls[1].contains("?lease="))
       assertCorrectFactorial(response.text)
-      try waitForHealth("\"free\": 2")
+      try waitForHealth(free: 2)
     }
     // ?n= on a server chooses N.
     let chosen = try TestClient(port: serverPorts[0]).get("/?n=100")
@@ -49,11 +49,11 @@ final class EndToEndTests: SystemTestCase {
       XCTAssertEqual(response.statusCode, 302)
       locations.append(response.headers["Location"]!)
     }
-    try waitForHealth("\"free\": 0")
+    try waitForHealth(free: 0)
     let sixth = try TestClient(port: balancerPort, timeout: 0.5)
     try sixth.send("GET / HTTP/1.1\r\nHost: 127.0.0.1:\(balancerPort)\r\n\r\n")
     XCTAssertThrowsError(try sixth.readResponse(), "the sixth client must wait")
-    try waitForHealth("\"waiting\": 1")
+    try waitForHealth(waiting: 1)
 
     // The third client follows its redirect; that server answers and reports.
     let third = try TestURL(locations[2])
@@ -62,7 +62,7 @@ final class EndToEndTests: SystemTestCase {
     let sixthAnswer = try readWithin(sixth, seconds: 10)
     XCTAssertEqual(sixthAnswer.statusCode, 302)
     XCTAssertEqual(sixthAnswer.headers["Location"]?.withoutLease, locations[2].withoutLease)
-    try waitForHealth("\"waiting\": 0")
+    try waitForHealth(waiting: 0)
   }
 
   func testManyConcurrentClientsAreAllServed() throws {
@@ -82,7 +82,7 @@ final class EndToEndTests: SystemTestCase {
       }
     }
     XCTAssertEqual(problems, [])
-    try waitForHealth("\"free\": 3, \"waiting\": 0")
+    try waitForHealth(free: 3, waiting: 0)
   }
 
   func testBadFlagsAndBadConfigExitWithOneLine() throws {

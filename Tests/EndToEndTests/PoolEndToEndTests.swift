@@ -62,7 +62,7 @@ final class PoolEndToEndTests: SystemTestCase {
       let (response, urls) = try TestClient.follow(balancerURL)
       XCTAssertEqual(response.statusCode, 200)
       XCTAssertFalse(urls[1].contains(":\(serverPorts[0])/"), "a removed server was handed out")
-      try waitForHealth("\"free\": 2")
+      try waitForHealth(free: 2)
     }
 
     try writeConfig("{\"available_servers\": [\"5001\", 5001]}")
@@ -87,7 +87,7 @@ final class PoolEndToEndTests: SystemTestCase {
     XCTAssertEqual(try get("/").statusCode, 302)  // the only server is now leased
     let waiting = try TestClient(port: balancerPort, timeout: 5)
     try waiting.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    try waitForHealth("\"waiting\": 1")
+    try waitForHealth(waiting: 1)
     let start = Date()
     balancer.signal(SIGTERM)
     let response = try waiting.readResponse()
@@ -103,7 +103,7 @@ final class PoolEndToEndTests: SystemTestCase {
     XCTAssertEqual(try get("/").statusCode, 302)
     let waiting = try TestClient(port: balancerPort, timeout: 5)
     try waiting.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    try waitForHealth("\"waiting\": 1")
+    try waitForHealth(waiting: 1)
     XCTAssertEqual(try get("/").statusCode, 503)  // the line is full
     let start = Date()
     XCTAssertEqual(try waiting.readResponse().statusCode, 503)

@@ -1,3 +1,4 @@
+import Documents
 import Factorial
 import Foundation
 import HTTPCore
@@ -79,7 +80,15 @@ class SystemTestCase: XCTestCase {
     try TestClient(port: balancerPort).get(path)
   }
 
-  func health() throws -> String { try get("/health").text }
+  /// The balancer's /health, decoded.
+  func health() throws -> BalancerHealth {
+    let response = try get("/health")
+    do {
+      return try BalancerHealth.decode(response.body)
+    } catch {
+      throw TestFailure("/health answered \(response.statusCode): \(response.text)")
+    }
+  }
 
   /// The balancer's /status, decoded.
   func status() throws -> [String: Any] {
@@ -110,15 +119,23 @@ class SystemTestCase: XCTestCase {
     XCTFail("timed out waiting for \(what)", file: file, line: line)
   }
 
+  /// Polls /health until it shows `free` free servers and `waiting` waiting clients (either
+  /// left out: any number).
   func waitForHealth(
-    _ expected: String, timeout: Double = 10, file: StaticString = #filePath, line: UInt = #line
-  )
-    throws
-  {
-    var last = ""
-    try eventually("health \(expected) (last: \(last))", timeout: timeout, file: file, line: line) {
-      last = try health()
-      return last.contains(expected)
+    free: Int? = nil, waiting: Int? = nil, timeout: Double = 10, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws {
+    var last: BalancerHealth?
+    try eventually(
+      "health free \(free.map(String.init) ?? "any"), waiting \(waiting.map(String.init) ?? "any")",
+      timeout: timeout, file: file, line: line
+    ) {
+      let current = try health()
+      last = current
+      return (free == nil || current.free == free) && (waiting == nil || current.waiting == waiting)
+    }
+    if let last, (free != nil && last.free != free) || (waiting != nil && last.waiting != waiting) {
+      XCTFail("last health: \(last)", file: file, line: line)
     }
   }
 

@@ -1,3 +1,4 @@
+import Documents
 import HTTPCore
 import XCTest
 
@@ -67,7 +68,7 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(get(handler, "/?n=0").body, Array("Factorial of 0 = 1\n".utf8))
   }
 
-  func testOtherRoutes() {
+  func testOtherRoutes() throws {
     let handler = makeHandler()
     XCTAssertEqual(get(handler, "/favicon.ico").status.code, 404)
     XCTAssertEqual(get(handler, "/5002").status.code, 404)
@@ -75,22 +76,23 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(get(handler, "/heartbeat").status.code, 200)
     let health = get(handler, "/health")
     XCTAssertEqual(health.status.code, 200)
-    XCTAssertTrue(String(decoding: health.body, as: UTF8.self).contains("\"busy\": false"))
+    XCTAssertEqual(
+      try ServerHealth.decode(health.body), ServerHealth(port: 5001, jobs: 0, served: 0))
     XCTAssertEqual(reports, [])
   }
 
-  func testHealthSaysBusyWhileAJobRuns() {
+  func testHealthSaysBusyWhileAJobRuns() throws {
     var pending: (() -> Void)?
     let handler = FactorialHandler(port: 5001) { work, deliver in pending = { deliver(work()) } }
     handler.handle(
       HTTPRequest(method: "GET", target: "/5001?n=5", headers: HTTPHeaders([("Host", "x")])),
       responder: HTTPResponder(sink: sink))
     XCTAssertTrue(sink.responses.isEmpty)
-    XCTAssertTrue(
-      String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": true"))
+    XCTAssertEqual(try ServerHealth.decode(get(handler, "/health").body).busy, true)
     pending?()
     XCTAssertEqual(sink.responses.count, 1)
-    XCTAssertTrue(
-      String(decoding: get(handler, "/health").body, as: UTF8.self).contains("\"busy\": false"))
+    let after = try ServerHealth.decode(get(handler, "/health").body)
+    XCTAssertEqual(after.busy, false)
+    XCTAssertEqual(after.served, 1)
   }
 }

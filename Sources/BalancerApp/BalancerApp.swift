@@ -1,0 +1,234 @@
+import Balancing
+import Foundation
+import HTTPCore
+import Supervision
+
+/// The balancer program, wired: the routes on an `HTTPServer`, the pool and its dispatcher, the
+/// supervisor's timers, live reload of servers.json, the processes it supervises, and a graceful
+/// stop on SIGINT/SIGTERM. Built from a `BalancerConfiguration` with its collaborators passed in
+/// (event loop, launcher, health probe, clock), so tests can drive it without the real ones.
+public final class BalancerApp {
+  /// Why the balancer could not start, with the exit code to use (2: bad input; 1: the system).
+  public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+    public let exitCode: Int32
+  }
+
+  public let configuration: BalancerConfiguration
+  public let loop: EventLoop
+  public let balancer: Balancer
+  public let supervisor: PoolSupervisor
+  public let launcher: ServerLauncher?
+  /// The current monotonic time in nanoseconds (the loop's, unless a test gives its own).
+  public let clock: () -> UInt64
+  private let log: (String) -> Void
+  private let watcher: ConfigWatcher
+  private let initialFile: ServersFile
+  private var server: HTTPServer?
+
+  /// Wires the balancer; nothing listens or runs until `start`.
+  public init(
+    configuration: BalancerConfiguration, file: ServersFile, loop: EventLoop,
+    launcher: ServerLauncher?, probe: HealthProbe, clock: (() -> UInt64)? = nil,
+    log: @escaping (String) -> Void = { print("[balancer] \($0)") }
+  ) {
+    self.configuration = configuration
+    self.loop = loop
+    self.launcher = launcher
+    self.log = log
+    self.initialFile = file
+    let clock = clock ?? { [weak loop] in loop?.now ?? MonotonicClock.now() }
+    self.clock = clock
+
+    let store = LeaseLedger()
+    let issuer = LeaseIssuer(store: store, leaseTimeout: configuration.leaseTimeout)
+    issuer.clock = clock
+    let pool = ServerPool()
+    let dispatcher: Dispatcher
+    if let policy = configuration.makeRoutingPolicy() {
+      dispatcher = PolicyDispatcher(
+        name: configuration.policy.rawValue, policy: policy, pool: pool, issuer: issuer)
+    } else {
+      let queue = QueueDispatcher(queue: AvailabilityQueue<ServerAddress>(), issuer: issuer)
+      queue.waitTimeout = configuration.waitTimeout
+      queue.maxWaiting = configuration.maxWaiting
+      queue.clock = clock
+      dispatcher = queue
+    }
+    let broker = ServerBroker(pool: pool, issuer: issuer, dispatcher: dispatcher)
+    broker.clock = clock
+    broker.log = log
+    broker.logsRoutineChanges = !configuration.quiet
+    pool.log = log
+    balancer = Balancer(broker: broker, entries: [])
+    balancer.adminToken = configuration.adminToken
+    balancer.log = configuration.quiet ? nil : { print("[balancer] \($0)") }
+    let replicas = balancer.replicas
+    replicas.configPath = configuration.configPath
+    replicas.isPortFree = Socket.isPortFree
+    replicas.log = log
+    replicas.clock = clock
+    replicas.launcher = launcher
+    supervisor = PoolSupervisor(broker: broker, probe: probe)
+    supervisor.heartbeatInterval = configuration.heartbeatInterval
+    watcher = ConfigWatcher(path: configuration.configPath)
+    launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
+    launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
+  }
+
+  /// The port the balancer listens on (once started).
+  public var port: Int { server?.port ?? 0 }
+
+  /// Listens, applies servers.json (starting the local servers when supervising), and schedules
+  /// the periodic duties and the signal handlers.
+  public func start() throws {
+    var settings = HTTPServer.Configuration(
+      host: configuration.bindAddress, port: configuration.port)
+    settings.idleTimeout = 60
+    let server = try HTTPServer(loop: loop, configuration: settings, handler: balancer)
+    try server.start()
+    self.server = server
+    // The servers join as they start answering (at once with --no-spawn).
+    balancer.replicas.apply(initialFile)
+    loop.schedule(every: 0.1) { [weak self] in
+      guard let self else { return }
+      self.supervisor.tick(now: self.clock())
+    }
+    if launcher != nil {
+      loop.schedule(every: 1) { [weak self] in
+        guard let self else { return }
+        self.killUnresponsiveServers(now: self.clock())
+      }
+    }
+    loop.schedule(every: 1) { [weak self] in self?.reloadConfig(force: false) }
+    loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
+    for signal in [SIGINT, SIGTERM] {
+      loop.onSignal(signal) { [weak self] in self?.stop() }
+    }
+    let entries = initialFile.entries
+    log(
+      "listening on port \(server.port) with \(entries.count) servers from \(configuration.configPath): "
+        + entries.map(\.displayName).joined(separator: ", ")
+        + (launcher != nil ? " (starting the local ones)" : "")
+        + ", policy \(configuration.policy.rawValue)")
+  }
+
+  /// Runs the event loop until the balancer stops, then stops the servers it started.
+  public func run() {
+    loop.run()
+    launcher?.stopAll(timeout: 2)
+    log("stopped")
+  }
+
+  /// Kills the process of every local server down for longer than the grace period: alive but
+  /// not answering. Its restart brings it back.
+  public func killUnresponsiveServers(now: UInt64) {
+    guard let launcher else { return }
+    let grace = MonotonicClock.nanoseconds(configuration.unresponsiveGrace)
+    for child in balancer.broker.pool.servers where child.host == nil {
+      if case .down(let since, _, _) = balancer.broker.pool.health(of: child), now - since > grace {
+        launcher.killUnresponsive(child, grace: configuration.unresponsiveGrace)
+      }
+    }
+  }
+
+  /// Applies servers.json if it changed (or, with `force`, as SIGHUP asks, in any case); an
+  /// invalid file is reported and the last good pool kept.
+  public func reloadConfig(force: Bool) {
+    switch watcher.poll(force: force) {
+    case .unchanged:
+      break
+    case .invalid(let reason):
+      log("config not reloaded, keeping the last good pool: \(reason)")
+    case .valid(let file):
+      let (added, removed) = balancer.replicas.apply(file)
+      if force || !added.isEmpty || !removed.isEmpty {
+        log("config reloaded: \(added.count) added, \(removed.count) removed")
+      }
+    }
+  }
+
+  /// Stops gracefully: no new connections, waiting clients get 503, answers in progress are
+  /// finished (for at most 4 s), then the loop ends.
+  public func stop() {
+    guard let server else { return loop.stop() }
+    log("stopping: waiting clients get 503, answers in progress are finished")
+    launcher?.stopRestarting()
+    server.stopAccepting()
+    balancer.broker.shutDown()
+    server.closeWhenIdle()
+    let deadline = loop.now + 4_000_000_000
+    loop.schedule(every: 0.02) { [loop] in
+      if server.connectionCount == 0 || loop.now >= deadline {
+        server.closeAllConnections()
+        loop.stop()
+      }
+    }
+  }
+}
+
+extension BalancerApp {
+  /// The balancer as the program runs it: servers.json loaded and checked, the real event loop,
+  /// health probe and (unless `--no-spawn`) process launcher.
+  public static func make(_ configuration: BalancerConfiguration) throws(StartupError)
+    -> BalancerApp
+  {
+    let file: ServersFile
+    do {
+      file = try ServersFile.load(path: configuration.configPath)
+    } catch {
+      throw StartupError(description: error.description, exitCode: 2)
+    }
+    let loop: EventLoop
+    do {
+      loop = try EventLoop()
+    } catch {
+      throw StartupError(description: "\(error)", exitCode: 1)
+    }
+    var launcher: ProcessLauncher?
+    if configuration.spawnsServers {
+      let binary =
+        configuration.serverBinary
+        ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("factorial-server").path
+      guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw StartupError(
+          description: "cannot run \(binary) (use --server-binary PATH, or --no-spawn)",
+          exitCode: 2)
+      }
+      // A port someone else already uses would make its server die at every start.
+      for server in file.servers where server.host == nil && !Socket.isPortFree(server.port) {
+        throw StartupError(
+          description: "port \(server.port) is already in use (listed in \(configuration.configPath))",
+          exitCode: 1)
+      }
+      launcher = ProcessLauncher(loop: loop, executable: URL(fileURLWithPath: binary))
+    }
+    let app = BalancerApp(
+      configuration: configuration, file: file, loop: loop, launcher: launcher,
+      probe: HTTPHealthProbe(loop: loop))
+    if let launcher {
+      let workers = configuration.serverWorkers
+      let quiet = configuration.quiet
+      launcher.arguments = { [unowned app] child in
+        [
+          "--port", "\(child.port)", "--balancer", "127.0.0.1:\(app.port)", "--exit-with-parent",
+          "--workers", "\(workers)",
+        ] + (quiet ? ["--quiet"] : [])
+      }
+      launcher.log = { print("[balancer] \($0)") }
+    }
+    return app
+  }
+}
+
+extension BalancerApp {
+  /// The local ports of servers.json at `configPath`, in order (`--check-config`).
+  public static func localPorts(configPath: String) throws(StartupError) -> [Int] {
+    do {
+      return try ServersFile.load(path: configPath).servers.filter { $0.host == nil }.map(\.port)
+    } catch {
+      throw StartupError(description: error.description, exitCode: 2)
+    }
+  }
+}

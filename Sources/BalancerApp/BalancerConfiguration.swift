@@ -1,0 +1,124 @@
+import Balancing
+import HTTPCore
+import ProgramSupport
+
+/// Everything the balancer's flags decide, validated: built from a `CommandLineOptions` (or by
+/// hand in tests) before anything starts.
+public struct BalancerConfiguration: Sendable {
+  public var port = 8001
+  public var bindAddress = "0.0.0.0"
+  public var configPath = "servers.json"
+  public var leaseTimeout = 60.0
+  public var waitTimeout = 30.0
+  public var maxWaiting = 10_000
+  public var policy = PolicyName.queue
+  public var slots = 512
+  public var virtualNodes = 9
+  public var serverWorkers = 1
+  /// Seconds between heartbeats of idle servers; infinity for none.
+  public var heartbeatInterval = 5.0
+  /// Whether the balancer starts and supervises a factorial-server per local entry.
+  public var spawnsServers = true
+  /// The factorial-server to start; nil for the one beside this program.
+  public var serverBinary: String?
+  public var adminToken: String?
+  public var quiet = false
+  /// Validate servers.json, print its local ports and exit.
+  public var checkConfigOnly = false
+  /// Seconds a local server may stay down before its process is killed and restarted.
+  public var unresponsiveGrace = 10.0
+
+  public init() {}
+
+  /// The flags the balancer accepts, with their help.
+  public static var commandLine: CommandLineOptions {
+    CommandLineOptions(
+      program: "balancer",
+      summary: """
+        Redirect load balancer: answers GET / with 302 to the first free factorial server, from a FIFO
+        queue loaded from servers.json. While none is free, clients wait in line (first come, first
+        served) until a server reports with GET /port_update/<port>. It starts a factorial-server for
+        each local entry and restarts those that die (unless --no-spawn); replicas are listed, added
+        and removed with GET /rep, POST /add and DELETE /rm.
+        """,
+      options: [
+        .value("port", "PORT", "port to listen on (default 8001, or $LB_PORT)"),
+        .value("bind", "ADDRESS", "address to listen on (default 0.0.0.0, all interfaces)"),
+        .value("config", "FILE", "the pool, {\"available_servers\": [...]} (default servers.json)"),
+        .value(
+          "lease-timeout", "SECONDS",
+          "ask a leased server that has not reported after this long (default 60)"),
+        .value(
+          "wait-timeout", "SECONDS",
+          "answer 503 to a client still waiting after this long (default 30)"),
+        .value(
+          "max-waiting", "N",
+          "answer 503 at once when this many clients wait already (default 10000)"),
+        .value(
+          "policy", "NAME",
+          "queue (default: wait for a free server), round-robin, random, least-connections, consistent-hash"
+        ),
+        .value("slots", "N", "consistent-hash: slots on the ring (default 512)"),
+        .value("virtual-nodes", "N", "consistent-hash: places per server on the ring (default 9)"),
+        .value("server-workers", "N", "threads each started server computes with (default 1)"),
+        .value(
+          "heartbeat-interval", "SECONDS",
+          "ask each free server this often whether it is alive; 0 turns it off (default 5)"),
+        .flag("no-spawn", "do not start factorial servers; they are started by someone else"),
+        .value(
+          "server-binary", "PATH", "the factorial-server to start (default: beside this program)"),
+        .value(
+          "admin-token", "TOKEN",
+          "let clients other than loopback call /add and /rm with Authorization: Bearer TOKEN"),
+        .flag("quiet", "do not log one line per request (nor routine lease changes)"),
+        .flag("check-config", "validate the config, print its local ports one per line, and exit"),
+      ])
+  }
+
+  /// Reads parsed flags; `environment` supplies `LB_PORT`.
+  public init(_ options: CommandLineOptions, environment: [String: String]) throws(
+    CommandLineOptions.UsageError
+  ) {
+    port = try options.port("port", environment: "LB_PORT", default: 8001, in: environment)
+    bindAddress = options["bind"] ?? bindAddress
+    configPath = options["config"] ?? configPath
+    leaseTimeout = try options.number("lease-timeout", in: 0.1...86400, default: 60)
+    let heartbeat = try options.number("heartbeat-interval", in: 0...86400, default: 5)
+    heartbeatInterval = heartbeat == 0 ? .infinity : heartbeat
+    waitTimeout = try options.number("wait-timeout", in: 0.1...86400, default: 30)
+    maxWaiting = try options.integer("max-waiting", in: 1...1_000_000, default: 10000)
+    slots = try options.integer("slots", in: 1...1_000_000, default: 512)
+    virtualNodes = try options.integer("virtual-nodes", in: 1...1000, default: 9)
+    serverWorkers = try options.integer("server-workers", in: 1...64, default: 1)
+    if let name = options["policy"] {
+      guard let value = PolicyName(rawValue: name) else {
+        throw CommandLineOptions.UsageError(
+          description: "--policy: '\(name)' is not one of "
+            + PolicyName.allCases.map(\.rawValue).joined(separator: ", "))
+      }
+      policy = value
+    }
+    if let token = options["admin-token"] {
+      guard !token.isEmpty, !token.contains(where: \.isWhitespace) else {
+        throw CommandLineOptions.UsageError(
+          description: "--admin-token: the token must be non-empty and without spaces")
+      }
+      adminToken = token
+    }
+    spawnsServers = !options.isSet("no-spawn")
+    serverBinary = options["server-binary"]
+    quiet = options.isSet("quiet")
+    checkConfigOnly = options.isSet("check-config")
+  }
+
+  /// The routing policy `policy` names, or nil for the availability queue.
+  func makeRoutingPolicy() -> RoutingPolicy? {
+    switch policy {
+    case .queue: return nil
+    case .roundRobin: return RoundRobinPolicy()
+    case .random: return RandomPolicy()
+    case .leastConnections: return LeastConnectionsPolicy()
+    case .consistentHash: return ConsistentHashPolicy(slots: slots, virtualNodes: virtualNodes)
+    }
+  }
+}

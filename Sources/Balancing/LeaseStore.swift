@@ -1,0 +1,33 @@
+/// The books of leases: which client's lease holds which server, until when, and the counts
+/// that must always add up. One store serves every dispatcher (the availability queue holds one
+/// lease per server; the other policies may hold several). `LeaseLedger` keeps it in the
+/// process; a shared store (Redis) keeps it for several balancers.
+///
+/// Reads answer from the store's current view (a remote store: as last seen). Each change is one
+/// atomic step that answers through its completion exactly once: at once in the process, later
+/// (on the caller's event loop) for a remote store; never while the store is changing.
+public protocol LeaseStore: AnyObject {
+  /// Counts since start.
+  var counts: LeaseCounts { get }
+  /// The leases `server` holds, oldest first.
+  func leases(of server: ServerAddress) -> [Lease]
+  /// How many leases `server` holds.
+  func inFlight(_ server: ServerAddress) -> Int
+  /// How many leases `server` was handed since it joined the pool.
+  func servedCount(_ server: ServerAddress) -> Int
+
+  /// Records a new lease.
+  func issue(_ lease: Lease, completion: @escaping () -> Void)
+  /// A report from `server`: with a token, that lease ends; without one, the server's oldest.
+  func report(_ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void)
+  /// Ends the lease `token` unreported (expired); completion gets it, or nil if it had ended.
+  func expire(_ token: String, completion: @escaping (Lease?) -> Void)
+  /// Ends every lease of `server` unreported (it went down or left); completion gets them.
+  func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void)
+  /// Extends a lease whose server is still busy, until `deadline`, and clears its check mark.
+  func extend(_ token: String, until deadline: UInt64)
+  /// Leases past their deadline that are not being checked; each is marked as being checked.
+  func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void)
+  /// Forgets the served count of a server that left the pool.
+  func forget(_ server: ServerAddress)
+}

@@ -1,0 +1,253 @@
+import Documents
+import Foundation
+import HTTPCore
+
+/// Hands out servers and takes them back: ties the pool (membership and health), the lease
+/// store and the dispatcher together. Every event that changes who may get a server (a report,
+/// an overdue lease checked, a server down or back, a new configuration) comes through here, is
+/// settled in the pool and the store first, and only then reaches the dispatcher, which answers
+/// the clients. No HTTP: `Balancer` maps routes onto it. Call from one thread.
+public final class ServerBroker {
+  public let pool: ServerPool
+  public let store: LeaseStore
+  public let issuer: LeaseIssuer
+  public let dispatcher: Dispatcher
+  /// Receives one line per lease or server change.
+  public var log: ((String) -> Void)?
+  /// Whether routine changes (a lease reported, the server free again) are logged too, or only
+  /// the unusual ones (expiry, down, back, added, removed).
+  public var logsRoutineChanges = true
+  /// The current monotonic time in nanoseconds.
+  public var clock: () -> UInt64 = MonotonicClock.now
+  public private(set) var isShuttingDown = false
+
+  /// Every server of `pool` that can serve starts free in `dispatcher`.
+  public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
+    self.pool = pool
+    self.store = issuer.store
+    self.issuer = issuer
+    self.dispatcher = dispatcher
+    for server in pool.serving where store.inFlight(server) == 0 {
+      dispatcher.serverFreed(server)
+    }
+  }
+
+  /// Seconds a lease is trusted before it is checked or ends.
+  public var leaseTimeout: Double {
+    get { issuer.leaseTimeout }
+    set { issuer.leaseTimeout = newValue }
+  }
+
+  // MARK: - Clients
+
+  /// A client asks for a server.
+  public func request(_ claim: ServerClaim) {
+    guard !isShuttingDown else {
+      claim.answer(.unavailable("the balancer is shutting down"))
+      return
+    }
+    dispatcher.dispatch(claim)
+  }
+
+  /// A server reports that its job is done: `/port_update/<port>[?lease=<token>]`.
+  public func report(port: Int, token: String?, completion: @escaping (ReportOutcome) -> Void) {
+    guard let server = pool.server(port: port) else { return completion(.notInPool(port: port)) }
+    store.report(server, token: token) { [weak self] outcome in
+      if let self, case .released(let lease) = outcome {
+        self.leaseEnded(
+          lease.server, routine: true,
+          reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
+      }
+      completion(outcome)
+    }
+  }
+
+  /// Answers 503 to clients whose wait is over.
+  public func expireWaiting(now: UInt64) { dispatcher.expireWaiting(now: now) }
+
+  /// Stops handing out servers: every waiting client gets 503, and so do new ones.
+  public func shutDown() {
+    isShuttingDown = true
+    dispatcher.shutDown(reason: "the balancer is shutting down")
+  }
+
+  // MARK: - Leases and health
+
+  /// Leases past their deadline that must be checked with their server, each marked as being
+  /// checked. Under a dispatcher that does not check them, they simply end here.
+  public func overdueLeases(now: UInt64, completion: @escaping ([Lease]) -> Void) {
+    store.takeOverdue(now: now) { [weak self] due in
+      guard let self else { return }
+      guard !self.dispatcher.checksOverdueLeases else { return completion(due) }
+      for lease in due {
+        self.store.expire(lease.token) { ended in
+          guard ended != nil else { return }
+          self.leaseEnded(lease.server, routine: true, reason: "job unreported, forgotten")
+        }
+      }
+      completion([])
+    }
+  }
+
+  /// The outcome of checking an overdue lease: idle → it ends and the server is free again;
+  /// busy → extended; no answer → the server is down. Ignored if the lease ended meanwhile (the
+  /// report came after all).
+  public func finishCheck(of lease: Lease, result: ServerPool.CheckResult, now: UInt64) {
+    switch result {
+    case .busy:
+      store.extend(lease.token, until: now + MonotonicClock.nanoseconds(leaseTimeout))
+      log?(
+        "\(lease.server): lease unreported for \(ServerPool.seconds(now - lease.issued)), server busy: extended"
+      )
+    case .idle:
+      store.expire(lease.token) { [weak self] ended in
+        guard ended != nil else { return }
+        self?.leaseEnded(lease.server, reason: "lease expired unreported, server idle")
+      }
+    case .unreachable:
+      store.expire(lease.token) { [weak self] ended in
+        guard let self, ended != nil else { return }
+        if self.pool.isRetired(lease.server) {
+          self.leaseEnded(
+            lease.server, reason: "lease expired and the removed server does not answer")
+        } else {
+          self.markDown(
+            lease.server, now: now, failedCheck: true,
+            reason: "leased server does not answer: down")
+        }
+      }
+    }
+  }
+
+  /// Marks a server down at once (a check found it silent, or its process exited): it is not
+  /// handed out, and its leases end unreported.
+  public func markDown(
+    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
+  ) {
+    if pool.markDown(server, now: now, failedCheck: failedCheck, reason: reason) {
+      dispatcher.serverStopped(server)
+    }
+    store.expireAll(of: server) { [weak self] ended in
+      guard let self, !ended.isEmpty || self.pool.isRetired(server) else { return }
+      self.leaseEnded(server, reason: "down with \(ended.count) lease(s) unreported")
+    }
+  }
+
+  /// Down servers due for a probe; each is marked as being probed.
+  public func serversToProbe(now: UInt64) -> [ServerAddress] { pool.serversToProbe(now: now) }
+
+  /// The outcome of probing a down server: any answer brings it back.
+  public func finishProbe(of server: ServerAddress, result: ServerPool.CheckResult, now: UInt64) {
+    if pool.finishProbe(of: server, result: result, now: now) { offer(server) }
+  }
+
+  /// Idle servers not asked for `interval` seconds whether they are alive; each is stamped.
+  public func serversForHeartbeat(now: UInt64, interval: Double) -> [ServerAddress] {
+    let checksLeases = dispatcher.checksOverdueLeases
+    return pool.serversForHeartbeat(now: now, interval: interval) {
+      !checksLeases || store.inFlight($0) == 0
+    }
+  }
+
+  /// The outcome of a heartbeat: a server that does not answer is down.
+  public func finishHeartbeat(
+    of server: ServerAddress, result: ServerPool.CheckResult, now: UInt64
+  ) {
+    guard result == .unreachable, pool.canServe(server) else { return }
+    markDown(server, now: now)
+  }
+
+  /// Probes a down server soon (its process was just restarted), without waiting for back-off.
+  public func probeSoon(_ server: ServerAddress, now: UInt64) { pool.probeSoon(server, now: now) }
+
+  // MARK: - Configuration
+
+  /// Applies a new list of servers: added ones become free (or are probed first, if in
+  /// `startingDown`); removed ones are never handed out again, and a leased one leaves when its
+  /// leases end (its report is still accepted).
+  @discardableResult
+  public func reconfigure(
+    _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0
+  ) -> ServerPool.Change {
+    let change = pool.reconfigure(servers, startingDown: startingDown, now: now) {
+      store.inFlight($0) > 0
+    }
+    for server in change.removed { dispatcher.serverStopped(server) }
+    for server in change.dropped { store.forget(server) }
+    for server in change.joinedUp { offer(server) }
+    return change
+  }
+
+  // MARK: - Documents
+
+  /// `GET /health`.
+  public var health: BalancerHealth {
+    BalancerHealth(
+      free: dispatcher.freeServers.count, waiting: dispatcher.waitingCount,
+      servers: pool.servers.count)
+  }
+
+  /// `GET /status` at monotonic time `now`.
+  public func status(now: UInt64) -> PoolStatus {
+    let wallNow = Date()
+    let servers = pool.servers.map { server -> PoolStatus.Server in
+      let leases = store.leases(of: server)
+      var entry = PoolStatus.Server(
+        server: server.description, state: stateName(server), inFlight: leases.count,
+        leases: store.servedCount(server))
+      if let oldest = leases.first {
+        entry.leaseAge = Seconds.from(nanoseconds: now &- oldest.issued)
+        entry.leaseExtensions = oldest.extensions
+      }
+      if case .down(let since, _, _)? = pool.health(of: server) {
+        let date = wallNow.addingTimeInterval(-Double(now - since) / 1e9)
+        entry.downSince = ISO8601DateFormatter().string(from: date)
+        entry.downFor = Seconds.from(nanoseconds: now - since)
+      }
+      if pool.isRetired(server) { entry.removed = true }
+      return entry
+    }
+    let counts = store.counts
+    return PoolStatus(
+      servers: servers, queue: dispatcher.freeServers.map(\.description),
+      waiting: dispatcher.waitingCount, policy: dispatcher.name,
+      totals: PoolStatus.Totals(
+        leased: counts.issued, reported: counts.reported, expired: counts.expired,
+        inFlight: counts.inFlight))
+  }
+
+  /// `free`, `leased` or `down`, as /status and /rep show a server; `removed` if it has left.
+  public func stateName(_ server: ServerAddress) -> String {
+    switch pool.health(of: server) {
+    case nil: return "removed"
+    case .down?: return "down"
+    case .up?: return store.inFlight(server) > 0 ? "leased" : "free"
+    }
+  }
+
+  // MARK: - Private
+
+  /// A lease of `server` ended: a retired server leaves once it holds none; one that can serve
+  /// is offered to the next client.
+  private func leaseEnded(_ server: ServerAddress, routine: Bool = false, reason: String) {
+    guard store.inFlight(server) == 0 else {
+      if let log, !routine || logsRoutineChanges { log("\(server): \(reason)") }
+      return
+    }
+    if pool.isRetired(server) {
+      pool.drop(server, reason: reason + "; removed from the pool")
+      store.forget(server)
+      return
+    }
+    let available = pool.canServe(server)
+    if let log, !routine || logsRoutineChanges {
+      log("\(server): \(reason)" + (available ? ": free" : ""))
+    }
+    if available { dispatcher.serverFreed(server) }
+  }
+
+  /// Offers a server that came up to the dispatcher, if it holds no lease.
+  private func offer(_ server: ServerAddress) {
+    if store.inFlight(server) == 0 && pool.canServe(server) { dispatcher.serverFreed(server) }
+  }
+}

@@ -1,0 +1,47 @@
+/// What a client asking for a server gets.
+public enum ClaimAnswer: Sendable {
+  /// A server, with the lease the redirect carries.
+  case lease(Lease)
+  /// No server, for this reason (the client gets 503 with Retry-After).
+  case unavailable(String)
+}
+
+/// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
+/// how to answer, and whether the client is still there.
+public final class ServerClaim {
+  /// The key a hashing policy uses: the client's `?key=`, else its address.
+  public let key: String
+  /// Whether the claim waited in line before it was answered.
+  public internal(set) var waited = false
+  /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
+  var onAbandon: (() -> Void)?
+  private let deliver: (ClaimAnswer) -> Bool
+  private var isAnswered = false
+
+  /// - Parameter deliver: sends the answer to the client; returns false if the client is gone.
+  public init(key: String, deliver: @escaping (ClaimAnswer) -> Bool) {
+    self.key = key
+    self.deliver = deliver
+  }
+
+  /// Whether the claim still waits for its answer.
+  public var isOpen: Bool { !isAnswered }
+
+  /// Sends the answer, once. Returns false if the client was gone (or had its answer already).
+  @discardableResult
+  public func answer(_ answer: ClaimAnswer) -> Bool {
+    guard !isAnswered else { return false }
+    isAnswered = true
+    onAbandon = nil
+    return deliver(answer)
+  }
+
+  /// The client left: it is answered with nothing, and its dispatcher forgets it.
+  public func abandon() {
+    guard !isAnswered else { return }
+    isAnswered = true
+    let abandoned = onAbandon
+    onAbandon = nil
+    abandoned?()
+  }
+}

@@ -1,0 +1,81 @@
+/// The balancer's `GET /status`: every server with its state and leases, the free queue, the
+/// waiting line's length, and lease totals that always add up
+/// (`leased = reported + expired + in_flight`).
+public struct PoolStatus: JSONDocument, Equatable {
+  /// One server of the pool.
+  public struct Server: Codable, Sendable, Equatable {
+    /// The address as servers.json lists it.
+    public var server: String
+    /// `free` (up, no lease), `leased` (up, holding at least one lease) or `down`.
+    public var state: String
+    /// Leases it holds now.
+    public var inFlight: Int
+    /// Leases it was handed since it joined.
+    public var leases: Int
+    /// Seconds since its oldest outstanding lease was issued.
+    public var leaseAge: Double?
+    /// How many times that lease was extended because the server was still busy.
+    public var leaseExtensions: Int?
+    /// When it went down (ISO 8601), and for how many seconds.
+    public var downSince: String?
+    public var downFor: Double?
+    /// Removed from the configuration; it leaves when its last lease ends.
+    public var removed: Bool?
+
+    public init(server: String, state: String, inFlight: Int, leases: Int) {
+      self.server = server
+      self.state = state
+      self.inFlight = inFlight
+      self.leases = leases
+    }
+
+    enum CodingKeys: String, CodingKey {
+      case server, state, leases, removed
+      case inFlight = "in_flight"
+      case leaseAge = "lease_age"
+      case leaseExtensions = "lease_extensions"
+      case downSince = "down_since"
+      case downFor = "down_for"
+    }
+  }
+
+  /// Lease counts since the balancer started.
+  public struct Totals: Codable, Sendable, Equatable {
+    public var leased: Int
+    public var reported: Int
+    public var expired: Int
+    public var inFlight: Int
+
+    public init(leased: Int, reported: Int, expired: Int, inFlight: Int) {
+      self.leased = leased
+      self.reported = reported
+      self.expired = expired
+      self.inFlight = inFlight
+    }
+
+    enum CodingKeys: String, CodingKey {
+      case leased, reported, expired
+      case inFlight = "in_flight"
+    }
+  }
+
+  public var servers: [Server]
+  /// The free servers in the order they will be handed out.
+  public var queue: [String]
+  public var free: Int
+  public var waiting: Int
+  /// How servers are chosen (`queue`, `round-robin`, ...).
+  public var policy: String
+  public var totals: Totals
+
+  public init(
+    servers: [Server], queue: [String], waiting: Int, policy: String, totals: Totals
+  ) {
+    self.servers = servers
+    self.queue = queue
+    self.free = queue.count
+    self.waiting = waiting
+    self.policy = policy
+    self.totals = totals
+  }
+}

@@ -1,0 +1,83 @@
+import FactorialService
+import Foundation
+import HTTPCore
+
+/// The factorial-server program, wired: the routes on an `HTTPServer`, worker threads for the
+/// arithmetic, the client that reports to the balancer, and the signal handlers.
+public final class FactorialServerApp {
+  public let configuration: FactorialServerConfiguration
+  public let loop: EventLoop
+  public let handler: FactorialHandler
+  private let workers: WorkerPool
+  private let reporter: HTTPClient
+  private var server: HTTPServer?
+
+  public init(configuration: FactorialServerConfiguration, loop: EventLoop) {
+    self.configuration = configuration
+    self.loop = loop
+    let workers = WorkerPool(workers: configuration.workers)
+    self.workers = workers
+    reporter = HTTPClient(
+      loop: loop, host: configuration.balancerHost, port: configuration.balancerPort)
+    handler = FactorialHandler(port: configuration.port) { [loop] work, deliver in
+      workers.submit {
+        let body = work()
+        loop.execute { deliver(body) }
+      }
+    }
+    let port = configuration.port
+    let log: ((String) -> Void)? = configuration.quiet ? nil : { print("[server \(port)] \($0)") }
+    handler.log = log
+    handler.report = { [reporter] path in
+      reporter.send(path: path) { result in
+        switch result {
+        case .success(let response) where response.statusCode == 200:
+          log?("reported \(path)")
+        case .success(let response):
+          print("[server \(port)] report \(path) answered \(response.statusCode): \(response.text)")
+        case .failure(let failure):
+          print("[server \(port)] report \(path) failed: \(failure)")
+        }
+      }
+    }
+  }
+
+  deinit { workers.stop() }
+
+  /// The port the server listens on (once started).
+  public var port: Int { server?.port ?? 0 }
+
+  /// Listens and installs the signal handlers (and, if asked, the watch on the parent).
+  public func start() throws {
+    let server = try HTTPServer(
+      loop: loop,
+      configuration: HTTPServer.Configuration(
+        host: configuration.bindAddress, port: configuration.port),
+      handler: handler)
+    try server.start()
+    self.server = server
+    if configuration.exitsWithParent {
+      let parent = getppid()
+      loop.schedule(every: 0.5) { [loop] in
+        if getppid() != parent { loop.stop() }
+      }
+    }
+    for signal in [SIGINT, SIGTERM] {
+      loop.onSignal(signal) { [weak self] in self?.stop() }
+    }
+    print(
+      "[server \(configuration.port)] listening on port \(server.port), reporting to \(configuration.balancerHost):\(configuration.balancerPort)"
+    )
+  }
+
+  /// Runs the event loop until the server stops.
+  public func run() { loop.run() }
+
+  /// Closes every connection and ends the loop.
+  public func stop() {
+    server?.stopAccepting()
+    server?.closeAllConnections()
+    workers.stop()
+    loop.stop()
+  }
+}

@@ -1,0 +1,66 @@
+import ProgramSupport
+
+/// Everything the factorial server's flags decide, validated.
+public struct FactorialServerConfiguration: Sendable {
+  public var port = 5001
+  public var bindAddress = "0.0.0.0"
+  /// Where reports go.
+  public var balancerHost = "127.0.0.1"
+  public var balancerPort = 8001
+  public var workers = 1
+  public var quiet = false
+  /// Exit when the process that started this one (the balancer) exits.
+  public var exitsWithParent = false
+
+  public init() {}
+
+  /// The flags the server accepts, with their help.
+  public static var commandLine: CommandLineOptions {
+    CommandLineOptions(
+      program: "factorial-server",
+      summary: """
+        Factorial server: GET /<port>[?n=K] answers "Factorial of N = <digits>" (N random in
+        100...1000 unless K from 0 to 100000 is given), then reports to the balancer with
+        GET /port_update/<port>. GET / does the job without reporting.
+        """,
+      options: [
+        .value("port", "PORT", "port to listen on (default 5001)"),
+        .value("bind", "ADDRESS", "address to listen on (default 0.0.0.0, all interfaces)"),
+        .value(
+          "balancer", "HOST:PORT",
+          "where to report (default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
+        .value("workers", "N", "threads computing factorials (default 1)"),
+        .flag("quiet", "do not log one line per request"),
+        .flag(
+          "exit-with-parent", "exit when the process that started this one exits (the balancer)"),
+      ])
+  }
+
+  /// Reads parsed flags; `environment` supplies `LB_IP_ADDR` and `LB_PORT`.
+  public init(_ options: CommandLineOptions, environment: [String: String]) throws(
+    CommandLineOptions.UsageError
+  ) {
+    port = try options.port("port", default: 5001)
+    // The server names its own port in reports, so it must be a real one.
+    guard port != 0 else {
+      throw CommandLineOptions.UsageError(
+        description: "--port: the server must know its port to report it; 0 is not allowed")
+    }
+    bindAddress = options["bind"] ?? bindAddress
+    workers = try options.integer("workers", in: 1...64, default: 1)
+    if let address = options["balancer"] {
+      guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+        let value = Int(address[address.index(after: colon)...]), (1...65535).contains(value)
+      else {
+        throw CommandLineOptions.UsageError(description: "--balancer: '\(address)' is not HOST:PORT")
+      }
+      balancerHost = String(address[..<colon])
+      balancerPort = value
+    } else {
+      balancerHost = environment["LB_IP_ADDR"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+      balancerPort = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
+    }
+    quiet = options.isSet("quiet")
+    exitsWithParent = options.isSet("exit-with-parent")
+  }
+}

@@ -1,0 +1,77 @@
+import XCTest
+
+@testable import ProgramSupport
+
+final class CommandLineOptionsTests: XCTestCase {
+  private func options() -> CommandLineOptions {
+    CommandLineOptions(
+      program: "tool", summary: "Does a thing.",
+      options: [
+        .value("port", "PORT", "port to listen on"),
+        .value("rate", "N", "how fast"),
+        .flag("quiet", "say less"),
+      ])
+  }
+
+  func testValuesInBothFormsAndSwitches() throws {
+    var parsed = options()
+    try parsed.parse(["--port", "8080", "--rate=2.5", "--quiet"])
+    XCTAssertEqual(parsed["port"], "8080")
+    XCTAssertEqual(parsed["rate"], "2.5")
+    XCTAssertTrue(parsed.isSet("quiet"))
+    XCTAssertFalse(parsed.isSet("help"))
+    XCTAssertEqual(try parsed.port("port", default: 1), 8080)
+    XCTAssertEqual(try parsed.number("rate", in: 0...10, default: 1), 2.5)
+  }
+
+  func testBadCommandLinesAreExplained() {
+    for (arguments, message) in [
+      (["stray"], "unexpected argument 'stray'"),
+      (["--nope"], "unknown option --nope"),
+      (["--quiet=yes"], "--quiet takes no value"),
+      (["--port"], "--port needs a value"),
+      (["-"], "unexpected argument '-'"),
+    ] {
+      var parsed = options()
+      XCTAssertThrowsError(try parsed.parse(arguments), "\(arguments)") { error in
+        XCTAssertTrue("\(error)".contains(message), "\(error)")
+      }
+    }
+  }
+
+  func testPortsNumbersAndIntegersAreRangeChecked() throws {
+    var parsed = options()
+    try parsed.parse(["--port", "70000", "--rate", "1.5"])
+    XCTAssertThrowsError(try parsed.port("port", default: 1)) { error in
+      XCTAssertEqual("\(error)", "--port: '70000' is not a port from 0 to 65535")
+    }
+    XCTAssertThrowsError(try parsed.number("rate", in: 2...3, default: 2))
+    XCTAssertThrowsError(try parsed.integer("rate", in: 0...10, default: 1)) { error in
+      XCTAssertTrue("\(error)".contains("not a whole number"), "\(error)")
+    }
+    var other = options()
+    try other.parse(["--rate", "7"])
+    XCTAssertEqual(try other.integer("rate", in: 0...10, default: 1), 7)
+    XCTAssertEqual(try other.integer("missing", in: 0...10, default: 4), 4)
+  }
+
+  func testPortFallsBackToTheEnvironmentThenTheDefault() throws {
+    let parsed = options()
+    XCTAssertEqual(try parsed.port("port", environment: "LB_PORT", default: 8001, in: [:]), 8001)
+    XCTAssertEqual(
+      try parsed.port("port", environment: "LB_PORT", default: 8001, in: ["LB_PORT": "9000"]), 9000)
+    XCTAssertThrowsError(
+      try parsed.port("port", environment: "LB_PORT", default: 8001, in: ["LB_PORT": "x"])
+    ) { error in
+      XCTAssertEqual("\(error)", "LB_PORT: 'x' is not a port from 0 to 65535")
+    }
+  }
+
+  func testUsageListsEveryOptionOnce() {
+    let usage = options().usage
+    XCTAssertTrue(usage.hasPrefix("usage: tool [options]\n\nDoes a thing."))
+    for name in ["--port PORT", "--rate N", "--quiet", "--help"] {
+      XCTAssertEqual(usage.components(separatedBy: name).count, 2, name)
+    }
+  }
+}
