@@ -39,7 +39,8 @@ let package = Package(
     .executableTarget(name: "balancer", dependencies: ["BalancerApp", "ProgramSupport"]),
     .executableTarget(
       name: "factorial-server", dependencies: ["FactorialServerApp", "ProgramSupport"]),
-    .target(name: "TestSupport", dependencies: ["Balancing", "HTTPCore"], path: "Tests/TestSupport"),
+    .target(
+      name: "TestSupport", dependencies: ["Balancing", "HTTPCore"], path: "Tests/TestSupport"),
     .executableTarget(
       name: "loadtest", dependencies: ["Documents", "HTTPCore", "LoadTesting", "ProgramSupport"]),
     .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "TestSupport"]),

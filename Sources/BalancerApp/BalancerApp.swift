@@ -1,6 +1,7 @@
 import Balancing
 import Foundation
 import HTTPCore
+import ProgramSupport
 import Supervision
 
 /// The balancer program, wired: the routes on an `HTTPServer`, the pool and its dispatcher, the
@@ -62,7 +63,7 @@ public final class BalancerApp {
     pool.log = log
     balancer = Balancer(broker: broker, entries: [])
     balancer.adminToken = configuration.adminToken
-    balancer.log = configuration.quiet ? nil : { print("[balancer] \($0)") }
+    balancer.log = Program.logger(program: "balancer", quiet: configuration.quiet)
     let replicas = balancer.replicas
     replicas.configPath = configuration.configPath
     replicas.isPortFree = Socket.isPortFree
@@ -80,8 +81,9 @@ public final class BalancerApp {
   public var port: Int { server?.port ?? 0 }
 
   /// Listens, applies servers.json (starting the local servers when supervising), and schedules
-  /// the periodic duties and the signal handlers.
-  public func start() throws {
+  /// the periodic duties and (unless `handlingSignals` is false, as in tests) the handlers of
+  /// SIGHUP (reload), SIGINT and SIGTERM (stop).
+  public func start(handlingSignals: Bool = true) throws {
     var settings = HTTPServer.Configuration(
       host: configuration.bindAddress, port: configuration.port)
     settings.idleTimeout = 60
@@ -101,9 +103,11 @@ public final class BalancerApp {
       }
     }
     loop.schedule(every: 1) { [weak self] in self?.reloadConfig(force: false) }
-    loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
-    for signal in [SIGINT, SIGTERM] {
-      loop.onSignal(signal) { [weak self] in self?.stop() }
+    if handlingSignals {
+      loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
+      for signal in [SIGINT, SIGTERM] {
+        loop.onSignal(signal) { [weak self] in self?.stop() }
+      }
     }
     let entries = initialFile.entries
     log(
@@ -199,7 +203,8 @@ extension BalancerApp {
       // A port someone else already uses would make its server die at every start.
       for server in file.servers where server.host == nil && !Socket.isPortFree(server.port) {
         throw StartupError(
-          description: "port \(server.port) is already in use (listed in \(configuration.configPath))",
+          description:
+            "port \(server.port) is already in use (listed in \(configuration.configPath))",
           exitCode: 1)
       }
       launcher = ProcessLauncher(loop: loop, executable: URL(fileURLWithPath: binary))

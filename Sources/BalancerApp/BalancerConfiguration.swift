@@ -76,9 +76,9 @@ public struct BalancerConfiguration: Sendable {
   }
 
   /// Reads parsed flags; `environment` supplies `LB_PORT`.
-  public init(_ options: CommandLineOptions, environment: [String: String]) throws(
-    CommandLineOptions.UsageError
-  ) {
+  public init(_ options: CommandLineOptions, environment: [String: String])
+    throws(CommandLineOptions.UsageError)
+  {
     port = try options.port("port", environment: "LB_PORT", default: 8001, in: environment)
     bindAddress = options["bind"] ?? bindAddress
     configPath = options["config"] ?? configPath

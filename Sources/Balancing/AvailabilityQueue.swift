@@ -19,8 +19,6 @@ public final class AvailabilityQueue<Server: Hashable> {
     for server in servers { free.append(server) }
   }
 
-  /// The number of free servers.
-  public var freeCount: Int { free.count }
   /// The number of tickets waiting.
   public var waitingCount: Int { waiting.count }
   /// The free servers, oldest first.
@@ -35,9 +33,6 @@ public final class AvailabilityQueue<Server: Hashable> {
     line.append(ticket)
     return nil
   }
-
-  /// Takes the oldest free server if there is one, without waiting.
-  public func tryTake() -> Server? { free.popFirst() }
 
   /// The server the next `take` would get, without taking it.
   public func peek() -> Server? { free.first }
@@ -69,9 +64,6 @@ public final class AvailabilityQueue<Server: Hashable> {
     free.remove(at: index)
     return true
   }
-
-  /// Whether `server` is in the free queue.
-  public func isFree(_ server: Server) -> Bool { free.contains(server) }
 }
 
 extension AvailabilityQueue: FreeServerQueue where Server == ServerAddress {

@@ -17,12 +17,6 @@ public final class LeaseLedger: LeaseStore {
 
   public func servedCount(_ server: ServerAddress) -> Int { served[server] ?? 0 }
 
-  /// The lease `token`, if it is outstanding.
-  public func lease(_ token: String) -> Lease? { byToken[token] }
-
-  /// Every outstanding lease.
-  public var all: [Lease] { Array(byToken.values) }
-
   public func issue(_ lease: Lease, completion: @escaping () -> Void) {
     precondition(byToken[lease.token] == nil, "lease token issued twice")
     byToken[lease.token] = lease

@@ -19,7 +19,8 @@ public protocol LeaseStore: AnyObject {
   /// Records a new lease.
   func issue(_ lease: Lease, completion: @escaping () -> Void)
   /// A report from `server`: with a token, that lease ends; without one, the server's oldest.
-  func report(_ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void)
+  func report(
+    _ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void)
   /// Ends the lease `token` unreported (expired); completion gets it, or nil if it had ended.
   func expire(_ token: String, completion: @escaping (Lease?) -> Void)
   /// Ends every lease of `server` unreported (it went down or left); completion gets them.

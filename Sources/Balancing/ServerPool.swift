@@ -65,9 +65,6 @@ public final class ServerPool {
   /// The health of `server`, or nil if it is not in the pool.
   public func health(of server: ServerAddress) -> Health? { members[server]?.health }
 
-  /// Whether `server` is in the pool (configured, or retired and still leased).
-  public func contains(_ server: ServerAddress) -> Bool { members[server] != nil }
-
   /// Whether `server` may be handed to a new client: in the pool, up, and not retired.
   public func canServe(_ server: ServerAddress) -> Bool {
     guard let member = members[server] else { return false }

@@ -1,6 +1,7 @@
 import FactorialService
 import Foundation
 import HTTPCore
+import ProgramSupport
 
 /// The factorial-server program, wired: the routes on an `HTTPServer`, worker threads for the
 /// arithmetic, the client that reports to the balancer, and the signal handlers.
@@ -26,7 +27,7 @@ public final class FactorialServerApp {
       }
     }
     let port = configuration.port
-    let log: ((String) -> Void)? = configuration.quiet ? nil : { print("[server \(port)] \($0)") }
+    let log = Program.logger(program: "server \(port)", quiet: configuration.quiet)
     handler.log = log
     handler.report = { [reporter] path in
       reporter.send(path: path) { result in

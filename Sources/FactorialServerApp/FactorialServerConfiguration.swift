@@ -37,9 +37,9 @@ public struct FactorialServerConfiguration: Sendable {
   }
 
   /// Reads parsed flags; `environment` supplies `LB_IP_ADDR` and `LB_PORT`.
-  public init(_ options: CommandLineOptions, environment: [String: String]) throws(
-    CommandLineOptions.UsageError
-  ) {
+  public init(_ options: CommandLineOptions, environment: [String: String])
+    throws(CommandLineOptions.UsageError)
+  {
     port = try options.port("port", default: 5001)
     // The server names its own port in reports, so it must be a real one.
     guard port != 0 else {
@@ -52,7 +52,8 @@ public struct FactorialServerConfiguration: Sendable {
       guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
         let value = Int(address[address.index(after: colon)...]), (1...65535).contains(value)
       else {
-        throw CommandLineOptions.UsageError(description: "--balancer: '\(address)' is not HOST:PORT")
+        throw CommandLineOptions.UsageError(
+          description: "--balancer: '\(address)' is not HOST:PORT")
       }
       balancerHost = String(address[..<colon])
       balancerPort = value

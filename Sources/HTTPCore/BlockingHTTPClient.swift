@@ -5,7 +5,8 @@ import Glibc
 public final class BlockingHTTPClient {
   public let host: String
   public let port: Int
-  private var fd: Int32 = -1
+  /// The connection's socket (-1 once closed).
+  public private(set) var fd: Int32 = -1
   private var buffer: [UInt8] = []
   private var chunk = [UInt8](repeating: 0, count: 65536)
 
@@ -74,22 +75,6 @@ public final class BlockingHTTPClient {
     }
   }
 
-  /// Whether the server has closed the connection (reads EOF within `timeout` seconds).
-  public func isClosedByPeer() -> Bool {
-    while true {
-      let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-      if count == 0 { return true }
-      if count < 0 { return errno == ECONNRESET }
-    }
-  }
-
-  /// Reads whatever arrives next (raw), or throws on timeout.
-  public func readRaw() throws -> [UInt8] {
-    try fill()
-    defer { buffer.removeAll() }
-    return buffer
-  }
-
   private func fill() throws {
     let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
     if count > 0 {
@@ -100,24 +85,6 @@ public final class BlockingHTTPClient {
       throw HTTPClient.Failure.unreachable(
         "read failed or timed out: \(String(cString: strerror(errno)))")
     }
-  }
-
-  /// GET `url`, following redirects as curl -L does; returns the final response and every URL.
-  public static func follow(_ url: String, maxRedirects: Int = 5, timeout: Double = 30) throws
-    -> (response: HTTPClientResponse, urls: [String])
-  {
-    var urls = [url]
-    var current = url
-    for _ in 0...maxRedirects {
-      let target = try HTTPURL(current)
-      let client = try BlockingHTTPClient(host: target.host, port: target.port, timeout: timeout)
-      let response = try client.get(target.path, hostHeader: target.hostHeader)
-      guard (300..<400).contains(response.statusCode), let location = response.headers["Location"]
-      else { return (response, urls) }
-      current = location
-      urls.append(location)
-    }
-    throw HTTPClient.Failure.protocolError("too many redirects: \(urls)")
   }
 }
 

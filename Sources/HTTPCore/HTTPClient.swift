@@ -57,9 +57,6 @@ public final class HTTPClient: EventHandler {
     self.port = port
   }
 
-  /// The number of requests not yet answered.
-  public var pendingCount: Int { queue.count }
-
   /// Sends a request; `completion` runs on the loop with the response or the final failure.
   public func send(
     method: String = "GET", path: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],

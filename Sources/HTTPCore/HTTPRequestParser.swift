@@ -13,9 +13,6 @@ public struct HTTPRequestParser {
 
   public init(limits: HTTPLimits = HTTPLimits()) { self.limits = limits }
 
-  /// Whether some bytes of a request have been seen but the request is not complete.
-  public var isMidRequest: Bool { pending != nil }
-
   /// Parses the next request from `bytes`, which must start where the previous one ended.
   public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> ParseResult<HTTPRequest> {
     if let pending { return completeBody(bytes, pending) }

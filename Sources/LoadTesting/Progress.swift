@@ -8,7 +8,6 @@ public final class Progress: @unchecked Sendable {
   private let done: () -> Int
   private var timer: DispatchSourceTimer?
   private let started = Date()
-  private var lastLine = Date.distantPast
 
   public init(total: Int, done: @escaping () -> Int) {
     self.total = total

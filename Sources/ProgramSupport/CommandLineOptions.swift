@@ -137,7 +137,8 @@ public struct CommandLineOptions {
     guard let value = Int(text), range.contains(value) else {
       throw UsageError(
         description:
-          "--\(name): '\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+          "--\(name): '\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)"
+      )
     }
     return value
   }

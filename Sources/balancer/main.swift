@@ -8,7 +8,8 @@ Program.prepare()
 
 let configuration: BalancerConfiguration
 do {
-  configuration = try BalancerConfiguration(options, environment: ProcessInfo.processInfo.environment)
+  configuration = try BalancerConfiguration(
+    options, environment: ProcessInfo.processInfo.environment)
 } catch {
   Program.fail(error.description, code: 2, program: "balancer")
 }

@@ -1,5 +1,5 @@
-import Documents
 import Charts
+import Documents
 import Foundation
 import HTTPCore
 import LoadTesting

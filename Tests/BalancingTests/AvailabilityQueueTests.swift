@@ -15,13 +15,13 @@ final class AvailabilityQueueTests: XCTestCase {
 
   func testTakesInFIFOOrderAndPutGoesToTheBack() {
     let queue = AvailabilityQueue([1, 2, 3])
-    XCTAssertEqual(queue.tryTake(), 1)
+    XCTAssertEqual(queue.take(ticket()), 1)
     XCTAssertNil(queue.put(1))
     XCTAssertEqual(queue.freeServers, [2, 3, 1])
     XCTAssertEqual(queue.take(ticket()), 2)
-    XCTAssertEqual(queue.tryTake(), 3)
-    XCTAssertEqual(queue.tryTake(), 1)
-    XCTAssertNil(queue.tryTake())
+    XCTAssertEqual(queue.take(ticket()), 3)
+    XCTAssertEqual(queue.take(ticket()), 1)
+    XCTAssertNil(queue.take(ticket()))
   }
 
   func testWaitersAreServedFirstComeFirstServed() {
@@ -149,6 +149,6 @@ final class AvailabilityQueueTests: XCTestCase {
     XCTAssertTrue(queue.remove(2))
     XCTAssertFalse(queue.remove(2))
     XCTAssertEqual(queue.freeServers, [1, 3])
-    XCTAssertTrue(queue.isFree(3))
+    XCTAssertTrue(queue.freeServers.contains(3))
   }
 }

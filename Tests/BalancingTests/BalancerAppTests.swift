@@ -1,0 +1,163 @@
+import Documents
+import Foundation
+import HTTPCore
+import ProgramSupport
+import XCTest
+
+@testable import BalancerApp
+@testable import Balancing
+
+final class BalancerConfigurationTests: XCTestCase {
+  private func configuration(_ arguments: [String], environment: [String: String] = [:]) throws
+    -> BalancerConfiguration
+  {
+    var options = BalancerConfiguration.commandLine
+    try options.parse(arguments)
+    return try BalancerConfiguration(options, environment: environment)
+  }
+
+  func testDefaultsAreTheDocumentedOnes() throws {
+    let defaults = try configuration([])
+    XCTAssertEqual(defaults.port, 8001)
+    XCTAssertEqual(defaults.configPath, "servers.json")
+    XCTAssertEqual(defaults.policy, .queue)
+    XCTAssertEqual(defaults.leaseTimeout, 60)
+    XCTAssertEqual(defaults.waitTimeout, 30)
+    XCTAssertEqual(defaults.maxWaiting, 10_000)
+    XCTAssertEqual(defaults.heartbeatInterval, 5)
+    XCTAssertTrue(defaults.spawnsServers)
+    XCTAssertNil(defaults.makeRoutingPolicy())
+    XCTAssertEqual(try configuration([], environment: ["LB_PORT": "9100"]).port, 9100)
+  }
+
+  func testFlagsAreRead() throws {
+    let parsed = try configuration([
+      "--port", "0", "--policy", "consistent-hash", "--slots", "64", "--heartbeat-interval", "0",
+      "--no-spawn", "--quiet", "--max-waiting", "3", "--admin-token", "s3cret",
+    ])
+    XCTAssertEqual(parsed.port, 0)
+    XCTAssertEqual(parsed.policy, .consistentHash)
+    XCTAssertTrue(parsed.makeRoutingPolicy() is ConsistentHashPolicy)
+    XCTAssertEqual(parsed.slots, 64)
+    XCTAssertEqual(parsed.heartbeatInterval, .infinity, "0 turns heartbeats off")
+    XCTAssertFalse(parsed.spawnsServers)
+    XCTAssertTrue(parsed.quiet)
+    XCTAssertEqual(parsed.maxWaiting, 3)
+    XCTAssertEqual(parsed.adminToken, "s3cret")
+  }
+
+  func testBadValuesAreExplained() {
+    for (arguments, message) in [
+      (["--policy", "fastest"], "--policy: 'fastest' is not one of queue, round-robin"),
+      (["--admin-token", "a b"], "--admin-token: the token must be non-empty"),
+      (["--max-waiting", "0"], "--max-waiting: '0' is not a whole number from 1"),
+      (["--max-waiting", "2.5"], "--max-waiting: '2.5' is not a whole number"),
+      (["--lease-timeout", "-1"], "--lease-timeout: '-1' is not a number"),
+      (["--port", "http"], "--port: 'http' is not a port"),
+    ] {
+      XCTAssertThrowsError(try configuration(arguments), "\(arguments)") { error in
+        XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
+      }
+    }
+  }
+}
+
+/// The balancer wired as the program runs it, with a recording launcher, a scripted probe and
+/// the test's clock: no processes, and the event loop is never run.
+final class BalancerAppTests: XCTestCase {
+  private let clock = FakeClock()
+  private let launcher = RecordingLauncher()
+  private let probe = ScriptedProbe()
+  private var directory = ""
+  private var app: BalancerApp!
+  private var logged: [String] = []
+
+  override func setUpWithError() throws {
+    directory = NSTemporaryDirectory() + "balancer-app-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try #"{"available_servers": ["5001", "5002"]}"#.write(
+      toFile: configPath, atomically: true, encoding: .utf8)
+    var configuration = BalancerConfiguration()
+    configuration.port = 0
+    configuration.bindAddress = "127.0.0.1"
+    configuration.configPath = configPath
+    configuration.heartbeatInterval = .infinity
+    configuration.quiet = true
+    app = BalancerApp(
+      configuration: configuration, file: try ServersFile.load(path: configPath),
+      loop: try EventLoop(), launcher: launcher, probe: probe, clock: { [clock] in clock.now },
+      log: { [unowned self] in self.logged.append($0) })
+    try app.start(handlingSignals: false)
+  }
+
+  override func tearDown() {
+    app.stop()
+    app = nil
+    try? FileManager.default.removeItem(atPath: directory)
+  }
+
+  private var configPath: String { directory + "/servers.json" }
+  private var broker: ServerBroker { app.balancer.broker }
+
+  /// Lets the supervisor probe the starting servers, and answers every probe with `result`.
+  private func settle(_ result: ServerPool.CheckResult = .idle) {
+    clock.advance(0.3)
+    app.supervisor.tick(now: clock.now)
+    for port in [5001, 5002, 5003] { probe.answer(port, result) }
+  }
+
+  func testStartsEveryLocalServerAndQueuesThemOnceTheyAnswer() {
+    XCTAssertGreaterThan(app.port, 0)
+    XCTAssertEqual(launcher.started, [5001, 5002])
+    XCTAssertEqual(broker.dispatcher.freeServers, [], "started servers are not listening yet")
+    settle()
+    XCTAssertEqual(broker.dispatcher.freeServers.map(\.port), [5001, 5002])
+    XCTAssertTrue(logged.contains { $0.hasPrefix("listening on port \(app.port) with 2 servers") })
+  }
+
+  func testAServerDownForTenSecondsIsKilledAndOneThatExitsIsProbedSoon() {
+    settle()
+    let server = ServerAddress(port: 5001)
+    launcher.onExit?(server)
+    XCTAssertEqual(broker.dispatcher.freeServers.map(\.port), [5002])
+    clock.advance(9)
+    app.killUnresponsiveServers(now: clock.now)
+    XCTAssertEqual(launcher.killed, [])
+    clock.advance(1.5)
+    app.killUnresponsiveServers(now: clock.now)
+    XCTAssertEqual(launcher.killed, [5001])
+    // Restarted: probed within a fraction of a second, not after the back-off.
+    launcher.onStart?(server)
+    settle()
+    XCTAssertEqual(broker.dispatcher.freeServers.map(\.port), [5002, 5001])
+  }
+
+  func testReloadFollowsTheFileAndKeepsTheLastGoodPool() throws {
+    settle()
+    try #"{"available_servers": ["5002", "5003"]}"#.write(
+      toFile: configPath, atomically: true, encoding: .utf8)
+    app.reloadConfig(force: true)
+    XCTAssertEqual(launcher.started, [5001, 5002, 5003])
+    XCTAssertEqual(launcher.stopped, [5001])
+    settle()
+    XCTAssertEqual(broker.pool.servers.map(\.port), [5002, 5003])
+    try #"{"available_servers": []}"#.write(toFile: configPath, atomically: true, encoding: .utf8)
+    app.reloadConfig(force: true)
+    XCTAssertEqual(broker.pool.servers.map(\.port), [5002, 5003])
+    XCTAssertTrue(
+      logged.contains { $0.hasPrefix("config not reloaded, keeping the last good pool") },
+      "\(logged)")
+  }
+
+  func testStopAnswersWaitingClientsAndRefusesNewOnes() {
+    settle()
+    let clients = (0..<3).map { _ in FakeClient() }
+    for client in clients { client.request(app.balancer, "/") }
+    XCTAssertEqual(clients.map(\.status), [302, 302, nil])
+    app.stop()
+    XCTAssertEqual(clients[2].status, 503)
+    let late = FakeClient()
+    late.request(app.balancer, "/")
+    XCTAssertEqual(late.status, 503)
+  }
+}
