@@ -43,7 +43,7 @@ async def main():
     health = ""
     while time.time() < deadline:
         health = await get(port, "/health")
-        if f'"waiting": {count}' in health:
+        if f'"waiting":{count},' in health.replace(" ", ""):
             break
         await asyncio.sleep(0.1)
     started = time.perf_counter()

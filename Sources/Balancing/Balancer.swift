@@ -79,13 +79,14 @@ public final class Balancer: HTTPHandler {
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
     }
     let claim = ServerClaim(key: request.queryValue("key") ?? request.remoteAddress) {
-      [weak self] answer in
+      [weak self] answer, waited in
       guard let self else { return false }
       switch answer {
       case .lease(let lease):
         let location = Self.location(lease, host: host, query: request.query)
         return self.send(
-          responder, request, .redirect(to: location), note: "-> \(lease.server)")
+          responder, request, .redirect(to: location),
+          note: "-> \(lease.server)" + (waited ? " (after waiting)" : ""))
       case .unavailable(let reason):
         return self.send(responder, request, self.unavailable(reason))
       }

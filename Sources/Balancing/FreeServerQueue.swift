@@ -30,7 +30,8 @@ public protocol FreeServerQueue: AnyObject {
   var waitingCount: Int { get }
 
   /// Takes the oldest free server for `ticket`, or puts the ticket in line (completion: nil); a
-  /// waiting ticket is served later by a `put` that answers with its `Grant`.
+  /// waiting ticket is served later by a `put` that answers with its `Grant`. The answer to a
+  /// take always comes before any grant of its ticket.
   func take(for ticket: WaitTicket, completion: @escaping (ServerAddress?) -> Void)
   /// Returns a server: completion gets the grant if a waiting ticket took it, nil if it was
   /// queued as free.

@@ -34,23 +34,25 @@ public final class QueueDispatcher: Dispatcher {
   public var waitingCount: Int { waiters.count }
 
   public func dispatch(_ claim: ServerClaim) {
-    if queue.freeServers.isEmpty && waiters.count >= maxWaiting {
+    if waiters.count >= maxWaiting && queue.freeServers.isEmpty {
       claim.answer(.unavailable("too many clients are waiting"))
       return
     }
     lastTicket += 1
     let ticket = WaitTicket(lastTicket)
-    // In line before the take answers: a remote queue may grant the ticket before it does.
-    waiters[ticket] = Waiter(
-      claim: claim, deadline: clock() + MonotonicClock.nanoseconds(waitTimeout))
-    order.append(ticket)
-    claim.onAbandon = { [weak self] in self?.leave(ticket) }
+    let deadline = clock() + MonotonicClock.nanoseconds(waitTimeout)
     queue.take(for: ticket) { [weak self] server in
-      guard let self, let server else {
-        claim.waited = true
+      guard let self else { return }
+      if let server {
+        self.issuer.grant(server, to: claim) { [weak self] delivered in
+          if !delivered { self?.serverFreed(server) }
+        }
         return
       }
-      self.serve(ticket, with: server)
+      claim.waited = true
+      self.waiters[ticket] = Waiter(claim: claim, deadline: deadline)
+      self.order.append(ticket)
+      claim.onAbandon = { [weak self] in self?.leave(ticket) }
     }
   }
 
@@ -93,7 +95,6 @@ public final class QueueDispatcher: Dispatcher {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
       return serverFreed(server)  // left between the grant and now
     }
-    if order.last == ticket { _ = order.popLast() }  // served at once: no place in line to keep
     issuer.grant(server, to: waiter.claim) { [weak self] delivered in
       if !delivered { self?.serverFreed(server) }
     }

@@ -15,11 +15,12 @@ public final class ServerClaim {
   public internal(set) var waited = false
   /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
   var onAbandon: (() -> Void)?
-  private let deliver: (ClaimAnswer) -> Bool
+  private let deliver: (ClaimAnswer, _ waited: Bool) -> Bool
   private var isAnswered = false
 
-  /// - Parameter deliver: sends the answer to the client; returns false if the client is gone.
-  public init(key: String, deliver: @escaping (ClaimAnswer) -> Bool) {
+  /// - Parameter deliver: sends the answer to the client (and whether it waited in line for it);
+  ///   returns false if the client is gone.
+  public init(key: String, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool) {
     self.key = key
     self.deliver = deliver
   }
@@ -33,7 +34,7 @@ public final class ServerClaim {
     guard !isAnswered else { return false }
     isAnswered = true
     onAbandon = nil
-    return deliver(answer)
+    return deliver(answer, waited)
   }
 
   /// The client left: it is answered with nothing, and its dispatcher forgets it.
