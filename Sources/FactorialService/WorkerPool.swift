@@ -41,6 +41,8 @@ public final class WorkerPool: @unchecked Sendable {
   public func stop() {
     condition.lock()
     isStopped = true
+    jobs.removeAll()
+    nextJob = 0
     condition.broadcast()
     condition.unlock()
   }

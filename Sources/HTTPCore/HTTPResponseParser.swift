@@ -47,7 +47,7 @@ public struct HTTPResponseParser {
     }
     guard
       let code = Int(HTTPHeadScanner.string(bytes, (line.lowerBound + 9)..<(line.lowerBound + 12))),
-      (100...599).contains(code)
+      (100...599).contains(code), line.count == 12 || bytes[line.lowerBound + 12] == 0x20
     else { return .failed(HTTPParseError(.badRequest, "malformed status code")) }
     let reason =
       line.count > 13 ? HTTPHeadScanner.string(bytes, (line.lowerBound + 13)..<line.upperBound) : ""

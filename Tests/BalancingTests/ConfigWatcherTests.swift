@@ -5,12 +5,14 @@ import XCTest
 
 final class ConfigWatcherTests: XCTestCase {
   private var directory: URL!
+  private var lastWrittenSize: Int?
   private var path: String { directory.appendingPathComponent("servers.json").path }
 
   override func setUpWithError() throws {
     directory = FileManager.default.temporaryDirectory
       .appendingPathComponent("ConfigWatcherTests-\(UUID().uuidString)", isDirectory: true)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    lastWrittenSize = nil
   }
 
   override func tearDownWithError() throws {
@@ -23,7 +25,16 @@ final class ConfigWatcherTests: XCTestCase {
   /// Replaces the file as an editor or `ServersFile.write` does: a temporary file, then a rename.
   /// Successive edits in a test use texts of different lengths, so that the size part of the
   /// watcher's stamp changes even when the modification time does not (coarse timestamps).
-  private func replace(with text: String) throws {
+  private func replace(
+    with text: String, sameSizeAllowed: Bool = false, file: StaticString = #filePath,
+    line: UInt = #line
+  ) throws {
+    if !sameSizeAllowed, let lastSize = lastWrittenSize {
+      XCTAssertNotEqual(
+        text.utf8.count, lastSize, "test bug: an edit of the same size may look unchanged",
+        file: file, line: line)
+    }
+    lastWrittenSize = text.utf8.count
     let temporary = path + ".tmp"
     try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
     XCTAssertEqual(rename(temporary, path), 0, "rename: \(String(cString: strerror(errno)))")
@@ -34,7 +45,9 @@ final class ConfigWatcherTests: XCTestCase {
     try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: path)
   }
 
-  private func servers(_ change: ConfigWatcher.Change, file: StaticString = #filePath, line: UInt = #line)
+  private func servers(
+    _ change: ConfigWatcher.Change, file: StaticString = #filePath, line: UInt = #line
+  )
     -> [ServerAddress]?
   {
     guard case .valid(let serversFile) = change else {
@@ -44,7 +57,9 @@ final class ConfigWatcherTests: XCTestCase {
     return serversFile.servers
   }
 
-  private func message(_ change: ConfigWatcher.Change, file: StaticString = #filePath, line: UInt = #line)
+  private func message(
+    _ change: ConfigWatcher.Change, file: StaticString = #filePath, line: UInt = #line
+  )
     -> String?
   {
     guard case .invalid(let message) = change else {
@@ -109,7 +124,7 @@ final class ConfigWatcherTests: XCTestCase {
     try setModificationDate(Date(timeIntervalSince1970: 1_600_000_000))
     let watcher = ConfigWatcher(path: path)
     // A new file with a new modification time but the same bytes is not an edit.
-    try replace(with: text)
+    try replace(with: text, sameSizeAllowed: true)
     try setModificationDate(Date(timeIntervalSince1970: 1_600_000_100))
     assertUnchanged(watcher.poll())
     assertUnchanged(watcher.poll())
@@ -119,7 +134,7 @@ final class ConfigWatcherTests: XCTestCase {
     try replace(with: #"{"available_servers": ["5001"]}"#)
     let watcher = ConfigWatcher(path: path)
 
-    try replace(with: #"{"available_servers": ["5001", "#)
+    try replace(with: #"{"available_servers": ["#)
     let problem = message(watcher.poll())
     XCTAssertEqual(problem, "\(path): not valid JSON")
     XCTAssertTrue(problem?.hasPrefix(path) ?? false, problem ?? "nil")
@@ -159,7 +174,7 @@ final class ConfigWatcherTests: XCTestCase {
     let watcher = ConfigWatcher(path: path)
 
     // Same size and same modification time: only a forced poll (SIGHUP) looks inside.
-    try replace(with: #"{"available_servers": ["5009"]}"#)
+    try replace(with: #"{"available_servers": ["5009"]}"#, sameSizeAllowed: true)
     try setModificationDate(stamp)
     assertUnchanged(watcher.poll())
     XCTAssertEqual(servers(watcher.poll(force: true)), ports(5009))

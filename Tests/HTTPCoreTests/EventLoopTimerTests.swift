@@ -54,6 +54,16 @@ private final class Record<Value>: @unchecked Sendable {
   func update<T>(_ body: (inout Value) -> T) -> T { lock.withLock { body(&storage) } }
 }
 
+extension Record where Value == Int {
+  /// Adds one and returns the new count.
+  func increment() -> Int {
+    update {
+      $0 += 1
+      return $0
+    }
+  }
+}
+
 final class EventLoopTimerTests: XCTestCase {
   private var running: LoopThread?
   private var stopped = false
@@ -73,15 +83,17 @@ final class EventLoopTimerTests: XCTestCase {
   private var loop: EventLoop { running!.loop }
 
   /// Runs `body` on the loop's thread (where timers may be added and cancelled) and waits.
-  private func onLoop(_ body: @escaping () -> Void, file: StaticString = #filePath, line: UInt = #line)
-  {
+  private func onLoop(
+    _ body: @escaping () -> Void, file: StaticString = #filePath, line: UInt = #line
+  ) {
     let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) let body = body
     loop.execute {
       body()
       done.signal()
     }
-    XCTAssertEqual(done.wait(timeout: .now() + 5), .success, "loop did not run", file: file, line: line)
+    XCTAssertEqual(
+      done.wait(timeout: .now() + 5), .success, "loop did not run", file: file, line: line)
   }
 
   private func seconds(since start: UInt64) -> Double {
@@ -186,7 +198,7 @@ final class EventLoopTimerTests: XCTestCase {
     let id = Record<TimerID?>(nil)
     onLoop { [self] in
       let timer = loop.schedule(every: 0.01) {
-        if runs.update({ $0 += 1; return $0 }) == 3 { thirdRun.fulfill() }
+        if runs.increment() == 3 { thirdRun.fulfill() }
       }
       id.update { $0 = timer }
     }
@@ -209,7 +221,7 @@ final class EventLoopTimerTests: XCTestCase {
     onLoop { [self] in
       var id: TimerID?
       id = loop.schedule(every: 0.01) { [self] in
-        if runs.update({ $0 += 1; return $0 }) == 2 { loop.cancel(id!) }
+        if runs.increment() == 2 { loop.cancel(id!) }
       }
       loop.schedule(after: 0.2) { probed.fulfill() }
     }
