@@ -78,9 +78,10 @@ public final class Balancer: HTTPHandler {
       }
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
     }
+    // The balancer outlives every claim (its server owns the connections): unowned is safe and
+    // costs no weak reference per request.
     let claim = ServerClaim(key: request.queryValue("key") ?? request.remoteAddress) {
-      [weak self] answer, waited in
-      guard let self else { return false }
+      [unowned self] answer, waited in
       switch answer {
       case .lease(let lease):
         let location = Self.location(lease, host: host, query: request.query)
@@ -91,10 +92,11 @@ public final class Balancer: HTTPHandler {
         return self.send(responder, request, self.unavailable(reason))
       }
     }
-    responder.onCancel = { [weak self, weak claim] in
-      guard let claim, claim.isOpen else { return }
+    // The claim is held until the responder answers or is cancelled, which clears this closure.
+    responder.onCancel = { [unowned self] in
+      guard claim.isOpen else { return }
       claim.abandon()
-      self?.log?("\(request.method) \(request.target) client left while waiting")
+      self.log?("\(request.method) \(request.target) client left while waiting")
     }
     broker.request(claim)
   }
@@ -102,13 +104,19 @@ public final class Balancer: HTTPHandler {
   /// The redirect for a lease: the client's own query carried over (so that it can choose its
   /// job, `?n=5000`), less any `lease` of its own, then the lease.
   static func location(_ lease: Lease, host: String, query: String?) -> String {
-    var url = lease.server.url(clientHost: host) + "?"
+    var url = lease.server.url(clientHost: host)
+    url.reserveCapacity(url.utf8.count + (query?.utf8.count ?? 0) + lease.token.utf8.count + 8)
+    url += "?"
     if let query {
-      for pair in query.split(separator: "&") where !pair.hasPrefix("lease=") && pair != "lease" {
-        url += pair + "&"
+      for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+        if pair.starts(with: "lease=".utf8) || pair.elementsEqual("lease".utf8) { continue }
+        url += query[pair.startIndex..<pair.endIndex]
+        url += "&"
       }
     }
-    return url + "lease=" + lease.token
+    url += "lease="
+    url += lease.token
+    return url
   }
 
   /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends.
@@ -118,7 +126,7 @@ public final class Balancer: HTTPHandler {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    broker.report(port: port, token: request.queryValue("lease")) { [weak self] outcome in
+    broker.report(port: port, token: request.queryValue("lease")) { [unowned self] outcome in
       let response: HTTPResponse
       switch outcome {
       case .released(let lease):
@@ -131,7 +139,7 @@ public final class Balancer: HTTPHandler {
       case .wrongToken(let server):
         response = .text(.conflict, "that is not a lease \(server) holds")
       }
-      self?.respond(responder, request, response)
+      self.respond(responder, request, response)
     }
   }
 

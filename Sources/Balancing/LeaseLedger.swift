@@ -30,7 +30,7 @@ public final class LeaseLedger: LeaseStore {
   public func report(
     _ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void
   ) {
-    guard let tokens = byServer[server], let oldest = tokens.first else {
+    guard let oldest = byServer[server]?.first else {
       return completion(.notLeased(server))
     }
     let chosen: String
@@ -78,13 +78,15 @@ public final class LeaseLedger: LeaseStore {
   }
 
   public func forget(_ server: ServerAddress) {
-    if byServer[server] == nil { served[server] = nil }
+    guard byServer[server]?.isEmpty ?? true else { return }
+    byServer[server] = nil
+    served[server] = nil
   }
 
   private func end(_ token: String) -> Lease? {
     guard let lease = byToken.removeValue(forKey: token) else { return nil }
+    // An emptied list is kept (with its storage) for the server's next lease.
     byServer[lease.server]?.removeAll { $0 == token }
-    if byServer[lease.server]?.isEmpty == true { byServer[lease.server] = nil }
     counts.inFlight -= 1
     return lease
   }

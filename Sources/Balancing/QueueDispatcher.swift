@@ -41,11 +41,11 @@ public final class QueueDispatcher: Dispatcher {
     lastTicket += 1
     let ticket = WaitTicket(lastTicket)
     let deadline = clock() + MonotonicClock.nanoseconds(waitTimeout)
-    queue.take(for: ticket) { [weak self] server in
-      guard let self else { return }
+    // The dispatcher lives as long as the program: unowned captures cost no weak reference.
+    queue.take(for: ticket) { [unowned self] server in
       if let server {
-        self.issuer.grant(server, to: claim) { [weak self] delivered in
-          if !delivered { self?.serverFreed(server) }
+        self.issuer.grant(server, to: claim) { [unowned self] delivered in
+          if !delivered { self.serverFreed(server) }
         }
         return
       }
@@ -59,8 +59,8 @@ public final class QueueDispatcher: Dispatcher {
   public func preview() -> ServerAddress? { queue.peek() }
 
   public func serverFreed(_ server: ServerAddress) {
-    queue.put(server) { [weak self] grant in
-      guard let self, let grant else { return }
+    queue.put(server) { [unowned self] grant in
+      guard let grant else { return }
       self.serve(grant.ticket, with: grant.server)
     }
   }
@@ -95,8 +95,8 @@ public final class QueueDispatcher: Dispatcher {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
       return serverFreed(server)  // left between the grant and now
     }
-    issuer.grant(server, to: waiter.claim) { [weak self] delivered in
-      if !delivered { self?.serverFreed(server) }
+    issuer.grant(server, to: waiter.claim) { [unowned self] delivered in
+      if !delivered { self.serverFreed(server) }
     }
   }
 

@@ -29,10 +29,14 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
 
   /// A decimal port number from 1 to 65535, with no sign or spaces.
   public static func parsePort(_ text: Substring) -> Int? {
-    guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }),
-      let port = Int(text), (1...65535).contains(port)
-    else { return nil }
-    return port
+    let digits = text.utf8
+    guard !digits.isEmpty, digits.count <= 5 else { return nil }
+    var port = 0
+    for digit in digits {
+      guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
+      port = port * 10 + Int(digit - UInt8(ascii: "0"))
+    }
+    return (1...65535).contains(port) ? port : nil
   }
 
   /// `5001` or `host:5001`, as written in servers.json.

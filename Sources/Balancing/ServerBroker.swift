@@ -52,8 +52,8 @@ public final class ServerBroker {
   /// A server reports that its job is done: `/port_update/<port>[?lease=<token>]`.
   public func report(port: Int, token: String?, completion: @escaping (ReportOutcome) -> Void) {
     guard let server = pool.server(port: port) else { return completion(.notInPool(port: port)) }
-    store.report(server, token: token) { [weak self] outcome in
-      if let self, case .released(let lease) = outcome {
+    store.report(server, token: token) { [unowned self] outcome in
+      if case .released(let lease) = outcome {
         self.leaseEnded(
           lease.server, routine: true,
           reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
@@ -229,19 +229,21 @@ public final class ServerBroker {
 
   /// A lease of `server` ended: a retired server leaves once it holds none; one that can serve
   /// is offered to the next client.
-  private func leaseEnded(_ server: ServerAddress, routine: Bool = false, reason: String) {
+  private func leaseEnded(
+    _ server: ServerAddress, routine: Bool = false, reason: @autoclosure () -> String
+  ) {
     guard store.inFlight(server) == 0 else {
-      if let log, !routine || logsRoutineChanges { log("\(server): \(reason)") }
+      if let log, !routine || logsRoutineChanges { log("\(server): \(reason())") }
       return
     }
     if pool.isRetired(server) {
-      pool.drop(server, reason: reason + "; removed from the pool")
+      pool.drop(server, reason: reason() + "; removed from the pool")
       store.forget(server)
       return
     }
     let available = pool.canServe(server)
     if let log, !routine || logsRoutineChanges {
-      log("\(server): \(reason)" + (available ? ": free" : ""))
+      log("\(server): \(reason())" + (available ? ": free" : ""))
     }
     if available { dispatcher.serverFreed(server) }
   }

@@ -9,8 +9,10 @@ public enum ClaimAnswer: Sendable {
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
 /// how to answer, and whether the client is still there.
 public final class ServerClaim {
-  /// The key a hashing policy uses: the client's `?key=`, else its address.
-  public let key: String
+  /// The key a hashing policy uses: the client's `?key=`, else its address (worked out only if
+  /// a policy asks).
+  public lazy var key: String = makeKey()
+  private let makeKey: () -> String
   /// Whether the claim waited in line before it was answered.
   public internal(set) var waited = false
   /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
@@ -20,8 +22,11 @@ public final class ServerClaim {
 
   /// - Parameter deliver: sends the answer to the client (and whether it waited in line for it);
   ///   returns false if the client is gone.
-  public init(key: String, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool) {
-    self.key = key
+  public init(
+    key: @autoclosure @escaping () -> String,
+    deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
+  ) {
+    makeKey = key
     self.deliver = deliver
   }
 

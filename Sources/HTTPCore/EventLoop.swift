@@ -164,8 +164,8 @@ public final class EventLoop: @unchecked Sendable {
   }
 
   private func runDueTimers() {
-    guard !timers.isEmpty else { return }
     let current = now
+    guard timers.contains(where: { $0.deadline <= current }) else { return }
     let due = timers.filter { $0.deadline <= current }
     guard !due.isEmpty else { return }
     for timer in due {

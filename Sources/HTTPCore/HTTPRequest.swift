@@ -24,7 +24,7 @@ public struct HTTPRequest: Sendable {
     self.minorVersion = minorVersion
     self.headers = headers
     self.body = body
-    if let mark = target.firstIndex(of: "?") {
+    if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
       path = String(target[..<mark])
       query = String(target[target.index(after: mark)...])
     } else {
@@ -45,12 +45,19 @@ public struct HTTPRequest: Sendable {
       || remoteAddress.hasPrefix("::ffff:127.")
   }
 
-  /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied.
+  /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied. Works on
+  /// the bytes: no per-character work.
   public func queryValue(_ name: String) -> String? {
     guard let query else { return nil }
-    for pair in query.split(separator: "&") {
-      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-      if parts[0] == name { return parts.count > 1 ? String(parts[1]) : "" }
+    let bytes = query.utf8
+    var start = bytes.startIndex
+    while start < bytes.endIndex {
+      let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+      let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
+      if bytes[start..<equals].elementsEqual(name.utf8) {
+        return equals == end ? "" : String(query[bytes.index(after: equals)..<end])
+      }
+      start = end == bytes.endIndex ? end : bytes.index(after: end)
     }
     return nil
   }
@@ -58,11 +65,12 @@ public struct HTTPRequest: Sendable {
   /// The host name from the Host header, without its port (IPv6 literals keep their brackets).
   public var hostName: String? {
     guard let host = headers["Host"], !host.isEmpty else { return nil }
-    if host.hasPrefix("[") {
-      guard let close = host.firstIndex(of: "]") else { return nil }
+    let bytes = host.utf8
+    if bytes.first == UInt8(ascii: "[") {
+      guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return nil }
       return String(host[...close])
     }
-    if let colon = host.firstIndex(of: ":") { return String(host[..<colon]) }
+    if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) { return String(host[..<colon]) }
     return host
   }
 }

@@ -80,3 +80,14 @@ final class ServersFileTests: XCTestCase {
     }
   }
 }
+
+final class ServerAddressTests: XCTestCase {
+  func testPortsAreOneTo65535InPlainDigits() {
+    for (text, port) in [("1", 1), ("5001", 5001), ("65535", 65535), ("00080", 80)] {
+      XCTAssertEqual(ServerAddress.parsePort(Substring(text)), port, text)
+    }
+    for text in ["", "0", "65536", "99999", "123456", "-1", "+1", " 1", "1 ", "1a", "٣", "1.0"] {
+      XCTAssertNil(ServerAddress.parsePort(Substring(text)), text)
+    }
+  }
+}

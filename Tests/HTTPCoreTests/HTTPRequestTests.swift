@@ -1,0 +1,43 @@
+import XCTest
+
+@testable import HTTPCore
+
+final class HTTPRequestTests: XCTestCase {
+  private func request(_ target: String, host: String? = nil) -> HTTPRequest {
+    HTTPRequest(
+      method: "GET", target: target, headers: HTTPHeaders(host.map { [("Host", $0)] } ?? []))
+  }
+
+  func testTheTargetSplitsIntoPathAndQuery() {
+    XCTAssertEqual(request("/a/b?x=1").path, "/a/b")
+    XCTAssertEqual(request("/a/b?x=1").query, "x=1")
+    XCTAssertEqual(request("/a?").query, "")
+    XCTAssertNil(request("/a").query)
+    XCTAssertEqual(request("/é?ü=1").path, "/é")
+  }
+
+  func testQueryValues() {
+    let sample = request("/?n=5&lease=abc&flag&empty=&n=6&é=ü&x=a=b")
+    XCTAssertEqual(sample.queryValue("n"), "5", "the first of repeated names")
+    XCTAssertEqual(sample.queryValue("lease"), "abc")
+    XCTAssertEqual(sample.queryValue("flag"), "")
+    XCTAssertEqual(sample.queryValue("empty"), "")
+    XCTAssertEqual(sample.queryValue("é"), "ü")
+    XCTAssertEqual(sample.queryValue("x"), "a=b")
+    XCTAssertNil(sample.queryValue("le"), "a prefix of a name is not the name")
+    XCTAssertNil(sample.queryValue("missing"))
+    XCTAssertNil(request("/").queryValue("n"))
+    XCTAssertNil(request("/?&&").queryValue("n"))
+    XCTAssertEqual(request("/?&&n=1&").queryValue("n"), "1")
+  }
+
+  func testHostNameDropsThePort() {
+    XCTAssertEqual(request("/", host: "lb.example:8001").hostName, "lb.example")
+    XCTAssertEqual(request("/", host: "lb.example").hostName, "lb.example")
+    XCTAssertEqual(request("/", host: "[::1]:8001").hostName, "[::1]")
+    XCTAssertEqual(request("/", host: "[::1]").hostName, "[::1]")
+    XCTAssertNil(request("/", host: "[::1").hostName)
+    XCTAssertNil(request("/", host: "").hostName)
+    XCTAssertNil(request("/").hostName)
+  }
+}
