@@ -25,6 +25,8 @@ let package = Package(
     .target(name: "Supervision", dependencies: ["Balancing", "Documents", "HTTPCore"]),
     // SVG bar and line charts for the load tester's reports.
     .target(name: "Charts"),
+    // Prometheus metrics: counters, gauges, histograms, and the text exposition format.
+    .target(name: "Metrics"),
     // The load tester: visits, the runner, reports.
     .target(name: "LoadTesting", dependencies: ["Charts", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
@@ -52,6 +54,7 @@ let package = Package(
         "TestSupport",
       ]),
     .testTarget(name: "LoadTestingTests", dependencies: ["Charts", "LoadTesting"]),
+    .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
     .testTarget(
       name: "BalancingTests",
       dependencies: ["BalancerApp", "Balancing", "Documents", "HTTPCore", "TestSupport"]),

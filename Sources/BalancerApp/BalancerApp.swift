@@ -31,6 +31,7 @@ public final class BalancerApp {
   public init(
     configuration: BalancerConfiguration, file: ServersFile, loop: EventLoop,
     launcher: ServerLauncher?, probe: HealthProbe, clock: (() -> UInt64)? = nil,
+    identifier: ServerIdentifier = .system(),
     log: @escaping (String) -> Void = { print("[balancer] \($0)") }
   ) {
     self.configuration = configuration
@@ -43,6 +44,7 @@ public final class BalancerApp {
 
     let store = LeaseLedger()
     let issuer = LeaseIssuer(store: store, leaseTimeout: configuration.leaseTimeout)
+    issuer.claimTimeout = configuration.claimTimeout
     issuer.clock = clock
     let pool = ServerPool()
     let dispatcher: Dispatcher
@@ -58,6 +60,8 @@ public final class BalancerApp {
     }
     let broker = ServerBroker(pool: pool, issuer: issuer, dispatcher: dispatcher)
     broker.clock = clock
+    broker.identifier = identifier
+    broker.maxLeasesPerClient = configuration.maxLeasesPerClient
     broker.log = log
     broker.logsRoutineChanges = !configuration.quiet
     pool.log = log
@@ -90,8 +94,9 @@ public final class BalancerApp {
     let server = try HTTPServer(loop: loop, configuration: settings, handler: balancer)
     try server.start()
     self.server = server
+    balancer.broker.balancerPort = server.port
     // The servers join as they start answering (at once with --no-spawn).
-    balancer.replicas.apply(initialFile)
+    try balancer.replicas.apply(initialFile)
     loop.schedule(every: 0.1) { [weak self] in
       guard let self else { return }
       self.supervisor.tick(now: self.clock())
@@ -145,9 +150,15 @@ public final class BalancerApp {
     case .invalid(let reason):
       log("config not reloaded, keeping the last good pool: \(reason)")
     case .valid(let file):
-      let (added, removed) = balancer.replicas.apply(file)
-      if force || !added.isEmpty || !removed.isEmpty {
-        log("config reloaded: \(added.count) added, \(removed.count) removed")
+      do {
+        let (added, removed) = try balancer.replicas.apply(file)
+        if force || !added.isEmpty || !removed.isEmpty {
+          log("config reloaded: \(added.count) added, \(removed.count) removed")
+        }
+      } catch {
+        log(
+          "config not reloaded, keeping the last good pool: \(configuration.configPath): \(error.message)"
+        )
       }
     }
   }
@@ -183,6 +194,13 @@ extension BalancerApp {
     } catch {
       throw StartupError(description: error.description, exitCode: 2)
     }
+    let identifier = ServerIdentifier.system()
+    do {
+      _ = try identifier.identities(
+        of: file.servers, balancerPort: configuration.port == 0 ? nil : configuration.port)
+    } catch {
+      throw StartupError(description: "\(configuration.configPath): \(error)", exitCode: 2)
+    }
     let loop: EventLoop
     do {
       loop = try EventLoop()
@@ -211,7 +229,7 @@ extension BalancerApp {
     }
     let app = BalancerApp(
       configuration: configuration, file: file, loop: loop, launcher: launcher,
-      probe: HTTPHealthProbe(loop: loop))
+      probe: HTTPHealthProbe(loop: loop), identifier: identifier)
     if let launcher {
       let workers = configuration.serverWorkers
       let quiet = configuration.quiet

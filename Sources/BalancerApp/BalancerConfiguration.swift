@@ -9,6 +9,11 @@ public struct BalancerConfiguration: Sendable {
   public var bindAddress = "0.0.0.0"
   public var configPath = "servers.json"
   public var leaseTimeout = 60.0
+  /// Seconds after which a lease whose client has not been seen is checked with its server
+  /// (revoked if unused); 0 turns the check off.
+  public var claimTimeout = 3.0
+  /// How many unused leases one client address may hold (0: no limit).
+  public var maxLeasesPerClient = 0
   public var waitTimeout = 30.0
   public var maxWaiting = 10_000
   public var policy = PolicyName.queue
@@ -49,6 +54,13 @@ public struct BalancerConfiguration: Sendable {
           "lease-timeout", "SECONDS",
           "ask a leased server that has not reported after this long (default 60)"),
         .value(
+          "claim-timeout", "SECONDS",
+          "ask the server after this long whether a lease was used; revoke it if not (default 3, 0: off)"
+        ),
+        .value(
+          "max-leases-per-client", "N",
+          "answer 429 to a client holding N leases it has not used (default 0: no limit)"),
+        .value(
           "wait-timeout", "SECONDS",
           "answer 503 to a client still waiting after this long (default 30)"),
         .value(
@@ -83,6 +95,8 @@ public struct BalancerConfiguration: Sendable {
     bindAddress = options["bind"] ?? bindAddress
     configPath = options["config"] ?? configPath
     leaseTimeout = try options.number("lease-timeout", in: 0.1...86400, default: 60)
+    claimTimeout = try options.number("claim-timeout", in: 0...86400, default: 3)
+    maxLeasesPerClient = try options.integer("max-leases-per-client", in: 0...1_000_000, default: 0)
     let heartbeat = try options.number("heartbeat-interval", in: 0...86400, default: 5)
     heartbeatInterval = heartbeat == 0 ? .infinity : heartbeat
     waitTimeout = try options.number("wait-timeout", in: 0.1...86400, default: 30)

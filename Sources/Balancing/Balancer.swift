@@ -80,8 +80,9 @@ public final class Balancer: HTTPHandler {
     }
     // The balancer outlives every claim (its server owns the connections): unowned is safe and
     // costs no weak reference per request.
-    let claim = ServerClaim(key: request.queryValue("key") ?? request.remoteAddress) {
-      [unowned self] answer, waited in
+    let claim = ServerClaim(
+      key: request.queryValue("key") ?? request.remoteAddress, client: request.remoteAddress
+    ) { [unowned self] answer, waited in
       switch answer {
       case .lease(let lease):
         let location = Self.location(lease, host: host, query: request.query)
@@ -90,6 +91,10 @@ public final class Balancer: HTTPHandler {
           note: "-> \(lease.server)" + (waited ? " (after waiting)" : ""))
       case .unavailable(let reason):
         return self.send(responder, request, self.unavailable(reason))
+      case .tooManyLeases(let reason):
+        var response = HTTPResponse.text(.tooManyRequests, reason)
+        response.headers.add("Retry-After", "\(max(1, Int(self.broker.issuer.claimTimeout)))")
+        return self.send(responder, request, response)
       }
     }
     // The claim is held until the responder answers or is cancelled, which clears this closure.
@@ -126,7 +131,9 @@ public final class Balancer: HTTPHandler {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    broker.report(port: port, token: request.queryValue("lease")) { [unowned self] outcome in
+    broker.report(
+      port: port, token: request.queryValue("lease"), source: request.remoteAddress
+    ) { [unowned self] outcome in
       let response: HTTPResponse
       switch outcome {
       case .released(let lease):
@@ -136,8 +143,17 @@ public final class Balancer: HTTPHandler {
       case .notLeased(let server):
         response = .text(
           .conflict, "\(server) holds no lease (it is free, down, or already reported)")
-      case .wrongToken(let server):
-        response = .text(.conflict, "that is not a lease \(server) holds")
+      case .wrongToken(let port):
+        response = .text(
+          .conflict, "no server on port \(port) holds that lease (unknown, or already ended)")
+      case .leaseRequired(let server):
+        response = .text(
+          .conflict, "\(server) reports with leases: a report without one is not accepted")
+      case .foreignSource(let port, let source):
+        response = .text(
+          .forbidden,
+          "a report without a lease is accepted only from the server's own address, not \(source)"
+            + " (port \(port))")
       }
       self.respond(responder, request, response)
     }

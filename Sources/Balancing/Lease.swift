@@ -1,11 +1,28 @@
 /// One client's one-time right to a server: issued with the redirect, ended by the server's
-/// report, by expiry, or by the server going down.
+/// report, by expiry, by a claim check that found it unused, or by the server going down.
 public struct Lease: Sendable, Equatable {
+  /// Whether the client has been seen to use the lease.
+  public enum Claim: Sendable, Equatable {
+    /// Not known to be used yet; checked with the server at `claimDeadline`.
+    case unclaimed
+    /// The server is being asked whether the lease's job started.
+    case checking
+    /// The server started the lease's job: it runs on until its report or `deadline`.
+    case started
+    /// The server cannot tell (written for the original): only `deadline` applies.
+    case unknown
+  }
+
   /// The secret the redirect carries (`?lease=`) and the report brings back.
   public let token: String
   public let server: ServerAddress
   /// When it was issued (monotonic nanoseconds).
   public let issued: UInt64
+  /// The address of the client it was issued to.
+  public var client = ""
+  public var claim = Claim.unclaimed
+  /// When an unclaimed lease is checked with its server.
+  public var claimDeadline = UInt64.max
   /// When the balancer stops trusting it: the server is then asked whether it is still busy
   /// (availability queue), or the lease simply ends (the other policies).
   public var deadline: UInt64
@@ -22,11 +39,15 @@ public struct Lease: Sendable, Equatable {
   }
 }
 
-/// Lease counts since start; they always add up: `issued = reported + expired + inFlight`.
+/// Lease counts since start; they always add up:
+/// `issued = reported + expired + reclaimed + inFlight`.
 public struct LeaseCounts: Equatable, Sendable {
   public var issued = 0
   public var reported = 0
+  /// Ended unreported: past the deadline with an idle server, or the server went down or left.
   public var expired = 0
+  /// Ended by a claim check: the client never used it, and the server revoked it.
+  public var reclaimed = 0
   public var inFlight = 0
 
   public init() {}
@@ -36,10 +57,27 @@ public struct LeaseCounts: Equatable, Sendable {
 public enum ReportOutcome: Equatable, Sendable {
   /// The lease ended.
   case released(Lease)
-  /// No server of the pool has that port.
+  /// No server of the pool has that port (and, for a report without a lease, that address).
   case notInPool(port: Int)
   /// The server holds no lease (it is free or down), or its lease was reported already.
   case notLeased(ServerAddress)
-  /// The token names no lease the server holds.
-  case wrongToken(ServerAddress)
+  /// The token names no outstanding lease of a server with that port.
+  case wrongToken(port: Int)
+  /// A report without a lease, refused: the server has reported with leases before, so a
+  /// report without one is not its own.
+  case leaseRequired(ServerAddress)
+  /// A report without a lease from an address that is not the server's own.
+  case foreignSource(port: Int, source: String)
+
+  /// The reason a refused report is counted under, or nil if it was accepted.
+  public var refusal: String? {
+    switch self {
+    case .released: return nil
+    case .notInPool: return "not_in_pool"
+    case .notLeased: return "not_leased"
+    case .wrongToken: return "unknown_lease"
+    case .leaseRequired: return "lease_required"
+    case .foreignSource: return "foreign_source"
+    }
+  }
 }

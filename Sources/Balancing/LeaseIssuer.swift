@@ -6,6 +6,8 @@ public final class LeaseIssuer {
   public let store: LeaseStore
   /// Seconds a lease is trusted before it is checked (or, under the other policies, ends).
   public var leaseTimeout: Double
+  /// Seconds after which a lease not known to be used is checked with its server (0: never).
+  public var claimTimeout = 3.0
   /// The current monotonic time in nanoseconds.
   public var clock: () -> UInt64 = MonotonicClock.now
   private var tokens = LeaseTokenSource()
@@ -22,9 +24,11 @@ public final class LeaseIssuer {
   ) {
     guard claim.isOpen else { return completion(false) }
     let now = clock()
-    let lease = Lease(
+    var lease = Lease(
       token: tokens.next(), server: server, issued: now,
       deadline: now + MonotonicClock.nanoseconds(leaseTimeout))
+    lease.client = claim.client
+    if claimTimeout > 0 { lease.claimDeadline = now + MonotonicClock.nanoseconds(claimTimeout) }
     store.issue(lease) { [store] in
       if claim.answer(.lease(lease)) { return completion(true) }
       // The connection went away without a word: the lease is void at once.

@@ -1,10 +1,12 @@
-/// The in-process `LeaseStore`: leases by token and by server, and the counts. Every step
-/// completes at once. Call from one thread.
+/// The in-process `LeaseStore`: leases by token, by server and by client, and the counts. Every
+/// step completes at once. Call from one thread.
 public final class LeaseLedger: LeaseStore {
   private var byToken: [String: Lease] = [:]
-  /// Each server's tokens, oldest first.
+  /// Each server's tokens, oldest first (an emptied list is kept for the server's next lease).
   private var byServer: [ServerAddress: [String]] = [:]
   private var served: [ServerAddress: Int] = [:]
+  /// Leases not known to be used, by client address.
+  private var unclaimedByClient: [String: Int] = [:]
   public private(set) var counts = LeaseCounts()
 
   public init() {}
@@ -17,32 +19,34 @@ public final class LeaseLedger: LeaseStore {
 
   public func servedCount(_ server: ServerAddress) -> Int { served[server] ?? 0 }
 
+  public func unclaimedCount(of client: String) -> Int { unclaimedByClient[client] ?? 0 }
+
   public func issue(_ lease: Lease, completion: @escaping () -> Void) {
     precondition(byToken[lease.token] == nil, "lease token issued twice")
     byToken[lease.token] = lease
     byServer[lease.server, default: []].append(lease.token)
     served[lease.server, default: 0] += 1
+    if Self.isUnclaimed(lease.claim) { unclaimedByClient[lease.client, default: 0] += 1 }
     counts.issued += 1
     counts.inFlight += 1
     completion()
   }
 
-  public func report(
-    _ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void
+  public func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void) {
+    guard let lease = byToken[token], lease.server.port == port else {
+      return completion(.wrongToken(port: port))
+    }
+    _ = end(token)
+    counts.reported += 1
+    completion(.released(lease))
+  }
+
+  public func reportWithoutToken(
+    _ server: ServerAddress, completion: @escaping (ReportOutcome) -> Void
   ) {
-    guard let oldest = byServer[server]?.first else {
+    guard let oldest = byServer[server]?.first, let lease = end(oldest) else {
       return completion(.notLeased(server))
     }
-    let chosen: String
-    if let token {
-      guard let lease = byToken[token], lease.server == server else {
-        return completion(.wrongToken(server))
-      }
-      chosen = lease.token
-    } else {
-      chosen = oldest
-    }
-    let lease = end(chosen)!
     counts.reported += 1
     completion(.released(lease))
   }
@@ -50,6 +54,12 @@ public final class LeaseLedger: LeaseStore {
   public func expire(_ token: String, completion: @escaping (Lease?) -> Void) {
     let lease = end(token)
     if lease != nil { counts.expired += 1 }
+    completion(lease)
+  }
+
+  public func reclaim(_ token: String, completion: @escaping (Lease?) -> Void) {
+    let lease = end(token)
+    if lease != nil { counts.reclaimed += 1 }
     completion(lease)
   }
 
@@ -67,10 +77,31 @@ public final class LeaseLedger: LeaseStore {
     byToken[token] = lease
   }
 
+  public func setClaim(_ token: String, _ claim: Lease.Claim) {
+    guard var lease = byToken[token] else { return }
+    let wasUnclaimed = Self.isUnclaimed(lease.claim)
+    lease.claim = claim
+    byToken[token] = lease
+    if wasUnclaimed != Self.isUnclaimed(claim) {
+      adjustUnclaimed(lease.client, by: wasUnclaimed ? -1 : 1)
+    }
+  }
+
   public func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void) {
     var due: [Lease] = []
     for (token, var lease) in byToken where !lease.isBeingChecked && lease.deadline <= now {
       lease.isBeingChecked = true
+      byToken[token] = lease
+      due.append(lease)
+    }
+    completion(due.sorted { ($0.issued, $0.token) < ($1.issued, $1.token) })
+  }
+
+  public func takeUnclaimed(now: UInt64, completion: @escaping ([Lease]) -> Void) {
+    var due: [Lease] = []
+    for (token, var lease) in byToken where lease.claim == .unclaimed && lease.claimDeadline <= now
+    {
+      lease.claim = .checking
       byToken[token] = lease
       due.append(lease)
     }
@@ -85,9 +116,17 @@ public final class LeaseLedger: LeaseStore {
 
   private func end(_ token: String) -> Lease? {
     guard let lease = byToken.removeValue(forKey: token) else { return nil }
-    // An emptied list is kept (with its storage) for the server's next lease.
     byServer[lease.server]?.removeAll { $0 == token }
+    if Self.isUnclaimed(lease.claim) { adjustUnclaimed(lease.client, by: -1) }
     counts.inFlight -= 1
     return lease
   }
+
+  private func adjustUnclaimed(_ client: String, by change: Int) {
+    let count = (unclaimedByClient[client] ?? 0) + change
+    unclaimedByClient[client] = count > 0 ? count : nil
+  }
+
+  /// Whether a lease in this claim state counts as not known to be used.
+  private static func isUnclaimed(_ claim: Lease.Claim) -> Bool { claim != .started }
 }

@@ -15,20 +15,29 @@ public protocol LeaseStore: AnyObject {
   func inFlight(_ server: ServerAddress) -> Int
   /// How many leases `server` was handed since it joined the pool.
   func servedCount(_ server: ServerAddress) -> Int
+  /// How many leases issued to `client` (an address) are not known to be used yet.
+  func unclaimedCount(of client: String) -> Int
 
   /// Records a new lease.
   func issue(_ lease: Lease, completion: @escaping () -> Void)
-  /// A report from `server`: with a token, that lease ends; without one, the server's oldest.
-  func report(
-    _ server: ServerAddress, token: String?, completion: @escaping (ReportOutcome) -> Void)
+  /// A report naming a lease: it ends if it is outstanding and its server has that port.
+  func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void)
+  /// A report without a lease from `server`: its oldest lease ends.
+  func reportWithoutToken(_ server: ServerAddress, completion: @escaping (ReportOutcome) -> Void)
   /// Ends the lease `token` unreported (expired); completion gets it, or nil if it had ended.
   func expire(_ token: String, completion: @escaping (Lease?) -> Void)
+  /// Ends the lease `token` because its server revoked it unused; nil if it had ended.
+  func reclaim(_ token: String, completion: @escaping (Lease?) -> Void)
   /// Ends every lease of `server` unreported (it went down or left); completion gets them.
   func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void)
   /// Extends a lease whose server is still busy, until `deadline`, and clears its check mark.
   func extend(_ token: String, until deadline: UInt64)
+  /// Records what a claim check found.
+  func setClaim(_ token: String, _ claim: Lease.Claim)
   /// Leases past their deadline that are not being checked; each is marked as being checked.
   func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void)
+  /// Unclaimed leases past their claim deadline; each is marked as being checked.
+  func takeUnclaimed(now: UInt64, completion: @escaping ([Lease]) -> Void)
   /// Forgets the served count of a server that left the pool.
   func forget(_ server: ServerAddress)
 }

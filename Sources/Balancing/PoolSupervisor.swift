@@ -1,5 +1,5 @@
-/// The balancer's periodic duties: ending waits that ran out, checking leases that were never
-/// reported, asking idle servers now and then whether they are alive, and probing down servers
+/// The balancer's periodic duties: ending waits that ran out, asking servers to revoke leases
+/// their clients never used, checking leases that were never reported, asking idle servers now and then whether they are alive, and probing down servers
 /// until they answer. `tick` does one round; the program calls it from a timer, tests call it
 /// with the time they choose.
 public final class PoolSupervisor {
@@ -22,6 +22,14 @@ public final class PoolSupervisor {
         self.probe.check(lease.server) { [weak self] result in
           guard let broker = self?.broker else { return }
           broker.finishCheck(of: lease, result: result, now: broker.clock())
+        }
+      }
+    }
+    broker.unclaimedLeases(now: now) { [weak self] due in
+      guard let self else { return }
+      for lease in due {
+        self.probe.revoke(lease) { [weak self] result in
+          self?.broker.finishClaimCheck(of: lease, result: result)
         }
       }
     }

@@ -35,14 +35,18 @@ public final class ReplicaManager {
   }
 
   /// Applies servers.json as edited by hand: the pool follows it, and local servers that were
-  /// added are started (they join as down until they answer).
+  /// added are started (they join as down until they answer). An invalid pool (a name that
+  /// does not resolve, two entries that are one server, the balancer's own address) changes
+  /// nothing.
   @discardableResult
-  public func apply(_ file: ServersFile) -> (added: [ServerAddress], removed: [ServerAddress]) {
+  public func apply(_ file: ServersFile) throws(ServersFile.Invalid) -> (
+    added: [ServerAddress], removed: [ServerAddress]
+  ) {
     let before = Set(entries.map(\.address))
     let fresh = Set(file.servers).subtracting(before)
-    entries = file.entries
-    let change = broker.reconfigure(
+    let change = try broker.reconfigure(
       file.servers, startingDown: launcher == nil ? [] : fresh, now: clock())
+    entries = file.entries
     if let launcher {
       for server in change.added where server.host == nil && fresh.contains(server) {
         launcher.start(server)
@@ -102,8 +106,8 @@ public final class ReplicaManager {
       added.append(ServerEntry(address: ServerAddress(port: port)))
     }
     let file = ServersFile(entries: entries + added)
-    if let failed = save(file) { return failed }
-    apply(file)
+    if let failed = check(file) ?? save(file) { return failed }
+    _ = try? apply(file)
     log?("added " + added.map(\.displayName).joined(separator: ", "))
     return respond(.ok, successBody())
   }
@@ -136,8 +140,8 @@ public final class ReplicaManager {
       chosen.append(entry)
     }
     let file = ServersFile(entries: entries.filter { !chosen.contains($0) })
-    if let failed = save(file) { return failed }
-    apply(file)
+    if let failed = check(file) ?? save(file) { return failed }
+    _ = try? apply(file)
     log?("removed " + chosen.map(\.displayName).joined(separator: ", "))
     return respond(.ok, successBody())
   }
@@ -193,6 +197,16 @@ public final class ReplicaManager {
       port += 1
     }
     return nil
+  }
+
+  /// Why the pool `file` describes cannot be used, as the response to give; nil if it can.
+  private func check(_ file: ServersFile) -> HTTPResponse? {
+    do {
+      _ = try broker.identities(of: file.servers)
+      return nil
+    } catch {
+      return failure("<Error> \(error.message)")
+    }
   }
 
   /// Writes servers.json; on failure, the response to give (and nothing changes).

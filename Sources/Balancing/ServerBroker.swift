@@ -20,6 +20,19 @@ public final class ServerBroker {
   /// The current monotonic time in nanoseconds.
   public var clock: () -> UInt64 = MonotonicClock.now
   public private(set) var isShuttingDown = false
+  /// How many unclaimed leases one client address may hold; more get 429 (0: no limit).
+  public var maxLeasesPerClient = 0
+  /// Resolves servers' names when a configuration is applied (never per request).
+  public var identifier = ServerIdentifier.loopbackOnly
+  /// The balancer's own port, which no local server may use.
+  public var balancerPort: Int?
+  /// Refused reports by reason (`unknown_lease`, `lease_required`, ...).
+  public private(set) var refusedReports: [String: Int] = [:]
+  /// Clients refused a lease because they held too many unclaimed ones.
+  public private(set) var refusedClients = 0
+  private var identities: [ServerAddress: ServerIdentity] = [:]
+  /// Servers that have reported with a lease: a report without one is not theirs.
+  private var reportsWithLeases: Set<ServerAddress> = []
 
   /// Every server of `pool` that can serve starts free in `dispatcher`.
   public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
@@ -27,6 +40,11 @@ public final class ServerBroker {
     self.store = issuer.store
     self.issuer = issuer
     self.dispatcher = dispatcher
+    for server in pool.servers {
+      if case .success(let identity) = identifier.identity(of: server) {
+        identities[server] = identity
+      }
+    }
     for server in pool.serving where store.inFlight(server) == 0 {
       dispatcher.serverFreed(server)
     }
@@ -46,20 +64,60 @@ public final class ServerBroker {
       claim.answer(.unavailable("the balancer is shutting down"))
       return
     }
+    if maxLeasesPerClient > 0 && store.unclaimedCount(of: claim.client) >= maxLeasesPerClient {
+      refusedClients += 1
+      log?("\(claim.client): refused a lease: it holds \(maxLeasesPerClient) unused ones")
+      claim.answer(
+        .tooManyLeases(
+          "this client holds \(maxLeasesPerClient) leases it has not used; use them first"))
+      return
+    }
     dispatcher.dispatch(claim)
   }
 
-  /// A server reports that its job is done: `/port_update/<port>[?lease=<token>]`.
-  public func report(port: Int, token: String?, completion: @escaping (ReportOutcome) -> Void) {
-    guard let server = pool.server(port: port) else { return completion(.notInPool(port: port)) }
-    store.report(server, token: token) { [unowned self] outcome in
-      if case .released(let lease) = outcome {
+  /// A server reports that its job is done: `/port_update/<port>[?lease=<token>]`, from the
+  /// numeric address `source`. A lease is matched by its token; a report without one (a server
+  /// written for the original) is accepted only from the server's own address, and only from a
+  /// server that has never reported with a lease.
+  public func report(
+    port: Int, token: String?, source: String, completion: @escaping (ReportOutcome) -> Void
+  ) {
+    let finish = { [unowned self] (outcome: ReportOutcome) in
+      switch outcome {
+      case .released(let lease):
         self.leaseEnded(
           lease.server, routine: true,
           reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
+      default:
+        self.refuse(outcome, token: token)
       }
       completion(outcome)
     }
+    if let token {
+      return store.report(token: token, port: port) { [unowned self] outcome in
+        if case .released(let lease) = outcome {
+          self.reportsWithLeases.insert(lease.server)
+        } else if self.pool.server(port: port) == nil {
+          return finish(.notInPool(port: port))
+        }
+        finish(outcome)
+      }
+    }
+    let candidates = pool.servers.filter { $0.port == port }
+    guard !candidates.isEmpty else { return finish(.notInPool(port: port)) }
+    guard
+      let server = candidates.first(where: {
+        identities[$0]?.matches(source: source, localAddresses: identifier.localAddresses) ?? false
+      })
+    else { return finish(.foreignSource(port: port, source: source)) }
+    guard !reportsWithLeases.contains(server) else { return finish(.leaseRequired(server)) }
+    store.reportWithoutToken(server, completion: finish)
+  }
+
+  private func refuse(_ outcome: ReportOutcome, token: String?) {
+    guard let reason = outcome.refusal else { return }
+    refusedReports[reason, default: 0] += 1
+    log?("report refused (\(reason)): \(outcome)")
   }
 
   /// Answers 503 to clients whose wait is over.
@@ -86,6 +144,28 @@ public final class ServerBroker {
         }
       }
       completion([])
+    }
+  }
+
+  /// Unclaimed leases past their claim deadline, each marked as being checked: their servers are
+  /// asked to revoke them unless their jobs started.
+  public func unclaimedLeases(now: UInt64, completion: @escaping ([Lease]) -> Void) {
+    store.takeUnclaimed(now: now, completion: completion)
+  }
+
+  /// The outcome of a claim check: a revoked lease ends and its server goes to the next client
+  /// at once; a started one runs on; one the server cannot tell about keeps its plain deadline.
+  public func finishClaimCheck(of lease: Lease, result: RevokeResult) {
+    switch result {
+    case .revoked:
+      store.reclaim(lease.token) { [unowned self] ended in
+        guard ended != nil else { return }
+        self.leaseEnded(lease.server, reason: "lease unused after the claim timeout, revoked")
+      }
+    case .started:
+      store.setClaim(lease.token, .started)
+    case .unknown:
+      store.setClaim(lease.token, .unknown)
     }
   }
 
@@ -165,17 +245,28 @@ public final class ServerBroker {
   /// Applies a new list of servers: added ones become free (or are probed first, if in
   /// `startingDown`); removed ones are never handed out again, and a leased one leaves when its
   /// leases end (its report is still accepted).
+  /// Nothing changes if the list is invalid: a name does not resolve, two entries are one
+  /// server, or one is the balancer itself.
   @discardableResult
   public func reconfigure(
     _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0
-  ) -> ServerPool.Change {
+  ) throws(ServersFile.Invalid) -> ServerPool.Change {
+    let checked = try identities(of: servers)
     let change = pool.reconfigure(servers, startingDown: startingDown, now: now) {
       store.inFlight($0) > 0
     }
+    for server in servers { identities[server] = checked[server] }
     for server in change.removed { dispatcher.serverStopped(server) }
-    for server in change.dropped { store.forget(server) }
+    for server in change.dropped { forget(server) }
     for server in change.joinedUp { offer(server) }
     return change
+  }
+
+  /// The checked identities of `servers` (see `ServerIdentifier.identities`).
+  public func identities(of servers: [ServerAddress]) throws(ServersFile.Invalid)
+    -> [ServerAddress: ServerIdentity]
+  {
+    try identifier.identities(of: servers, balancerPort: balancerPort)
   }
 
   // MARK: - Documents
@@ -208,12 +299,15 @@ public final class ServerBroker {
       return entry
     }
     let counts = store.counts
-    return PoolStatus(
+    var status = PoolStatus(
       servers: servers, queue: dispatcher.freeServers.map(\.description),
       waiting: dispatcher.waitingCount, policy: dispatcher.name,
       totals: PoolStatus.Totals(
         leased: counts.issued, reported: counts.reported, expired: counts.expired,
-        inFlight: counts.inFlight))
+        reclaimed: counts.reclaimed, inFlight: counts.inFlight))
+    status.refusedReports = refusedReports
+    status.refusedClients = refusedClients
+    return status
   }
 
   /// `free`, `leased` or `down`, as /status and /rep show a server; `removed` if it has left.
@@ -238,7 +332,7 @@ public final class ServerBroker {
     }
     if pool.isRetired(server) {
       pool.drop(server, reason: reason() + "; removed from the pool")
-      store.forget(server)
+      forget(server)
       return
     }
     let available = pool.canServe(server)
@@ -246,6 +340,13 @@ public final class ServerBroker {
       log("\(server): \(reason())" + (available ? ": free" : ""))
     }
     if available { dispatcher.serverFreed(server) }
+  }
+
+  /// Forgets a server that left the pool.
+  private func forget(_ server: ServerAddress) {
+    store.forget(server)
+    identities[server] = nil
+    reportsWithLeases.remove(server)
   }
 
   /// Offers a server that came up to the dispatcher, if it holds no lease.

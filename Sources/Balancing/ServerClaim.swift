@@ -4,6 +4,8 @@ public enum ClaimAnswer: Sendable {
   case lease(Lease)
   /// No server, for this reason (the client gets 503 with Retry-After).
   case unavailable(String)
+  /// No server for this client now: it holds too many unused leases (429 with Retry-After).
+  case tooManyLeases(String)
 }
 
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
@@ -13,6 +15,8 @@ public final class ServerClaim {
   /// a policy asks).
   public lazy var key: String = makeKey()
   private let makeKey: () -> String
+  /// The client's numeric address.
+  public let client: String
   /// Whether the claim waited in line before it was answered.
   public internal(set) var waited = false
   /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
@@ -23,10 +27,11 @@ public final class ServerClaim {
   /// - Parameter deliver: sends the answer to the client (and whether it waited in line for it);
   ///   returns false if the client is gone.
   public init(
-    key: @autoclosure @escaping () -> String,
+    key: @autoclosure @escaping () -> String, client: String,
     deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
   ) {
     makeKey = key
+    self.client = client
     self.deliver = deliver
   }
 

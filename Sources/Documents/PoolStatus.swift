@@ -39,22 +39,27 @@ public struct PoolStatus: JSONDocument, Equatable {
     }
   }
 
-  /// Lease counts since the balancer started.
+  /// Lease counts since the balancer started: `leased = reported + expired + reclaimed +
+  /// in_flight`.
   public struct Totals: Codable, Sendable, Equatable {
     public var leased: Int
     public var reported: Int
+    /// Ended unreported: idle past the lease timeout, or the server went down or left.
     public var expired: Int
+    /// Ended by a claim check: never used by its client, revoked by its server.
+    public var reclaimed: Int
     public var inFlight: Int
 
-    public init(leased: Int, reported: Int, expired: Int, inFlight: Int) {
+    public init(leased: Int, reported: Int, expired: Int, reclaimed: Int, inFlight: Int) {
       self.leased = leased
       self.reported = reported
       self.expired = expired
+      self.reclaimed = reclaimed
       self.inFlight = inFlight
     }
 
     enum CodingKeys: String, CodingKey {
-      case leased, reported, expired
+      case leased, reported, expired, reclaimed
       case inFlight = "in_flight"
     }
   }
@@ -67,6 +72,19 @@ public struct PoolStatus: JSONDocument, Equatable {
   /// How servers are chosen (`queue`, `round-robin`, ...).
   public var policy: String
   public var totals: Totals
+  /// Reports refused, by reason: `unknown_lease` (no such outstanding lease on that port),
+  /// `lease_required` (a report without a lease from a server that uses leases),
+  /// `foreign_source` (a report without a lease from another address), `not_leased`,
+  /// `not_in_pool`.
+  public var refusedReports: [String: Int] = [:]
+  /// Requests for a server refused with 429: the client held too many unused leases.
+  public var refusedClients = 0
+
+  enum CodingKeys: String, CodingKey {
+    case servers, queue, free, waiting, policy, totals
+    case refusedReports = "refused_reports"
+    case refusedClients = "refused_clients"
+  }
 
   public init(
     servers: [Server], queue: [String], waiting: Int, policy: String, totals: Totals

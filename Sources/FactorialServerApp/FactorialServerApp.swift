@@ -27,6 +27,17 @@ public final class FactorialServerApp {
       }
     }
     let port = configuration.port
+    // A client with a revoked lease goes back to the balancer by the name it used for this
+    // server when the balancer is on this machine, else by the balancer's own address.
+    let balancerHost = configuration.balancerHost
+    let balancerPort = configuration.balancerPort
+    let balancerIsLocal = ["127.0.0.1", "::1", "[::1]", "localhost", "0.0.0.0"].contains(
+      balancerHost)
+    handler.balancerLocation = { request in
+      let host = balancerIsLocal ? (request.hostName ?? balancerHost) : balancerHost
+      let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+      return "http://\(named):\(balancerPort)/"
+    }
     let log = Program.logger(program: "server \(port)", quiet: configuration.quiet)
     handler.log = log
     handler.report = { [reporter] path in

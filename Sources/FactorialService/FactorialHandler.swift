@@ -2,8 +2,10 @@ import Documents
 import Factorial
 import HTTPCore
 
-/// The factorial server's routes: computes `Factorial of N = …` for `GET /<own port>` (then
-/// reports to the balancer) and for `GET /` (no report), and answers `/health`.
+/// The factorial server's routes: computes `Factorial of N = …` for `GET /<own port>` and for
+/// `GET /`, answers `/health`, and keeps the balancer's leases honest: a job that came with a
+/// lease is reported with it once answered; a revoked or used lease gets no job (the client is
+/// sent back to the balancer); `POST /revoke?lease=` is the balancer's claim check.
 ///
 /// The arithmetic runs through `runJob`, which in the program hands it to worker threads and
 /// brings the result back to the event loop; tests can run it inline. Call from one thread.
@@ -25,6 +27,10 @@ public final class FactorialHandler: HTTPHandler {
   public private(set) var activeJobs = 0
   /// Jobs answered since start.
   public private(set) var completedJobs = 0
+  /// Where a client whose lease was revoked or used is sent to ask again (`http://host:port/`),
+  /// worked out from its request; nil to answer 409 instead.
+  public var balancerLocation: ((HTTPRequest) -> String?)?
+  private var leases = LeaseBook()
 
   public init(port: Int, runJob: @escaping JobRunner) {
     self.port = port
@@ -32,6 +38,7 @@ public final class FactorialHandler: HTTPHandler {
   }
 
   public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    if request.path == "/revoke" { return revoke(request, responder) }
     guard request.method == "GET" || request.method == "HEAD" else {
       var response = HTTPResponse.text(.methodNotAllowed, "method not allowed; use GET")
       response.headers.add("Allow", "GET, HEAD")
@@ -41,7 +48,18 @@ public final class FactorialHandler: HTTPHandler {
     case "/":
       job(request, responder, reports: false)
     case "/\(port)":
-      job(request, responder, reports: true)
+      guard let lease = Self.lease(in: request) else {
+        // Not sent by a balancer that gives leases (or by hand): the job, but no report.
+        return job(request, responder, reports: false)
+      }
+      switch leases.admit(lease) {
+      case .start:
+        job(request, responder, reports: true)
+      case .revoked:
+        askAgain(request, responder, "this lease was revoked: it was not used in time")
+      case .usedAlready:
+        askAgain(request, responder, "this lease was used already")
+      }
     case "/health":
       // Not logged: the balancer asks every few seconds.
       let health = ServerHealth(port: port, jobs: activeJobs, served: completedJobs)
@@ -73,6 +91,42 @@ public final class FactorialHandler: HTTPHandler {
   /// A `?n=` outside what the server computes.
   struct InvalidN: Error {
     let message: String
+  }
+
+  /// `POST /revoke?lease=<token>`: revoked unless its client came already.
+  private func revoke(_ request: HTTPRequest, _ responder: HTTPResponder) {
+    guard request.method == "POST" else {
+      var response = HTTPResponse.text(.methodNotAllowed, "method not allowed; use POST")
+      response.headers.add("Allow", "POST")
+      return finish(responder, request, response)
+    }
+    guard let token = Self.lease(in: request) else {
+      return finish(responder, request, .text(.badRequest, "give the lease: /revoke?lease=TOKEN"))
+    }
+    let state: LeaseRevocation.State = leases.revoke(token) ? .revoked : .started
+    finish(responder, request, .json(.ok, LeaseRevocation(lease: token, state: state).encoded()))
+  }
+
+  /// A client with a lease that gets no job: back to the balancer, or 409 if its address is not
+  /// known. No report: the lease is not this client's to end.
+  private func askAgain(_ request: HTTPRequest, _ responder: HTTPResponder, _ reason: String) {
+    if let location = balancerLocation?(request) {
+      var response = HTTPResponse.redirect(to: location)
+      response.headers.add("Cache-Control", "no-store")
+      return finish(responder, request, response)
+    }
+    finish(responder, request, .text(.conflict, "\(reason); ask the balancer for a server again"))
+  }
+
+  /// The lease a request carries, if it is a plausible token.
+  private static func lease(in request: HTTPRequest) -> String? {
+    guard let lease = request.queryValue("lease"), !lease.isEmpty, lease.utf8.count <= 128,
+      lease.utf8.allSatisfy({ byte in
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A)
+          || byte == 0x2D || byte == 0x5F
+      })
+    else { return nil }
+    return lease
   }
 
   private func job(_ request: HTTPRequest, _ responder: HTTPResponder, reports: Bool) {
@@ -111,12 +165,7 @@ public final class FactorialHandler: HTTPHandler {
   }
 
   private func reportPath(_ request: HTTPRequest) -> String {
-    if let lease = request.queryValue("lease"), !lease.isEmpty,
-      lease.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
-    {
-      return "/port_update/\(port)?lease=\(lease)"
-    }
-    return "/port_update/\(port)"
+    "/port_update/\(port)?lease=\(Self.lease(in: request) ?? "")"
   }
 
   private func finish(_ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse)

@@ -2,7 +2,8 @@ import Balancing
 import Documents
 import HTTPCore
 
-/// Probes with `GET /health` over HTTP, on the balancer's event loop, within `timeout` seconds.
+/// Asks servers over HTTP, on the balancer's event loop, within `timeout` seconds: `GET /health`
+/// (busy or idle) and `POST /revoke?lease=<token>` (the claim check).
 public final class HTTPHealthProbe: HealthProbe {
   private let loop: EventLoop
   /// The host used for servers listed by port only.
@@ -13,13 +14,7 @@ public final class HTTPHealthProbe: HealthProbe {
 
   public func check(_ server: ServerAddress, completion: @escaping (ServerPool.CheckResult) -> Void)
   {
-    let host =
-      server.host.map { $0.hasPrefix("[") ? String($0.dropFirst().dropLast()) : $0 } ?? localHost
-    let client = HTTPClient(loop: loop, host: host, port: server.port)
-    client.retryWindow = 0
-    client.requestTimeout = timeout
-    client.send(path: "/health", headers: HTTPHeaders([("Connection", "close")])) { result in
-      client.shutdown()
+    send(to: server, method: "GET", path: "/health") { result in
       switch result {
       case .success(let response):
         // Any answer means it is alive; a server written for the original has no /health of
@@ -29,6 +24,32 @@ public final class HTTPHealthProbe: HealthProbe {
       case .failure:
         completion(.unreachable)
       }
+    }
+  }
+
+  public func revoke(_ lease: Lease, completion: @escaping (RevokeResult) -> Void) {
+    send(to: lease.server, method: "POST", path: "/revoke?lease=\(lease.token)") { result in
+      guard case .success(let response) = result,
+        let answer = try? LeaseRevocation.decode(response.body), answer.lease == lease.token
+      else { return completion(.unknown) }  // no such route: a server written for the original
+      completion(answer.state == .revoked ? .revoked : .started)
+    }
+  }
+
+  /// One request on a connection of its own, closed after the answer.
+  private func send(
+    to server: ServerAddress, method: String, path: String,
+    completion: @escaping (Result<HTTPClientResponse, HTTPClient.Failure>) -> Void
+  ) {
+    let host =
+      server.host.map { $0.hasPrefix("[") ? String($0.dropFirst().dropLast()) : $0 } ?? localHost
+    let client = HTTPClient(loop: loop, host: host, port: server.port)
+    client.retryWindow = 0
+    client.requestTimeout = timeout
+    client.send(method: method, path: path, headers: HTTPHeaders([("Connection", "close")])) {
+      result in
+      client.shutdown()
+      completion(result)
     }
   }
 }

@@ -285,7 +285,8 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(servers[0]["leases"] as? Int, 1)
     XCTAssertEqual(servers[1]["state"] as? String, "free")
     let totals = json["totals"] as! [String: Int]
-    XCTAssertEqual(totals, ["leased": 1, "reported": 0, "expired": 0, "in_flight": 1])
+    XCTAssertEqual(
+      totals, ["leased": 1, "reported": 0, "expired": 0, "reclaimed": 0, "in_flight": 1])
     let status = try PoolStatus.decode(client.last!.body)
     XCTAssertEqual(status.queue, ["5002"])
     XCTAssertEqual(status.policy, "queue")

@@ -13,7 +13,11 @@ final class LeaseLedgerTests: XCTestCase {
 
   private func report(_ server: ServerAddress, _ token: String?) -> ReportOutcome? {
     var outcome: ReportOutcome?
-    ledger.report(server, token: token) { outcome = $0 }
+    if let token {
+      ledger.report(token: token, port: server.port) { outcome = $0 }
+    } else {
+      ledger.reportWithoutToken(server) { outcome = $0 }
+    }
     return outcome
   }
 
@@ -26,11 +30,12 @@ final class LeaseLedgerTests: XCTestCase {
   func testAReportEndsTheLeaseItNamesOnce() {
     issue("t1", a)
     issue("t2", b)
-    XCTAssertEqual(report(a, "t2"), .wrongToken(a), "b's lease, reported by a")
-    XCTAssertEqual(report(a, "nope"), .wrongToken(a))
+    XCTAssertEqual(report(a, "t2"), .wrongToken(port: 5001), "b's lease, reported by a")
+    XCTAssertEqual(report(a, "nope"), .wrongToken(port: 5001))
     guard case .released(let lease)? = report(a, "t1") else { return XCTFail("released") }
     XCTAssertEqual(lease.token, "t1")
-    XCTAssertEqual(report(a, "t1"), .notLeased(a))
+    XCTAssertEqual(report(a, "t1"), .wrongToken(port: 5001), "reported already")
+    XCTAssertEqual(report(a, nil), .notLeased(a))
     XCTAssertEqual(ledger.inFlight(a), 0)
     XCTAssertEqual(ledger.inFlight(b), 1)
     XCTAssertEqual(ledger.servedCount(a), 1)

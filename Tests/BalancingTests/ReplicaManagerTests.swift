@@ -32,7 +32,7 @@ final class ReplicaManagerTests: XCTestCase {
     let file = ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) })
     try file.write(to: path)
     balancer = makeBalancer(servers: file.servers, clock: clock)
-    balancer.replicas.apply(file)
+    try balancer.replicas.apply(file)
     balancer.replicas.clock = { [clock] in clock.now }
     balancer.replicas.configPath = path
     balancer.replicas.launcher = launcher
@@ -189,9 +189,9 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(call("GET", "/heartbeat").status, 200)
   }
 
-  func testHandEditsOfServersJsonStartAndStopLocalServers() {
+  func testHandEditsOfServersJsonStartAndStopLocalServers() throws {
     let file = ServersFile(servers: [5002, 5003, 5009].map { ServerAddress(port: $0) })
-    balancer.replicas.apply(file)
+    try balancer.replicas.apply(file)
     XCTAssertEqual(launcher.started, [5009])
     XCTAssertEqual(launcher.stopped, [5001])
   }

@@ -7,9 +7,23 @@ import XCTest
 /// A health probe whose answers the test decides; checks wait until the test answers them.
 final class ScriptedProbe: HealthProbe {
   var pending: [(server: ServerAddress, completion: (ServerPool.CheckResult) -> Void)] = []
+  var revocations: [(lease: Lease, completion: (RevokeResult) -> Void)] = []
 
   func check(_ server: ServerAddress, completion: @escaping (ServerPool.CheckResult) -> Void) {
     pending.append((server, completion))
+  }
+
+  func revoke(_ lease: Lease, completion: @escaping (RevokeResult) -> Void) {
+    revocations.append((lease, completion))
+  }
+
+  /// Answers every pending claim check with `result`; returns how many there were.
+  @discardableResult
+  func answerRevocations(_ result: RevokeResult) -> Int {
+    let all = revocations
+    revocations.removeAll()
+    for check in all { check.completion(result) }
+    return all.count
   }
 
   /// Answers every pending check of `port` with `result`; returns how many there were.
@@ -47,7 +61,8 @@ final class ServerPoolTests: XCTestCase {
 
   private func assertCountersAddUp(file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(
-      counts.issued, counts.reported + counts.expired + counts.inFlight, file: file, line: line)
+      counts.issued, counts.reported + counts.expired + counts.reclaimed + counts.inFlight,
+      file: file, line: line)
   }
 
   func testAnUnreportedLeaseIsCheckedAtItsDeadlineAndAnIdleServerComesBack() {
@@ -176,11 +191,11 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertEqual(Set(probe.pending.map(\.server.port)), [5001, 5002])
   }
 
-  func testServersAddedAsStartingWaitForTheirFirstProbe() {
+  func testServersAddedAsStartingWaitForTheirFirstProbe() throws {
     let removed = ServerAddress(port: 5002)
     var gone: [ServerAddress] = []
     pool.onRemoved = { gone.append($0) }
-    let change = broker.reconfigure(
+    let change = try broker.reconfigure(
       [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
       now: clock.now)
     XCTAssertEqual(change.added.map(\.port), [5003])
@@ -192,9 +207,9 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertEqual(free, [5001, 5003])
   }
 
-  func testReconfigureAddsAndRemoves() {
+  func testReconfigureAddsAndRemoves() throws {
     let leased = take()  // 5001
-    let change = broker.reconfigure([5002, 5003].map { ServerAddress(port: $0) })
+    let change = try broker.reconfigure([5002, 5003].map { ServerAddress(port: $0) })
     XCTAssertEqual(change.added.map(\.port), [5003])
     XCTAssertEqual(change.removed.map(\.port), [5001])
     XCTAssertEqual(free, [5002, 5003])
@@ -207,15 +222,15 @@ final class ServerPoolTests: XCTestCase {
     reporter.request(balancer, "/port_update/5001")
     XCTAssertEqual(reporter.status, 404)
     // A free server that is removed is never handed out again.
-    broker.reconfigure([ServerAddress(port: 5003)])
+    try broker.reconfigure([ServerAddress(port: 5003)])
     XCTAssertEqual(free, [5003])
     XCTAssertEqual(pool.servers.map(\.port), [5003])
     assertCountersAddUp()
   }
 
-  func testReconfigureToTheSameListChangesNothing() {
+  func testReconfigureToTheSameListChangesNothing() throws {
     let leased = take()
-    let change = broker.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
+    let change = try broker.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
     XCTAssertEqual(change.added, [])
     XCTAssertEqual(change.removed, [])
     XCTAssertEqual(free, [5002])
@@ -226,12 +241,12 @@ final class ServerPoolTests: XCTestCase {
   /// A long random mix of takes, reports (right, wrong, repeated), expiries, outages and
   /// reconfigurations: no server is ever in the queue twice or while leased or down, and the
   /// counters always add up.
-  func testRandomOperationsKeepTheInvariants() {
+  func testRandomOperationsKeepTheInvariants() throws {
     var random = SeededGenerator(seed: 7)
     var clients: [FakeClient] = []
     let all = (5001...5006).map { ServerAddress(port: $0) }
     for _ in 0..<5000 {
-      switch random.next() % 8 {
+      switch random.next() % 10 {
       case 0, 1:
         clients.append(take())
       case 2:
@@ -250,9 +265,21 @@ final class ServerPoolTests: XCTestCase {
         }
       case 5:
         let subset = all.filter { _ in random.next() % 3 != 0 }
-        broker.reconfigure(subset.isEmpty ? [all[0]] : subset)
+        try broker.reconfigure(subset.isEmpty ? [all[0]] : subset)
       case 6:
         clients.randomElement(using: &random)?.responder?.cancel()
+      case 7:
+        // Claim checks: the server revoked the unused lease, saw its client, or cannot tell.
+        let results: [RevokeResult] = [.revoked, .started, .unknown]
+        probe.answerRevocations(results[Int(random.next() % 3)])
+      case 8:
+        // A late client's server reports a lease that may have been revoked meanwhile.
+        if let client = clients.randomElement(using: &random), let lease = client.lease,
+          let location = client.server
+        {
+          let port = location.split(separator: "/").last!
+          FakeClient().request(balancer, "/port_update/\(port)?lease=\(lease)")
+        }
       default:
         FakeClient().request(balancer, "/port_update/\(5001 + Int(random.next() % 6))")
       }
@@ -277,6 +304,7 @@ final class ServerPoolTests: XCTestCase {
     // The mix really reached every way a lease ends.
     XCTAssertGreaterThan(counts.reported, 50)
     XCTAssertGreaterThan(counts.expired, 50)
+    XCTAssertGreaterThan(counts.reclaimed, 50)
     XCTAssertGreaterThan(counts.issued, 500)
   }
 }

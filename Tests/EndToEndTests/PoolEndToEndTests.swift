@@ -16,7 +16,8 @@ final class PoolEndToEndTests: SystemTestCase {
       try serverStates()["\(serverPorts[0])"] == "free"
     }
     let totals = try status()["totals"] as! [String: Int]
-    XCTAssertEqual(totals, ["leased": 1, "reported": 0, "expired": 1, "in_flight": 0])
+    XCTAssertEqual(
+      totals, ["leased": 1, "reported": 0, "expired": 1, "reclaimed": 0, "in_flight": 0])
     // The stale lease cannot be reported any more.
     let token = response.headers["Location"]!.components(separatedBy: "?lease=")[1]
     XCTAssertEqual(try get("/port_update/\(serverPorts[0])?lease=\(token)").statusCode, 409)

@@ -32,14 +32,45 @@ final class FactorialHandlerTests: XCTestCase {
     return sink.responses.removeLast()
   }
 
-  func testJobOnOwnPortAnswersThenReports() {
+  func testJobOnOwnPortAnswersThenReportsItsLease() {
     let handler = makeHandler()
-    let response = get(handler, "/5001?n=10")
+    let response = get(handler, "/5001?n=10&lease=t1")
     XCTAssertEqual(response.status.code, 200)
     XCTAssertEqual(String(decoding: response.body, as: UTF8.self), "Factorial of 10 = 3628800\n")
-    XCTAssertEqual(reports, ["/port_update/5001"])
+    XCTAssertEqual(reports, ["/port_update/5001?lease=t1"])
     XCTAssertEqual(handler.completedJobs, 1)
     XCTAssertEqual(handler.activeJobs, 0)
+  }
+
+  /// A visit without a lease (by hand, or a client that skipped the balancer) gets its job, and
+  /// no report is sent: only a lease's holder may end it.
+  func testAJobWithoutALeaseSendsNoReport() {
+    let handler = makeHandler()
+    XCTAssertEqual(get(handler, "/5001?n=10").status.code, 200)
+    XCTAssertEqual(reports, [])
+  }
+
+  /// The claim check: a lease whose client has not come is revoked for good; one whose client
+  /// came is not; a lease is used once.
+  func testRevokedAndUsedLeasesGetNoJobAndNoReport() throws {
+    let handler = makeHandler()
+    handler.balancerLocation = { request in "http://\(request.hostName ?? "?"):8001/" }
+    let revoked = get(handler, "/revoke?lease=unused", method: "POST")
+    XCTAssertEqual(
+      try LeaseRevocation.decode(revoked.body), LeaseRevocation(lease: "unused", state: .revoked))
+    let late = get(handler, "/5001?lease=unused")
+    XCTAssertEqual(late.status.code, 302)
+    XCTAssertEqual(late.headers["Location"], "http://x:8001/")
+    XCTAssertEqual(get(handler, "/5001?lease=used").status.code, 200)
+    let again = get(handler, "/revoke?lease=used", method: "POST")
+    XCTAssertEqual(try LeaseRevocation.decode(again.body).state, .started)
+    handler.balancerLocation = nil
+    let twice = get(handler, "/5001?lease=used")
+    XCTAssertEqual(twice.status.code, 409)
+    XCTAssertTrue(String(decoding: twice.body, as: UTF8.self).contains("ask the balancer"))
+    XCTAssertEqual(reports, ["/port_update/5001?lease=used"])
+    XCTAssertEqual(get(handler, "/revoke?lease=x").status.code, 405)
+    XCTAssertEqual(get(handler, "/revoke", method: "POST").status.code, 400)
   }
 
   func testLeaseIsPassedBackInTheReport() {
@@ -94,5 +125,23 @@ final class FactorialHandlerTests: XCTestCase {
     let after = try ServerHealth.decode(get(handler, "/health").body)
     XCTAssertEqual(after.busy, false)
     XCTAssertEqual(after.served, 1)
+  }
+}
+
+final class LeaseBookTests: XCTestCase {
+  func testALeaseIsAdmittedOnceAndARevokedOneNever() {
+    var book = LeaseBook()
+    XCTAssertTrue(book.revoke("a"))
+    XCTAssertEqual(book.admit("a"), .revoked)
+    XCTAssertEqual(book.admit("b"), .start)
+    XCTAssertEqual(book.admit("b"), .usedAlready)
+    XCTAssertFalse(book.revoke("b"))
+  }
+
+  func testMemoryIsBounded() {
+    var book = LeaseBook(capacity: 3)
+    for token in ["a", "b", "c", "d"] { XCTAssertEqual(book.admit(token), .start) }
+    XCTAssertEqual(book.admit("a"), .start, "the oldest was forgotten")
+    XCTAssertEqual(book.admit("d"), .usedAlready)
   }
 }

@@ -10,12 +10,16 @@ public final class ManagedProcess: @unchecked Sendable {
   private var captured = ""
   private let pipe = Pipe()
 
-  /// Starts `executable` (a product name, found beside the test bundle) with `arguments`.
+  /// Starts `executable` (a product name, found beside the test bundle, or an absolute path)
+  /// with `arguments`.
   public init(
     _ executable: String, _ arguments: [String], directory: String? = nil,
     environment: [String: String] = [:]
   ) throws {
-    process.executableURL = Self.productsDirectory.appendingPathComponent(executable)
+    process.executableURL =
+      executable.hasPrefix("/")
+      ? URL(fileURLWithPath: executable)
+      : Self.productsDirectory.appendingPathComponent(executable)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     var env = ProcessInfo.processInfo.environment

@@ -1,0 +1,114 @@
+import Documents
+import XCTest
+
+@testable import Balancing
+
+/// Claim checks, reports without a lease, and the per-client limit, without sockets.
+final class ClaimCheckTests: XCTestCase {
+  private let clock = FakeClock()
+  private let probe = ScriptedProbe()
+  private var balancer: Balancer!
+  private var supervisor: PoolSupervisor!
+
+  override func setUp() {
+    balancer = makeBalancer([5001], clock: clock)
+    balancer.broker.issuer.claimTimeout = 3
+    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    supervisor.heartbeatInterval = .infinity
+  }
+
+  private func tick(after seconds: Double) {
+    clock.advance(seconds)
+    supervisor.tick(now: clock.now)
+  }
+
+  func testARevokedLeaseGoesToTheNextClientAtOnce() {
+    let squatter = FakeClient()
+    squatter.request(balancer, "/")
+    let waiting = FakeClient()
+    waiting.request(balancer, "/")
+    tick(after: 2.9)
+    XCTAssertEqual(probe.revocations.count, 0)
+    tick(after: 0.2)
+    XCTAssertEqual(probe.revocations.map(\.lease.token), [squatter.lease!])
+    tick(after: 0.1)
+    XCTAssertEqual(probe.revocations.count, 1, "checked once")
+    probe.answerRevocations(.revoked)
+    XCTAssertEqual(waiting.status, 302)
+    XCTAssertEqual(balancer.counts.reclaimed, 1)
+    // The squatter's server cannot report the revoked lease.
+    let late = FakeClient()
+    late.request(balancer, "/port_update/5001?lease=\(squatter.lease!)")
+    XCTAssertEqual(late.status, 409)
+    XCTAssertEqual(balancer.counts.inFlight, 1)
+  }
+
+  func testAStartedLeaseRunsOnAndOneTheServerCannotTellAboutKeepsItsDeadline() {
+    let client = FakeClient()
+    client.request(balancer, "/")
+    tick(after: 3.1)
+    probe.answerRevocations(.started)
+    tick(after: 10)
+    XCTAssertEqual(probe.revocations.count, 0, "a started lease is not checked again")
+    XCTAssertEqual(
+      balancer.broker.store.leases(of: ServerAddress(port: 5001)).first?.claim, .started)
+    FakeClient().request(balancer, "/port_update/5001?lease=\(client.lease!)")
+    let next = FakeClient()
+    next.request(balancer, "/")
+    tick(after: 3.1)
+    probe.answerRevocations(.unknown)
+    tick(after: 10)
+    XCTAssertEqual(probe.revocations.count, 0)
+    XCTAssertEqual(balancer.broker.stateName(ServerAddress(port: 5001)), "leased")
+    XCTAssertEqual(probe.pending.count, 0, "the lease timeout (60 s) has not passed")
+  }
+
+  func testAReportWithoutALeaseIsAcceptedOnlyFromTheServerItselfAndOnlyBeforeItUsesLeases() {
+    let first = FakeClient()
+    first.request(balancer, "/")
+    let foreign = FakeClient()
+    foreign.request(balancer, "/port_update/5001", from: "10.9.9.9")
+    XCTAssertEqual(foreign.status, 403)
+    let own = FakeClient()
+    own.request(balancer, "/port_update/5001", from: "127.0.0.1")
+    XCTAssertEqual(own.status, 200, "a server written for the original")
+    let second = FakeClient()
+    second.request(balancer, "/")
+    FakeClient().request(balancer, "/port_update/5001?lease=\(second.lease!)")
+    let third = FakeClient()
+    third.request(balancer, "/")
+    let tokenless = FakeClient()
+    tokenless.request(balancer, "/port_update/5001", from: "127.0.0.1")
+    XCTAssertEqual(tokenless.status, 409, "the server reports with leases now")
+    XCTAssertEqual(balancer.broker.refusedReports, ["foreign_source": 1, "lease_required": 1])
+    XCTAssertEqual(balancer.counts.inFlight, 1)
+  }
+
+  func testAClientHoldingTooManyUnusedLeasesGets429() throws {
+    balancer = makeBalancer([5001, 5002, 5003], clock: clock)
+    balancer.broker.maxLeasesPerClient = 2
+    let client = FakeClient()
+    client.request(balancer, "/", from: "10.0.0.1")
+    let firstLease = client.lease!
+    client.request(balancer, "/", from: "10.0.0.1")
+    client.request(balancer, "/", from: "10.0.0.1")
+    XCTAssertEqual(client.status, 429)
+    XCTAssertEqual(client.last?.headers["Retry-After"], "3")
+    let other = FakeClient()
+    other.request(balancer, "/", from: "10.0.0.2")
+    XCTAssertEqual(other.status, 302)
+    // Once the server saw the client use a lease, it no longer counts against it.
+    balancer.broker.store.setClaim(firstLease, .started)
+    let answered = client.responses.count
+    client.request(balancer, "/", from: "10.0.0.1")
+    XCTAssertEqual(client.responses.count, answered, "not refused: it waits for a server")
+    XCTAssertEqual(balancer.waitingCount, 1)
+    XCTAssertEqual(try PoolStatus.decode(statusBody()).refusedClients, 1)
+  }
+
+  private func statusBody() -> [UInt8] {
+    let client = FakeClient()
+    client.request(balancer, "/status")
+    return client.last!.body
+  }
+}
