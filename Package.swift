@@ -18,15 +18,18 @@ let package = Package(
     // The JSON documents the programs exchange and show (health, status, replicas), Codable.
     .target(name: "Documents"),
     // The factorial server's routes and its worker threads. No sockets.
-    .target(name: "FactorialService", dependencies: ["Documents", "Factorial", "HTTPCore"]),
+    .target(
+      name: "FactorialService", dependencies: ["Documents", "Factorial", "HTTPCore", "Metrics"]),
     // Balancing logic: pool, leases, dispatchers (availability queue, policies), routes. No sockets.
-    .target(name: "Balancing", dependencies: ["Documents", "HTTPCore"]),
+    .target(name: "Balancing", dependencies: ["Documents", "HTTPCore", "Metrics"]),
     // Running and restarting the factorial-server processes the balancer supervises.
     .target(name: "Supervision", dependencies: ["Balancing", "Documents", "HTTPCore"]),
     // SVG bar and line charts for the load tester's reports.
     .target(name: "Charts"),
     // Prometheus metrics: counters, gauges, histograms, and the text exposition format.
     .target(name: "Metrics"),
+    // A RESP2 Redis client on the event loop: parser, pipelined connection, scripts.
+    .target(name: "RedisClient", dependencies: ["HTTPCore"]),
     // The load tester: visits, the runner, reports.
     .target(name: "LoadTesting", dependencies: ["Charts", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
@@ -34,7 +37,7 @@ let package = Package(
     // The balancer program: its configuration from flags, and the app that wires it together.
     .target(
       name: "BalancerApp",
-      dependencies: ["Balancing", "HTTPCore", "ProgramSupport", "Supervision"]),
+      dependencies: ["Balancing", "Documents", "HTTPCore", "ProgramSupport", "Supervision"]),
     // The factorial-server program: configuration and app.
     .target(
       name: "FactorialServerApp", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
@@ -55,6 +58,8 @@ let package = Package(
       ]),
     .testTarget(name: "LoadTestingTests", dependencies: ["Charts", "LoadTesting"]),
     .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
+    // The Redis client's parser and SHA-1, and the client against a real redis-server.
+    .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "HTTPCore"]),
     .testTarget(
       name: "BalancingTests",
       dependencies: ["BalancerApp", "Balancing", "Documents", "HTTPCore", "TestSupport"]),

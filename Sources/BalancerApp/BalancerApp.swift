@@ -1,4 +1,5 @@
 import Balancing
+import Documents
 import Foundation
 import HTTPCore
 import ProgramSupport
@@ -22,7 +23,7 @@ public final class BalancerApp {
   public let launcher: ServerLauncher?
   /// The current monotonic time in nanoseconds (the loop's, unless a test gives its own).
   public let clock: () -> UInt64
-  private let log: (String) -> Void
+  let log: (String) -> Void
   private let watcher: ConfigWatcher
   private let initialFile: ServersFile
   private var server: HTTPServer?
@@ -31,12 +32,12 @@ public final class BalancerApp {
   public init(
     configuration: BalancerConfiguration, file: ServersFile, loop: EventLoop,
     launcher: ServerLauncher?, probe: HealthProbe, clock: (() -> UInt64)? = nil,
-    identifier: ServerIdentifier = .system(),
-    log: @escaping (String) -> Void = { print("[balancer] \($0)") }
+    identifier: ServerIdentifier = .system(), log: ((String) -> Void)? = nil
   ) {
     self.configuration = configuration
     self.loop = loop
     self.launcher = launcher
+    let log = log ?? Program.logger(program: "balancer", format: configuration.logFormat)
     self.log = log
     self.initialFile = file
     let clock = clock ?? { [weak loop] in loop?.now ?? MonotonicClock.now() }
@@ -62,12 +63,20 @@ public final class BalancerApp {
     broker.clock = clock
     broker.identifier = identifier
     broker.maxLeasesPerClient = configuration.maxLeasesPerClient
-    broker.log = log
-    broker.logsRoutineChanges = !configuration.quiet
-    pool.log = log
     balancer = Balancer(broker: broker, entries: [])
+    // Changes of servers and leases go to the log and to the dashboard's recent changes.
+    let history = balancer.history
+    let noted: (String) -> Void = { line in
+      log(line)
+      history.note(line)
+    }
+    broker.log = log
+    broker.onChange = { history.note($0) }
+    broker.logsRoutineChanges = !configuration.quiet
+    pool.log = noted
     balancer.adminToken = configuration.adminToken
-    balancer.log = Program.logger(program: "balancer", quiet: configuration.quiet)
+    balancer.log = Program.logger(
+      program: "balancer", quiet: configuration.quiet, format: configuration.logFormat)
     let replicas = balancer.replicas
     replicas.configPath = configuration.configPath
     replicas.isPortFree = Socket.isPortFree
@@ -207,6 +216,13 @@ extension BalancerApp {
     } catch {
       throw StartupError(description: "\(error)", exitCode: 1)
     }
+    if configuration.port != 0 && !Socket.isPortFree(configuration.port) {
+      throw StartupError(
+        description: runningBalancer(on: configuration.port)
+          ? "a balancer already runs on port \(configuration.port): stop it first, or use --port"
+          : "port \(configuration.port) is already in use (choose another with --port)",
+        exitCode: 1)
+    }
     var launcher: ProcessLauncher?
     if configuration.spawnsServers {
       let binary =
@@ -233,19 +249,28 @@ extension BalancerApp {
     if let launcher {
       let workers = configuration.serverWorkers
       let quiet = configuration.quiet
+      let format = configuration.logFormat
       launcher.arguments = { [unowned app] child in
         [
           "--port", "\(child.port)", "--balancer", "127.0.0.1:\(app.port)", "--exit-with-parent",
           "--workers", "\(workers)",
-        ] + (quiet ? ["--quiet"] : [])
+        ] + (quiet ? ["--quiet"] : []) + ["--log-format", format.rawValue]
       }
-      launcher.log = { print("[balancer] \($0)") }
+      launcher.log = app.log
     }
     return app
   }
 }
 
 extension BalancerApp {
+  /// Whether what listens on `port` of this machine is a balancer (answers our /health).
+  static func runningBalancer(on port: Int) -> Bool {
+    guard let client = try? BlockingHTTPClient(port: port, timeout: 1),
+      let response = try? client.get("/health")
+    else { return false }
+    return (try? BalancerHealth.decode(response.body)) != nil
+  }
+
   /// The local ports of servers.json at `configPath`, in order (`--check-config`).
   public static func localPorts(configPath: String) throws(StartupError) -> [Int] {
     do {

@@ -28,6 +28,7 @@ public struct BalancerConfiguration: Sendable {
   public var serverBinary: String?
   public var adminToken: String?
   public var quiet = false
+  public var logFormat = LogFormat.text
   /// Validate servers.json, print its local ports and exit.
   public var checkConfigOnly = false
   /// Seconds a local server may stay down before its process is killed and restarted.
@@ -83,6 +84,7 @@ public struct BalancerConfiguration: Sendable {
           "admin-token", "TOKEN",
           "let clients other than loopback call /add and /rm with Authorization: Bearer TOKEN"),
         .flag("quiet", "do not log one line per request (nor routine lease changes)"),
+        .value("log-format", "FORMAT", "text (default) or json: one JSON object a line"),
         .flag("check-config", "validate the config, print its local ports one per line, and exit"),
       ])
   }
@@ -122,6 +124,13 @@ public struct BalancerConfiguration: Sendable {
     spawnsServers = !options.isSet("no-spawn")
     serverBinary = options["server-binary"]
     quiet = options.isSet("quiet")
+    if let format = options["log-format"] {
+      guard let value = LogFormat(rawValue: format) else {
+        throw CommandLineOptions.UsageError(
+          description: "--log-format: '\(format)' is not text or json")
+      }
+      logFormat = value
+    }
     checkConfigOnly = options.isSet("check-config")
   }
 

@@ -1,5 +1,6 @@
 import Documents
 import HTTPCore
+import Metrics
 
 /// The redirect balancer's routes: `GET /` asks the `ServerBroker` for a server and answers 302
 /// with the lease (or 503); `/port_update/<port>` reports a lease; `/rep`, `/add`, `/rm` manage
@@ -18,9 +19,14 @@ public final class Balancer: HTTPHandler {
   public var fallbackHost = "localhost"
   /// Receives one line per request handled, when set.
   public var log: ((String) -> Void)?
+  /// What `GET /metrics` shows.
+  public let metrics: BalancerMetrics
+  /// The last minute and the recent changes, for `GET /dashboard`.
+  public let history = DashboardHistory()
 
   public init(broker: ServerBroker, entries: [ServerEntry]? = nil) {
     self.broker = broker
+    metrics = BalancerMetrics(broker: broker)
     replicas = ReplicaManager(
       broker: broker, entries: entries ?? broker.pool.servers.map { ServerEntry(address: $0) })
   }
@@ -59,6 +65,23 @@ public final class Balancer: HTTPHandler {
       respond(responder, request, .json(.ok, broker.health.encoded()))
     case "/status":
       respond(responder, request, .json(.ok, broker.status(now: broker.clock()).encoded()))
+    case "/dashboard":
+      respond(
+        responder, request,
+        HTTPResponse(
+          status: .ok, headers: HTTPHeaders([("Content-Type", "text/html; charset=utf-8")]),
+          body: Array(DashboardPage.html.utf8)))
+    case "/dashboard/data":
+      let now = broker.clock()
+      respond(
+        responder, request,
+        .json(.ok, history.data(status: broker.status(now: now), now: now).encoded()))
+    case "/metrics":
+      respond(
+        responder, request,
+        HTTPResponse(
+          status: .ok, headers: HTTPHeaders([("Content-Type", MetricsRegistry.contentType)]),
+          body: metrics.render()))
     case "/favicon.ico":
       respond(responder, request, .text(.notFound, "no icon here"))
     default:
@@ -80,15 +103,20 @@ public final class Balancer: HTTPHandler {
     }
     // The balancer outlives every claim (its server owns the connections): unowned is safe and
     // costs no weak reference per request.
+    let arrived = broker.clock()
     let claim = ServerClaim(
       key: request.queryValue("key") ?? request.remoteAddress, client: request.remoteAddress
     ) { [unowned self] answer, waited in
       switch answer {
       case .lease(let lease):
+        let wait = lease.issued > arrived ? lease.issued - arrived : 0
+        self.metrics.observeWait(nanoseconds: wait)
+        self.history.recordWait(nanoseconds: wait, now: lease.issued)
         let location = Self.location(lease, host: host, query: request.query)
         return self.send(
           responder, request, .redirect(to: location),
-          note: "-> \(lease.server)" + (waited ? " (after waiting)" : ""))
+          note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
+            + (waited ? " (after waiting)" : ""))
       case .unavailable(let reason):
         return self.send(responder, request, self.unavailable(reason))
       case .tooManyLeases(let reason):
@@ -137,6 +165,9 @@ public final class Balancer: HTTPHandler {
       let response: HTTPResponse
       switch outcome {
       case .released(let lease):
+        let now = self.broker.clock()
+        self.metrics.observeJob(lease.server, nanoseconds: now &- lease.issued)
+        self.history.recordJob(now: now)
         response = .text(.ok, "\(lease.server) reported its lease")
       case .notInPool(let port):
         response = .text(.notFound, "port \(port) is not in the pool")
@@ -206,6 +237,7 @@ public final class Balancer: HTTPHandler {
     _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse, note: String = ""
   ) -> Bool {
     let delivered = responder.respond(response)
+    metrics.countAnswer(response.status.code)
     log?(
       "\(request.method) \(request.target) \(response.status.code)\(note.isEmpty ? "" : " " + note)"
     )

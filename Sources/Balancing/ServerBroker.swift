@@ -12,8 +12,12 @@ public final class ServerBroker {
   public let store: LeaseStore
   public let issuer: LeaseIssuer
   public let dispatcher: Dispatcher
-  /// Receives one line per lease or server change.
+  /// Receives one line per lease or server change (routine ones only if
+  /// `logsRoutineChanges`).
   public var log: ((String) -> Void)?
+  /// Receives the unusual changes only (expiry, revocation, refusals, down): what a person
+  /// watching the balancer wants to see.
+  public var onChange: ((String) -> Void)?
   /// Whether routine changes (a lease reported, the server free again) are logged too, or only
   /// the unusual ones (expiry, down, back, added, removed).
   public var logsRoutineChanges = true
@@ -66,7 +70,7 @@ public final class ServerBroker {
     }
     if maxLeasesPerClient > 0 && store.unclaimedCount(of: claim.client) >= maxLeasesPerClient {
       refusedClients += 1
-      log?("\(claim.client): refused a lease: it holds \(maxLeasesPerClient) unused ones")
+      note("\(claim.client): refused a lease: it holds \(maxLeasesPerClient) unused ones")
       claim.answer(
         .tooManyLeases(
           "this client holds \(maxLeasesPerClient) leases it has not used; use them first"))
@@ -117,7 +121,7 @@ public final class ServerBroker {
   private func refuse(_ outcome: ReportOutcome, token: String?) {
     guard let reason = outcome.refusal else { return }
     refusedReports[reason, default: 0] += 1
-    log?("report refused (\(reason)): \(outcome)")
+    note("report refused (\(reason)): \(outcome)")
   }
 
   /// Answers 503 to clients whose wait is over.
@@ -176,7 +180,7 @@ public final class ServerBroker {
     switch result {
     case .busy:
       store.extend(lease.token, until: now + MonotonicClock.nanoseconds(leaseTimeout))
-      log?(
+      note(
         "\(lease.server): lease unreported for \(ServerPool.seconds(now - lease.issued)), server busy: extended"
       )
     case .idle:
@@ -204,12 +208,16 @@ public final class ServerBroker {
   public func markDown(
     _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
   ) {
-    if pool.markDown(server, now: now, failedCheck: failedCheck, reason: reason) {
-      dispatcher.serverStopped(server)
-    }
-    store.expireAll(of: server) { [weak self] ended in
-      guard let self, !ended.isEmpty || self.pool.isRetired(server) else { return }
-      self.leaseEnded(server, reason: "down with \(ended.count) lease(s) unreported")
+    // Out of the dispatcher at once; then one line for the event, with the leases it ended.
+    if pool.canServe(server) { dispatcher.serverStopped(server) }
+    store.expireAll(of: server) { [unowned self] ended in
+      let detail = ended.isEmpty ? reason : "\(reason), \(ended.count) lease(s) unreported"
+      if self.pool.isRetired(server) && self.store.inFlight(server) == 0 {
+        self.pool.drop(server, reason: detail + "; removed from the pool")
+        self.forget(server)
+      } else {
+        self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
+      }
     }
   }
 
@@ -327,7 +335,7 @@ public final class ServerBroker {
     _ server: ServerAddress, routine: Bool = false, reason: @autoclosure () -> String
   ) {
     guard store.inFlight(server) == 0 else {
-      if let log, !routine || logsRoutineChanges { log("\(server): \(reason())") }
+      note("\(server): \(reason())", routine: routine)
       return
     }
     if pool.isRetired(server) {
@@ -336,10 +344,17 @@ public final class ServerBroker {
       return
     }
     let available = pool.canServe(server)
-    if let log, !routine || logsRoutineChanges {
-      log("\(server): \(reason())" + (available ? ": free" : ""))
-    }
+    note("\(server): \(reason())" + (available ? ": free" : ""), routine: routine)
     if available { dispatcher.serverFreed(server) }
+  }
+
+  /// Logs a change; a routine one (a report) only if `logsRoutineChanges`, and not as a change.
+  private func note(_ line: @autoclosure () -> String, routine: Bool = false) {
+    guard log != nil || (!routine && onChange != nil) else { return }
+    guard !routine || logsRoutineChanges else { return }
+    let text = line()
+    log?(text)
+    if !routine { onChange?(text) }
   }
 
   /// Forgets a server that left the pool.

@@ -40,6 +40,8 @@ public final class ServerPool {
     var isProbing = false
     /// When an idle server was last asked whether it is alive.
     var lastHeartbeat: UInt64 = 0
+    /// Joined as starting and has not answered yet: its first answer means "started".
+    var isStarting = false
   }
 
   /// Receives one line per change of membership or health.
@@ -125,8 +127,14 @@ public final class ServerPool {
       return false
     }
     member.health = .up
+    let started = member.isStarting
+    member.isStarting = false
     members[server] = member
-    log?("\(server): answers again after \(Self.seconds(now - since)) down: back in the queue")
+    if started {
+      log?("\(server): started, after \(Self.seconds(now - since)): in the pool")
+    } else {
+      log?("\(server): answers again after \(Self.seconds(now - since)) down: back in the pool")
+    }
     return true
   }
 
@@ -185,7 +193,7 @@ public final class ServerPool {
       change.added.append(server)
       if startingDown.contains(server) {
         members[server] = Member(
-          health: .down(since: now, nextProbe: now + 200_000_000, failures: 0))
+          health: .down(since: now, nextProbe: now + 200_000_000, failures: 0), isStarting: true)
         log?("\(server): added, starting")
       } else {
         members[server] = Member(health: .up)

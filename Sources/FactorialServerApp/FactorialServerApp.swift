@@ -26,6 +26,7 @@ public final class FactorialServerApp {
         loop.execute { deliver(body) }
       }
     }
+    handler.queueLength = { [workers] in workers.pendingCount }
     let port = configuration.port
     // A client with a revoked lease goes back to the balancer by the name it used for this
     // server when the balancer is on this machine, else by the balancer's own address.
@@ -38,7 +39,9 @@ public final class FactorialServerApp {
       let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
       return "http://\(named):\(balancerPort)/"
     }
-    let log = Program.logger(program: "server \(port)", quiet: configuration.quiet)
+    let log = Program.logger(
+      program: "server \(port)", quiet: configuration.quiet, format: configuration.logFormat)
+    let errorLog = Program.logger(program: "server \(port)", format: configuration.logFormat)
     handler.log = log
     handler.report = { [reporter] path in
       reporter.send(path: path) { result in
@@ -46,9 +49,9 @@ public final class FactorialServerApp {
         case .success(let response) where response.statusCode == 200:
           log?("reported \(path)")
         case .success(let response):
-          print("[server \(port)] report \(path) answered \(response.statusCode): \(response.text)")
+          errorLog("report \(path) answered \(response.statusCode): \(response.text)")
         case .failure(let failure):
-          print("[server \(port)] report \(path) failed: \(failure)")
+          errorLog("report \(path) failed: \(failure)")
         }
       }
     }
@@ -77,8 +80,8 @@ public final class FactorialServerApp {
     for signal in [SIGINT, SIGTERM] {
       loop.onSignal(signal) { [weak self] in self?.stop() }
     }
-    print(
-      "[server \(configuration.port)] listening on port \(server.port), reporting to \(configuration.balancerHost):\(configuration.balancerPort)"
+    Program.logger(program: "server \(configuration.port)", format: configuration.logFormat)(
+      "listening on port \(server.port), reporting to \(configuration.balancerHost):\(configuration.balancerPort)"
     )
   }
 

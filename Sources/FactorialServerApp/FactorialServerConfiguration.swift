@@ -9,6 +9,7 @@ public struct FactorialServerConfiguration: Sendable {
   public var balancerPort = 8001
   public var workers = 1
   public var quiet = false
+  public var logFormat = LogFormat.text
   /// Exit when the process that started this one (the balancer) exits.
   public var exitsWithParent = false
 
@@ -31,6 +32,7 @@ public struct FactorialServerConfiguration: Sendable {
           "where to report (default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
         .value("workers", "N", "threads computing factorials (default 1)"),
         .flag("quiet", "do not log one line per request"),
+        .value("log-format", "FORMAT", "text (default) or json: one JSON object a line"),
         .flag(
           "exit-with-parent", "exit when the process that started this one exits (the balancer)"),
       ])
@@ -62,6 +64,13 @@ public struct FactorialServerConfiguration: Sendable {
       balancerPort = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
     }
     quiet = options.isSet("quiet")
+    if let format = options["log-format"] {
+      guard let value = LogFormat(rawValue: format) else {
+        throw CommandLineOptions.UsageError(
+          description: "--log-format: '\(format)' is not text or json")
+      }
+      logFormat = value
+    }
     exitsWithParent = options.isSet("exit-with-parent")
   }
 }

@@ -1,6 +1,7 @@
 import Documents
 import Factorial
 import HTTPCore
+import Metrics
 
 /// The factorial server's routes: computes `Factorial of N = …` for `GET /<own port>` and for
 /// `GET /`, answers `/health`, and keeps the balancer's leases honest: a job that came with a
@@ -31,10 +32,28 @@ public final class FactorialHandler: HTTPHandler {
   /// worked out from its request; nil to answer 409 instead.
   public var balancerLocation: ((HTTPRequest) -> String?)?
   private var leases = LeaseBook()
+  /// What `GET /metrics` shows: jobs, compute time, the job queue.
+  public let metrics = MetricsRegistry()
+  private let computeTime: Histogram
+  private let answered: Counter
+  /// Jobs queued or running on the workers (set by the program, which owns them).
+  public var queueLength: () -> Int = { 0 }
 
   public init(port: Int, runJob: @escaping JobRunner) {
     self.port = port
     self.runJob = runJob
+    answered = metrics.counter("factorial_jobs_total", help: "Jobs answered since start.")
+    computeTime = metrics.histogram(
+      "factorial_compute_seconds", help: "Time to compute one factorial, on a worker.",
+      buckets: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+      ])
+    metrics.gauge("factorial_jobs_active", help: "Jobs accepted and not yet answered.") {
+      [unowned self] in Double(self.activeJobs)
+    }
+    metrics.gauge("factorial_queue_length", help: "Jobs queued or running on the workers.") {
+      [unowned self] in Double(self.queueLength())
+    }
   }
 
   public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
@@ -66,6 +85,11 @@ public final class FactorialHandler: HTTPHandler {
       responder.respond(.json(.ok, health.encoded()))
     case "/heartbeat":
       finish(responder, request, .text(.ok, "ok"))
+    case "/metrics":
+      responder.respond(
+        HTTPResponse(
+          status: .ok, headers: HTTPHeaders([("Content-Type", MetricsRegistry.contentType)]),
+          body: Array(metrics.render().utf8)))
     case "/favicon.ico":
       finish(responder, request, .text(.notFound, "no icon here"))
     default:
@@ -140,11 +164,14 @@ public final class FactorialHandler: HTTPHandler {
       return
     }
     activeJobs += 1
+    let computeTime = computeTime
     runJob(
       {
+        let started = MonotonicClock.now()
         var body = Array("Factorial of \(n) = ".utf8)
         body.append(contentsOf: Factorial.of(n).decimalBytes)
         body.append(UInt8(ascii: "\n"))
+        computeTime.observe(nanoseconds: MonotonicClock.now() - started)
         return body
       },
       { [weak self] body in
@@ -158,6 +185,7 @@ public final class FactorialHandler: HTTPHandler {
           guard let self else { return }
           self.activeJobs -= 1
           self.completedJobs += 1
+          self.answered.increment()
           if reports { self.report?(path) }
         }
         self.log?("\(request.method) \(request.target) 200 n=\(n)")

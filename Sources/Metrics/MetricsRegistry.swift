@@ -39,6 +39,16 @@ public final class MetricsRegistry {
     addCallback(name, help: help, type: .counter, labelNames: []) { [([], value())] }
   }
 
+  /// Registers a labelled counter whose samples are read from `values` at render time, one per
+  /// entry, each with one label value per label name (totals the program keeps by reason).
+  /// No sample's value may ever go down.
+  public func counter(
+    _ name: String, help: String, labelNames: [String],
+    values: @escaping () -> [(labels: [String], value: Double)]
+  ) {
+    addCallback(name, help: help, type: .counter, labelNames: labelNames, samples: values)
+  }
+
   // MARK: Gauges
 
   /// Registers a gauge without labels.

@@ -18,8 +18,45 @@ public enum Program {
   }
 
   /// Prints a log line (stdout), unless `quiet`.
-  public static func logger(program: String, quiet: Bool) -> ((String) -> Void)? {
+  public static func logger(program: String, quiet: Bool, format: LogFormat = .text)
+    -> ((String) -> Void)?
+  {
     guard !quiet else { return nil }
-    return { line in print("[\(program)] \(line)") }
+    return logger(program: program, format: format)
   }
+
+  /// Prints log lines (stdout, or `write`): `[program] message`, or one JSON object a line.
+  public static func logger(
+    program: String, format: LogFormat, write: @escaping (String) -> Void = { print($0) }
+  ) -> (String) -> Void {
+    switch format {
+    case .text:
+      return { line in write("[\(program)] \(line)") }
+    case .json:
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+      let clock = ISO8601DateFormatter()
+      clock.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+      return { line in
+        let entry = LogLine(time: clock.string(from: Date()), program: program, message: line)
+        guard let data = try? encoder.encode(entry) else { return }
+        write(String(decoding: data, as: UTF8.self))
+      }
+    }
+  }
+}
+
+/// How the programs write their log lines: for people, or for machines.
+public enum LogFormat: String, CaseIterable, Sendable {
+  /// `[balancer] 5001: down`
+  case text
+  /// `{"message":"5001: down","program":"balancer","time":"2026-11-23T18:31:05.120Z"}`
+  case json
+}
+
+/// One log line in the JSON format.
+struct LogLine: Encodable {
+  let time: String
+  let program: String
+  let message: String
 }

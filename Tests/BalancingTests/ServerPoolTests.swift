@@ -201,10 +201,15 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertEqual(change.added.map(\.port), [5003])
     XCTAssertEqual(gone, [removed])
     XCTAssertEqual(free, [5001])
+    var lines: [String] = []
+    pool.log = { lines.append($0) }
     clock.advance(0.3)
     supervisor.tick(now: clock.now)
     probe.answer(5003, .idle)
     XCTAssertEqual(free, [5001, 5003])
+    // A server that was starting has started; it was never down.
+    XCTAssertEqual(lines.count, 1)
+    XCTAssertTrue(lines[0].hasPrefix("5003: started, after 0.3"), "\(lines)")
   }
 
   func testReconfigureAddsAndRemoves() throws {

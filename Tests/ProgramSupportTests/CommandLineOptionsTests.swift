@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import ProgramSupport
@@ -73,5 +74,21 @@ final class CommandLineOptionsTests: XCTestCase {
     for name in ["--port PORT", "--rate N", "--quiet", "--help"] {
       XCTAssertEqual(usage.components(separatedBy: name).count, 2, name)
     }
+  }
+}
+
+final class LoggerTests: XCTestCase {
+  func testTextAndJSONLines() throws {
+    var lines: [String] = []
+    Program.logger(program: "balancer", format: .text) { lines.append($0) }("5001: down")
+    XCTAssertEqual(lines, ["[balancer] 5001: down"])
+    Program.logger(program: "balancer", format: .json) { lines.append($0) }("say \"hi\"\n")
+    let object = try XCTUnwrap(
+      try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: String])
+    XCTAssertEqual(object["program"], "balancer")
+    XCTAssertEqual(object["message"], "say \"hi\"\n")
+    XCTAssertNotNil(ISO8601DateFormatter().date(from: String(object["time"]!.prefix(19)) + "Z"))
+    XCTAssertFalse(lines[1].contains("\n"), "one line per entry")
+    XCTAssertNil(Program.logger(program: "x", quiet: true))
   }
 }
