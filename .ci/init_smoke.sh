@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Smoke test of the README's first command: ./init_project.sh builds and runs the whole system,
-# answers curl -L, stops everything on SIGTERM, and refuses to start on a port in use.
+# Smoke test of the README's first command: ./init_project.sh builds and runs the whole system
+# (and builds the load tester the README runs), prints the URL to open once the balancer listens,
+# answers curl -L, stops everything on SIGTERM, and refuses to start on a port in use without
+# printing a URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LB_PORT=18001
@@ -10,6 +12,8 @@ trap 'rm -f "$LOG"' EXIT
 ports() { python3 -c 'import json; print(" ".join(str(p) for p in json.load(open("servers.json"))["available_servers"]))'; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The README runs .build/release/loadtest after ./init_project.sh: the script must build it.
+rm -f .build/release/loadtest
 setsid ./init_project.sh >"$LOG" 2>&1 &
 PID=$!
 for _ in $(seq 600); do
@@ -24,8 +28,40 @@ case "$ANSWER" in
   "Factorial of "*) echo "init_smoke: curl -L answered: ${ANSWER:0:40}..." ;;
   *) cat "$LOG"; echo "init_smoke: unexpected answer: $ANSWER" >&2; kill -TERM "$PID"; exit 1 ;;
 esac
+# The URL is printed once the balancer listens, after its line, with the port it listens on.
+listening_at() { grep -n '^\[balancer\] listening on port ' "$LOG" | head -1 | cut -d: -f1; }
+open_at() { grep -n '^Open http://' "$LOG" | head -1 | cut -d: -f1; }
+for _ in $(seq 50); do [ -n "$(open_at)" ] && break; sleep 0.1; done
+LISTENING_AT="$(listening_at)"
+OPEN_AT="$(open_at)"
+if [ -z "$LISTENING_AT" ] || [ -z "$OPEN_AT" ] || [ "$OPEN_AT" -le "$LISTENING_AT" ]; then
+  cat "$LOG"; echo "init_smoke: no 'Open http://...' line after the balancer's listening line" >&2
+  kill -TERM "$PID"; exit 1
+fi
+REAL_PORT="$(sed -n "${LISTENING_AT}p" "$LOG" | sed -E 's/^\[balancer\] listening on port ([0-9]+) .*/\1/')"
+OPEN_LINE="$(sed -n "${OPEN_AT}p" "$LOG")"
+if [ "$REAL_PORT" != "$LB_PORT" ] || [ "$(grep -c '^Open http://' "$LOG")" != 1 ] \
+  || [[ "$OPEN_LINE" != "Open http://localhost:$REAL_PORT/ "* ]]; then
+  cat "$LOG"; echo "init_smoke: the URL does not name the port the balancer listens on ($REAL_PORT)" >&2
+  kill -TERM "$PID"; exit 1
+fi
+echo "init_smoke: printed after the balancer listened: $OPEN_LINE"
+# The load tester the README runs was built, and works against the system.
+if ! LOADTEST="$(.build/release/loadtest "http://127.0.0.1:$LB_PORT/" --requests 20 --concurrency 4 --quiet 2>&1)"; then
+  echo "$LOADTEST"; echo "init_smoke: .build/release/loadtest missing or failed" >&2
+  kill -TERM "$PID"; exit 1
+fi
+case "$LOADTEST" in
+  *"succeeded: 20,"*) echo "init_smoke: .build/release/loadtest ran 20 visits" ;;
+  *) echo "$LOADTEST"; echo "init_smoke: unexpected loadtest report" >&2; kill -TERM "$PID"; exit 1 ;;
+esac
 kill -TERM "$PID"
-wait "$PID" || true
+STATUS=0
+wait "$PID" || STATUS=$?
+if [ "$STATUS" != 0 ]; then
+  cat "$LOG"; echo "init_smoke: init_project.sh exited $STATUS after SIGTERM, not the balancer's 0" >&2
+  exit 1
+fi
 sleep 1
 for port in "$LB_PORT" $(ports); do
   if port_open "$port"; then echo "init_smoke: port $port still open after SIGTERM" >&2; exit 1; fi
@@ -41,12 +77,19 @@ python3 -c 'import socket,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 5003)); s.listen(); time.sleep(120)' &
 BLOCKER=$!
 sleep 0.5
-if ./init_project.sh >"$LOG" 2>&1; then
-  kill "$BLOCKER"
+STATUS=0
+./init_project.sh >"$LOG" 2>&1 || STATUS=$?
+kill "$BLOCKER"
+if [ "$STATUS" = 0 ]; then
   echo "init_smoke: started although port 5003 was taken" >&2
   exit 1
 fi
-kill "$BLOCKER"
 grep -q "port 5003 is already in use" "$LOG" || { cat "$LOG"; echo "init_smoke: no port number in the error" >&2; exit 1; }
+# The balancer's own status (1: a port in use), and no URL to open.
+[ "$STATUS" = 1 ] || { cat "$LOG"; echo "init_smoke: exited $STATUS, not the balancer's 1" >&2; exit 1; }
+if grep -q "Open http" "$LOG"; then
+  cat "$LOG"; echo "init_smoke: printed a URL to open although the balancer did not start" >&2
+  exit 1
+fi
 if pgrep -f '[f]actorial-server --port' >/dev/null; then echo "init_smoke: processes left" >&2; exit 1; fi
-echo "init_smoke: a port in use is reported by number"
+echo "init_smoke: a port in use is reported by number, with no URL to open"

@@ -3,13 +3,25 @@ import Foundation
 /// Draws simple, self-contained SVG charts — bars or lines, with axes, tick labels, axis titles
 /// and a title — that any browser renders without scripts or fonts of its own.
 public struct SVGChart {
-  /// One line of a line chart.
+  /// One line of a line chart, drawn over the series before it.
   public struct Series {
     public var name: String
     public var points: [(x: Double, y: Double)]
-    public init(name: String, points: [(x: Double, y: Double)]) {
+    /// Line width in pixels.
+    public var width: Double
+    /// 1 opaque; less lets a line drawn later or earlier show through where lines meet.
+    public var opacity: Double
+    /// An SVG dash pattern such as "6 4", or nil for a solid line.
+    public var dash: String?
+    public init(
+      name: String, points: [(x: Double, y: Double)], width: Double = 2, opacity: Double = 1,
+      dash: String? = nil
+    ) {
       self.name = name
       self.points = points
+      self.width = width
+      self.opacity = opacity
+      self.dash = dash
     }
   }
 
@@ -52,7 +64,8 @@ public struct SVGChart {
     return document(body)
   }
 
-  /// A line chart of one or more series against a numeric x axis, with a legend.
+  /// A line chart of one or more series against a numeric x axis, with a legend. Series are
+  /// drawn in order, each over the ones before it; each line has a `<title>` with its name.
   public func lines(_ series: [Series], xTicks: [Double]? = nil) -> String {
     let allPoints = series.flatMap(\.points)
     let xMin = allPoints.map(\.x).min() ?? 0
@@ -72,19 +85,28 @@ public struct SVGChart {
         let y = margin.top + plotHeight - (top > 0 ? plotHeight * point.y / top : 0)
         return "\(Self.number(x)),\(Self.number(y))"
       }
+      let style =
+        "stroke=\"\(color)\" stroke-width=\"\(Self.number(item.width))\""
+        + (item.opacity < 1 ? " stroke-opacity=\"\(Self.number(item.opacity, digits: 2))\"" : "")
+        + (item.dash.map { " stroke-dasharray=\"\(Self.escape($0))\"" } ?? "")
       body +=
-        "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(coordinates.joined(separator: " "))\"/>\n"
+        "<polyline fill=\"none\" \(style) points=\"\(coordinates.joined(separator: " "))\"><title>\(Self.escape(item.name))</title></polyline>\n"
       if item.points.count <= 12 {
+        let radius = Self.number(max(4, item.width + 1))
+        let fill =
+          "fill=\"\(color)\""
+          + (item.opacity < 1 ? " fill-opacity=\"\(Self.number(item.opacity, digits: 2))\"" : "")
         for coordinate in coordinates {
           let parts = coordinate.split(separator: ",")
-          body += "<circle cx=\"\(parts[0])\" cy=\"\(parts[1])\" r=\"4\" fill=\"\(color)\"/>\n"
+          body += "<circle cx=\"\(parts[0])\" cy=\"\(parts[1])\" r=\"\(radius)\" \(fill)/>\n"
         }
       }
-      // Legend, top right.
+      // Legend, top right: a sample of the line.
       let legendY = margin.top + 8 + Double(index) * 18
       let legendX = width - margin.right - 170
-      body += rect(legendX, legendY - 9, 12, 12, fill: color)
-      body += text(legendX + 18, legendY + 1, item.name, anchor: "start", size: 12)
+      body +=
+        "<line x1=\"\(Self.number(legendX))\" y1=\"\(Self.number(legendY - 3))\" x2=\"\(Self.number(legendX + 14))\" y2=\"\(Self.number(legendY - 3))\" \(style)/>\n"
+      body += text(legendX + 20, legendY + 1, item.name, anchor: "start", size: 12)
     }
     return document(body)
   }
@@ -150,7 +172,9 @@ public struct SVGChart {
     return String(format: "%.2f", value)
   }
 
-  static func number(_ value: Double) -> String { String(format: "%.1f", value) }
+  static func number(_ value: Double, digits: Int = 1) -> String {
+    String(format: "%.\(digits)f", value)
+  }
 
   static func escape(_ text: String) -> String {
     text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

@@ -109,11 +109,16 @@ public struct LoadReport: Sendable {
     return (data.map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"
   }
 
-  /// One row per visit.
+  /// The columns of `csv`, in order.
+  public static let csvColumns = [
+    "index", "start_s", "end_s", "outcome", "status", "server", "balancer_ms", "server_ms",
+    "total_ms", "retries", "job_size", "detail",
+  ]
+
+  /// One row per visit, under a header naming `csvColumns`; `job_size` is empty unless the run
+  /// mixes job sizes, `detail` is always quoted.
   public var csv: String {
-    var rows = [
-      "index,start_s,end_s,outcome,status,server,balancer_ms,server_ms,total_ms,retries,detail"
-    ]
+    var rows = [Self.csvColumns.joined(separator: ",")]
     for visit in visits {
       let fields: [String] = [
         String(visit.index), String(format: "%.6f", visit.start), String(format: "%.6f", visit.end),
@@ -138,23 +143,34 @@ public struct LoadReport: Sendable {
     ).bars(jobsPerServer.map { ($0.0, Double($0.1)) })
   }
 
-  /// A line chart of jobs finished per server in each time slice of `bucket` seconds.
-  public func timelineChart(bucket: Double, title: String? = nil) -> String {
-    let buckets = max(1, Int((duration / bucket).rounded(.up)))
+  /// Jobs finished per second by each server (in `jobsPerServer` order), in consecutive slices
+  /// of `bucket` seconds from the start; each point is at its slice's start. Only whole slices
+  /// are counted: a last, shorter slice would show a fraction of a slice's jobs as a drop of
+  /// every line at the end, so it is left out (a run shorter than `bucket` is one slice as
+  /// long as the run).
+  public func timeline(bucket: Double) -> [(server: String, points: [(x: Double, y: Double)])] {
+    let wholeSlices = Int((duration / bucket * (1 + 1e-9)).rounded(.down))
+    let (slices, width) = wholeSlices >= 1 ? (wholeSlices, bucket) : (1, max(duration, 1e-9))
+    let end = Double(slices) * width * (1 + 1e-9)
     let servers = jobsPerServer.map(\.0)
     var counts: [String: [Int]] = Dictionary(
-      uniqueKeysWithValues: servers.map { ($0, Array(repeating: 0, count: buckets)) })
-    for visit in visits where visit.outcome == .ok {
+      uniqueKeysWithValues: servers.map { ($0, Array(repeating: 0, count: slices)) })
+    for visit in visits where visit.outcome == .ok && visit.end <= end {
       guard let server = visit.server else { continue }
-      let slot = min(buckets - 1, Int(visit.end / bucket))
-      counts[server]?[slot] += 1
+      counts[server]?[min(slices - 1, Int(visit.end / width))] += 1
     }
-    let series = servers.map { server in
-      SVGChart.Series(
-        name: server,
-        points: counts[server]!.enumerated().map {
-          (Double($0.offset) * bucket, Double($0.element) / bucket)
-        })
+    return servers.map { server in
+      (
+        server,
+        counts[server]!.enumerated().map { (Double($0.offset) * width, Double($0.element) / width) }
+      )
+    }
+  }
+
+  /// A line chart of `timeline(bucket:)`: jobs finished per second by each server over the run.
+  public func timelineChart(bucket: Double, title: String? = nil) -> String {
+    let series = timeline(bucket: bucket).map {
+      SVGChart.Series(name: $0.server, points: $0.points)
     }
     return SVGChart(
       title: title ?? "Requests served per second, per server", xLabel: "seconds since the start",

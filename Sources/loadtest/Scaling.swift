@@ -1,4 +1,3 @@
-import Charts
 import Documents
 import Foundation
 import HTTPCore
@@ -36,7 +35,7 @@ func runScaling(_ arguments: [String]) {
     ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
     .appendingPathComponent("balancer").path
 
-  var rows: [(n: Int, report: LoadReport)] = []
+  var rows: [ScalingRun] = []
   for n in from...to {
     FileHandle.standardError.write(Data("== \(n) servers ==\n".utf8))
     do {
@@ -47,62 +46,32 @@ func runScaling(_ arguments: [String]) {
       print("-- \(n) servers --")
       print(report.text)
       print("")
-      rows.append((n, report))
+      rows.append(ScalingRun(servers: n, report: report))
     } catch {
       LoadOptions.fail("with \(n) servers: \(error)")
     }
   }
 
-  func perServer(_ report: LoadReport, n: Int) -> (mean: Double, least: Double, most: Double) {
-    let counts = report.jobsPerServer.map { Double($0.1) }
-    let padded = counts + Array(repeating: 0, count: max(0, n - counts.count))
-    return (Double(report.succeeded) / Double(n), padded.min() ?? 0, padded.max() ?? 0)
-  }
   print("servers  mean/server  least  most  throughput (req/s)  failed")
   for row in rows {
-    let spread = perServer(row.report, n: row.n)
+    let spread = row.perServer
     print(
       String(
-        format: "%7d  %11.1f  %5.0f  %4.0f  %18.1f  %6d", row.n, spread.mean, spread.least,
+        format: "%7d  %11.1f  %5.0f  %4.0f  %18.1f  %6d", row.servers, spread.mean, spread.least,
         spread.most,
         row.report.throughput, row.report.visits.count - row.report.succeeded))
   }
-  let xTicks = rows.map { Double($0.n) }
-  if let path = options["chart"] {
-    let series = [
-      SVGChart.Series(
-        name: "mean", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).mean) }),
-      SVGChart.Series(
-        name: "least", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).least) }),
-      SVGChart.Series(
-        name: "most", points: rows.map { (Double($0.n), perServer($0.report, n: $0.n).most) }),
-    ]
-    LoadOptions.save(
-      SVGChart(
-        title: "Requests per server against the number of servers",
-        xLabel: "servers (N)", yLabel: "requests served per server"
-      ).lines(series, xTicks: xTicks), to: path)
-  }
+  if let path = options["chart"] { LoadOptions.save(ScalingCharts.perServer(rows), to: path) }
   if let path = options["throughput-chart"] {
-    LoadOptions.save(
-      SVGChart(
-        title: "Throughput against the number of servers", xLabel: "servers (N)",
-        yLabel: "requests per second"
-      )
-      .lines(
-        [
-          SVGChart.Series(
-            name: "throughput", points: rows.map { (Double($0.n), $0.report.throughput) })
-        ], xTicks: xTicks),
-      to: path)
+    LoadOptions.save(ScalingCharts.throughput(rows), to: path)
   }
   if let path = options["json"] {
     let items = rows.map { row -> String in
-      let spread = perServer(row.report, n: row.n)
+      let spread = row.perServer
       return String(
         format:
           "{\"servers\": %d, \"mean_per_server\": %.2f, \"least\": %.0f, \"most\": %.0f, \"throughput_rps\": %.2f, \"failed\": %d}",
-        row.n, spread.mean, spread.least, spread.most, row.report.throughput,
+        row.servers, spread.mean, spread.least, spread.most, row.report.throughput,
         row.report.visits.count - row.report.succeeded)
     }
     LoadOptions.save("[\n  " + items.joined(separator: ",\n  ") + "\n]\n", to: path)

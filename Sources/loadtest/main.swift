@@ -14,24 +14,36 @@ if arguments.first == "scale" {
 
 /// `loadtest URL [options]`: one run against a running balancer.
 func runLoad(_ arguments: [String]) {
+  // The program is named with its URL so that --help shows the one usage line
+  // "usage: loadtest URL [options]"; errors still begin "loadtest:".
   var options = CommandLineOptions(
-    program: "loadtest",
+    program: "loadtest URL",
     summary: """
-      Sends --requests visits to a balancer URL, --concurrency at a time, following each redirect
-      as a browser does, and reports jobs per server, status codes, latency (total, at the
-      balancer, at the server: mean, p50, p90, p99, max) and throughput. Refused connections,
-      503s and wrong bodies are counted, never fatal; a visit whose server is unreachable goes back
-      to the balancer (--retries). Also: loadtest scale --help, loadtest policies --help.
-      usage: loadtest URL [options]
+      Sends --requests visits to the balancer at URL (e.g. http://127.0.0.1:8001/), --concurrency
+      at a time, following each redirect as a browser does, and reports jobs per server, status
+      codes, latency (total, at the balancer, at the server: mean, p50, p90, p99, max) and
+      throughput. Refused connections, 503s and wrong bodies are counted, never fatal; a visit
+      whose server is unreachable goes back to the balancer (--retries). Exits 0 when every visit
+      got a factorial, 3 otherwise.
+
+      Also: loadtest scale [options] runs the whole system with N servers for each N, and
+      loadtest policies [options] compares the routing policies (see their --help).
       """,
     options: LoadOptions.common)
   var rest = arguments
   let url = rest.first.flatMap { $0.hasPrefix("--") ? nil : $0 }
   if url != nil { rest.removeFirst() }
-  CommandLineOptions.parseOrExit(&options, rest)
+  do {
+    try options.parse(rest)
+  } catch {
+    LoadOptions.fail(error.description)
+  }
+  if options.isSet("help") {
+    print(options.usage)
+    exit(0)
+  }
   guard let url else {
-    Program.fail(
-      "give the balancer's URL, e.g. http://127.0.0.1:8001/", code: 2, program: "loadtest")
+    LoadOptions.fail("give the balancer's URL, e.g. http://127.0.0.1:8001/ (see --help)")
   }
   let configuration = LoadOptions.configuration(url: url, options)
   let report = LoadOptions.run(configuration)

@@ -75,6 +75,26 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// `--help` of each command prints one usage line, the right one, and exits 0.
+  func testHelpPrintsOneUsageLine() throws {
+    for (arguments, usage) in [
+      (["--help"], "usage: loadtest URL [options]"),
+      (["http://127.0.0.1:8001/", "--help"], "usage: loadtest URL [options]"),
+      (["scale", "--help"], "usage: loadtest scale [options]"),
+      (["policies", "--help"], "usage: loadtest policies [options]"),
+    ] {
+      let (status, output) = try runLoadtest(arguments, timeout: 10)
+      XCTAssertEqual(status, 0, "\(arguments): \(output)")
+      let usageLines = output.split(separator: "\n").filter { $0.contains("usage:") }
+      XCTAssertEqual(usageLines, [Substring(usage)], "\(arguments): \(output)")
+      XCTAssertTrue(output.contains("--requests N"), "\(arguments): no options listed")
+    }
+    // Errors still name the program plainly.
+    let (status, output) = try runLoadtest(["--bogus"], timeout: 10)
+    XCTAssertEqual(status, 2, output)
+    XCTAssertTrue(output.hasPrefix("loadtest: unknown option --bogus"), output)
+  }
+
   func testARefusedBalancerIsCountedNotFatal() throws {
     let port = try freePort()
     let json = directory + "/refused.json"

@@ -1,0 +1,111 @@
+import Foundation
+import Glibc
+import HTTPCore
+import RedisClient
+import XCTest
+
+/// The client against a scripted fake server, for replies a real Redis never sends.
+final class FakeServerTests: XCTestCase {
+  func testAnInvalidReplyFailsTheCommandAndDropsTheConnection() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+    defer { close(listener) }
+    let port = Socket.localPort(listener)
+    let served = DispatchSemaphore(value: 0)
+    let received = Outcome()
+    Thread.detachNewThread {
+      defer { served.signal() }
+      guard Self.waitReadable(listener) else { return }
+      let (fd, _) = Socket.accept(listener)
+      guard fd >= 0 else { return }
+      defer { close(fd) }
+      guard Self.waitReadable(fd) else { return }
+      var buffer = [UInt8](repeating: 0, count: 1024)
+      let count = read(fd, &buffer, buffer.count)
+      received.record(.success(.bulk(Array(buffer[0..<max(count, 0)]))), onLoop: false)
+      let reply = Array("+OK\r\n%1\r\n".utf8)  // a good reply, then a RESP3 map
+      _ = write(fd, reply, reply.count)
+      _ = Self.waitReadable(fd)  // until the client hangs up
+    }
+    let running = try LoopThread()
+    var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
+    configuration.unavailableTimeout = 10
+    let redis = RedisConnection(loop: running.loop, configuration: configuration)
+    nonisolated(unsafe) let connection = redis
+    defer {
+      _ = running.sync { connection.close() }
+      XCTAssertTrue(running.stop())
+    }
+    let first = running.send(redis, ["SET", "a", "1"])
+    let second = running.send(redis, ["GET", "a"])
+    XCTAssertEqual(try first.wait()?.get(), .simple("OK"))
+    guard case .failure(.connectionLost(let reason))? = second.wait() else {
+      return XCTFail("the command answered by garbage did not fail as connectionLost")
+    }
+    XCTAssertTrue(reason.contains("unknown RESP type byte 0x25"), reason)
+    XCTAssertEqual(
+      try received.wait()?.get().bytes,
+      Array("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n".utf8),
+      "the two commands did not arrive in one write")
+    XCTAssertEqual(served.wait(timeout: .now() + 10), .success, "the client did not hang up")
+  }
+
+  func testCommandsNotFullyWrittenWhenTheConnectionDropsAreSentAgain() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+    defer { close(listener) }
+    let port = Socket.localPort(listener)
+    // Far more than the socket buffers hold while the first connection reads nothing.
+    let big = [Array("SET".utf8), Array("big".utf8), [UInt8](repeating: 120, count: 32 << 20)]
+    let small = ["GET", "small"]
+    let expected = RESPEncoder.command(big).count + RESPEncoder.command(small).count
+    let served = DispatchSemaphore(value: 0)
+    let secondReceived = Outcome()
+    Thread.detachNewThread {
+      defer { served.signal() }
+      // First connection: take some bytes, then reset it with most of the command unread.
+      guard Self.waitReadable(listener) else { return }
+      let (first, _) = Socket.accept(listener)
+      guard first >= 0, Self.waitReadable(first) else { return }
+      Thread.sleep(forTimeInterval: 0.1)
+      close(first)
+      // Second connection: read both commands whole, answer both.
+      guard Self.waitReadable(listener) else { return }
+      let (second, _) = Socket.accept(listener)
+      guard second >= 0 else { return }
+      defer { close(second) }
+      var total = 0
+      var buffer = [UInt8](repeating: 0, count: 1 << 20)
+      while total < expected, Self.waitReadable(second) {
+        let count = read(second, &buffer, buffer.count)
+        if count > 0 { total += count } else if count == 0 || errno != EAGAIN { break }
+      }
+      secondReceived.record(.success(.integer(Int64(total))), onLoop: false)
+      let reply = Array("+OK\r\n$2\r\nok\r\n".utf8)
+      _ = write(second, reply, reply.count)
+    }
+    let running = try LoopThread()
+    var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
+    configuration.unavailableTimeout = 10
+    let redis = RedisConnection(loop: running.loop, configuration: configuration)
+    nonisolated(unsafe) let connection = redis
+    defer {
+      _ = running.sync { connection.close() }
+      XCTAssertTrue(running.stop())
+    }
+    let setOutcome = Outcome()
+    let getOutcome = Outcome()
+    running.loop.execute {
+      connection.send(big) { setOutcome.record($0, onLoop: true) }
+      connection.send(small) { getOutcome.record($0, onLoop: true) }
+    }
+    XCTAssertEqual(try setOutcome.wait()?.get(), .simple("OK"))
+    XCTAssertEqual(try getOutcome.wait()?.get().string, "ok")
+    XCTAssertEqual(try secondReceived.wait()?.get().int, Int64(expected))
+    XCTAssertEqual(served.wait(timeout: .now() + 10), .success)
+  }
+
+  /// Polls `fd` for input (or hang-up) for up to 10 s.
+  private static func waitReadable(_ fd: Int32) -> Bool {
+    var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return poll(&entry, 1, 10_000) == 1
+  }
+}
