@@ -18,6 +18,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var closeAfterWrite = false
   private var isProcessing = false
   private var isWatchingWrites = false
+  /// A request is parked with the handler: the connection reads nothing until it is answered.
+  private var isParked = false
   private var isClosed = false
   private var lastActivity: UInt64
   private var requestStarted: UInt64?
@@ -29,7 +31,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
     self.fd = fd
     self.server = server
     self.handler = handler
-    parser = HTTPRequestParser(limits: server.configuration.limits)
+    parser = HTTPRequestParser(
+      limits: server.configuration.limits, bodyLimit: server.configuration.bodyLimit)
     lastActivity = server.loop.now
   }
 
@@ -95,6 +98,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
           sink: self, isHead: request.method == "HEAD", closesConnection: !request.keepAlive)
         current = responder
         handler.handle(request, responder: responder)
+        if current != nil { park() }
       case .failed(let error):
         inputStart = input.count
         closeAfterWrite = true
@@ -105,9 +109,26 @@ final class HTTPConnection: EventHandler, ResponseSink {
     compactInput()
   }
 
+  /// The handler keeps the request to answer later: read nothing more meanwhile (the kernel holds
+  /// what the client sends next; only its hang-up is watched), and keep no large buffer.
+  private func park() {
+    isParked = true
+    updateInterest()
+    if inputStart == input.count && input.capacity > 4096 {
+      input = []
+      inputStart = 0
+    }
+  }
+
+  private func updateInterest() {
+    var interest: Readiness = isParked ? [] : .readable
+    if isWatchingWrites { interest.insert(.writable) }
+    server.loop.setInterest(fd, interest)
+  }
+
   private func compactInput() {
     if inputStart == input.count {
-      input.removeAll(keepingCapacity: input.capacity <= 65536)
+      input.removeAll(keepingCapacity: input.capacity <= 4096)
       inputStart = 0
     } else if inputStart > 4096 && inputStart * 2 > input.count {
       input.removeFirst(inputStart)
@@ -121,6 +142,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
       return
     }
     current = nil
+    if isParked {
+      isParked = false
+      updateInterest()
+    }
     if responder.closesConnection { closeAfterWrite = true }
     response.write(into: &output, close: responder.closesConnection, omitBody: responder.isHead)
     if let onComplete { completions.append((output.count, onComplete)) }
@@ -138,6 +163,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       }
       if written > 0 {
         outputStart += written
+        writeStarted = server.loop.now  // the write timeout counts from the last progress
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
         break
       } else {
@@ -151,13 +177,12 @@ final class HTTPConnection: EventHandler, ResponseSink {
       outputStart = 0
       if isWatchingWrites {
         isWatchingWrites = false
-        server.loop.setInterest(fd, .readable)
+        updateInterest()
       }
       if closeAfterWrite { close() }
     } else if !isWatchingWrites {
       isWatchingWrites = true
-      writeStarted = server.loop.now
-      server.loop.setInterest(fd, [.readable, .writable])
+      updateInterest()
     }
   }
 

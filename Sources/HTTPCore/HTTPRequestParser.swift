@@ -7,19 +7,37 @@
 /// linear time.
 public struct HTTPRequestParser {
   public let limits: HTTPLimits
+  /// The largest body a request may carry, by method and path (its head is parsed first); more
+  /// is 413 and the connection closes. By default `limits.maxBodyBytes` for every request.
+  public var bodyLimit: @Sendable (_ method: String, _ path: String) -> Int
   private var scanner = HTTPHeadScanner()
+  /// How many empty line bytes before the request line were seen already (never rescanned).
+  private var skipped = 0
   /// A parsed head waiting for its body: the request so far, the head's length and body length.
   private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)?
 
-  public init(limits: HTTPLimits = HTTPLimits()) { self.limits = limits }
+  public init(
+    limits: HTTPLimits = HTTPLimits(),
+    bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)? = nil
+  ) {
+    self.limits = limits
+    let maxBody = limits.maxBodyBytes
+    self.bodyLimit = bodyLimit ?? { _, _ in maxBody }
+  }
 
   /// Parses the next request from `bytes`, which must start where the previous one ended.
   public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> ParseResult<HTTPRequest> {
     if let pending { return completeBody(bytes, pending) }
 
-    // RFC 9112 §2.2: ignore empty lines before the request line.
-    var start = 0
+    // RFC 9112 §2.2: ignore empty lines before the request line. They count toward the head's
+    // limit, and bytes already known to be empty are not looked at again.
+    var start = min(skipped, bytes.count)
     while start < bytes.count && (bytes[start] == 0x0D || bytes[start] == 0x0A) { start += 1 }
+    skipped = start
+    if start > limits.maxHeadBytes {
+      return .failed(
+        HTTPParseError(.badRequest, "more than \(limits.maxHeadBytes) bytes of empty lines"))
+    }
     if start == bytes.count { return .needMore }
 
     guard let headEnd = scanner.findHeadEnd(bytes, from: start) else {
@@ -30,17 +48,18 @@ public struct HTTPRequestParser {
           HTTPParseError(
             .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
       }
-      if bytes.count - start > limits.maxHeadBytes {
+      if bytes.count > limits.maxHeadBytes {
         return .failed(
           HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
       }
       return .needMore
     }
-    if headEnd - start > limits.maxHeadBytes {
+    if headEnd > limits.maxHeadBytes {
       return .failed(
         HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
     }
     scanner.reset()
+    skipped = 0
 
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
     switch HTTPHeadScanner.split(bytes, from: start, to: headEnd, limits: limits) {
@@ -65,6 +84,14 @@ public struct HTTPRequestParser {
       return .failed(error)
     case .success(0):
       return .complete(request, consumed: headEnd)
+    case .success(let length) where length > bodyLimit(request.method, request.path):
+      let allowed = bodyLimit(request.method, request.path)
+      return .failed(
+        HTTPParseError(
+          .contentTooLarge,
+          allowed == 0
+            ? "\(request.method) \(request.path) takes no body"
+            : "body longer than \(allowed) bytes"))
     case .success(let length):
       let waiting = (request, headEnd, length)
       pending = waiting

@@ -16,8 +16,15 @@ public final class HTTPServer: EventHandler {
     public var requestTimeout = 10.0
     /// Seconds a keep-alive connection may sit idle between requests.
     public var idleTimeout = 60.0
-    /// Seconds a response may wait for a client that does not read it.
+    /// Seconds a response may make no progress because its client does not read it.
     public var writeTimeout = 30.0
+    /// The largest body a request may carry, by method and path; nil for `limits.maxBodyBytes`
+    /// everywhere. A route that takes no body should say 0: a client sending one gets 413.
+    public var bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)?
+    /// The most client connections at once; more are answered 503 and closed at once. The
+    /// default keeps a quarter of the open-file limit (at least 32 descriptors) for the
+    /// program's own sockets: health probes, reports, logs.
+    public var maxConnections = HTTPServer.defaultMaxConnections()
 
     public init(host: String = "0.0.0.0", port: Int = 0) {
       self.host = host
@@ -49,6 +56,8 @@ public final class HTTPServer: EventHandler {
 
   /// The number of open client connections.
   public var connectionCount: Int { connections.count }
+  /// Connections refused because `maxConnections` were open.
+  public private(set) var refusedConnections = 0
 
   /// Starts accepting connections and enforcing timeouts.
   public func start() throws {
@@ -90,6 +99,10 @@ public final class HTTPServer: EventHandler {
         }
         return
       }
+      if connections.count >= configuration.maxConnections {
+        refuse(fd)
+        continue
+      }
       Socket.setNoDelay(fd)
       let connection = HTTPConnection(fd: fd, server: self, handler: handler)
       do {
@@ -100,6 +113,30 @@ public final class HTTPServer: EventHandler {
       }
     }
   }
+
+  /// The connections limit a server uses by default, from the process's open-file limit.
+  public static func defaultMaxConnections() -> Int {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max
+    else { return 1 << 20 }
+    let descriptors = Int(limit.rlim_cur)
+    return max(1, descriptors - max(32, descriptors / 4))
+  }
+
+  /// Too many connections: a short 503 and the connection closes at once, so the descriptors
+  /// kept in reserve stay free.
+  private func refuse(_ fd: Int32) {
+    refusedConnections += 1
+    _ = Self.tooManyConnections.withUnsafeBytes {
+      send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+    }
+    close(fd)
+  }
+
+  private static let tooManyConnections = Array(
+    ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      + "Retry-After: 1\r\nConnection: close\r\nContent-Length: 27\r\n\r\n"
+      + "too many connections, retry").utf8)
 
   /// Out of file descriptors: stop accepting for a moment rather than spin on the listener.
   private func pauseAccepting() {
