@@ -100,6 +100,9 @@ public final class BalancerApp {
     var settings = HTTPServer.Configuration(
       host: configuration.bindAddress, port: configuration.port)
     settings.idleTimeout = 60
+    // Only the replica routes take a body (a small JSON document).
+    settings.bodyLimit = { _, path in path == "/add" || path == "/rm" ? 64 * 1024 : 0 }
+    settings.maxConnections = configuration.maxConnections
     let server = try HTTPServer(loop: loop, configuration: settings, handler: balancer)
     try server.start()
     self.server = server
@@ -243,9 +246,11 @@ extension BalancerApp {
       }
       launcher = ProcessLauncher(loop: loop, executable: URL(fileURLWithPath: binary))
     }
+    let probe = HTTPHealthProbe(loop: loop)
     let app = BalancerApp(
-      configuration: configuration, file: file, loop: loop, launcher: launcher,
-      probe: HTTPHealthProbe(loop: loop), identifier: identifier)
+      configuration: configuration, file: file, loop: loop, launcher: launcher, probe: probe,
+      identifier: identifier)
+    probe.numericHost = { [unowned app] in app.balancer.broker.numericHost(of: $0) }
     if let launcher {
       let workers = configuration.serverWorkers
       let quiet = configuration.quiet

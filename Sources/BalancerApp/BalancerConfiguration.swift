@@ -16,6 +16,8 @@ public struct BalancerConfiguration: Sendable {
   public var maxLeasesPerClient = 0
   public var waitTimeout = 30.0
   public var maxWaiting = 10_000
+  /// The most client connections at once (default: the open-file limit less a reserve).
+  public var maxConnections = HTTPServer.defaultMaxConnections()
   public var policy = PolicyName.queue
   public var slots = 512
   public var virtualNodes = 9
@@ -71,6 +73,10 @@ public struct BalancerConfiguration: Sendable {
           "policy", "NAME",
           "queue (default: wait for a free server), round-robin, random, least-connections, consistent-hash"
         ),
+        .value(
+          "max-connections", "N",
+          "answer 503 and close beyond N connections (default: the open-file limit less a reserve for probes and reports)"
+        ),
         .value("slots", "N", "consistent-hash: slots on the ring (default 512)"),
         .value("virtual-nodes", "N", "consistent-hash: places per server on the ring (default 9)"),
         .value("server-workers", "N", "threads each started server computes with (default 1)"),
@@ -103,6 +109,8 @@ public struct BalancerConfiguration: Sendable {
     heartbeatInterval = heartbeat == 0 ? .infinity : heartbeat
     waitTimeout = try options.number("wait-timeout", in: 0.1...86400, default: 30)
     maxWaiting = try options.integer("max-waiting", in: 1...1_000_000, default: 10000)
+    maxConnections = try options.integer(
+      "max-connections", in: 1...10_000_000, default: HTTPServer.defaultMaxConnections())
     slots = try options.integer("slots", in: 1...1_000_000, default: 512)
     virtualNodes = try options.integer("virtual-nodes", in: 1...1000, default: 9)
     serverWorkers = try options.integer("server-workers", in: 1...64, default: 1)

@@ -77,6 +77,13 @@ public final class LeaseLedger: LeaseStore {
     byToken[token] = lease
   }
 
+  public func postpone(_ token: String, until deadline: UInt64) {
+    guard var lease = byToken[token] else { return }
+    lease.deadline = deadline
+    lease.isBeingChecked = false
+    byToken[token] = lease
+  }
+
   public func setClaim(_ token: String, _ claim: Lease.Claim) {
     guard var lease = byToken[token] else { return }
     let wasUnclaimed = Self.isUnclaimed(lease.claim)

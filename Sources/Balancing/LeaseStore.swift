@@ -32,6 +32,8 @@ public protocol LeaseStore: AnyObject {
   func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void)
   /// Extends a lease whose server is still busy, until `deadline`, and clears its check mark.
   func extend(_ token: String, until deadline: UInt64)
+  /// Checks a lease again at `deadline`: its check could not be made (no extension counted).
+  func postpone(_ token: String, until deadline: UInt64)
   /// Records what a claim check found.
   func setClaim(_ token: String, _ claim: Lease.Claim)
   /// Leases past their deadline that are not being checked; each is marked as being checked.

@@ -178,6 +178,9 @@ public final class ServerBroker {
   /// report came after all).
   public func finishCheck(of lease: Lease, result: ServerPool.CheckResult, now: UInt64) {
     switch result {
+    case .inconclusive:
+      // The balancer could not ask (out of sockets): its problem, not the server's.
+      store.postpone(lease.token, until: now + 1_000_000_000)
     case .busy:
       store.extend(lease.token, until: now + MonotonicClock.nanoseconds(leaseTimeout))
       note(
@@ -268,6 +271,16 @@ public final class ServerBroker {
     for server in change.dropped { forget(server) }
     for server in change.joinedUp { offer(server) }
     return change
+  }
+
+  /// A numeric address to reach `server` at, resolved when its configuration was applied (nil
+  /// for a server on this machine listed by port): so that probes never resolve names.
+  public func numericHost(of server: ServerAddress) -> String? {
+    guard server.host != nil, let identity = identities[server] else { return nil }
+    return identity.addresses.sorted {
+      ($0.contains(":") ? 1 : 0, $0) < ($1.contains(":") ? 1 : 0, $1)
+    }
+    .first
   }
 
   /// The checked identities of `servers` (see `ServerIdentifier.identities`).

@@ -18,6 +18,9 @@ public final class ServerPool {
   /// What a health check of a server found.
   public enum CheckResult: Sendable {
     case idle, busy, unreachable
+    /// The balancer could not ask (no descriptor left for a socket): nothing is known of the
+    /// server, and it is asked again soon.
+    case inconclusive
   }
 
   /// What a new configuration changed.
@@ -119,6 +122,11 @@ public final class ServerPool {
     guard var member = members[server], case .down(let since, _, let failures) = member.health
     else { return false }
     member.isProbing = false
+    if result == .inconclusive {
+      member.health = .down(since: since, nextProbe: now + 1_000_000_000, failures: failures)
+      members[server] = member
+      return false
+    }
     if result == .unreachable {
       let delay = min(30.0, pow(2.0, Double(min(failures, 10))))
       member.health = .down(

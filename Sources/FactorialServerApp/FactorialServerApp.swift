@@ -27,6 +27,7 @@ public final class FactorialServerApp {
       }
     }
     handler.queueLength = { [workers] in workers.pendingCount }
+    handler.maxQueue = configuration.maxQueue
     let port = configuration.port
     // A client with a revoked lease goes back to the balancer by the name it used for this
     // server when the balancer is on this machine, else by the balancer's own address.
@@ -64,11 +65,12 @@ public final class FactorialServerApp {
 
   /// Listens and installs the signal handlers (and, if asked, the watch on the parent).
   public func start() throws {
+    var settings = HTTPServer.Configuration(
+      host: configuration.bindAddress, port: configuration.port)
+    settings.bodyLimit = { _, _ in 0 }  // no route takes a body
     let server = try HTTPServer(
       loop: loop,
-      configuration: HTTPServer.Configuration(
-        host: configuration.bindAddress, port: configuration.port),
-      handler: handler)
+      configuration: settings, handler: handler)
     try server.start()
     self.server = server
     if configuration.exitsWithParent {

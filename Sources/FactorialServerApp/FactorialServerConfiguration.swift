@@ -8,6 +8,8 @@ public struct FactorialServerConfiguration: Sendable {
   public var balancerHost = "127.0.0.1"
   public var balancerPort = 8001
   public var workers = 1
+  /// The most jobs accepted and not yet answered (default 8 per worker); more get 503.
+  public var maxQueue = 8
   public var quiet = false
   public var logFormat = LogFormat.text
   /// Exit when the process that started this one (the balancer) exits.
@@ -31,6 +33,10 @@ public struct FactorialServerConfiguration: Sendable {
           "balancer", "HOST:PORT",
           "where to report (default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
         .value("workers", "N", "threads computing factorials (default 1)"),
+        .value(
+          "max-queue", "N",
+          "answer 503 with Retry-After beyond N jobs accepted and not answered (default 8 per worker)"
+        ),
         .flag("quiet", "do not log one line per request"),
         .value("log-format", "FORMAT", "text (default) or json: one JSON object a line"),
         .flag(
@@ -50,6 +56,7 @@ public struct FactorialServerConfiguration: Sendable {
     }
     bindAddress = options["bind"] ?? bindAddress
     workers = try options.integer("workers", in: 1...64, default: 1)
+    maxQueue = try options.integer("max-queue", in: 1...1_000_000, default: 8 * workers)
     if let address = options["balancer"] {
       guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
         let value = Int(address[address.index(after: colon)...]), (1...65535).contains(value)

@@ -2,6 +2,7 @@ import Documents
 import Factorial
 import HTTPCore
 import Metrics
+import Synchronization
 
 /// The factorial server's routes: computes `Factorial of N = …` for `GET /<own port>` and for
 /// `GET /`, answers `/health`, and keeps the balancer's leases honest: a job that came with a
@@ -14,7 +15,7 @@ public final class FactorialHandler: HTTPHandler {
   /// Runs `work` somewhere and then delivers its result by calling `deliver` on the handler's
   /// thread.
   public typealias JobRunner = (
-    _ work: @escaping @Sendable () -> [UInt8], _ deliver: @escaping ([UInt8]) -> Void
+    _ work: @escaping @Sendable () -> [UInt8]?, _ deliver: @escaping ([UInt8]?) -> Void
   ) -> Void
 
   /// The port this server listens on; `/<port>` is its job path.
@@ -36,6 +37,10 @@ public final class FactorialHandler: HTTPHandler {
   public let metrics = MetricsRegistry()
   private let computeTime: Histogram
   private let answered: Counter
+  /// The most jobs accepted and not yet answered; more get 503 with Retry-After.
+  public var maxQueue = 8
+  /// Jobs dropped because their client left before they started.
+  public private(set) var droppedJobs = 0
   /// Jobs queued or running on the workers (set by the program, which owns them).
   public var queueLength: () -> Int = { 0 }
 
@@ -61,6 +66,12 @@ public final class FactorialHandler: HTTPHandler {
     guard request.method == "GET" || request.method == "HEAD" else {
       var response = HTTPResponse.text(.methodNotAllowed, "method not allowed; use GET")
       response.headers.add("Allow", "GET, HEAD")
+      return finish(responder, request, response)
+    }
+    if request.path == "/" || request.path == "/\(port)", activeJobs >= maxQueue {
+      var response = HTTPResponse.text(
+        .serviceUnavailable, "\(activeJobs) jobs are queued here already; try again soon")
+      response.headers.add("Retry-After", "1")
       return finish(responder, request, response)
     }
     switch request.path {
@@ -165,8 +176,12 @@ public final class FactorialHandler: HTTPHandler {
     }
     activeJobs += 1
     let computeTime = computeTime
+    // A client that leaves before its job starts costs no computation.
+    let abandoned = Abandonment()
+    responder.onCancel = { abandoned.mark() }
     runJob(
       {
+        if abandoned.isMarked { return nil }
         let started = MonotonicClock.now()
         var body = Array("Factorial of \(n) = ".utf8)
         body.append(contentsOf: Factorial.of(n).decimalBytes)
@@ -176,10 +191,18 @@ public final class FactorialHandler: HTTPHandler {
       },
       { [weak self] body in
         guard let self else { return }
+        let path = self.reportPath(request)
+        guard let body else {
+          self.activeJobs -= 1
+          self.droppedJobs += 1
+          // The lease was used, and the server is free again: the balancer must hear it.
+          if reports { self.report?(path) }
+          self.log?("\(request.method) \(request.target) dropped: the client left first")
+          return
+        }
         let response = HTTPResponse(
           status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
           body: body)
-        let path = self.reportPath(request)
         // Answer first; report only once the answer is out (or the client is gone).
         responder.respond(response) { [weak self] in
           guard let self else { return }
@@ -201,4 +224,12 @@ public final class FactorialHandler: HTTPHandler {
     responder.respond(response)
     log?("\(request.method) \(request.target) \(response.status.code)")
   }
+}
+
+/// Set once a job's client has left; read by the worker before it computes. Thread-safe.
+final class Abandonment: Sendable {
+  private let flag = Atomic<Bool>(false)
+
+  func mark() { flag.store(true, ordering: .relaxed) }
+  var isMarked: Bool { flag.load(ordering: .relaxed) }
 }

@@ -10,11 +10,15 @@ public final class HTTPClient: EventHandler {
   public enum Failure: Error, CustomStringConvertible {
     case unreachable(String)
     case protocolError(String)
+    /// This process could not even try: out of descriptors or memory for a socket. Says nothing
+    /// about the server.
+    case localResources(String)
 
     public var description: String {
       switch self {
       case .unreachable(let reason): return "unreachable: \(reason)"
       case .protocolError(let reason): return "bad response: \(reason)"
+      case .localResources(let reason): return "no socket here: \(reason)"
       }
     }
   }
@@ -137,6 +141,11 @@ public final class HTTPClient: EventHandler {
     } catch {
       if fd >= 0 { close(fd) }
       fd = -1
+      if case SocketError.system("socket", let code) = error,
+        [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(code)
+      {
+        return connectionFailed("\(error)", local: true)
+      }
       connectionFailed("\(error)")
     }
   }
@@ -236,11 +245,13 @@ public final class HTTPClient: EventHandler {
   }
 
   /// The connection failed: retry the oldest request after a back-off, or give it up.
-  private func connectionFailed(_ reason: String) {
+  private func connectionFailed(_ reason: String, local: Bool = false) {
     disconnect()
     guard let oldest = queue.first else { return }
     if MonotonicClock.now() - oldest.firstTried >= MonotonicClock.nanoseconds(retryWindow) {
-      completeOldest(.failure(.unreachable("\(host):\(port): \(reason)")))
+      completeOldest(
+        .failure(
+          local ? .localResources(reason) : .unreachable("\(host):\(port): \(reason)")))
       pump()
       return
     }

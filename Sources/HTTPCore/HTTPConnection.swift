@@ -24,6 +24,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var lastActivity: UInt64
   private var requestStarted: UInt64?
   private var writeStarted: UInt64 = 0
+  /// The kernel's send queue at the last write-timeout check.
+  private var lastUnsent: Int?
   /// The client's IP address, looked up once.
   private lazy var remoteAddress = Socket.peerAddress(fd)
 
@@ -164,6 +166,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       if written > 0 {
         outputStart += written
         writeStarted = server.loop.now  // the write timeout counts from the last progress
+        lastUnsent = nil
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
         break
       } else {
@@ -203,7 +206,23 @@ final class HTTPConnection: EventHandler, ResponseSink {
 
   func enforceTimeouts(now: UInt64, configuration: HTTPServer.Configuration) {
     if outputStart < output.count {
-      if now - writeStarted > MonotonicClock.nanoseconds(configuration.writeTimeout) { close() }
+      guard now - writeStarted > MonotonicClock.nanoseconds(configuration.writeTimeout) else {
+        return
+      }
+      // The kernel wakes writers only once much of its buffer is free: a client still taking
+      // bytes from it is making progress, though this side wrote nothing for a while.
+      let unsent = Socket.unsentBytes(fd)
+      if let unsent, let lastUnsent, unsent < lastUnsent {
+        writeStarted = now
+        self.lastUnsent = unsent
+        return
+      }
+      lastUnsent = unsent
+      if unsent == nil
+        || now - writeStarted > 2 * MonotonicClock.nanoseconds(configuration.writeTimeout)
+      {
+        close()
+      }
       return
     }
     if current != nil { return }

@@ -13,6 +13,9 @@ public struct HTTPRequestParser {
   private var scanner = HTTPHeadScanner()
   /// How many empty line bytes before the request line were seen already (never rescanned).
   private var skipped = 0
+  /// Where the request line ends, once seen, and how far it was looked for (never rescanned).
+  private var lineEnd: Int?
+  private var lineScanned = 0
   /// A parsed head waiting for its body: the request so far, the head's length and body length.
   private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)?
 
@@ -40,14 +43,25 @@ public struct HTTPRequestParser {
     }
     if start == bytes.count { return .needMore }
 
-    guard let headEnd = scanner.findHeadEnd(bytes, from: start) else {
-      if HTTPHeadScanner.lineEnd(bytes, from: start, limit: bytes.count) == nil,
-        bytes.count - start > limits.maxRequestLineBytes
-      {
-        return .failed(
-          HTTPParseError(
-            .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
-      }
+    // The same checks, in the same order, whether the head is all here or still arriving, so
+    // that where the reads happen to end never changes the answer: the request line first
+    // (against the smaller of its own limit and the head's), then the head's size.
+    let headEnd = scanner.findHeadEnd(bytes, from: start)
+    if lineEnd == nil {
+      lineEnd = HTTPHeadScanner.lineEnd(
+        bytes, from: max(start, lineScanned), limit: headEnd ?? bytes.count)
+      lineScanned = bytes.count
+    }
+    var lineLength = (lineEnd ?? bytes.count) - start
+    if lineLength > 0 && bytes[start + lineLength - 1] == 0x0D { lineLength -= 1 }
+    if lineLength > min(limits.maxRequestLineBytes, limits.maxHeadBytes) {
+      return .failed(
+        limits.maxRequestLineBytes <= limits.maxHeadBytes
+          ? HTTPParseError(
+            .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes")
+          : HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
+    }
+    guard let headEnd else {
       if bytes.count > limits.maxHeadBytes {
         return .failed(
           HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
@@ -60,15 +74,13 @@ public struct HTTPRequestParser {
     }
     scanner.reset()
     skipped = 0
+    lineEnd = nil
+    lineScanned = 0
 
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
     switch HTTPHeadScanner.split(bytes, from: start, to: headEnd, limits: limits) {
     case .success(let value): head = value
     case .failure(let error): return .failed(error)
-    }
-    if head.startLine.count > limits.maxRequestLineBytes {
-      return .failed(
-        HTTPParseError(.uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes"))
     }
     let request: HTTPRequest
     switch Self.parseRequestLine(bytes, head.startLine, headers: head.headers) {

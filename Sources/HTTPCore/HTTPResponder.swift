@@ -11,7 +11,10 @@ public protocol ResponseSink: AnyObject {
 /// for a free server keeps only its responder and its parked connection, no thread). If the
 /// client goes away first, `onCancel` runs, so the handler can forget the request.
 public final class HTTPResponder {
-  private weak var sink: ResponseSink?
+  /// Held until the answer is sent or the request cancelled, then let go: a strong reference
+  /// that never outlives the exchange (a weak one would cost every connection a side table
+  /// and a slow reference count).
+  private var sink: ResponseSink?
   /// Whether the request was HEAD (the sink leaves the body out).
   public let isHead: Bool
   /// Whether the connection will close after this response.
@@ -37,6 +40,7 @@ public final class HTTPResponder {
       onComplete?()
       return false
     }
+    self.sink = nil
     sink.send(response, for: self, onComplete: onComplete)
     return true
   }
@@ -45,6 +49,7 @@ public final class HTTPResponder {
   public func cancel() {
     guard !isFinished else { return }
     isFinished = true
+    sink = nil
     let cancelled = onCancel
     onCancel = nil
     cancelled?()

@@ -30,6 +30,10 @@ public struct HTTPResponseParser {
       }
       return .needMore
     }
+    // The same limit whether the head came in one read or many.
+    if headEnd > limits.maxHeadBytes {
+      return .failed(HTTPParseError(.badRequest, "response head too large"))
+    }
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
     switch HTTPHeadScanner.split(bytes, from: 0, to: headEnd, limits: limits) {
     case .success(let value): head = value

@@ -157,6 +157,13 @@ public enum Socket {
     return named == 0 ? String(cString: host) : ""
   }
 
+  /// How many bytes written to `fd` its peer has not acknowledged yet (the send queue), or nil.
+  public static func unsentBytes(_ fd: Int32) -> Int? {
+    var count: Int32 = 0
+    guard ioctl(fd, UInt(TIOCOUTQ), &count) == 0 else { return nil }
+    return Int(count)
+  }
+
   /// The error left on a socket by a non-blocking connect (0 if it succeeded).
   public static func pendingError(_ fd: Int32) -> Int32 {
     var code: Int32 = 0

@@ -9,6 +9,9 @@ public final class HTTPHealthProbe: HealthProbe {
   /// The host used for servers listed by port only.
   public var localHost = "127.0.0.1"
   public var timeout = 2.0
+  /// A numeric address for a server listed by name, looked up when the pool was loaded; nil to
+  /// use the name (resolved then on the loop, which can block).
+  public var numericHost: (ServerAddress) -> String? = { _ in nil }
 
   public init(loop: EventLoop) { self.loop = loop }
 
@@ -21,6 +24,8 @@ public final class HTTPHealthProbe: HealthProbe {
         // ours and counts as idle.
         let health = response.statusCode == 200 ? try? ServerHealth.decode(response.body) : nil
         completion(health?.busy == true ? .busy : .idle)
+      case .failure(.localResources):
+        completion(.inconclusive)  // no socket for the probe: nothing learnt of the server
       case .failure:
         completion(.unreachable)
       }
@@ -42,7 +47,9 @@ public final class HTTPHealthProbe: HealthProbe {
     completion: @escaping (Result<HTTPClientResponse, HTTPClient.Failure>) -> Void
   ) {
     let host =
-      server.host.map { $0.hasPrefix("[") ? String($0.dropFirst().dropLast()) : $0 } ?? localHost
+      numericHost(server)
+      ?? server.host.map { $0.hasPrefix("[") ? String($0.dropFirst().dropLast()) : $0 }
+      ?? localHost
     let client = HTTPClient(loop: loop, host: host, port: server.port)
     client.retryWindow = 0
     client.requestTimeout = timeout

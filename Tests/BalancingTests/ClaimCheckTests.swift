@@ -112,3 +112,28 @@ final class ClaimCheckTests: XCTestCase {
     return client.last!.body
   }
 }
+
+/// When the balancer cannot even open a socket to ask, it learns nothing of the server: no
+/// server is marked down for the balancer's own shortage.
+final class InconclusiveProbeTests: XCTestCase {
+  func testAProbeThatCouldNotBeMadeMarksNothingDown() {
+    let clock = FakeClock()
+    let balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 1)
+    let probe = ScriptedProbe()
+    let supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    supervisor.heartbeatInterval = 1
+    let client = FakeClient()
+    client.request(balancer, "/")
+    clock.advance(1.5)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.answer(5001, .inconclusive), 1, "the lease check")
+    XCTAssertEqual(probe.pending.map(\.server.port), [5002], "a heartbeat")
+    probe.answer(5002, .inconclusive)
+    XCTAssertEqual(balancer.broker.stateName(ServerAddress(port: 5001)), "leased")
+    XCTAssertEqual(balancer.broker.stateName(ServerAddress(port: 5002)), "free")
+    clock.advance(1.1)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.answer(5001, .idle), 1, "the lease is checked again later")
+    XCTAssertEqual(balancer.free, [5002, 5001])
+  }
+}

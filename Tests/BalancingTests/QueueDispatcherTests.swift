@@ -5,20 +5,22 @@ import XCTest
 
 /// The availability queue's dispatcher: decisions settle before any client is answered.
 final class QueueDispatcherTests: XCTestCase {
-  /// A client whose connection vanished without a cancel (its responder cannot answer) gets no
-  /// lease, and the server goes to the next client in line.
-  func testAServerGrantedToAVanishedClientGoesToTheNextOne() {
+  /// A claim whose answer cannot be delivered gets no lease, and the server goes to the next
+  /// client in line.
+  func testAServerThatCannotBeDeliveredGoesToTheNextClient() {
     let balancer = makeBalancer([5001])
     let first = FakeClient()
     first.request(balancer, "/")
-    var vanishing: FakeClient? = FakeClient()
-    vanishing!.request(balancer, "/")
-    let responder = vanishing!.responder!
-    vanishing = nil  // the sink is gone; the responder cannot deliver
-    XCTAssertFalse(responder.isFinished)
+    var undeliverable = 0
+    let lost = ServerClaim(key: "", client: "10.0.0.1") { _, _ in
+      undeliverable += 1
+      return false
+    }
+    balancer.broker.request(lost)
     let next = FakeClient()
     next.request(balancer, "/")
     FakeClient().request(balancer, "/port_update/5001?lease=\(first.lease!)")
+    XCTAssertEqual(undeliverable, 1)
     XCTAssertEqual(next.server, "http://lb.example:5001/5001")
     XCTAssertEqual(balancer.counts.inFlight, 1)
     XCTAssertEqual(balancer.counts.issued, balancer.counts.reported + balancer.counts.expired + 1)

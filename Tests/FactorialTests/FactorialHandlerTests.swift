@@ -145,3 +145,50 @@ final class LeaseBookTests: XCTestCase {
     XCTAssertEqual(book.admit("d"), .usedAlready)
   }
 }
+
+/// The factorial server under a flood: a bounded job queue, and jobs of clients that left
+/// dropped before they cost anything.
+final class FactorialQueueTests: XCTestCase {
+  private final class Sink: ResponseSink {
+    var responses: [HTTPResponse] = []
+    func send(_ response: HTTPResponse, for responder: HTTPResponder, onComplete: (() -> Void)?) {
+      responses.append(response)
+      onComplete?()
+    }
+  }
+
+  func testBeyondMaxQueueClientsGet503AndAbandonedJobsAreDropped() {
+    var queued: [() -> Void] = []
+    var computed = 0
+    let handler = FactorialHandler(port: 5001) { work, deliver in
+      queued.append {
+        let body = work()
+        if body != nil { computed += 1 }
+        deliver(body)
+      }
+    }
+    handler.maxQueue = 2
+    var reports: [String] = []
+    handler.report = { reports.append($0) }
+    let sink = Sink()
+    var responders: [HTTPResponder] = []
+    for index in 0..<3 {
+      let responder = HTTPResponder(sink: sink)
+      responders.append(responder)
+      handler.handle(
+        HTTPRequest(
+          method: "GET", target: "/5001?n=5&lease=t\(index)", headers: HTTPHeaders([("Host", "x")])),
+        responder: responder)
+    }
+    XCTAssertEqual(sink.responses.map(\.status.code), [503], "the third is refused at once")
+    XCTAssertEqual(sink.responses[0].headers["Retry-After"], "1")
+    responders[0].cancel()  // its client left before the job started
+    for job in queued { job() }
+    XCTAssertEqual(computed, 1, "the abandoned job was not computed")
+    XCTAssertEqual(handler.droppedJobs, 1)
+    XCTAssertEqual(sink.responses.map(\.status.code), [503, 200])
+    // Both leases are reported: the server is free either way.
+    XCTAssertEqual(Set(reports), ["/port_update/5001?lease=t0", "/port_update/5001?lease=t1"])
+    XCTAssertEqual(handler.activeJobs, 0)
+  }
+}

@@ -10,8 +10,14 @@ import XCTest
 final class TestHandler: HTTPHandler, @unchecked Sendable {
   var parked: [HTTPResponder] = []
   var cancelled = 0
+  /// Fixed answers by path.
+  var bodies: [String: String] = [:]
 
   func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    if let body = bodies[request.path] {
+      responder.respond(.text(.ok, body))
+      return
+    }
     if request.path == "/park" {
       parked.append(responder)
       responder.onCancel = { [unowned self] in self.cancelled += 1 }
