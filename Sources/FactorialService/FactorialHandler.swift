@@ -176,12 +176,21 @@ public final class FactorialHandler: HTTPHandler {
     }
     activeJobs += 1
     let computeTime = computeTime
-    // A client that leaves before its job starts costs no computation.
-    let abandoned = Abandonment()
-    responder.onCancel = { abandoned.mark() }
+    let path = reportPath(request)
+    // A client that leaves before its job starts costs no computation, and its place in the
+    // queue is free at once: whichever of the worker and the hang-up comes first decides.
+    let claim = JobClaim()
+    responder.onCancel = { [weak self] in
+      guard claim.abandon(), let self else { return }
+      self.activeJobs -= 1
+      self.droppedJobs += 1
+      // The lease was used, and the server is free again: the balancer must hear it.
+      if reports { self.report?(path) }
+      self.log?("\(request.method) \(request.target) dropped: the client left first")
+    }
     runJob(
       {
-        if abandoned.isMarked { return nil }
+        guard claim.start() else { return nil }
         let started = MonotonicClock.now()
         var body = Array("Factorial of \(n) = ".utf8)
         body.append(contentsOf: Factorial.of(n).decimalBytes)
@@ -190,16 +199,7 @@ public final class FactorialHandler: HTTPHandler {
         return body
       },
       { [weak self] body in
-        guard let self else { return }
-        let path = self.reportPath(request)
-        guard let body else {
-          self.activeJobs -= 1
-          self.droppedJobs += 1
-          // The lease was used, and the server is free again: the balancer must hear it.
-          if reports { self.report?(path) }
-          self.log?("\(request.method) \(request.target) dropped: the client left first")
-          return
-        }
+        guard let self, let body else { return }  // dropped: settled when its client left
         let response = HTTPResponse(
           status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
           body: body)
@@ -226,10 +226,26 @@ public final class FactorialHandler: HTTPHandler {
   }
 }
 
-/// Set once a job's client has left; read by the worker before it computes. Thread-safe.
-final class Abandonment: Sendable {
-  private let flag = Atomic<Bool>(false)
+/// Who got to a queued job first: the worker that starts it, or its client's hang-up that
+/// abandons it. Decided once, atomically (the worker runs on another thread).
+final class JobClaim: Sendable {
+  private static let queued = 0
+  private static let started = 1
+  private static let abandoned = 2
+  private let state = Atomic<Int>(JobClaim.queued)
 
-  func mark() { flag.store(true, ordering: .relaxed) }
-  var isMarked: Bool { flag.load(ordering: .relaxed) }
+  /// The worker takes the job; false if its client left first.
+  func start() -> Bool {
+    state.compareExchange(
+      expected: Self.queued, desired: Self.started, ordering: .acquiringAndReleasing
+    )
+    .exchanged
+  }
+
+  /// The client left; true if the job had not started (it never will).
+  func abandon() -> Bool {
+    state.compareExchange(
+      expected: Self.queued, desired: Self.abandoned, ordering: .acquiringAndReleasing
+    ).exchanged
+  }
 }
