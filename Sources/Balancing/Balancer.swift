@@ -226,21 +226,26 @@ public final class Balancer: HTTPHandler {
   }
 
   private func respond(
-    _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse, note: String = ""
+    _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse,
+    note: @autoclosure () -> String = ""
   ) {
-    send(responder, request, response, note: note)
+    send(responder, request, response, note: note())
   }
 
   /// Answers and logs; returns false if the client was gone.
   @discardableResult
   private func send(
-    _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse, note: String = ""
+    _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse,
+    note: @autoclosure () -> String = ""
   ) -> Bool {
     let delivered = responder.respond(response)
     metrics.countAnswer(response.status.code)
-    log?(
-      "\(request.method) \(request.target) \(response.status.code)\(note.isEmpty ? "" : " " + note)"
-    )
+    if let log {
+      let note = note()
+      log(
+        "\(request.method) \(request.target) \(response.status.code)\(note.isEmpty ? "" : " " + note)"
+      )
+    }
     return delivered
   }
 }

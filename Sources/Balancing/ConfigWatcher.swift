@@ -38,11 +38,13 @@ public final class ConfigWatcher {
     }
   }
 
+  /// The file's modification time and size, from one `stat` (Foundation's attribute lookup
+  /// also reads the user and group databases: too much once a second).
   private func stamp() -> (Date, Int)? {
-    guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-      let date = attributes[.modificationDate] as? Date,
-      let size = attributes[.size] as? Int
-    else { return nil }
-    return (date, size)
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    let modified = Date(
+      timeIntervalSince1970: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9)
+    return (modified, Int(info.st_size))
   }
 }

@@ -18,7 +18,8 @@ public final class DashboardHistory {
   static let changesKept = 20
   private var buckets = [Bucket](repeating: Bucket(), count: 61)
   private var changes: [DashboardData.Event] = []
-  private var random = SystemRandomNumberGenerator()
+  /// Sampling needs no secrecy: a cheap generator, no system call per draw.
+  private var random = SplitMix64(seed: 0x5EED)
   private let timeFormatter: DateFormatter = {
     let formatter = DateFormatter()
     formatter.dateFormat = "HH:mm:ss"
@@ -98,5 +99,20 @@ public final class DashboardHistory {
     guard !sorted.isEmpty else { return nil }
     let rank = Int((fraction * Double(sorted.count)).rounded(.up))
     return sorted[min(sorted.count - 1, max(0, rank - 1))]
+  }
+}
+
+/// SplitMix64: a small, fast pseudo-random generator (not for secrets), for sampling.
+struct SplitMix64: RandomNumberGenerator {
+  private var state: UInt64
+
+  init(seed: UInt64) { state = seed }
+
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var value = state
+    value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+    return value ^ (value >> 31)
   }
 }

@@ -39,7 +39,17 @@ public struct HTTPHeaders: Sendable, Sequence {
     let left = a.utf8
     let right = b.utf8
     guard left.count == right.count else { return false }
-    return zip(left, right).allSatisfy { $0 | 0x20 == $1 | 0x20 || $0 == $1 }
+    var rightIndex = right.startIndex
+    for byte in left {
+      let other = right[rightIndex]
+      // ASCII letters compare without case; any other bytes must be equal.
+      if byte != other {
+        let lower = byte | 0x20
+        guard lower == other | 0x20, lower >= 0x61, lower <= 0x7A else { return false }
+      }
+      right.formIndex(after: &rightIndex)
+    }
+    return true
   }
 }
 

@@ -126,29 +126,40 @@ public struct HTTPRequestParser {
   private static func parseRequestLine(
     _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, headers: HTTPHeaders
   ) -> Result<HTTPRequest, HTTPParseError> {
-    var parts: [Range<Int>] = []
-    var partStart = line.lowerBound
+    // METHOD SP target SP version: exactly two spaces, found without building a list.
+    var spaces = (first: -1, second: -1)
     for index in line where bytes[index] == 0x20 {
-      parts.append(partStart..<index)
-      partStart = index + 1
+      if spaces.first < 0 {
+        spaces.first = index
+      } else if spaces.second < 0 {
+        spaces.second = index
+      } else {
+        spaces.second = -2  // a third space
+        break
+      }
     }
-    parts.append(partStart..<line.upperBound)
-    guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty }) else {
+    guard spaces.first > line.lowerBound, spaces.second > spaces.first + 1,
+      spaces.second + 1 < line.upperBound
+    else {
       return .failure(HTTPParseError(.badRequest, "request line must be 'METHOD target HTTP/1.x'"))
     }
-    guard parts[0].allSatisfy({ HTTPHeadScanner.isTokenByte(bytes[$0]) }) else {
+    let parts = (
+      line.lowerBound..<spaces.first, (spaces.first + 1)..<spaces.second,
+      (spaces.second + 1)..<line.upperBound
+    )
+    guard parts.0.allSatisfy({ HTTPHeadScanner.isTokenByte(bytes[$0]) }) else {
       return .failure(HTTPParseError(.badRequest, "invalid method"))
     }
-    guard parts[1].allSatisfy({ bytes[$0] > 0x20 && bytes[$0] < 0x7F }) else {
+    guard parts.1.allSatisfy({ bytes[$0] > 0x20 && bytes[$0] < 0x7F }) else {
       return .failure(HTTPParseError(.badRequest, "invalid character in the request target"))
     }
     let minorVersion: Int
-    switch HTTPHeadScanner.parseVersion(bytes, parts[2]) {
+    switch HTTPHeadScanner.parseVersion(bytes, parts.2) {
     case .success(let value): minorVersion = value
     case .failure(let error): return .failure(error)
     }
-    let method = HTTPHeadScanner.string(bytes, parts[0])
-    guard let target = originForm(HTTPHeadScanner.string(bytes, parts[1]), method: method) else {
+    let method = HTTPHeadScanner.string(bytes, parts.0)
+    guard let target = originForm(HTTPHeadScanner.string(bytes, parts.1), method: method) else {
       return .failure(HTTPParseError(.badRequest, "request target must start with '/'"))
     }
     return .success(
@@ -170,16 +181,27 @@ public struct HTTPRequestParser {
 
   /// Checks the rules of RFC 9112 that a request's headers must follow.
   private static func validate(_ request: HTTPRequest) -> HTTPParseError? {
-    let hosts = request.headers.values("Host")
-    if hosts.count > 1 { return HTTPParseError(.badRequest, "more than one Host header") }
-    if request.minorVersion == 1 && hosts.isEmpty {
+    var host: String?
+    var hasTransferEncoding = false
+    var hasContentLength = false
+    for field in request.headers {
+      if HTTPHeaders.equalsIgnoringCase(field.name, "Host") {
+        if host != nil { return HTTPParseError(.badRequest, "more than one Host header") }
+        host = field.value
+      } else if HTTPHeaders.equalsIgnoringCase(field.name, "Transfer-Encoding") {
+        hasTransferEncoding = true
+      } else if HTTPHeaders.equalsIgnoringCase(field.name, "Content-Length") {
+        hasContentLength = true
+      }
+    }
+    if request.minorVersion == 1 && host == nil {
       return HTTPParseError(.badRequest, "HTTP/1.1 requests need a Host header")
     }
-    if let host = hosts.first, !isValidHost(host) {
+    if let host, !isValidHost(host) {
       return HTTPParseError(.badRequest, "invalid Host header")
     }
-    if request.headers["Transfer-Encoding"] != nil {
-      if request.headers["Content-Length"] != nil {
+    if hasTransferEncoding {
+      if hasContentLength {
         return HTTPParseError(.badRequest, "both Transfer-Encoding and Content-Length")
       }
       return HTTPParseError(
