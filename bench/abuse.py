@@ -6,6 +6,23 @@ import asyncio, json, os, resource, socket, subprocess, sys, time
 
 BIN, WORK = sys.argv[1], sys.argv[2]
 
+# Times GET /health every 10 ms for SECONDS, in a process of its own; prints the milliseconds.
+PROBE = """
+import socket, sys, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + seconds
+out = []
+while time.time() < end:
+    t = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    s.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    while s.recv(65536): pass
+    s.close()
+    out.append((time.perf_counter() - t) * 1000)
+    time.sleep(0.01)
+print(" ".join(f"{x:.2f}" for x in out))
+"""
+
 def free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks: s.bind(("127.0.0.1", 0))
@@ -141,16 +158,22 @@ async def scenario_disconnect():
             status, text = await get(port, "/health")
             if json.loads(text)["waiting"] == 10000: break
             await asyncio.sleep(0.1)
+        # /health is timed by a process of its own: this one is busy tearing down 10,000 sockets.
+        prober = subprocess.Popen([sys.executable, "-c", PROBE, str(port), "3"],
+                                  stdout=subprocess.PIPE, text=True)
+        await asyncio.sleep(0.5)
         started = time.perf_counter()
         for _, writer in clients: writer.transport.abort()
-        latencies = []
+        emptied = None
         while time.perf_counter() - started < 10:
-            t = time.perf_counter()
             status, text = await get(port, "/health")
-            latencies.append((time.perf_counter() - t) * 1000)
-            if json.loads(text)["waiting"] == 0: break
-        print(f"10,000 waiters leaving at once: line empty after {(time.perf_counter() - started) * 1000:.0f} ms;"
-              f" /health max {max(latencies):.1f} ms meanwhile (target < 20)")
+            if json.loads(text)["waiting"] == 0:
+                emptied = time.perf_counter() - started
+                break
+        latencies = [float(x) for x in prober.communicate(timeout=30)[0].split()]
+        print(f"10,000 waiters leaving at once: line empty after {emptied * 1000:.0f} ms (as this"
+              f" client saw it); /health from another process every 10 ms: max {max(latencies):.1f} ms,"
+              f" p99 {p99(latencies):.1f} ms over {len(latencies)} probes (target < 20)")
     finally:
         process.kill(); process.wait()
 

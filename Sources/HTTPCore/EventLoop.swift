@@ -31,6 +31,14 @@ public struct TimerID: Hashable, Sendable {
 /// runs on the loop's thread, so loop-owned state needs no locks.
 public final class EventLoop: @unchecked Sendable {
   private let epollFD: Int32
+  /// A second epoll set for file descriptors that may wake in great numbers at once and can wait
+  /// (connections parked by their handler): it is itself watched by `epollFD`, and at most
+  /// `backgroundBatch` of its events are handled per turn, so a crowd of them never delays the
+  /// rest (new connections, answers, timers) by more than one batch.
+  private let backgroundFD: Int32
+  private let backgroundBatch = 128
+  /// Which descriptors are in the background set.
+  private var inBackground: [Bool] = []
   private let wakeFD: Int32
   private var handlers: [EventHandler?] = []
   private var timers: [Timer] = []
@@ -58,9 +66,15 @@ public final class EventLoop: @unchecked Sendable {
     guard cepoll_add(epollFD, wakeFD, CEPOLL_IN, UInt64(wakeFD)) == 0 else {
       throw SocketError.system("epoll_ctl", errno)
     }
+    backgroundFD = cepoll_create()
+    guard backgroundFD >= 0 else { throw SocketError.system("epoll_create1", errno) }
+    guard cepoll_add(epollFD, backgroundFD, CEPOLL_IN, UInt64(backgroundFD)) == 0 else {
+      throw SocketError.system("epoll_ctl", errno)
+    }
   }
 
   deinit {
+    close(backgroundFD)
     close(wakeFD)
     close(epollFD)
   }
@@ -69,7 +83,9 @@ public final class EventLoop: @unchecked Sendable {
   public func register(_ fd: Int32, interest: Readiness, handler: EventHandler) throws {
     if Int(fd) >= handlers.count {
       handlers.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - handlers.count))
+      inBackground.append(contentsOf: repeatElement(false, count: Int(fd) + 1 - inBackground.count))
     }
+    inBackground[Int(fd)] = false
     guard cepoll_add(epollFD, fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd)) == 0 else {
       throw SocketError.system("epoll_ctl(add)", errno)
     }
@@ -78,13 +94,32 @@ public final class EventLoop: @unchecked Sendable {
 
   /// Changes what `fd` is watched for.
   public func setInterest(_ fd: Int32, _ interest: Readiness) {
-    _ = cepoll_modify(epollFD, fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
+    _ = cepoll_modify(set(of: fd), fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
+  }
+
+  /// Moves `fd` to the background set (or back) with a new interest: background descriptors
+  /// are served a batch per turn, after everything else is ready.
+  public func setInterest(_ fd: Int32, _ interest: Readiness, background: Bool) {
+    let index = Int(fd)
+    guard index < inBackground.count, inBackground[index] != background else {
+      return setInterest(fd, interest)
+    }
+    _ = cepoll_remove(set(of: fd), fd)
+    inBackground[index] = background
+    _ = cepoll_add(set(of: fd), fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
   }
 
   /// Stops watching `fd`; call before closing it.
   public func unregister(_ fd: Int32) {
-    _ = cepoll_remove(epollFD, fd)
-    if Int(fd) < handlers.count { handlers[Int(fd)] = nil }
+    _ = cepoll_remove(set(of: fd), fd)
+    if Int(fd) < handlers.count {
+      handlers[Int(fd)] = nil
+      inBackground[Int(fd)] = false
+    }
+  }
+
+  private func set(of fd: Int32) -> Int32 {
+    Int(fd) < inBackground.count && inBackground[Int(fd)] ? backgroundFD : epollFD
   }
 
   /// Runs `body` once on the loop after `seconds`.
@@ -138,6 +173,8 @@ public final class EventLoop: @unchecked Sendable {
             cepoll_eventfd_drain(wakeFD)
             runPosted()
             runSignals()
+          } else if fd == Int(backgroundFD) {
+            runBackground()
           } else if fd < handlers.count, let handler = handlers[fd] {
             handler.handleEvent(Readiness(rawValue: events[index].events))
           }
@@ -146,6 +183,21 @@ public final class EventLoop: @unchecked Sendable {
       runDueTimers()
     }
     stopRequested.store(false, ordering: .releasing)
+  }
+
+  /// One batch of the background set's events (the set stays ready if more are waiting).
+  private func runBackground() {
+    var events = [cepoll_event](repeating: cepoll_event(), count: backgroundBatch)
+    let count = events.withUnsafeMutableBufferPointer {
+      cepoll_wait(backgroundFD, $0.baseAddress, Int32($0.count), 0)
+    }
+    guard count > 0 else { return }
+    for index in 0..<Int(count) {
+      let fd = Int(events[index].token)
+      if fd < handlers.count, let handler = handlers[fd] {
+        handler.handleEvent(Readiness(rawValue: events[index].events))
+      }
+    }
   }
 
   private func addTimer(delay: UInt64, interval: UInt64?, _ body: @escaping () -> Void) -> TimerID {

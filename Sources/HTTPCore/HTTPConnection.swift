@@ -122,10 +122,12 @@ final class HTTPConnection: EventHandler, ResponseSink {
     }
   }
 
+  /// A parked connection waits in the loop's background set: a crowd of them hanging up at
+  /// once is handled a batch at a time, never ahead of everyone else.
   private func updateInterest() {
     var interest: Readiness = isParked ? [] : .readable
     if isWatchingWrites { interest.insert(.writable) }
-    server.loop.setInterest(fd, interest)
+    server.loop.setInterest(fd, interest, background: isParked && !isWatchingWrites)
   }
 
   private func compactInput() {

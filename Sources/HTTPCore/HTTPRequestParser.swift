@@ -43,9 +43,10 @@ public struct HTTPRequestParser {
     }
     if start == bytes.count { return .needMore }
 
-    // The same checks, in the same order, whether the head is all here or still arriving, so
-    // that where the reads happen to end never changes the answer: the request line first
-    // (against the smaller of its own limit and the head's), then the head's size.
+    // Where the reads happen to end must never change the answer. So the two size limits are
+    // judged by where in the byte stream each is first exceeded, as a byte-by-byte reader would
+    // see it, and the earlier one wins: the request line (its length without a final CR) or the
+    // head as a whole (empty lines before it included).
     let headEnd = scanner.findHeadEnd(bytes, from: start)
     if lineEnd == nil {
       lineEnd = HTTPHeadScanner.lineEnd(
@@ -54,24 +55,21 @@ public struct HTTPRequestParser {
     }
     var lineLength = (lineEnd ?? bytes.count) - start
     if lineLength > 0 && bytes[start + lineLength - 1] == 0x0D { lineLength -= 1 }
-    if lineLength > min(limits.maxRequestLineBytes, limits.maxHeadBytes) {
-      return .failed(
-        limits.maxRequestLineBytes <= limits.maxHeadBytes
-          ? HTTPParseError(
-            .uriTooLong, "request line longer than \(limits.maxRequestLineBytes) bytes")
-          : HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
+    let maxLine = limits.maxRequestLineBytes
+    // The byte count at which a reader first sees each limit passed, if it is passed at all.
+    let linePassedAt =
+      lineLength > maxLine ? start + maxLine + 1 + (bytes[start + maxLine] == 0x0D ? 1 : 0) : nil
+    let headPassedAt =
+      (headEnd.map { $0 > limits.maxHeadBytes } ?? (bytes.count > limits.maxHeadBytes))
+      ? limits.maxHeadBytes + 1 : nil
+    if let linePassedAt, linePassedAt <= (headPassedAt ?? Int.max) {
+      return .failed(HTTPParseError(.uriTooLong, "request line longer than \(maxLine) bytes"))
     }
-    guard let headEnd else {
-      if bytes.count > limits.maxHeadBytes {
-        return .failed(
-          HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
-      }
-      return .needMore
-    }
-    if headEnd > limits.maxHeadBytes {
+    if headPassedAt != nil {
       return .failed(
         HTTPParseError(.headerFieldsTooLarge, "head longer than \(limits.maxHeadBytes) bytes"))
     }
+    guard let headEnd else { return .needMore }
     scanner.reset()
     skipped = 0
     lineEnd = nil
