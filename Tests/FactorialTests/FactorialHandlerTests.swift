@@ -42,6 +42,19 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(handler.activeJobs, 0)
   }
 
+  /// Small jobs are computed at once, without a hand-off to the workers.
+  func testSmallJobsAreComputedWithoutAHandOff() {
+    var handedOff = 0
+    let handler = FactorialHandler(port: 5001) { work, deliver in
+      handedOff += 1
+      deliver(work())
+    }
+    XCTAssertEqual(get(handler, "/?n=1000").status.code, 200)
+    XCTAssertEqual(handedOff, 0)
+    XCTAssertEqual(get(handler, "/?n=1001").status.code, 200)
+    XCTAssertEqual(handedOff, 1)
+  }
+
   /// A visit without a lease (by hand, or a client that skipped the balancer) gets its job, and
   /// no report is sent: only a lease's holder may end it.
   func testAJobWithoutALeaseSendsNoReport() {
@@ -115,6 +128,7 @@ final class FactorialHandlerTests: XCTestCase {
   func testHealthSaysBusyWhileAJobRuns() throws {
     var pending: (() -> Void)?
     let handler = FactorialHandler(port: 5001) { work, deliver in pending = { deliver(work()) } }
+    handler.inlineLimit = -1  // every job goes to the (test's) workers
     handler.handle(
       HTTPRequest(method: "GET", target: "/5001?n=5", headers: HTTPHeaders([("Host", "x")])),
       responder: HTTPResponder(sink: sink))
@@ -168,6 +182,7 @@ final class FactorialQueueTests: XCTestCase {
       }
     }
     handler.maxQueue = 2
+    handler.inlineLimit = -1  // every job goes to the (test's) workers
     var reports: [String] = []
     handler.report = { reports.append($0) }
     let sink = Sink()
