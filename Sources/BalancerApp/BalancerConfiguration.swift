@@ -90,7 +90,7 @@ public struct BalancerConfiguration: Sendable {
           "admin-token", "TOKEN",
           "let clients other than loopback call /add and /rm with Authorization: Bearer TOKEN"),
         .flag("quiet", "do not log one line per request (nor routine lease changes)"),
-        .value("log-format", "FORMAT", "text (default) or json: one JSON object a line"),
+        .logFormat,
         .flag("check-config", "validate the config, print its local ports one per line, and exit"),
       ])
   }
@@ -132,13 +132,7 @@ public struct BalancerConfiguration: Sendable {
     spawnsServers = !options.isSet("no-spawn")
     serverBinary = options["server-binary"]
     quiet = options.isSet("quiet")
-    if let format = options["log-format"] {
-      guard let value = LogFormat(rawValue: format) else {
-        throw CommandLineOptions.UsageError(
-          description: "--log-format: '\(format)' is not text or json")
-      }
-      logFormat = value
-    }
+    logFormat = try options.logFormat()
     checkConfigOnly = options.isSet("check-config")
   }
 

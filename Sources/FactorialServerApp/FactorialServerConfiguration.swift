@@ -38,7 +38,7 @@ public struct FactorialServerConfiguration: Sendable {
           "answer 503 with Retry-After beyond N jobs accepted and not answered (default 8 per worker)"
         ),
         .flag("quiet", "do not log one line per request"),
-        .value("log-format", "FORMAT", "text (default) or json: one JSON object a line"),
+        .logFormat,
         .flag(
           "exit-with-parent", "exit when the process that started this one exits (the balancer)"),
       ])
@@ -71,13 +71,7 @@ public struct FactorialServerConfiguration: Sendable {
       balancerPort = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
     }
     quiet = options.isSet("quiet")
-    if let format = options["log-format"] {
-      guard let value = LogFormat(rawValue: format) else {
-        throw CommandLineOptions.UsageError(
-          description: "--log-format: '\(format)' is not text or json")
-      }
-      logFormat = value
-    }
+    logFormat = try options.logFormat()
     exitsWithParent = options.isSet("exit-with-parent")
   }
 }

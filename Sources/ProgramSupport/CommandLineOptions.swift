@@ -13,6 +13,10 @@ public struct CommandLineOptions {
       Option(name: name, valueName: valueName, help: help)
     }
 
+    /// `--log-format text|json`, which every program takes.
+    public static let logFormat = Option.value(
+      "log-format", "FORMAT", "text (default) or json: one JSON object a line")
+
     /// A flag that takes no value.
     public static func flag(_ name: String, _ help: String) -> Option {
       Option(name: name, valueName: nil, help: help)
@@ -141,6 +145,15 @@ public struct CommandLineOptions {
       )
     }
     return value
+  }
+
+  /// The format `--log-format` names (`text` unless given).
+  public func logFormat() throws(UsageError) -> LogFormat {
+    guard let text = values["log-format"] else { return .text }
+    guard let format = LogFormat(rawValue: text) else {
+      throw UsageError(description: "--log-format: '\(text)' is not text or json")
+    }
+    return format
   }
 
   /// Parses the process's arguments: prints help and exits 0 for `--help`, or prints the

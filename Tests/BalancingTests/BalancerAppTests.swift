@@ -54,6 +54,7 @@ final class BalancerConfigurationTests: XCTestCase {
       (["--max-waiting", "2.5"], "--max-waiting: '2.5' is not a whole number"),
       (["--lease-timeout", "-1"], "--lease-timeout: '-1' is not a number"),
       (["--port", "http"], "--port: 'http' is not a port"),
+      (["--log-format", "xml"], "--log-format: 'xml' is not text or json"),
     ] {
       XCTAssertThrowsError(try configuration(arguments), "\(arguments)") { error in
         XCTAssertTrue("\(error)".hasPrefix(message), "\(error)")
