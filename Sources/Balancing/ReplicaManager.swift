@@ -225,8 +225,8 @@ public final class ReplicaManager {
     ReplicasReport(
       replicas: entries.map { entry in
         ReplicasReport.Replica(
-          name: entry.displayName, address: entry.address.description,
-          state: broker.stateName(entry.address), jobs: broker.store.servedCount(entry.address),
+          name: entry.displayName, server: entry.address.description,
+          state: broker.stateName(entry.address), leases: broker.store.servedCount(entry.address),
           restarts: entry.address.host == nil ? launcher?.restartCount(entry.address) : nil)
       })
   }

@@ -18,21 +18,22 @@ public struct ReplicasReport: JSONDocument, Equatable {
     }
   }
 
-  /// One replica: its name, address, state and how many jobs it was handed.
+  /// One replica, with the same field names as `/status` uses for a server: its name, its
+  /// address (`server`), its `state`, and how many leases it was handed (`leases`).
   public struct Replica: Codable, Sendable, Equatable {
     public var name: String
-    public var address: String
+    public var server: String
     /// As in /status: `free`, `leased`, `down`, or `removed` (no longer in the pool).
     public var state: String
-    public var jobs: Int
+    public var leases: Int
     /// How many times the balancer restarted its process (servers it supervises only).
     public var restarts: Int?
 
-    public init(name: String, address: String, state: String, jobs: Int, restarts: Int?) {
+    public init(name: String, server: String, state: String, leases: Int, restarts: Int?) {
       self.name = name
-      self.address = address
+      self.server = server
       self.state = state
-      self.jobs = jobs
+      self.leases = leases
       self.restarts = restarts
     }
   }

@@ -69,7 +69,8 @@ final class ReplicaManagerTests: XCTestCase {
     let details = json["details"] as! [[String: Any]]
     XCTAssertEqual(details[0]["state"] as? String, "free")
     XCTAssertEqual(details[0]["restarts"] as? Int, 1)
-    XCTAssertEqual(details[0]["jobs"] as? Int, 0)
+    XCTAssertEqual(details[0]["leases"] as? Int, 0)
+    XCTAssertEqual(details[0]["server"] as? String, "5001", "the same name as /status uses")
   }
 
   func testAddStartsServersNamedByPortOrLabelAndRewritesTheFile() throws {

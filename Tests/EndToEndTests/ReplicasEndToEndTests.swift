@@ -120,10 +120,10 @@ final class ReplicasEndToEndTests: SystemTestCase {
     let file = try JSONSerialization.jsonObject(with: Data(onDisk.utf8)) as! [String: Any]
     XCTAssertEqual((file["available_servers"] as! [Any]).count, 4)
     try waitUntilEveryServerIsFree()
-    let s4Port = Int(try XCTUnwrap(try details()["S4"]?["address"] as? String))!
+    let s4Port = Int(try XCTUnwrap(try details()["S4"]?["server"] as? String))!
     XCTAssertGreaterThan(s4Port, base)
     burst(16)
-    XCTAssertGreaterThan(try details()["S4"]?["jobs"] as? Int ?? 0, 0, "S4 never served")
+    XCTAssertGreaterThan(try details()["S4"]?["leases"] as? Int ?? 0, 0, "S4 never served")
 
     // Errors change nothing.
     let bad = try send("POST", "/add", #"{"n": 1, "hostnames": ["S4"]}"#)
