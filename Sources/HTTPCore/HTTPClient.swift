@@ -54,6 +54,8 @@ public final class HTTPClient: EventHandler {
   private var parser = HTTPResponseParser()
   private var chunk = [UInt8](repeating: 0, count: 16384)
   private var retryTimer: TimerID?
+  /// Whether the socket is watched for writability (only while a write waits for room).
+  private var isWatchingWrites = false
 
   public init(loop: EventLoop, host: String, port: Int) {
     self.loop = loop
@@ -158,6 +160,7 @@ public final class HTTPClient: EventHandler {
         return
       }
       state = .connected
+      isWatchingWrites = false
       loop.setInterest(fd, .readable)
       pump()
       return
@@ -172,14 +175,21 @@ public final class HTTPClient: EventHandler {
       if written > 0 {
         output.removeFirst(written)
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
-        loop.setInterest(fd, [.readable, .writable])
+        if !isWatchingWrites {
+          isWatchingWrites = true
+          loop.setInterest(fd, [.readable, .writable])
+        }
         return
       } else {
         connectionFailed(String(cString: strerror(errno)))
         return
       }
     }
-    loop.setInterest(fd, .readable)
+    // Only a change of interest costs a system call; a request written at once needs none.
+    if isWatchingWrites {
+      isWatchingWrites = false
+      loop.setInterest(fd, .readable)
+    }
   }
 
   private func readAvailable() {
@@ -238,6 +248,7 @@ public final class HTTPClient: EventHandler {
     }
     fd = -1
     state = .disconnected
+    isWatchingWrites = false
     inFlight = false
     input.removeAll()
     output.removeAll()
