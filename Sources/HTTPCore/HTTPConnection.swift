@@ -20,6 +20,9 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var isWatchingWrites = false
   /// A request is parked with the handler: the connection reads nothing until it is answered.
   private var isParked = false
+  /// When the request was parked; a long wait moves it to the loop's background set.
+  private var parkedAt: UInt64 = 0
+  private var isInBackground = false
   private var isClosed = false
   private var lastActivity: UInt64
   private var requestStarted: UInt64?
@@ -115,6 +118,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
   /// what the client sends next; only its hang-up is watched), and keep no large buffer.
   private func park() {
     isParked = true
+    parkedAt = server.loop.now
     updateInterest()
     if inputStart == input.count && input.capacity > 4096 {
       input = []
@@ -122,12 +126,14 @@ final class HTTPConnection: EventHandler, ResponseSink {
     }
   }
 
-  /// A parked connection waits in the loop's background set: a crowd of them hanging up at
-  /// once is handled a batch at a time, never ahead of everyone else.
+  /// A connection parked for a while waits in the loop's background set (moved there by the
+  /// sweep): a crowd of them hanging up at once is handled a batch at a time, never ahead of
+  /// everyone else. A short wait stays where it is, so it costs no extra system calls.
   private func updateInterest() {
     var interest: Readiness = isParked ? [] : .readable
     if isWatchingWrites { interest.insert(.writable) }
-    server.loop.setInterest(fd, interest, background: isParked && !isWatchingWrites)
+    if !isParked || isWatchingWrites { isInBackground = false }
+    server.loop.setInterest(fd, interest, background: isInBackground)
   }
 
   private func compactInput() {
@@ -207,6 +213,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
   }
 
   func enforceTimeouts(now: UInt64, configuration: HTTPServer.Configuration) {
+    if isParked && !isInBackground && !isWatchingWrites && now - parkedAt > 200_000_000 {
+      isInBackground = true
+      updateInterest()
+    }
     if outputStart < output.count {
       guard now - writeStarted > MonotonicClock.nanoseconds(configuration.writeTimeout) else {
         return
