@@ -68,7 +68,8 @@ let package = Package(
     .testTarget(name: "LoadTestingTests", dependencies: ["Charts", "LoadTesting"]),
     .testTarget(name: "MetricsTests", dependencies: ["Metrics"]),
     // The Redis client's parser and SHA-1, and the client against a real redis-server.
-    .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "HTTPCore"]),
+    .testTarget(
+      name: "RedisClientTests", dependencies: ["RedisClient", "HTTPCore", "TestSupport"]),
     .testTarget(
       name: "BalancingTests",
       dependencies: ["BalancerApp", "Balancing", "Documents", "HTTPCore", "TestSupport"]),

@@ -1,46 +1,9 @@
 import Foundation
 import Synchronization
+import TestSupport
 import XCTest
 
 @testable import HTTPCore
-
-/// An event loop running `run()` on its own thread, which records which thread that is.
-private final class LoopThread: @unchecked Sendable {
-  let loop: EventLoop
-  private let returned = DispatchSemaphore(value: 0)
-  private let thread = Mutex<pthread_t?>(nil)
-
-  init() throws {
-    loop = try EventLoop()
-    start()
-  }
-
-  /// Runs `loop.run()` on a new thread; `waitForReturn` hears when it comes back.
-  func start() {
-    Thread.detachNewThread { [self] in
-      thread.withLock { $0 = pthread_self() }
-      loop.run()
-      returned.signal()
-    }
-  }
-
-  /// Whether the caller is the thread running the loop.
-  var isLoopThread: Bool {
-    guard let loopThread = thread.withLock({ $0 }) else { return false }
-    return pthread_equal(loopThread, pthread_self()) != 0
-  }
-
-  /// Waits (bounded) for `run()` to return; false on timeout.
-  func waitForReturn(timeout: Double = 5) -> Bool {
-    returned.wait(timeout: .now() + timeout) == .success
-  }
-
-  /// Stops the loop and waits (bounded) for `run()` to return.
-  func stopAndWait() -> Bool {
-    loop.stop()
-    return waitForReturn()
-  }
-}
 
 /// Shared state for timer bodies, which run on the loop thread while the test thread reads.
 private final class Record<Value>: @unchecked Sendable {
@@ -75,7 +38,7 @@ final class EventLoopTimerTests: XCTestCase {
 
   override func tearDown() {
     if let running, !stopped {
-      XCTAssertTrue(running.stopAndWait(), "run() did not return after stop()")
+      XCTAssertTrue(running.stop(), "run() did not return after stop()")
     }
     running = nil
   }
@@ -332,7 +295,7 @@ final class EventLoopTimerTests: XCTestCase {
     // Wait until the loop is inside run() and idle (no timers: an unbounded wait).
     onLoop {}
     stopped = true
-    XCTAssertTrue(running.stopAndWait())
+    XCTAssertTrue(running.stop())
   }
 
   func testStopFromATimerMakesRunReturn() throws {
@@ -350,7 +313,7 @@ final class EventLoopTimerTests: XCTestCase {
   func testRunCanBeStartedAgainAfterStop() throws {
     let running = try XCTUnwrap(running)
     onLoop {}
-    XCTAssertTrue(running.stopAndWait())
+    XCTAssertTrue(running.stop())
 
     // A timer added while the loop is stopped runs once it runs again.
     let fired = expectation(description: "timer fired after restart")

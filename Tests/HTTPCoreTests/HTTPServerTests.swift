@@ -34,45 +34,30 @@ final class TestHandler: HTTPHandler, @unchecked Sendable {
 
 /// An event loop with one server, running on its own thread for the length of a test.
 final class RunningServer: @unchecked Sendable {
-  let loop: EventLoop
+  private let thread: LoopThread
   let server: HTTPServer
   let handler = TestHandler()
-  private let finished = DispatchSemaphore(value: 0)
 
   init(configuration: HTTPServer.Configuration = HTTPServer.Configuration(host: "127.0.0.1")) throws
   {
-    loop = try EventLoop()
-    server = try HTTPServer(loop: loop, configuration: configuration, handler: handler)
+    thread = try LoopThread(start: false)
+    server = try HTTPServer(loop: thread.loop, configuration: configuration, handler: handler)
     try server.start()
-    Thread.detachNewThread { [loop, finished] in
-      loop.run()
-      finished.signal()
-    }
+    thread.start()
   }
 
+  var loop: EventLoop { thread.loop }
   var port: Int { server.port }
 
   /// Runs `body` on the loop and waits for it.
-  func onLoop<T>(_ body: @escaping () -> T) -> T {
-    let result = Mutex<T?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) let body = body
-    loop.execute {
-      let value = body()
-      result.withLock { $0 = value }
-      done.signal()
-    }
-    done.wait()
-    return result.withLock { $0! }
-  }
+  func onLoop<T>(_ body: @escaping () -> T) -> T { thread.sync(body)! }
 
   func stop() {
     onLoop {
       self.server.stopAccepting()
       self.server.closeAllConnections()
     }
-    loop.stop()
-    finished.wait()
+    thread.stop()
   }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HTTPCore
 import RedisClient
+import TestSupport
 import XCTest
 
 /// The client against a scripted fake server, for replies a real Redis never sends.

@@ -3,53 +3,8 @@ import Glibc
 import HTTPCore
 import RedisClient
 import Synchronization
+import TestSupport
 import XCTest
-
-/// An event loop running on its own thread for the length of a test; every wait is bounded.
-final class LoopThread: @unchecked Sendable {
-  let loop: EventLoop
-  private let returned = DispatchSemaphore(value: 0)
-  private let thread = Mutex<pthread_t?>(nil)
-  private var running = true
-
-  init() throws {
-    loop = try EventLoop()
-    Thread.detachNewThread { [self] in
-      thread.withLock { $0 = pthread_self() }
-      loop.run()
-      returned.signal()
-    }
-  }
-
-  /// Whether the caller is the loop's thread.
-  var isLoopThread: Bool {
-    guard let loopThread = thread.withLock({ $0 }) else { return false }
-    return pthread_equal(loopThread, pthread_self()) != 0
-  }
-
-  /// Runs `body` on the loop and waits (≤ `timeout` s) for its result; nil on timeout.
-  func sync<T>(timeout: Double = 10, _ body: @escaping () -> T) -> T? {
-    let result = Mutex<T?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) let body = body
-    loop.execute {
-      let value = body()
-      nonisolated(unsafe) let sendable = value
-      result.withLock { $0 = sendable }
-      done.signal()
-    }
-    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-    return result.withLock { $0 }
-  }
-
-  /// Stops the loop and waits (≤ 10 s) for `run()` to return.
-  func stop() -> Bool {
-    guard running else { return true }
-    running = false
-    loop.stop()
-    return returned.wait(timeout: .now() + 10) == .success
-  }
-}
 
 /// Where a completion reports to the test thread: the result, how long it took and whether it
 /// ran on the loop's thread.

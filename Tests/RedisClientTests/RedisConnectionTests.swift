@@ -2,6 +2,7 @@ import Foundation
 import HTTPCore
 import RedisClient
 import Synchronization
+import TestSupport
 import XCTest
 
 /// The client against a real redis-server: commands, pipelining, errors, scripts, blocking

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPCore
 import RedisClient
+import TestSupport
 import XCTest
 
 /// A test case with its own redis-server and event loop thread; tearDown closes the connections
