@@ -194,19 +194,10 @@ public final class HTTPClient: EventHandler {
 
   private func readAvailable() {
     var closedReason: String?
-    while true {
-      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      if count > 0 {
-        input.append(contentsOf: chunk[0..<count])
-      } else if count == 0 {
-        closedReason = "connection closed by the server"
-        break
-      } else if errno == EAGAIN || errno == EINTR {
-        break
-      } else {
-        closedReason = String(cString: strerror(errno))
-        break
-      }
+    switch chunk.withUnsafeMutableBytes({ Socket.readAvailable(fd, into: &input, scratch: $0) }) {
+    case .drained: break
+    case .endOfStream: closedReason = "connection closed by the server"
+    case .failed(let code): closedReason = String(cString: strerror(code))
     }
     // A response and the close after it often arrive together: read the response first.
     if inFlight {

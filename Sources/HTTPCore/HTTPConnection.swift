@@ -49,22 +49,12 @@ final class HTTPConnection: EventHandler, ResponseSink {
   }
 
   private func readAvailable() {
-    var endOfInput = false
-    let buffer = server.readBuffer
-    while true {
-      let count = read(fd, buffer.baseAddress, buffer.count)
-      if count > 0 {
-        input.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-        if count < buffer.count { break }
-      } else if count == 0 {
-        endOfInput = true
-        break
-      } else {
-        if errno == EAGAIN || errno == EINTR { break }
-        close()
-        return
-      }
+    let end = Socket.readAvailable(fd, into: &input, scratch: server.readBuffer)
+    if case .failed = end {
+      close()
+      return
     }
+    let endOfInput = end == .endOfStream
     lastActivity = server.loop.now
     if current != nil
       && input.count - inputStart > parser.limits.maxHeadBytes + parser.limits.maxBodyBytes

@@ -157,6 +157,38 @@ public enum Socket {
     return named == 0 ? String(cString: host) : ""
   }
 
+  /// How reading a non-blocking socket dry ended.
+  public enum ReadEnd: Equatable, Sendable {
+    /// Nothing more to read now (or the read limit was reached; epoll reports the rest).
+    case drained
+    /// The peer closed its side.
+    case endOfStream
+    /// The read failed with this errno.
+    case failed(Int32)
+  }
+
+  /// Reads what `fd` has into `input`, `scratch` at a time, at most `maxReads` times. A short
+  /// read means the socket is dry for now.
+  public static func readAvailable(
+    _ fd: Int32, into input: inout [UInt8], scratch: UnsafeMutableRawBufferPointer,
+    maxReads: Int = .max
+  ) -> ReadEnd {
+    for _ in 0..<maxReads {
+      let count = read(fd, scratch.baseAddress, scratch.count)
+      if count > 0 {
+        input.append(contentsOf: UnsafeRawBufferPointer(rebasing: scratch[0..<count]))
+        if count < scratch.count { return .drained }
+      } else if count == 0 {
+        return .endOfStream
+      } else if errno == EAGAIN || errno == EINTR {
+        return .drained
+      } else {
+        return .failed(errno)
+      }
+    }
+    return .drained
+  }
+
   /// How many bytes written to `fd` its peer has not acknowledged yet (the send queue), or nil.
   public static func unsentBytes(_ fd: Int32) -> Int? {
     var count: Int32 = 0

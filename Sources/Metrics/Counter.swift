@@ -4,12 +4,12 @@ import Synchronization
 /// family. Safe to increment from any thread; an increment is a lock-free compare-and-swap and
 /// never allocates.
 public final class Counter: Sendable {
-  private let bits = Atomic<UInt64>(Double(0).bitPattern)
+  private let total = AtomicDouble()
 
   init() {}
 
   /// The current total.
-  public var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
+  public var value: Double { total.value }
 
   /// Adds one.
   public func increment() { add(1) }
@@ -26,16 +26,7 @@ public final class Counter: Sendable {
     add(amount)
   }
 
-  private func add(_ amount: Double) {
-    var current = bits.load(ordering: .relaxed)
-    while true {
-      let next = (Double(bitPattern: current) + amount).bitPattern
-      let (exchanged, original) = bits.weakCompareExchange(
-        expected: current, desired: next, ordering: .relaxed)
-      if exchanged { return }
-      current = original
-    }
-  }
+  private func add(_ amount: Double) { total.add(amount) }
 
   func appendSamples(name: String, labels: String, to output: inout String) {
     PrometheusTextFormat.appendSample(

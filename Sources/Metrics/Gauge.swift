@@ -4,15 +4,15 @@ import Synchronization
 /// family. Safe to update from any thread; an update is a lock-free compare-and-swap and never
 /// allocates.
 public final class Gauge: Sendable {
-  private let bits = Atomic<UInt64>(Double(0).bitPattern)
+  private let total = AtomicDouble()
 
   init() {}
 
   /// The current value.
-  public var value: Double { Double(bitPattern: bits.load(ordering: .relaxed)) }
+  public var value: Double { total.value }
 
   /// Sets the value.
-  public func set(_ value: Double) { bits.store(value.bitPattern, ordering: .relaxed) }
+  public func set(_ value: Double) { total.store(value) }
 
   /// Sets the value.
   public func set(_ value: Int) { set(Double(value)) }
@@ -35,16 +35,7 @@ public final class Gauge: Sendable {
   /// Subtracts `amount`.
   public func decrement(by amount: Int) { add(-Double(amount)) }
 
-  private func add(_ amount: Double) {
-    var current = bits.load(ordering: .relaxed)
-    while true {
-      let next = (Double(bitPattern: current) + amount).bitPattern
-      let (exchanged, original) = bits.weakCompareExchange(
-        expected: current, desired: next, ordering: .relaxed)
-      if exchanged { return }
-      current = original
-    }
-  }
+  private func add(_ amount: Double) { total.add(amount) }
 
   func appendSamples(name: String, labels: String, to output: inout String) {
     PrometheusTextFormat.appendSample(

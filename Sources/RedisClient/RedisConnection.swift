@@ -328,20 +328,13 @@ public final class RedisConnection: EventHandler {
   private func readAvailable() -> [Delivery] {
     var closedReason: String?
     // A bounded number of reads per event keeps the loop fair; epoll reports the rest again.
-    for _ in 0..<16 {
-      let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      if count > 0 {
-        input.append(contentsOf: chunk[0..<count])
-        if count < chunk.count { break }
-      } else if count == 0 {
-        closedReason = "connection closed by the server"
-        break
-      } else if errno == EAGAIN || errno == EINTR {
-        break
-      } else {
-        closedReason = String(cString: strerror(errno))
-        break
-      }
+    let end = chunk.withUnsafeMutableBytes {
+      Socket.readAvailable(fd, into: &input, scratch: $0, maxReads: 16)
+    }
+    switch end {
+    case .drained: break
+    case .endOfStream: closedReason = "connection closed by the server"
+    case .failed(let code): closedReason = String(cString: strerror(code))
     }
     // Replies that arrived with the close are answers all the same: take them first.
     var deliveries: [Delivery] = []
