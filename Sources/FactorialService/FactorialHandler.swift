@@ -20,6 +20,7 @@ public final class FactorialHandler: HTTPHandler {
 
   /// The port this server listens on; `/<port>` is its job path.
   public let port: Int
+  private let jobPath: String
   /// Called once a job's answer has been written, with the path to report to the balancer.
   public var report: ((String) -> Void)?
   /// Receives one line per request handled, when set.
@@ -49,6 +50,7 @@ public final class FactorialHandler: HTTPHandler {
 
   public init(port: Int, runJob: @escaping JobRunner) {
     self.port = port
+    jobPath = "/\(port)"
     self.runJob = runJob
     answered = metrics.counter("factorial_jobs_total", help: "Jobs answered since start.")
     computeTime = metrics.histogram(
@@ -71,7 +73,7 @@ public final class FactorialHandler: HTTPHandler {
       response.headers.add("Allow", "GET, HEAD")
       return finish(responder, request, response)
     }
-    if request.path == "/" || request.path == "/\(port)", activeJobs >= maxQueue {
+    if request.path == "/" || request.path == jobPath, activeJobs >= maxQueue {
       var response = HTTPResponse.text(
         .serviceUnavailable, "\(activeJobs) jobs are queued here already; try again soon")
       response.headers.add("Retry-After", "1")
@@ -79,15 +81,15 @@ public final class FactorialHandler: HTTPHandler {
     }
     switch request.path {
     case "/":
-      job(request, responder, reports: false)
-    case "/\(port)":
+      job(request, responder, lease: nil)
+    case jobPath:
       guard let lease = Self.lease(in: request) else {
         // Not sent by a balancer that gives leases (or by hand): the job, but no report.
-        return job(request, responder, reports: false)
+        return job(request, responder, lease: nil)
       }
       switch leases.admit(lease) {
       case .start:
-        job(request, responder, reports: true)
+        job(request, responder, lease: lease)
       case .revoked:
         askAgain(request, responder, "this lease was revoked: it was not used in time")
       case .usedAlready:
@@ -167,19 +169,20 @@ public final class FactorialHandler: HTTPHandler {
     return lease
   }
 
-  private func job(_ request: HTTPRequest, _ responder: HTTPResponder, reports: Bool) {
+  /// Computes the job of `request`; with a `lease`, reports it once the answer is out.
+  private func job(_ request: HTTPRequest, _ responder: HTTPResponder, lease: String?) {
+    let reportPath = lease.map { "/port_update/\(port)?lease=\($0)" }
     let n: Int
     switch Self.requestedN(request) {
     case .success(let value): n = value
     case .failure(let invalid):
       finish(responder, request, .text(.badRequest, invalid.message))
       // A redirected client that asked for something impossible still used its turn.
-      if reports { report?(reportPath(request)) }
+      if let reportPath { report?(reportPath) }
       return
     }
     activeJobs += 1
     let computeTime = computeTime
-    let path = reportPath(request)
     // A client that leaves before its job starts costs no computation, and its place in the
     // queue is free at once: whichever of the worker and the hang-up comes first decides.
     let claim = JobClaim()
@@ -188,7 +191,7 @@ public final class FactorialHandler: HTTPHandler {
       self.activeJobs -= 1
       self.droppedJobs += 1
       // The lease was used, and the server is free again: the balancer must hear it.
-      if reports { self.report?(path) }
+      if let reportPath { self.report?(reportPath) }
       self.log?("\(request.method) \(request.target) dropped: the client left first")
     }
     let run: JobRunner = n <= inlineLimit ? { work, deliver in deliver(work()) } : runJob
@@ -213,14 +216,10 @@ public final class FactorialHandler: HTTPHandler {
           self.activeJobs -= 1
           self.completedJobs += 1
           self.answered.increment()
-          if reports { self.report?(path) }
+          if let reportPath { self.report?(reportPath) }
         }
         self.log?("\(request.method) \(request.target) 200 n=\(n)")
       })
-  }
-
-  private func reportPath(_ request: HTTPRequest) -> String {
-    "/port_update/\(port)?lease=\(Self.lease(in: request) ?? "")"
   }
 
   private func finish(_ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse)
