@@ -169,24 +169,6 @@ private func snapshot(_ response: HTTPClientResponse) -> Response {
 }
 
 /// The reads of the split run.
-private func split(_ bytes: [UInt8], _ options: Options) -> [ArraySlice<UInt8>] {
-  if options.byteByByte { return bytes.indices.map { bytes[$0...$0] } }
-  var reads: [ArraySlice<UInt8>] = []
-  var start = 0
-  for length in options.readLengths where start < bytes.count {
-    let end = min(bytes.count, start + length)
-    reads.append(bytes[start..<end])
-    start = end
-  }
-  if start < bytes.count { reads.append(bytes[start...]) }
-  return reads
-}
-
-/// Mismatch kinds to let through (see the top of the file).
-private let knownFailures: Set<Substring> = {
-  guard let value = getenv("FUZZ_KNOWN_FAILURES") else { return [] }
-  return Set(String(cString: value).split(separator: "\n"))
-}()
 
 /// Names a mismatch by where the runs part, in words that do not depend on the input's details
 /// (numbers in error messages become N), so that one bug gives only a few kinds.
@@ -215,13 +197,6 @@ private func kind(_ whole: Outcome, _ split: Outcome) -> String {
   return "split-vs-whole: the whole run \(state(whole)) where the split run \(state(split))"
 }
 
-private func describe(_ reads: [ArraySlice<UInt8>]) -> String {
-  if reads.count > 8 && reads.allSatisfy({ $0.count == 1 }) {
-    return "\(reads.count) reads of 1 byte"
-  }
-  return "reads of \(reads.map(\.count)) bytes"
-}
-
 private func describe(_ outcome: Outcome) -> String {
   var lines = outcome.responses.enumerated().map { index, r -> String in
     let headers = r.headers.map { "\($0.name): \($0.value)" }.joined(separator: " | ")
@@ -237,7 +212,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let (options, payload) = decode(UnsafeBufferPointer(start: data, count: size))
   let bytes = Array(payload)
   let whole = run(bytes.isEmpty ? [] : [bytes[...]], options)
-  let reads = split(bytes, options)
+  let reads = splitReads(
+    bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
   let pieces = run(reads, options)
   if whole != pieces {
     let what = kind(whole, pieces)

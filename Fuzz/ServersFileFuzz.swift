@@ -45,12 +45,6 @@ private func fail(_ kind: String, _ details: String) {
   fatalError("\(kind)\n\(details)")
 }
 
-/// Kinds of failure to let through (see the top of the file).
-private let knownFailures: Set<Substring> = {
-  guard let value = ProcessInfo.processInfo.environment["FUZZ_KNOWN_FAILURES"] else { return [] }
-  return Set(value.split(separator: "\n"))
-}()
-
 /// What an accepted file promises the balancer.
 private func check(_ file: ServersFile) {
   guard !file.entries.isEmpty else { fatalError("accepted an empty pool") }

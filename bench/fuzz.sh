@@ -155,7 +155,8 @@ build_target() {
   mkdir -p "$OUT/bin"
   rm -f "$OUT/bin/$target"
   "$SWIFTC" "${SWIFT_FLAGS[@]}" "${CMODULE_FLAGS[@]}" "${LINK_FLAGS[@]}" \
-    -module-name "$(basename "$entry" .swift)" "$entry" "${LINK[@]}" -o "$OUT/bin/$target" ||
+    -module-name "$(basename "$entry" .swift)" "$entry" Fuzz/Shared/*.swift "${LINK[@]}" \
+    -o "$OUT/bin/$target" ||
     build_failed "$target"
 }
 
