@@ -10,11 +10,6 @@ public struct HTTPHeaders: Sendable, Sequence {
     return nil
   }
 
-  /// All values of `name`, in order.
-  public func values(_ name: String) -> [String] {
-    fields.filter { Self.equalsIgnoringCase($0.name, name) }.map(\.value)
-  }
-
   /// Appends a field.
   public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
 
