@@ -33,8 +33,9 @@ public final class FactorialServerApp {
     // server when the balancer is on this machine, else by the balancer's own address.
     let balancerHost = configuration.balancerHost
     let balancerPort = configuration.balancerPort
-    let balancerIsLocal = ["127.0.0.1", "::1", "[::1]", "localhost", "0.0.0.0"].contains(
-      balancerHost)
+    let balancerIsLocal =
+      balancerHost == "localhost"
+      || AddressResolution.isLoopback(AddressResolution.normalise(balancerHost))
     handler.balancerLocation = { request in
       let host = balancerIsLocal ? (request.hostName ?? balancerHost) : balancerHost
       let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
