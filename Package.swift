@@ -39,6 +39,8 @@ let package = Package(
     .target(name: "Metrics"),
     // A RESP2 Redis client on the event loop: parser, pipelined connection, scripts.
     .target(name: "RedisClient", dependencies: ["HTTPCore"]),
+    // The availability queue, leases and pool shared by several balancers, in Redis.
+    .target(name: "SharedQueue", dependencies: ["Balancing", "HTTPCore", "RedisClient"]),
     // The load tester: visits, the runner, reports.
     .target(name: "LoadTesting", dependencies: ["Charts", "HTTPCore"]),
     // What both programs share around `main`: flags, logging, signals.
@@ -46,7 +48,9 @@ let package = Package(
     // The balancer program: its configuration from flags, and the app that wires it together.
     .target(
       name: "BalancerApp",
-      dependencies: ["Balancing", "Documents", "HTTPCore", "ProgramSupport", "Supervision"]),
+      dependencies: [
+        "Balancing", "Documents", "HTTPCore", "ProgramSupport", "SharedQueue", "Supervision",
+      ]),
     // The factorial-server program: configuration and app.
     .target(
       name: "FactorialServerApp", dependencies: ["FactorialService", "HTTPCore", "ProgramSupport"]),
@@ -70,6 +74,10 @@ let package = Package(
     // The Redis client's parser and SHA-1, and the client against a real redis-server.
     .testTarget(
       name: "RedisClientTests", dependencies: ["RedisClient", "HTTPCore", "TestSupport"]),
+    // The shared queue, leases and lock against a real redis-server.
+    .testTarget(
+      name: "SharedQueueTests",
+      dependencies: ["Balancing", "HTTPCore", "RedisClient", "SharedQueue", "TestSupport"]),
     .testTarget(
       name: "BalancingTests",
       dependencies: ["BalancerApp", "Balancing", "Documents", "HTTPCore", "TestSupport"]),

@@ -3,6 +3,8 @@ import Documents
 import Foundation
 import HTTPCore
 import ProgramSupport
+import RedisClient
+import SharedQueue
 import Supervision
 
 /// The balancer program, wired: the routes on an `HTTPServer`, the pool and its dispatcher, the
@@ -27,6 +29,17 @@ public final class BalancerApp {
   private let watcher: ConfigWatcher
   private let initialFile: ServersFile
   private var server: HTTPServer?
+  /// With `--shared-queue`: the parts that keep this balancer in the shared books.
+  private let shared: SharedParts?
+
+  /// The parts of a balancer that shares its queue, leases and pool in Redis.
+  struct SharedParts {
+    let store: SharedLeaseStore
+    let dispatcher: SharedQueueDispatcher
+    let coordinator: SharedCoordinator
+    let membership: SharedMembership
+    let grants: RedisConnection
+  }
 
   /// Wires the balancer; nothing listens or runs until `start`.
   public init(
@@ -43,13 +56,34 @@ public final class BalancerApp {
     let clock = clock ?? { [weak loop] in loop?.now ?? MonotonicClock.now() }
     self.clock = clock
 
-    let store = LeaseLedger()
+    var sharedStore: SharedLeaseStore?
+    var grants: RedisConnection?
+    let store: LeaseStore
+    if let location = configuration.sharedQueue {
+      let connect = { RedisConnection(loop: loop, host: location.host, port: location.port) }
+      let books = SharedLeaseStore(
+        connection: connect(), prefix: location.prefix, balancerID: Self.uniqueID())
+      books.clock = clock
+      books.log = log
+      sharedStore = books
+      grants = connect()
+      store = books
+    } else {
+      store = LeaseLedger()
+    }
     let issuer = LeaseIssuer(store: store, leaseTimeout: configuration.leaseTimeout)
     issuer.claimTimeout = configuration.claimTimeout
     issuer.clock = clock
     let pool = ServerPool()
     let dispatcher: Dispatcher
-    if let policy = configuration.makeRoutingPolicy() {
+    if let sharedStore, let grants {
+      let queue = SharedQueueDispatcher(store: sharedStore, issuer: issuer, grants: grants)
+      queue.waitTimeout = configuration.waitTimeout
+      queue.maxWaiting = configuration.maxWaiting
+      queue.clock = clock
+      queue.log = log
+      dispatcher = queue
+    } else if let policy = configuration.makeRoutingPolicy() {
       dispatcher = PolicyDispatcher(
         name: configuration.policy.rawValue, policy: policy, pool: pool, issuer: issuer)
     } else {
@@ -88,6 +122,33 @@ public final class BalancerApp {
     watcher = ConfigWatcher(path: configuration.configPath)
     launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
     launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
+    if let sharedStore, let grants, let queue = dispatcher as? SharedQueueDispatcher {
+      let coordinator = SharedCoordinator(store: sharedStore, broker: broker)
+      coordinator.log = noted
+      supervisor.isCoordinator = { [unowned coordinator] in coordinator.isCoordinator }
+      let membership = SharedMembership(store: sharedStore)
+      membership.log = log
+      membership.localPool = { [unowned replicas] in ServersFile(entries: replicas.entries) }
+      membership.adopt = { [unowned replicas] file in
+        do { try replicas.adopt(file) } catch {
+          log("the shared pool cannot be used here, keeping this one: \(error)")
+        }
+      }
+      replicas.onChange = { [unowned membership] file in membership.publish(file) }
+      shared = SharedParts(
+        store: sharedStore, dispatcher: queue, coordinator: coordinator, membership: membership,
+        grants: grants)
+    } else {
+      shared = nil
+    }
+  }
+
+  /// A name for this balancer in the shared books: host, process and a random part.
+  static func uniqueID() -> String {
+    var name = [CChar](repeating: 0, count: 256)
+    gethostname(&name, name.count)
+    let host = String(cString: name).filter { $0 != "|" && $0 != ":" }
+    return "\(host)-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
   }
 
   /// The port the balancer listens on (once started).
@@ -109,6 +170,14 @@ public final class BalancerApp {
     balancer.broker.balancerPort = server.port
     // The servers join as they start answering (at once with --no-spawn).
     try balancer.replicas.apply(initialFile)
+    if let shared, let location = configuration.sharedQueue {
+      shared.store.connection.connect()
+      shared.grants.connect()
+      shared.coordinator.start(on: loop)
+      shared.membership.start(on: loop)
+      shared.dispatcher.listenForGrants()
+      log("sharing the queue, the leases and the pool at \(location) as \(shared.store.balancerID)")
+    }
     loop.schedule(every: 0.1) { [weak self] in
       guard let self else { return }
       self.supervisor.tick(now: self.clock())
@@ -183,6 +252,10 @@ public final class BalancerApp {
     launcher?.stopRestarting()
     server.stopAccepting()
     balancer.broker.shutDown()
+    if let shared {
+      shared.membership.stop(on: loop)
+      shared.coordinator.retire(on: loop)
+    }
     server.closeWhenIdle()
     let deadline = loop.now + 4_000_000_000
     loop.schedule(every: 0.02) { [loop] in

@@ -1,6 +1,7 @@
 import Balancing
 import HTTPCore
 import ProgramSupport
+import SharedQueue
 
 /// Everything the balancer's flags decide, validated: built from a `CommandLineOptions` (or by
 /// hand in tests) before anything starts.
@@ -35,6 +36,9 @@ public struct BalancerConfiguration: Sendable {
   public var checkConfigOnly = false
   /// Seconds a local server may stay down before its process is killed and restarted.
   public var unresponsiveGrace = 10.0
+  /// The Redis whose queue, leases and pool this balancer shares with others; nil to keep them
+  /// in the process.
+  public var sharedQueue: SharedQueueLocation?
 
   public init() {}
 
@@ -85,6 +89,10 @@ public struct BalancerConfiguration: Sendable {
           "ask each free server this often whether it is alive; 0 turns it off (default 5)"),
         .flag("no-spawn", "do not start factorial servers; they are started by someone else"),
         .value(
+          "shared-queue", "redis://HOST:PORT[/PREFIX]",
+          "share the queue, the leases and the pool with the other balancers on this Redis (policy queue; implies --no-spawn)"
+        ),
+        .value(
           "server-binary", "PATH", "the factorial-server to start (default: beside this program)"),
         .value(
           "admin-token", "TOKEN",
@@ -130,6 +138,19 @@ public struct BalancerConfiguration: Sendable {
       adminToken = token
     }
     spawnsServers = !options.isSet("no-spawn")
+    if let text = options["shared-queue"] {
+      do {
+        sharedQueue = try SharedQueueLocation(parsing: text)
+      } catch {
+        throw CommandLineOptions.UsageError(description: "--shared-queue: \(error)")
+      }
+      guard policy == .queue else {
+        throw CommandLineOptions.UsageError(
+          description: "--shared-queue works with --policy queue only, not \(policy.rawValue)")
+      }
+      // Servers serve every balancer of the group, so none of them starts its own.
+      spawnsServers = false
+    }
     serverBinary = options["server-binary"]
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()

@@ -185,6 +185,8 @@ public final class Balancer: HTTPHandler {
           .forbidden,
           "a report without a lease is accepted only from the server's own address, not \(source)"
             + " (port \(port))")
+      case .storeUnavailable(let reason):
+        response = self.unavailable(reason)
       }
       self.respond(responder, request, response)
     }

@@ -68,6 +68,8 @@ public enum ReportOutcome: Equatable, Sendable {
   case leaseRequired(ServerAddress)
   /// A report without a lease from an address that is not the server's own.
   case foreignSource(port: Int, source: String)
+  /// The lease store could not be reached (a shared store): nothing changed; try again later.
+  case storeUnavailable(String)
 
   /// The reason a refused report is counted under, or nil if it was accepted.
   public var refusal: String? {
@@ -78,6 +80,7 @@ public enum ReportOutcome: Equatable, Sendable {
     case .wrongToken: return "unknown_lease"
     case .leaseRequired: return "lease_required"
     case .foreignSource: return "foreign_source"
+    case .storeUnavailable: return "store_unavailable"
     }
   }
 }

@@ -7,15 +7,20 @@ public final class PoolSupervisor {
   private let probe: HealthProbe
   /// Seconds between checks that an idle server is still alive; infinity for none.
   public var heartbeatInterval = 5.0
+  /// Whether this balancer runs the checks of leases and servers now. Several balancers that
+  /// share their books take turns (one at a time); a balancer alone always does.
+  public var isCoordinator: () -> Bool = { true }
 
   public init(broker: ServerBroker, probe: HealthProbe) {
     self.broker = broker
     self.probe = probe
   }
 
-  /// One round of timeouts, lease checks and probes at time `now`.
+  /// One round of timeouts, lease checks and probes at time `now` (only the timeouts of this
+  /// balancer's waiting clients, unless it is the coordinator).
   public func tick(now: UInt64) {
     broker.expireWaiting(now: now)
+    guard isCoordinator() else { return }
     broker.overdueLeases(now: now) { [weak self] due in
       guard let self else { return }
       for lease in due {

@@ -49,10 +49,9 @@ public final class QueueDispatcher: Dispatcher {
         }
         return
       }
-      claim.waited = true
       self.waiters[ticket] = Waiter(claim: claim, deadline: deadline)
       self.order.append(ticket)
-      claim.onAbandon = { [weak self] in self?.leave(ticket) }
+      claim.park { [weak self] in self?.leave(ticket) }
     }
   }
 

@@ -24,6 +24,9 @@ public final class ReplicaManager {
   public var log: ((String) -> Void)?
   /// The most servers one /add may start.
   public var maxAddedAtOnce = 64
+  /// Receives the pool after each change made here (a reload, /add, /rm), to pass on to the
+  /// balancers that share it; not called for a pool adopted from them.
+  public var onChange: ((ServersFile) -> Void)?
 
   public init(broker: ServerBroker, entries: [ServerEntry]) {
     self.broker = broker
@@ -40,6 +43,27 @@ public final class ReplicaManager {
   /// nothing.
   @discardableResult
   public func apply(_ file: ServersFile) throws(ServersFile.Invalid) -> (
+    added: [ServerAddress], removed: [ServerAddress]
+  ) {
+    let change = try change(to: file)
+    onChange?(file)
+    return change
+  }
+
+  /// Takes the pool another balancer changed: applied as `apply` does, and written to
+  /// servers.json (if that fails, the pool is still taken, and the error is logged).
+  public func adopt(_ file: ServersFile) throws(ServersFile.Invalid) {
+    guard file != ServersFile(entries: entries) else { return }
+    let (added, removed) = try change(to: file)
+    log?("pool changed by another balancer: \(added.count) added, \(removed.count) removed")
+    if let configPath {
+      do { try file.write(to: configPath) } catch {
+        log?("could not write \(configPath): \(error)")
+      }
+    }
+  }
+
+  private func change(to file: ServersFile) throws(ServersFile.Invalid) -> (
     added: [ServerAddress], removed: [ServerAddress]
   ) {
     let before = Set(entries.map(\.address))

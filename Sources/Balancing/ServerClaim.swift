@@ -18,9 +18,9 @@ public final class ServerClaim {
   /// The client's numeric address.
   public let client: String
   /// Whether the claim waited in line before it was answered.
-  public internal(set) var waited = false
+  public private(set) var waited = false
   /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
-  var onAbandon: (() -> Void)?
+  private var onAbandon: (() -> Void)?
   private let deliver: (ClaimAnswer, _ waited: Bool) -> Bool
   private var isAnswered = false
 
@@ -37,6 +37,12 @@ public final class ServerClaim {
 
   /// Whether the claim still waits for its answer.
   public var isOpen: Bool { !isAnswered }
+
+  /// The claim waits in line: `onAbandon` runs if the client leaves before it is answered.
+  public func park(onAbandon: @escaping () -> Void) {
+    waited = true
+    self.onAbandon = onAbandon
+  }
 
   /// Sends the answer, once. Returns false if the client was gone (or had its answer already).
   @discardableResult

@@ -3,16 +3,18 @@ import Glibc
 import HTTPCore
 import XCTest
 
-/// A redis-server child process on 127.0.0.1 for the length of a test: no persistence, killed
-/// (SIGKILL) by `stop()`, which tearDown calls whatever happened.
-final class RedisServerProcess: @unchecked Sendable {
-  let port: Int
-  let executable: String
+/// A redis-server child process on 127.0.0.1 for the length of a test, killed (SIGKILL) by
+/// `stop()`, which tearDown calls whatever happened. Without persistence, unless `persistent`:
+/// then every write goes to an append-only file, so that a restart keeps the data.
+public final class RedisServerProcess: @unchecked Sendable {
+  public let port: Int
+  public let executable: String
   private var process: Process?
   private let logPath: String
+  private let dataDirectory: String?
 
   /// The redis-server binary (`REDIS_SERVER` if set, else from PATH), or nil if there is none.
-  static func findExecutable() -> String? {
+  public static func findExecutable() -> String? {
     if let chosen = ProcessInfo.processInfo.environment["REDIS_SERVER"] {
       return FileManager.default.isExecutableFile(atPath: chosen) ? chosen : nil
     }
@@ -26,7 +28,7 @@ final class RedisServerProcess: @unchecked Sendable {
   }
 
   /// The installed redis-server, or a skip (a failure when `CI` is set) saying how to install it.
-  static func requireExecutable() throws -> String {
+  public static func requireExecutable() throws -> String {
     if let executable = findExecutable() { return executable }
     let message =
       "redis-server is not installed; install it with "
@@ -37,24 +39,36 @@ final class RedisServerProcess: @unchecked Sendable {
   }
 
   /// Starts a server on a free port and waits until it answers PING.
-  init(executable: String) throws {
+  public init(executable: String, persistent: Bool = false) throws {
     self.executable = executable
     port = try Socket.freePorts(1)[0]
-    logPath = NSTemporaryDirectory() + "redis-client-tests-\(getpid())-\(port).log"
+    logPath = NSTemporaryDirectory() + "redis-tests-\(getpid())-\(port).log"
+    if persistent {
+      let directory = NSTemporaryDirectory() + "redis-tests-\(getpid())-\(port)"
+      try FileManager.default.createDirectory(
+        atPath: directory, withIntermediateDirectories: true)
+      dataDirectory = directory
+    } else {
+      dataDirectory = nil
+    }
     try start()
   }
 
   deinit { stop() }
 
   /// (Re)starts the server on the same port and waits (≤ 10 s) until it answers PING.
-  func start() throws {
+  public func start() throws {
     stop()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = [
-      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--daemonize", "no", "--logfile", logPath, "--loglevel", "warning",
-    ]
+    process.arguments =
+      [
+        "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no",
+        "--logfile", logPath, "--loglevel", "warning",
+      ]
+      + (dataDirectory.map {
+        ["--appendonly", "yes", "--appendfsync", "always", "--dir", $0]
+      } ?? ["--appendonly", "no"])
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
@@ -72,7 +86,7 @@ final class RedisServerProcess: @unchecked Sendable {
   }
 
   /// Kills the server (SIGKILL) and waits for it to exit. Harmless if it is not running.
-  func stop() {
+  public func stop() {
     guard let process else { return }
     self.process = nil
     if process.isRunning {
@@ -82,10 +96,13 @@ final class RedisServerProcess: @unchecked Sendable {
   }
 
   /// Removes the log file; call once the server is stopped for good.
-  func removeLog() { try? FileManager.default.removeItem(atPath: logPath) }
+  public func removeLog() {
+    try? FileManager.default.removeItem(atPath: logPath)
+    if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
+  }
 
   /// Whether a server on 127.0.0.1:`port` answers PING within half a second (blocking sockets).
-  static func ping(port: Int) -> Bool {
+  public static func ping(port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { return false }
     defer { close(fd) }
@@ -111,7 +128,7 @@ final class RedisServerProcess: @unchecked Sendable {
 }
 
 /// A failure raised by the test helpers.
-struct RedisTestFailure: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
+public struct RedisTestFailure: Error, CustomStringConvertible {
+  public let description: String
+  public init(_ description: String) { self.description = description }
 }

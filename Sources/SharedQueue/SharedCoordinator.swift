@@ -1,0 +1,112 @@
+import Balancing
+import HTTPCore
+import RedisClient
+
+/// Keeps one balancer's part in the shared books: says every second that it is alive (so that
+/// servers freed elsewhere are handed to its waiting clients), renews its view of the books four
+/// times a second, and takes turns with the others as the coordinator: the one balancer that
+/// runs the expiry and claim checks and the health checks (a lock with a time to live in Redis,
+/// so that another takes over within `timeToLive` seconds when it dies). The coordinator also
+/// repairs what a balancer killed half way through a step left behind: a server whose lease
+/// ended but was never put back, or one the books show as out while it is up here.
+public final class SharedCoordinator {
+  public let store: SharedLeaseStore
+  public let broker: ServerBroker
+  /// Seconds the alive mark and the coordinator's lock last without renewal.
+  public var timeToLive = 3.0
+  /// Seconds a server may stay between its lease's end and the free list before it is put back.
+  public var idleGrace = 2.0
+  /// Receives a line when this balancer starts or stops coordinating, or repairs the books.
+  public var log: ((String) -> Void)?
+  /// Whether this balancer runs the checks now.
+  public private(set) var isCoordinator = false
+  private var timers: [TimerID] = []
+  private var lastSweep: UInt64 = 0
+  /// Servers seen out of place in consecutive sweeps (acted on at the second sighting, so that
+  /// a view older than a step just taken is never acted on).
+  private var suspects: [ServerAddress: Int] = [:]
+
+  public init(store: SharedLeaseStore, broker: ServerBroker) {
+    self.store = store
+    self.broker = broker
+  }
+
+  /// Starts the heartbeat and the refreshes on `loop`.
+  public func start(on loop: EventLoop) {
+    heartbeat()
+    store.refresh()
+    timers.append(loop.schedule(every: 1) { [weak self] in self?.heartbeat() })
+    timers.append(
+      loop.schedule(every: 0.25) { [weak self] in
+        self?.store.refresh { [weak self] fresh in if fresh { self?.sweepIfDue() } }
+      })
+  }
+
+  /// Leaves the books: no longer alive, and the lock free for another balancer at once.
+  public func retire(on loop: EventLoop, completion: @escaping () -> Void = {}) {
+    for timer in timers { loop.cancel(timer) }
+    timers = []
+    isCoordinator = false
+    store.run(SharedScripts.retire, [store.balancerID]) { _ in completion() }
+  }
+
+  private func heartbeat() {
+    let milliseconds = String(Int(timeToLive * 1000))
+    store.run(SharedScripts.heartbeat, [store.balancerID, milliseconds]) { [weak self] result in
+      guard let self else { return }
+      let holds: Bool
+      if case .success(let reply) = result { holds = reply.int == 1 } else { holds = false }
+      if holds != self.isCoordinator {
+        self.isCoordinator = holds
+        self.log?(
+          holds
+            ? "coordinating: this balancer runs the lease and health checks"
+            : "another balancer runs the lease and health checks")
+      }
+    }
+  }
+
+  /// Once a second on the coordinator, after a fresh view: puts back what was left behind.
+  private func sweepIfDue() {
+    let now = broker.clock()
+    guard isCoordinator, now &- lastSweep >= 1_000_000_000 else { return }
+    lastSweep = now
+    let pool = broker.pool
+    let grace = MonotonicClock.nanoseconds(idleGrace)
+    var seen: [ServerAddress: Int] = [:]
+    for server in pool.servers {
+      let canServe = pool.canServe(server)
+      let misplaced: Bool
+      switch store.states[server] {
+      case nil: misplaced = canServe
+      case .idle(let since)?: misplaced = now &- since > grace
+      case .out?: misplaced = canServe
+      case .free?: misplaced = !canServe
+      case .leased?: misplaced = false
+      }
+      guard misplaced else { continue }
+      let sightings = (suspects[server] ?? 0) + 1
+      seen[server] = sightings
+      guard sightings >= 2 else { continue }
+      seen[server] = nil
+      repair(server, state: store.states[server], canServe: canServe, now: now)
+    }
+    suspects = seen
+  }
+
+  private func repair(
+    _ server: ServerAddress, state: SharedLeaseStore.ServerState?, canServe: Bool, now: UInt64
+  ) {
+    switch (state, canServe) {
+    case (.out?, true):
+      // Another balancer saw it down: probe it here; it is put back when it answers.
+      log?("\(server): out in the shared books: probing it")
+      broker.markDown(server, now: now, reason: "out in the shared books")
+    case (_, true):
+      log?("\(server): no lease and not on the free list: put back")
+      broker.dispatcher.serverFreed(server)
+    case (_, false):
+      broker.dispatcher.serverStopped(server)
+    }
+  }
+}

@@ -1,0 +1,376 @@
+import Balancing
+import HTTPCore
+import RedisClient
+
+/// The `LeaseStore` that balancers sharing one Redis keep together: each change is one atomic
+/// script (`SharedScripts`), and the reads answer from a view of the books that each answer
+/// updates and `refresh` renews (the program does so four times a second). Also holds the view
+/// of the shared free list and server states that the `SharedQueueDispatcher` and the
+/// `SharedCoordinator` use. Call from the event loop's thread.
+public final class SharedLeaseStore: LeaseStore {
+  /// A server's state in the shared books.
+  public enum ServerState: Equatable, Sendable {
+    case free
+    case leased
+    /// Its lease ended at this (local) time, and it was not put back yet.
+    case idle(since: UInt64)
+    /// Down or left, as some balancer saw it.
+    case out
+  }
+
+  public let connection: RedisConnection
+  /// The prefix of every key (`SharedQueueLocation.prefix`).
+  public let prefix: String
+  /// This balancer's name in the books, unique to the process.
+  public let balancerID: String
+  /// The current monotonic time in nanoseconds.
+  public var clock: () -> UInt64 = MonotonicClock.now
+  /// Receives a line when a step could not reach Redis.
+  public var log: ((String) -> Void)?
+
+  public private(set) var counts = LeaseCounts()
+  /// The free servers, oldest first, as last seen.
+  public private(set) var freeList: [ServerAddress] = []
+  /// How many clients wait at every balancer together, as last seen.
+  public private(set) var waitingTotal = 0
+  /// Every server's state, as last seen.
+  public private(set) var states: [ServerAddress: ServerState] = [:]
+  /// Whether a refresh has come back since the start.
+  public private(set) var hasRefreshed = false
+  private var byToken: [String: Lease] = [:]
+  private var tokenOf: [ServerAddress: String] = [:]
+  private var served: [ServerAddress: Int] = [:]
+  private var unclaimedByClient: [String: Int] = [:]
+  private var balancerOf: [String: String] = [:]
+
+  public init(connection: RedisConnection, prefix: String, balancerID: String) {
+    self.connection = connection
+    self.prefix = prefix
+    self.balancerID = balancerID
+  }
+
+  // MARK: - Reads
+
+  public func leases(of server: ServerAddress) -> [Lease] {
+    tokenOf[server].flatMap { byToken[$0] }.map { [$0] } ?? []
+  }
+
+  public func inFlight(_ server: ServerAddress) -> Int { tokenOf[server] == nil ? 0 : 1 }
+
+  public func servedCount(_ server: ServerAddress) -> Int { served[server] ?? 0 }
+
+  public func unclaimedCount(of client: String) -> Int { unclaimedByClient[client] ?? 0 }
+
+  /// The balancer a lease was issued by.
+  public func balancer(of token: String) -> String? { balancerOf[token] }
+
+  // MARK: - Changes
+
+  public func issue(_ lease: Lease, completion: @escaping () -> Void) {
+    let now = clock()
+    run(
+      SharedScripts.issue,
+      [
+        lease.token, lease.server.description, lease.client, balancerID,
+        Self.milliseconds(lease.deadline &- lease.issued),
+        lease.claimDeadline == .max ? "0" : Self.milliseconds(lease.claimDeadline &- now),
+      ]
+    ) { [self] result in
+      if case .success(let reply) = result, let parts = reply.array, parts.count == 2 {
+        _ = adopt(parts[1], redisNow: parts[0].int ?? 0)
+      }
+      completion()
+    }
+  }
+
+  public func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void) {
+    run(SharedScripts.report, [token, String(port)]) { [self] result in
+      switch ended(result, reason: \.reported) {
+      case .failure(let failure): completion(.storeUnavailable(failure.description))
+      case .success(let lease?): completion(.released(lease))
+      case .success(nil): completion(.wrongToken(port: port))
+      }
+    }
+  }
+
+  public func reportWithoutToken(
+    _ server: ServerAddress, completion: @escaping (ReportOutcome) -> Void
+  ) {
+    run(SharedScripts.endLeaseOfServer, [server.description, "reported"]) { [self] result in
+      switch ended(result, reason: \.reported) {
+      case .failure(let failure): completion(.storeUnavailable(failure.description))
+      case .success(let lease?): completion(.released(lease))
+      case .success(nil): completion(.notLeased(server))
+      }
+    }
+  }
+
+  public func expire(_ token: String, completion: @escaping (Lease?) -> Void) {
+    run(SharedScripts.endLease, [token, "expired"]) { [self] result in
+      completion(try? ended(result, reason: \.expired).get())
+    }
+  }
+
+  public func reclaim(_ token: String, completion: @escaping (Lease?) -> Void) {
+    run(SharedScripts.endLease, [token, "reclaimed"]) { [self] result in
+      completion(try? ended(result, reason: \.reclaimed).get())
+    }
+  }
+
+  public func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void) {
+    run(SharedScripts.endLeaseOfServer, [server.description, "expired"]) { [self] result in
+      let lease = try? ended(result, reason: \.expired).get()
+      completion(lease.map { [$0] } ?? [])
+    }
+  }
+
+  public func extend(_ token: String, until deadline: UInt64) {
+    setDeadline(token, deadline, counted: true)
+  }
+
+  public func postpone(_ token: String, until deadline: UInt64) {
+    setDeadline(token, deadline, counted: false)
+  }
+
+  public func setClaim(_ token: String, _ claim: Lease.Claim) {
+    if var lease = byToken[token] {
+      let was = lease.claim
+      lease.claim = claim
+      byToken[token] = lease
+      countUnclaimed(lease.client, was: was, now: claim)
+    }
+    run(SharedScripts.setClaim, [token, Self.name(of: claim)]) { _ in }
+  }
+
+  public func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void) {
+    takeDue("overdue", completion: completion)
+  }
+
+  public func takeUnclaimed(now: UInt64, completion: @escaping ([Lease]) -> Void) {
+    takeDue("unclaimed", completion: completion)
+  }
+
+  public func forget(_ server: ServerAddress) {
+    guard tokenOf[server] == nil else { return }
+    served[server] = nil
+    states[server] = nil
+    run(SharedScripts.forget, [server.description]) { _ in }
+  }
+
+  // MARK: - The view
+
+  /// Renews the whole view from Redis; `completion` gets whether it could.
+  public func refresh(completion: @escaping (Bool) -> Void = { _ in }) {
+    run(SharedScripts.snapshot, []) { [self] result in
+      guard case .success(let reply) = result, let parts = reply.array, parts.count == 7,
+        let redisNow = parts[0].int
+      else { return completion(false) }
+      freeList = (parts[1].array ?? []).compactMap {
+        $0.string.flatMap(ServerAddress.init(parsing:))
+      }
+      waitingTotal = Int(parts[2].int ?? 0)
+      let now = clock()
+      states = [:]
+      for (name, value) in Self.pairs(parts[3]) {
+        guard let server = ServerAddress(parsing: name) else { continue }
+        states[server] = Self.state(value, redisNow: redisNow, now: now)
+      }
+      var fresh = LeaseCounts()
+      for (name, value) in Self.pairs(parts[4]) {
+        let count = Int(value) ?? 0
+        switch name {
+        case "issued": fresh.issued = count
+        case "reported": fresh.reported = count
+        case "expired": fresh.expired = count
+        case "reclaimed": fresh.reclaimed = count
+        default: break
+        }
+      }
+      served = [:]
+      for (name, value) in Self.pairs(parts[5]) {
+        if let server = ServerAddress(parsing: name) { served[server] = Int(value) ?? 0 }
+      }
+      byToken = [:]
+      tokenOf = [:]
+      unclaimedByClient = [:]
+      balancerOf = [:]
+      for fields in parts[6].array ?? [] { _ = remember(fields, redisNow: redisNow, now: now) }
+      fresh.inFlight = byToken.count
+      counts = fresh
+      hasRefreshed = true
+      completion(true)
+    }
+  }
+
+  /// A lease made by a script (a take, or a put that served a waiting client) joins the view.
+  func adopt(_ fields: RESPValue, redisNow: Int64) -> Lease? {
+    guard let lease = remember(fields, redisNow: redisNow, now: clock()) else { return nil }
+    freeList.removeAll { $0 == lease.server }
+    states[lease.server] = .leased
+    served[lease.server, default: 0] += 1
+    counts.issued += 1
+    counts.inFlight += 1
+    return lease
+  }
+
+  /// A server the dispatcher put on the free list, or took out of it.
+  func noteFree(_ server: ServerAddress, _ isFree: Bool) {
+    freeList.removeAll { $0 == server }
+    if isFree {
+      freeList.append(server)
+      states[server] = .free
+    } else if states[server] != .leased {
+      states[server] = .out
+    }
+  }
+
+  /// Runs one of the scripts with the books' prefix.
+  func run(
+    _ script: RedisScript, _ arguments: [String],
+    completion: @escaping (Result<RESPValue, RedisError>) -> Void
+  ) {
+    connection.evaluate(script, keys: [prefix], arguments: arguments) { [weak self] result in
+      if case .failure(let error) = result {
+        self?.log?("shared queue: \(script.sha1.prefix(8)) failed: \(error)")
+      }
+      completion(result)
+    }
+  }
+
+  /// A step that did not reach Redis.
+  struct Unreachable: Error, CustomStringConvertible {
+    let error: RedisError
+    var description: String { "the shared books (Redis) cannot be reached: \(error)" }
+  }
+
+  // MARK: - Private
+
+  /// A lease in a script's answer, read on this machine's clock; remembered in the view.
+  @discardableResult
+  private func remember(_ fields: RESPValue, redisNow: Int64, now: UInt64) -> Lease? {
+    guard let lease = Self.lease(fields, redisNow: redisNow, now: now) else { return nil }
+    if let old = byToken[lease.token] {
+      countUnclaimed(old.client, was: old.claim, now: .started)
+    }
+    byToken[lease.token] = lease
+    tokenOf[lease.server] = lease.token
+    countUnclaimed(lease.client, was: .started, now: lease.claim)
+    if let parts = fields.array, parts.count > 3, let balancer = parts[3].string {
+      balancerOf[lease.token] = balancer
+    }
+    return lease
+  }
+
+  /// The lease a script ended, taken out of the view and counted under `reason`.
+  private func ended(
+    _ result: Result<RESPValue, RedisError>, reason: WritableKeyPath<LeaseCounts, Int>
+  ) -> Result<Lease?, Unreachable> {
+    switch result {
+    case .failure(let error):
+      return .failure(Unreachable(error: error))
+    case .success(let reply):
+      guard let parts = reply.array, parts.count == 3, parts[0].int == 1,
+        let lease = Self.lease(parts[2], redisNow: parts[1].int ?? 0, now: clock())
+      else { return .success(nil) }
+      if let known = byToken.removeValue(forKey: lease.token) {
+        countUnclaimed(known.client, was: known.claim, now: .started)
+        counts.inFlight -= 1
+      }
+      balancerOf[lease.token] = nil
+      if tokenOf[lease.server] == lease.token {
+        tokenOf[lease.server] = nil
+        states[lease.server] = .idle(since: clock())
+      }
+      counts[keyPath: reason] += 1
+      return .success(lease)
+    }
+  }
+
+  private func setDeadline(_ token: String, _ deadline: UInt64, counted: Bool) {
+    if var lease = byToken[token] {
+      lease.deadline = deadline
+      if counted { lease.extensions += 1 }
+      lease.isBeingChecked = false
+      byToken[token] = lease
+    }
+    let milliseconds = Self.milliseconds(deadline > clock() ? deadline - clock() : 0)
+    run(SharedScripts.extend, [token, milliseconds, counted ? "1" : "0"]) { _ in }
+  }
+
+  private func takeDue(_ kind: String, completion: @escaping ([Lease]) -> Void) {
+    // A mark older than 10 s was left by a coordinator that died while checking.
+    run(SharedScripts.takeDue, [kind, "10000"]) { [self] result in
+      guard case .success(let reply) = result, let parts = reply.array, parts.count == 2,
+        let redisNow = parts[0].int
+      else { return completion([]) }
+      let now = clock()
+      let due = (parts[1].array ?? []).compactMap { remember($0, redisNow: redisNow, now: now) }
+      completion(due.sorted { ($0.issued, $0.token) < ($1.issued, $1.token) })
+    }
+  }
+
+  private func countUnclaimed(_ client: String, was: Lease.Claim, now: Lease.Claim) {
+    let change = (now != .started ? 1 : 0) - (was != .started ? 1 : 0)
+    guard change != 0 else { return }
+    let count = (unclaimedByClient[client] ?? 0) + change
+    unclaimedByClient[client] = count > 0 ? count : nil
+  }
+
+  /// `[token, server, client, balancer, issued, deadline, cdl, claim, ext]` as a `Lease` on
+  /// this machine's clock (`now` here is `redisNow` there).
+  static func lease(_ fields: RESPValue, redisNow: Int64, now: UInt64) -> Lease? {
+    guard let parts = fields.array, parts.count == 9, let token = parts[0].string,
+      let server = parts[1].string.flatMap(ServerAddress.init(parsing:)),
+      let issued = parts[4].int, let deadline = parts[5].int, let claimDeadline = parts[6].int
+    else { return nil }
+    let local = { (milliseconds: Int64) -> UInt64 in
+      let delta = (milliseconds - redisNow) * 1_000_000
+      return delta >= 0 ? now &+ UInt64(delta) : now &- min(now, UInt64(-delta))
+    }
+    var lease = Lease(
+      token: token, server: server, issued: local(issued), deadline: local(deadline))
+    lease.client = parts[2].string ?? ""
+    lease.claimDeadline = claimDeadline == 0 ? .max : local(claimDeadline)
+    lease.claim = claim(named: parts[7].string ?? "")
+    lease.extensions = Int(parts[8].int ?? 0)
+    return lease
+  }
+
+  static func name(of claim: Lease.Claim) -> String {
+    switch claim {
+    case .unclaimed: return "unclaimed"
+    case .checking: return "checking"
+    case .started: return "started"
+    case .unknown: return "unknown"
+    }
+  }
+
+  static func claim(named name: String) -> Lease.Claim {
+    switch name {
+    case "checking": return .checking
+    case "started": return .started
+    case "unknown": return .unknown
+    default: return .unclaimed
+    }
+  }
+
+  static func state(_ text: String, redisNow: Int64, now: UInt64) -> ServerState {
+    if text == "free" { return .free }
+    if text.hasPrefix("leased:") { return .leased }
+    if text.hasPrefix("idle:"), let since = Int64(text.dropFirst(5)) {
+      let age = UInt64(max(0, redisNow - since)) * 1_000_000
+      return .idle(since: now &- min(now, age))
+    }
+    return .out
+  }
+
+  static func pairs(_ value: RESPValue) -> [(String, String)] {
+    let items = value.array ?? []
+    return stride(from: 0, to: items.count - 1, by: 2).compactMap { index in
+      guard let name = items[index].string, let value = items[index + 1].string else { return nil }
+      return (name, value)
+    }
+  }
+
+  static func milliseconds(_ nanoseconds: UInt64) -> String { String(nanoseconds / 1_000_000) }
+}

@@ -1,0 +1,68 @@
+import Balancing
+import Foundation
+import HTTPCore
+import RedisClient
+
+/// Keeps the pool the same on every balancer that shares the books: a change made at one (a
+/// servers.json edit, `/add`, `/rm`) is published to Redis as servers.json text with a version,
+/// and the others, which look for a new version four times a second, adopt it. A balancer that
+/// starts takes the pool already in Redis, if there is one, over its own servers.json.
+public final class SharedMembership {
+  public let store: SharedLeaseStore
+  /// Applies a pool published by another balancer.
+  public var adopt: ((ServersFile) -> Void)?
+  /// This balancer's pool, published at the start if Redis holds none.
+  public var localPool: (() -> ServersFile)?
+  public var log: ((String) -> Void)?
+  private var version: Int64 = 0
+  /// Whether the pool in Redis has been read once (changes are published only after that).
+  public private(set) var isSynced = false
+  private var timer: TimerID?
+
+  public init(store: SharedLeaseStore) {
+    self.store = store
+  }
+
+  /// Reads the shared pool now, then four times a second.
+  public func start(on loop: EventLoop) {
+    poll()
+    timer = loop.schedule(every: 0.25) { [weak self] in self?.poll() }
+  }
+
+  public func stop(on loop: EventLoop) {
+    if let timer { loop.cancel(timer) }
+    timer = nil
+  }
+
+  /// Publishes a change made at this balancer.
+  public func publish(_ file: ServersFile) {
+    guard isSynced else { return }  // the first read publishes the local pool if need be
+    store.run(SharedScripts.publishConfig, [file.json]) { [weak self] result in
+      guard case .success(let reply) = result, let version = reply.int, version > 0 else { return }
+      self?.version = version
+    }
+  }
+
+  private func poll() {
+    store.run(SharedScripts.readConfig, []) { [weak self] result in
+      guard let self, case .success(let reply) = result, let parts = reply.array, parts.count >= 1,
+        let version = parts[0].int
+      else { return }
+      let text = parts.count > 1 ? parts[1].string : nil
+      let first = !self.isSynced
+      self.isSynced = true
+      guard let text else {
+        if first, let local = self.localPool?() { self.publish(local) }
+        return
+      }
+      guard version != self.version else { return }
+      self.version = version
+      do {
+        let file = try ServersFile.parse(Data(text.utf8))
+        self.adopt?(file)
+      } catch {
+        self.log?("the shared pool (version \(version)) is not valid, ignored: \(error)")
+      }
+    }
+  }
+}

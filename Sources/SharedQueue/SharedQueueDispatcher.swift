@@ -1,0 +1,212 @@
+import Balancing
+import HTTPCore
+import RedisClient
+
+/// The availability queue that several balancers share: one list of free servers and one line
+/// of waiting clients in Redis, served first come first served whichever balancer a client
+/// waits at. Taking a server and leasing it is one atomic step (`SharedScripts.take`), and so is
+/// giving a freed server to the oldest waiting client (`SharedScripts.put`): no server is ever
+/// handed out twice. A server freed at another balancer for a client waiting here arrives
+/// through this balancer's grants list, which a second connection reads with BLPOP.
+public final class SharedQueueDispatcher: Dispatcher {
+  private struct Waiter {
+    let claim: ServerClaim
+    let deadline: UInt64
+    /// The client's entry in the shared line.
+    let entry: String
+  }
+
+  public let name = "queue"
+  public let checksOverdueLeases = true
+  public let store: SharedLeaseStore
+  private let issuer: LeaseIssuer
+  private let grants: RedisConnection
+  /// Seconds a client may wait for a server before it gets 503.
+  public var waitTimeout = 30.0
+  /// How many clients may wait here at once; more get 503 at once.
+  public var maxWaiting = 10_000
+  /// The current monotonic time in nanoseconds.
+  public var clock: () -> UInt64 = MonotonicClock.now
+  /// Receives a line when something unusual happens (Redis unreachable).
+  public var log: ((String) -> Void)?
+
+  private var waiters: [UInt64: Waiter] = [:]
+  private var order = Deque<UInt64>()
+  private var lastTicket: UInt64 = 0
+  private var tokens = LeaseTokenSource()
+  private var isListening = false
+
+  /// - Parameter grants: a connection of its own, for the blocking reads of the grants list.
+  public init(store: SharedLeaseStore, issuer: LeaseIssuer, grants: RedisConnection) {
+    self.store = store
+    self.issuer = issuer
+    self.grants = grants
+  }
+
+  public var freeServers: [ServerAddress] { store.freeList }
+  public var waitingCount: Int { waiters.count }
+
+  public func dispatch(_ claim: ServerClaim) {
+    if waiters.count >= maxWaiting && store.freeList.isEmpty {
+      claim.answer(.unavailable("too many clients are waiting"))
+      return
+    }
+    lastTicket += 1
+    let ticket = lastTicket
+    let deadline = clock() + MonotonicClock.nanoseconds(waitTimeout)
+    let arguments =
+      [
+        store.balancerID, String(ticket), tokens.next(), claim.client,
+      ] + leaseTimes
+    store.run(SharedScripts.take, arguments) { [unowned self] result in
+      guard case .success(let reply) = result, let parts = reply.array, parts.count == 3 else {
+        claim.answer(.unavailable(Self.unreachable(result)))
+        return
+      }
+      if parts[0].int == 1 {
+        guard let lease = store.adopt(parts[2], redisNow: parts[1].int ?? 0) else { return }
+        return deliver(lease, to: claim)
+      }
+      guard let entry = parts[2].string else { return }
+      guard claim.isOpen else {
+        return store.run(SharedScripts.leave, [entry]) { _ in }
+      }
+      waiters[ticket] = Waiter(claim: claim, deadline: deadline, entry: entry)
+      order.append(ticket)
+      claim.park { [weak self] in self?.leave(ticket) }
+    }
+  }
+
+  public func preview() -> ServerAddress? { store.freeList.first }
+
+  public func serverFreed(_ server: ServerAddress) {
+    store.run(SharedScripts.put, [store.balancerID, server.description] + leaseTimes) {
+      [unowned self] result in
+      guard case .success(let reply) = result, let parts = reply.array, let code = parts.first?.int
+      else { return }
+      switch code {
+      case 2 where parts.count == 4:
+        guard let ticket = parts[2].int,
+          let lease = store.adopt(parts[3], redisNow: parts[1].int ?? 0)
+        else { return }
+        serve(UInt64(ticket), with: lease)
+      case 3:
+        store.noteFree(server, true)
+      default:
+        break  // free or leased already, or given to a client waiting at another balancer
+      }
+    }
+  }
+
+  public func serverStopped(_ server: ServerAddress) {
+    store.noteFree(server, false)
+    store.run(SharedScripts.withdraw, [server.description]) { _ in }
+  }
+
+  public func expireWaiting(now: UInt64) {
+    while let ticket = order.first {
+      guard let waiter = waiters[ticket] else {
+        _ = order.popFirst()
+        continue
+      }
+      guard waiter.deadline <= now else { return }
+      _ = order.popFirst()
+      waiters[ticket] = nil
+      store.run(SharedScripts.leave, [waiter.entry]) { _ in }
+      waiter.claim.answer(
+        .unavailable("no server became free within \(Self.describe(waitTimeout))"))
+    }
+  }
+
+  public func shutDown(reason: String) {
+    while let ticket = order.popFirst() {
+      guard let waiter = waiters.removeValue(forKey: ticket) else { continue }
+      store.run(SharedScripts.leave, [waiter.entry]) { _ in }
+      waiter.claim.answer(.unavailable(reason))
+    }
+    isListening = false
+  }
+
+  /// Starts reading the servers other balancers hand to clients waiting here.
+  public func listenForGrants() {
+    guard !isListening else { return }
+    isListening = true
+    awaitGrant()
+  }
+
+  // MARK: - Private
+
+  /// The lease and claim timeouts, in milliseconds, as the scripts take them.
+  private var leaseTimes: [String] {
+    [
+      String(Int(issuer.leaseTimeout * 1000)),
+      String(issuer.claimTimeout > 0 ? max(1, Int(issuer.claimTimeout * 1000)) : 0),
+    ]
+  }
+
+  private func awaitGrant() {
+    guard isListening else { return }
+    let key = "\(store.prefix):grants:\(store.balancerID)"
+    grants.send(["BLPOP", key, "1"]) { [weak self] result in
+      guard let self else { return }
+      switch result {
+      case .success(let reply):
+        if let parts = reply.array, parts.count == 2, let text = parts[1].string {
+          self.received(text)
+        }
+        self.awaitGrant()
+      case .failure:
+        // Redis is away: try again shortly (the connection reconnects by itself).
+        _ = self.grants.loop.schedule(after: 0.5) { [weak self] in self?.awaitGrant() }
+      }
+    }
+  }
+
+  /// `ticket|now|token|server|issued|deadline|cdl|client`, pushed by another balancer's put.
+  private func received(_ text: String) {
+    let fields = text.split(separator: "|", maxSplits: 7, omittingEmptySubsequences: false)
+    guard fields.count == 8, let ticket = UInt64(fields[0]), let redisNow = Int64(fields[1])
+    else { return }
+    let lease = RESPValue.array([
+      .bulk(String(fields[2])), .bulk(String(fields[3])), .bulk(String(fields[7])),
+      .bulk(store.balancerID), .bulk(String(fields[4])), .bulk(String(fields[5])),
+      .bulk(String(fields[6])), .bulk("unclaimed"), .integer(0),
+    ])
+    guard let adopted = store.adopt(lease, redisNow: redisNow) else { return }
+    serve(ticket, with: adopted)
+  }
+
+  /// Gives the lease made for the waiter holding `ticket` to its client; if it has gone, the
+  /// lease ends and the server goes to the next one.
+  private func serve(_ ticket: UInt64, with lease: Lease) {
+    guard let waiter = waiters.removeValue(forKey: ticket) else { return giveBack(lease) }
+    deliver(lease, to: waiter.claim)
+  }
+
+  private func deliver(_ lease: Lease, to claim: ServerClaim) {
+    if !claim.answer(.lease(lease)) { giveBack(lease) }
+  }
+
+  /// A lease whose client was gone: void at once, and its server is freed again.
+  private func giveBack(_ lease: Lease) {
+    store.expire(lease.token) { [weak self] ended in
+      if ended != nil { self?.serverFreed(lease.server) }
+    }
+  }
+
+  private func leave(_ ticket: UInt64) {
+    guard let waiter = waiters.removeValue(forKey: ticket) else { return }
+    store.run(SharedScripts.leave, [waiter.entry]) { _ in }
+  }
+
+  private static func describe(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
+  }
+
+  private static func unreachable(_ result: Result<RESPValue, RedisError>) -> String {
+    if case .failure(let error) = result {
+      return "the shared queue (Redis) cannot be reached: \(error)"
+    }
+    return "the shared queue gave an answer this balancer does not understand"
+  }
+}

@@ -1,0 +1,277 @@
+import RedisClient
+
+/// The atomic steps on the shared books, as Lua scripts that Redis runs one at a time: so two
+/// balancers can never hand out the same server, and a step half done never shows.
+///
+/// Keys, under the prefix `P` (passed as `KEYS[1]`):
+/// - `P:free`: list of free servers, oldest first; `P:state`: hash server → `free`,
+///   `leased:<token>`, `idle:<ms>` (its lease ended, not yet put back) or `out` (down or left);
+/// - `P:waiting`: list of waiting clients, `balancer|ticket|token|client`, in the order they began
+///   to wait; `P:grants:<balancer>`: servers handed to a balancer's waiting clients;
+/// - `P:leases`: set of tokens; `P:lease:<token>`: hash of one lease (`server`, `client`,
+///   `balancer`, `issued`, `deadline`, `cdl` (claim deadline, 0 for none), `claim`, `ext`,
+///   `checking`, `csince`), times in Redis's milliseconds;
+/// - `P:counts`: issued, reported, expired, reclaimed; `P:served`: leases per server;
+/// - `P:alive:<balancer>`: present while a balancer runs; `P:coordinator`: which balancer runs
+///   the expiry and claim checks; `P:config`, `P:config:version`: the pool, as servers.json.
+///
+/// A lease comes back as `[token, server, client, balancer, issued, deadline, cdl, claim, ext]`,
+/// and every answer carries Redis's time, so that its times can be read on this machine's clock.
+enum SharedScripts {
+  /// Shared by every script: time, and making and ending leases.
+  private static let prelude = """
+    local P = KEYS[1]
+    local function now()
+      local t = redis.call('TIME')
+      return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    end
+    local function lease_key(token) return P .. ':lease:' .. token end
+    local function fields(token)
+      local f = redis.call('HMGET', lease_key(token), 'server', 'client', 'balancer', 'issued',
+        'deadline', 'cdl', 'claim', 'ext')
+      if not f[1] then return false end
+      return {token, f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]}
+    end
+    local function new_lease(token, server, client, balancer, lease_ms, claim_ms, t)
+      local cdl = 0
+      if tonumber(claim_ms) > 0 then cdl = t + tonumber(claim_ms) end
+      redis.call('HSET', lease_key(token), 'server', server, 'client', client,
+        'balancer', balancer, 'issued', t, 'deadline', t + tonumber(lease_ms), 'cdl', cdl,
+        'claim', 'unclaimed', 'ext', 0, 'checking', 0, 'csince', 0)
+      redis.call('SADD', P .. ':leases', token)
+      redis.call('HSET', P .. ':state', server, 'leased:' .. token)
+      redis.call('HINCRBY', P .. ':served', server, 1)
+      redis.call('HINCRBY', P .. ':counts', 'issued', 1)
+      return fields(token)
+    end
+    local function end_lease(token, reason, t)
+      local f = fields(token)
+      if not f then return false end
+      redis.call('DEL', lease_key(token))
+      redis.call('SREM', P .. ':leases', token)
+      if redis.call('HGET', P .. ':state', f[2]) == 'leased:' .. token then
+        redis.call('HSET', P .. ':state', f[2], 'idle:' .. t)
+      end
+      redis.call('HINCRBY', P .. ':counts', reason, 1)
+      return f
+    end
+
+    """
+
+  private static func script(_ body: String) -> RedisScript { RedisScript(prelude + body) }
+
+  /// ARGV: balancer, ticket, token, client, lease ms, claim ms. The oldest free server, leased
+  /// at once: `{1, now, lease}`; or the client joins the line: `{0, now, entry}`.
+  static let take = script(
+    """
+    local t = now()
+    while true do
+      local s = redis.call('LPOP', P .. ':free')
+      if not s then break end
+      if redis.call('HGET', P .. ':state', s) == 'free' then
+        return {1, t, new_lease(ARGV[3], s, ARGV[4], ARGV[1], ARGV[5], ARGV[6], t)}
+      end
+    end
+    local entry = ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4]
+    redis.call('RPUSH', P .. ':waiting', entry)
+    return {0, t, entry}
+    """)
+
+  /// ARGV: balancer, server, lease ms, claim ms. A server that holds no lease goes to the oldest
+  /// client waiting at a running balancer, leased at once: to this balancer's `{2, now, ticket,
+  /// lease}`, to another's through its grants list `{1, now}`; else it joins the free list
+  /// `{3, now}`. Nothing happens to a server already free or leased `{0, now}`.
+  static let put = script(
+    """
+    local t = now()
+    local server = ARGV[2]
+    local st = redis.call('HGET', P .. ':state', server)
+    if st == 'free' or (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
+    while true do
+      local e = redis.call('LPOP', P .. ':waiting')
+      if not e then break end
+      local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      if b and redis.call('EXISTS', P .. ':alive:' .. b) == 1 then
+        local f = new_lease(token, server, client, b, ARGV[3], ARGV[4], t)
+        if b == ARGV[1] then return {2, t, ticket, f} end
+        local g = P .. ':grants:' .. b
+        redis.call('RPUSH', g, table.concat({ticket, t, token, server, f[5], f[6], f[7], client}, '|'))
+        redis.call('PEXPIRE', g, 60000)
+        return {1, t}
+      end
+    end
+    redis.call('RPUSH', P .. ':free', server)
+    redis.call('HSET', P .. ':state', server, 'free')
+    return {3, t}
+    """)
+
+  /// ARGV: entry. A waiting client leaves the line.
+  static let leave = script("return redis.call('LREM', P .. ':waiting', 1, ARGV[1])")
+
+  /// ARGV: server. Out of the free list, and marked `out` unless leased.
+  static let withdraw = script(
+    """
+    redis.call('LREM', P .. ':free', 0, ARGV[1])
+    local st = redis.call('HGET', P .. ':state', ARGV[1])
+    if not (st and string.sub(st, 1, 7) == 'leased:') then
+      redis.call('HSET', P .. ':state', ARGV[1], 'out')
+    end
+    return 1
+    """)
+
+  /// ARGV: token, server, client, balancer, lease ms, claim ms. Records a lease (`{now, lease}`).
+  static let issue = script(
+    """
+    local t = now()
+    return {t, new_lease(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], t)}
+    """)
+
+  /// ARGV: token, port. Ends the lease if its server has that port: `{1, now, lease}`, else
+  /// `{0, now}`.
+  static let report = script(
+    """
+    local t = now()
+    local server = redis.call('HGET', lease_key(ARGV[1]), 'server')
+    if not server or tonumber(string.match(server, '(%d+)$')) ~= tonumber(ARGV[2]) then
+      return {0, t}
+    end
+    return {1, t, end_lease(ARGV[1], 'reported', t)}
+    """)
+
+  /// ARGV: server, reason. Ends the server's lease, if it holds one: `{1, now, lease}` or
+  /// `{0, now}`.
+  static let endLeaseOfServer = script(
+    """
+    local t = now()
+    local st = redis.call('HGET', P .. ':state', ARGV[1])
+    if not (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
+    local f = end_lease(string.sub(st, 8), ARGV[2], t)
+    if not f then return {0, t} end
+    return {1, t, f}
+    """)
+
+  /// ARGV: token, reason (`expired` or `reclaimed`). Ends the lease: `{1, now, lease}` or
+  /// `{0, now}` if it had ended.
+  static let endLease = script(
+    """
+    local t = now()
+    local f = end_lease(ARGV[1], ARGV[2], t)
+    if not f then return {0, t} end
+    return {1, t, f}
+    """)
+
+  /// ARGV: token, milliseconds from now, 1 to count an extension. A new deadline; the check
+  /// mark is cleared.
+  static let extend = script(
+    """
+    local k = lease_key(ARGV[1])
+    if redis.call('EXISTS', k) == 0 then return 0 end
+    redis.call('HSET', k, 'deadline', now() + tonumber(ARGV[2]), 'checking', 0)
+    if ARGV[3] == '1' then redis.call('HINCRBY', k, 'ext', 1) end
+    return 1
+    """)
+
+  /// ARGV: token, claim. What a claim check found.
+  static let setClaim = script(
+    """
+    local k = lease_key(ARGV[1])
+    if redis.call('EXISTS', k) == 0 then return 0 end
+    redis.call('HSET', k, 'claim', ARGV[2])
+    return 1
+    """)
+
+  /// ARGV: kind (`overdue` or `unclaimed`), stale ms. Leases due for a check, marked as being
+  /// checked; a mark older than `stale` (its checker died) counts as none. `{now, {lease...}}`.
+  static let takeDue = script(
+    """
+    local t = now()
+    local stale = tonumber(ARGV[2])
+    local due = {}
+    for _, token in ipairs(redis.call('SMEMBERS', P .. ':leases')) do
+      local k = lease_key(token)
+      local l = redis.call('HMGET', k, 'deadline', 'checking', 'cdl', 'claim', 'csince')
+      if ARGV[1] == 'overdue' then
+        local checking = tonumber(l[2])
+        if (checking == 0 or t - checking > stale) and tonumber(l[1]) <= t then
+          redis.call('HSET', k, 'checking', t)
+          table.insert(due, fields(token))
+        end
+      else
+        local cdl = tonumber(l[3])
+        if (l[4] == 'unclaimed' and cdl > 0 and cdl <= t)
+          or (l[4] == 'checking' and t - tonumber(l[5]) > stale) then
+          redis.call('HSET', k, 'claim', 'checking', 'csince', t)
+          table.insert(due, fields(token))
+        end
+      end
+    end
+    return {t, due}
+    """)
+
+  /// ARGV: server. Forgets a server that left the pool (unless it holds a lease).
+  static let forget = script(
+    """
+    local st = redis.call('HGET', P .. ':state', ARGV[1])
+    if st and string.sub(st, 1, 7) == 'leased:' then return 0 end
+    redis.call('LREM', P .. ':free', 0, ARGV[1])
+    redis.call('HDEL', P .. ':state', ARGV[1])
+    redis.call('HDEL', P .. ':served', ARGV[1])
+    return 1
+    """)
+
+  /// The whole of the books: `{now, free, waiting count, state (flat), counts (flat), served
+  /// (flat), {lease...}}`.
+  static let snapshot = script(
+    """
+    local leases = {}
+    for _, token in ipairs(redis.call('SMEMBERS', P .. ':leases')) do
+      local f = fields(token)
+      if f then table.insert(leases, f) end
+    end
+    return {now(), redis.call('LRANGE', P .. ':free', 0, -1), redis.call('LLEN', P .. ':waiting'),
+      redis.call('HGETALL', P .. ':state'), redis.call('HGETALL', P .. ':counts'),
+      redis.call('HGETALL', P .. ':served'), leases}
+    """)
+
+  /// ARGV: balancer, ttl ms. Marks the balancer alive, and takes or keeps the coordinator's
+  /// lock: 1 if it holds it.
+  static let heartbeat = script(
+    """
+    redis.call('SET', P .. ':alive:' .. ARGV[1], 1, 'PX', ARGV[2])
+    local holder = redis.call('GET', P .. ':coordinator')
+    if holder == ARGV[1] then
+      redis.call('PEXPIRE', P .. ':coordinator', ARGV[2])
+      return 1
+    end
+    if not holder then
+      redis.call('SET', P .. ':coordinator', ARGV[1], 'PX', ARGV[2])
+      return 1
+    end
+    return 0
+    """)
+
+  /// ARGV: balancer. A balancer that stops: no longer alive, and the lock is free.
+  static let retire = script(
+    """
+    redis.call('DEL', P .. ':alive:' .. ARGV[1], P .. ':grants:' .. ARGV[1])
+    if redis.call('GET', P .. ':coordinator') == ARGV[1] then
+      redis.call('DEL', P .. ':coordinator')
+    end
+    return 1
+    """)
+
+  /// ARGV: the pool as servers.json. Stores it if it differs: the new version, or 0.
+  static let publishConfig = script(
+    """
+    if redis.call('GET', P .. ':config') == ARGV[1] then return 0 end
+    redis.call('SET', P .. ':config', ARGV[1])
+    return redis.call('INCR', P .. ':config:version')
+    """)
+
+  /// The pool's version and text: `{version, text}` (0 and nil if none was published).
+  static let readConfig = script(
+    """
+    return {tonumber(redis.call('GET', P .. ':config:version') or '0'),
+      redis.call('GET', P .. ':config')}
+    """)
+}

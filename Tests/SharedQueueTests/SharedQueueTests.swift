@@ -1,0 +1,346 @@
+import Balancing
+import Foundation
+import HTTPCore
+import RedisClient
+import TestSupport
+import XCTest
+
+@testable import SharedQueue
+
+/// The shared availability queue against a real redis-server: two balancers' dispatchers and
+/// lease stores (on one event loop, with their own connections and names) share one set of
+/// books, as two balancer processes would.
+final class SharedQueueTests: XCTestCase {
+  /// One balancer's side of the books.
+  final class Side {
+    let store: SharedLeaseStore
+    let dispatcher: SharedQueueDispatcher
+    let connections: [RedisConnection]
+
+    init(id: String, loop: EventLoop, port: Int, unavailableTimeout: Double = 10) {
+      var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
+      configuration.unavailableTimeout = unavailableTimeout
+      let main = RedisConnection(loop: loop, configuration: configuration)
+      let grants = RedisConnection(loop: loop, configuration: configuration)
+      connections = [main, grants]
+      store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
+      let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
+      dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
+      dispatcher.listenForGrants()
+    }
+
+    /// Marks this side alive (as the coordinator's heartbeat does); true if it holds the lock.
+    func heartbeat(_ done: @escaping (Bool) -> Void) {
+      store.run(SharedScripts.heartbeat, [store.balancerID, "3000"]) { result in
+        if case .success(let reply) = result { done(reply.int == 1) } else { done(false) }
+      }
+    }
+  }
+
+  /// What the clients got, in order, as `name -> server`.
+  final class Answers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [(name: String, answer: ClaimAnswer)] = []
+    func record(_ name: String, _ answer: ClaimAnswer) {
+      lock.withLock { list.append((name, answer)) }
+    }
+    var all: [(name: String, answer: ClaimAnswer)] { lock.withLock { list } }
+    func lease(of name: String) -> Lease? {
+      for entry in all where entry.name == name {
+        if case .lease(let lease) = entry.answer { return lease }
+      }
+      return nil
+    }
+  }
+
+  var redis: RedisServerProcess!
+  var running: LoopThread!
+  var sides: [Side] = []
+
+  override func setUpWithError() throws {
+    redis = try RedisServerProcess(executable: try RedisServerProcess.requireExecutable())
+    running = try LoopThread()
+  }
+
+  override func tearDown() {
+    if let running {
+      let all = sides.flatMap(\.connections)
+      nonisolated(unsafe) let closing = all
+      _ = running.sync {
+        for side in self.sides { side.dispatcher.shutDown(reason: "test over") }
+        for connection in closing { connection.close() }
+      }
+      running.stop()
+    }
+    sides = []
+    redis?.stop()
+    redis?.removeLog()
+  }
+
+  private func side(_ id: String, alive: Bool = true, unavailableTimeout: Double = 10) -> Side {
+    let made = running.sync {
+      Side(
+        id: id, loop: self.running.loop, port: self.redis.port,
+        unavailableTimeout: unavailableTimeout)
+    }!
+    sides.append(made)
+    if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
+    return made
+  }
+
+  /// Runs `body` on the loop and waits for it to call back.
+  private func wait<T>(timeout: Double = 10, _ body: @escaping (@escaping (T) -> Void) -> Void)
+    -> T?
+  {
+    let result = NSLock()
+    nonisolated(unsafe) var value: T?
+    let done = DispatchSemaphore(value: 0)
+    running.loop.execute {
+      body { got in
+        result.withLock { value = got }
+        done.signal()
+      }
+    }
+    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+    return result.withLock { value }
+  }
+
+  private func claim(_ name: String, at side: Side, answers: Answers) {
+    _ = running.sync {
+      let claim = ServerClaim(key: name, client: "127.0.0.1") { answer, _ in
+        answers.record(name, answer)
+        return true
+      }
+      side.dispatcher.dispatch(claim)
+    }
+  }
+
+  private func eventually(
+    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
+    line: UInt = #line, _ condition: () -> Bool
+  ) {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if condition() { return }
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+    XCTFail("timed out waiting until \(description)", file: file, line: line)
+  }
+
+  private func redisCommand(_ command: [String]) -> RESPValue? {
+    let connection = sides[0].store.connection
+    let result: Result<RESPValue, RedisError>? = wait { done in
+      connection.send(command) { done($0) }
+    }
+    return try? result?.get()
+  }
+
+  /// Reports `lease` through `side`'s store and frees its server there, as a balancer does.
+  private func report(_ lease: Lease, at side: Side) -> ReportOutcome? {
+    wait { done in
+      side.store.report(token: lease.token, port: lease.server.port) { outcome in
+        if case .released = outcome { side.dispatcher.serverFreed(lease.server) }
+        done(outcome)
+      }
+    }
+  }
+
+  // MARK: - Tests
+
+  func testClientsWaitingAtDifferentBalancersAreServedInTheOrderTheyCame() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    eventually("5001 is free") {
+      redisCommand(["LRANGE", "test:free", "0", "-1"])?.array?.count == 1
+    }
+    claim("a1", at: a, answers: answers)
+    eventually("a1 is answered") { answers.lease(of: "a1") != nil }
+    // Three clients wait, at B, A, B in that order.
+    for (name, side) in [("b1", b), ("a2", a), ("b2", b)] {
+      claim(name, at: side, answers: answers)
+      eventually("\(name) waits") {
+        redisCommand(["LLEN", "test:waiting"])?.int
+          == Int64(name == "b1" ? 1 : name == "a2" ? 2 : 3)
+      }
+    }
+    // The server goes round: reported at B, then A, then A; it reaches b1, a2, b2 in turn.
+    var holder = "a1"
+    for (next, reportingSide) in [("b1", b), ("a2", a), ("b2", a)] {
+      let lease = try XCTUnwrap(answers.lease(of: holder))
+      guard case .released? = report(lease, at: reportingSide) else {
+        return XCTFail("the report of \(holder)'s lease was not accepted")
+      }
+      eventually("\(next) is answered") { answers.lease(of: next) != nil }
+      holder = next
+    }
+    XCTAssertEqual(answers.all.map(\.name), ["a1", "b1", "a2", "b2"])
+    XCTAssertEqual(redisCommand(["LLEN", "test:waiting"])?.int, 0)
+    // A second report of a lease already ended is refused, at either balancer.
+    let first = try XCTUnwrap(answers.lease(of: "a1"))
+    XCTAssertEqual(report(first, at: a), .wrongToken(port: 5001))
+  }
+
+  func testNoServerIsEverHandedToTwoClientsAtOnce() throws {
+    let a = side("A")
+    let b = side("B")
+    let servers = (5001...5003).map { ServerAddress(port: $0) }
+    _ = running.sync { for server in servers { a.dispatcher.serverFreed(server) } }
+    let answers = Answers()
+    var generator = SeededGenerator(seed: 7)
+    var handed = 0
+    var holders: [ServerAddress: String] = [:]
+    var seen = 0
+    var next = 0
+    var violations: [String] = []
+    func absorb() {
+      let all = answers.all
+      while seen < all.count {
+        if case .lease(let lease) = all[seen].answer {
+          if let other = holders[lease.server] {
+            violations.append("\(lease.server) given to \(all[seen].name) while \(other) held it")
+          }
+          holders[lease.server] = all[seen].name
+          handed += 1
+        }
+        seen += 1
+      }
+    }
+    for _ in 0..<150 {
+      absorb()
+      let side = Bool.random(using: &generator) ? a : b
+      if !holders.isEmpty && Int.random(in: 0..<3, using: &generator) == 0 {
+        let name = holders.values.sorted()[Int.random(in: 0..<holders.count, using: &generator)]
+        let lease = try XCTUnwrap(answers.lease(of: name))
+        holders[lease.server] = nil
+        XCTAssertEqual(
+          report(lease, at: side).map { if case .released = $0 { true } else { false } }, true)
+      } else {
+        next += 1
+        claim("c\(next)", at: side, answers: answers)
+      }
+    }
+    // Then every holder reports until no one waits.
+    let deadline = Date(timeIntervalSinceNow: 30)
+    while Date() < deadline {
+      absorb()
+      if answers.all.count == next && holders.isEmpty { break }
+      if let (server, name) = holders.first {
+        let lease = try XCTUnwrap(answers.lease(of: name))
+        holders[server] = nil
+        _ = report(lease, at: Bool.random(using: &generator) ? a : b)
+      } else {
+        Thread.sleep(forTimeInterval: 0.01)
+      }
+    }
+    XCTAssertEqual(violations, [])
+    XCTAssertEqual(answers.all.count, next, "every client was answered")
+    XCTAssertEqual(handed, next)
+    // Afterwards every server is free exactly once, and no one waits.
+    eventually("the servers are back on the free list") {
+      redisCommand(["LLEN", "test:free"])?.int == 3
+    }
+    let free = redisCommand(["LRANGE", "test:free", "0", "-1"])?.array?.compactMap(\.string) ?? []
+    XCTAssertEqual(free.sorted(), ["5001", "5002", "5003"])
+    XCTAssertEqual(redisCommand(["LLEN", "test:waiting"])?.int, 0)
+    XCTAssertEqual(redisCommand(["SCARD", "test:leases"])?.int, 0)
+    let counts = redisCommand(["HGETALL", "test:counts"])?.array?.compactMap(\.string) ?? []
+    XCTAssertEqual(
+      Dictionary(
+        uniqueKeysWithValues: stride(from: 0, to: counts.count, by: 2).map {
+          (counts[$0], counts[$0 + 1])
+        })["issued"], String(next))
+  }
+
+  func testAServerFreedSkipsClientsOfABalancerThatIsNoLongerAlive() throws {
+    let a = side("A")
+    let gone = side("gone", alive: false)
+    let answers = Answers()
+    claim("orphan", at: gone, answers: answers)
+    eventually("the orphan waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    XCTAssertEqual(redisCommand(["LLEN", "test:waiting"])?.int, 0)
+    XCTAssertEqual(redisCommand(["SCARD", "test:leases"])?.int, 0)
+    XCTAssertTrue(answers.all.isEmpty)
+    // A put of a server already free changes nothing: it is never free twice.
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    claim("next", at: a, answers: answers)
+    eventually("next is answered") { answers.lease(of: "next") != nil }
+    XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
+  }
+
+  func testOnlyOneBalancerCoordinatesAndAnotherTakesOverWhenItLeaves() throws {
+    let a = side("A", alive: false)
+    let b = side("B", alive: false)
+    XCTAssertEqual(wait { done in a.heartbeat(done) }, true)
+    XCTAssertEqual(wait { done in b.heartbeat(done) }, false)
+    XCTAssertEqual(wait { done in a.heartbeat(done) }, true, "the holder keeps the lock")
+    _ = wait { done in a.store.run(SharedScripts.retire, ["A"]) { _ in done(()) } }
+    XCTAssertEqual(wait { done in b.heartbeat(done) }, true)
+    XCTAssertEqual(wait { done in a.heartbeat(done) }, false)
+  }
+
+  func testDueLeasesAreMarkedSoThatOnlyOneCheckerGetsThem() throws {
+    let a = side("A")
+    let b = side("B")
+    _ = running.sync { a.store.connection.connect() }
+    // A lease already past both deadlines.
+    let lease = Lease(token: "t1", server: ServerAddress(port: 5001), issued: 0, deadline: 0)
+    _ = wait { done in
+      a.store.run(SharedScripts.issue, ["t1", "5001", "10.0.0.9", "A", "0", "1"]) { _ in done(()) }
+    }
+    Thread.sleep(forTimeInterval: 0.01)
+    let firstLook: [Lease]? = wait { done in a.store.takeOverdue(now: 0, completion: done) }
+    let secondLook: [Lease]? = wait { done in b.store.takeOverdue(now: 0, completion: done) }
+    XCTAssertEqual(firstLook?.map(\.token), [lease.token])
+    XCTAssertEqual(secondLook?.map(\.token), [])
+    let unclaimed: [Lease]? = wait { done in b.store.takeUnclaimed(now: 0, completion: done) }
+    XCTAssertEqual(unclaimed?.map(\.token), ["t1"])
+    XCTAssertEqual(unclaimed?.first?.client, "10.0.0.9")
+    let again: [Lease]? = wait { done in a.store.takeUnclaimed(now: 0, completion: done) }
+    XCTAssertEqual(again?.map(\.token), [])
+    // Revoked: it ends as reclaimed, once.
+    let reclaimed: Lease?? = wait { done in b.store.reclaim("t1", completion: done) }
+    XCTAssertEqual(reclaimed??.token, "t1")
+    let twice: Lease?? = wait { done in a.store.reclaim("t1", completion: done) }
+    XCTAssertNil(twice ?? nil)
+  }
+
+  func testClientsGet503WhileRedisCannotBeReachedAndServiceResumes() throws {
+    let a = side("A", unavailableTimeout: 0.5)
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    redis.stop()
+    let answers = Answers()
+    claim("during", at: a, answers: answers)
+    eventually("the client is answered") { !answers.all.isEmpty }
+    guard case .unavailable(let reason)? = answers.all.first?.answer else {
+      return XCTFail("expected 503, got \(String(describing: answers.all.first?.answer))")
+    }
+    XCTAssertTrue(reason.contains("Redis"), reason)
+    try redis.start()
+    eventually("the balancer is connected again") { redisCommand(["PING"])?.string == "PONG" }
+    // Without persistence the books are empty again: the server comes back when it is freed.
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    claim("after", at: a, answers: answers)
+    eventually("the client after is served") { answers.lease(of: "after") != nil }
+  }
+
+  func testLocationsParse() throws {
+    XCTAssertEqual(
+      try SharedQueueLocation(parsing: "redis://10.0.0.5:6380/team"),
+      SharedQueueLocation(host: "10.0.0.5", port: 6380, prefix: "team"))
+    XCTAssertEqual(
+      try SharedQueueLocation(parsing: "redis://localhost"),
+      SharedQueueLocation(host: "localhost", port: 6379, prefix: "lb"))
+    XCTAssertEqual(
+      try SharedQueueLocation(parsing: "redis://[::1]:7000").host, "::1")
+    for bad in [
+      "http://x:1", "redis://", "redis://h:0", "redis://h:99999", "redis://h:1/", "redis://h/a b",
+    ] {
+      XCTAssertThrowsError(try SharedQueueLocation(parsing: bad), bad)
+    }
+  }
+}
