@@ -4,13 +4,13 @@ import HTTPCore
 import ProgramSupport
 
 /// The factorial-server program, wired: the routes on an `HTTPServer`, worker threads for the
-/// arithmetic, the client that reports to the balancer, and the signal handlers.
+/// arithmetic, the reporter that sends each finished job to a balancer, and the signal handlers.
 public final class FactorialServerApp {
   public let configuration: FactorialServerConfiguration
   public let loop: EventLoop
   public let handler: FactorialHandler
   private let workers: WorkerPool
-  private let reporter: HTTPClient
+  private let reporter: BalancerReporter
   private var server: HTTPServer?
 
   public init(configuration: FactorialServerConfiguration, loop: EventLoop) {
@@ -18,8 +18,6 @@ public final class FactorialServerApp {
     self.loop = loop
     let workers = WorkerPool(workers: configuration.workers)
     self.workers = workers
-    reporter = HTTPClient(
-      loop: loop, host: configuration.balancerHost, port: configuration.balancerPort)
     handler = FactorialHandler(port: configuration.port) { [loop] work, deliver in
       workers.submit {
         let body = work()
@@ -29,34 +27,23 @@ public final class FactorialServerApp {
     handler.queueLength = { [workers] in workers.pendingCount }
     handler.maxQueue = configuration.maxQueue
     let port = configuration.port
-    // A client with a revoked lease goes back to the balancer by the name it used for this
-    // server when the balancer is on this machine, else by the balancer's own address.
-    let balancerHost = configuration.balancerHost
-    let balancerPort = configuration.balancerPort
-    let balancerIsLocal =
-      balancerHost == "localhost"
-      || AddressResolution.isLoopback(AddressResolution.normalise(balancerHost))
-    handler.balancerLocation = { request in
-      let host = balancerIsLocal ? (request.hostName ?? balancerHost) : balancerHost
-      let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-      return "http://\(named):\(balancerPort)/"
-    }
     let log = Program.logger(
       program: "server \(port)", quiet: configuration.quiet, format: configuration.logFormat)
     let errorLog = Program.logger(program: "server \(port)", format: configuration.logFormat)
-    handler.log = log
-    handler.report = { [reporter] path in
-      reporter.send(path: path) { result in
-        switch result {
-        case .success(let response) where response.statusCode == 200:
-          log?("reported \(path)")
-        case .success(let response):
-          errorLog("report \(path) answered \(response.statusCode): \(response.text)")
-        case .failure(let failure):
-          errorLog("report \(path) failed: \(failure)")
-        }
-      }
+    let reporter = BalancerReporter(
+      loop: loop, balancers: configuration.balancers, log: log, warn: errorLog)
+    self.reporter = reporter
+    // A client with a revoked lease goes back to the current balancer: by the name it used for
+    // this server when that balancer is on this machine, else by the balancer's own address.
+    handler.balancerLocation = { [reporter] request in
+      let balancer = reporter.current
+      let host =
+        balancer.isOnThisMachine ? (request.hostName ?? balancer.urlHost) : balancer.urlHost
+      let named = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+      return "http://\(named):\(balancer.port)/"
     }
+    handler.log = log
+    handler.report = { [reporter] path in reporter.report(path) }
   }
 
   deinit { workers.stop() }
@@ -84,7 +71,8 @@ public final class FactorialServerApp {
       loop.onSignal(signal) { [weak self] in self?.stop() }
     }
     Program.logger(program: "server \(configuration.port)", format: configuration.logFormat)(
-      "listening on port \(server.port), reporting to \(configuration.balancerHost):\(configuration.balancerPort)"
+      "listening on port \(server.port), reporting to "
+        + configuration.balancers.map(\.description).joined(separator: ", ")
     )
   }
 

@@ -1,12 +1,13 @@
+import Foundation
 import ProgramSupport
 
 /// Everything the factorial server's flags decide, validated.
 public struct FactorialServerConfiguration: Sendable {
   public var port = 5001
   public var bindAddress = "0.0.0.0"
-  /// Where reports go.
-  public var balancerHost = "127.0.0.1"
-  public var balancerPort = 8001
+  /// Where reports go: the first is tried first, the others in turn when one fails (see
+  /// `BalancerReporter`). Never empty, no two alike.
+  public var balancers = [BalancerAddress(host: "127.0.0.1", port: 8001)]
   public var workers = 1
   /// The most jobs accepted and not yet answered (default 8 per worker); more get 503.
   public var maxQueue = 8
@@ -30,8 +31,9 @@ public struct FactorialServerConfiguration: Sendable {
         .value("port", "PORT", "port to listen on (default 5001)"),
         .value("bind", "ADDRESS", "address to listen on (default 0.0.0.0, all interfaces)"),
         .value(
-          "balancer", "HOST:PORT",
-          "where to report (default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
+          "balancer", "HOST:PORT,...",
+          "where to report: one balancer, or several sharing one queue, tried in turn when one "
+            + "fails (IPv6 as [::1]:8001; default $LB_IP_ADDR:$LB_PORT, else 127.0.0.1:8001)"),
         .value("workers", "N", "threads computing factorials (default 1)"),
         .value(
           "max-queue", "N",
@@ -57,21 +59,49 @@ public struct FactorialServerConfiguration: Sendable {
     bindAddress = options["bind"] ?? bindAddress
     workers = try options.integer("workers", in: 1...64, default: 1)
     maxQueue = try options.integer("max-queue", in: 1...1_000_000, default: 8 * workers)
-    if let address = options["balancer"] {
-      guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
-        let value = Int(address[address.index(after: colon)...]), (1...65535).contains(value)
-      else {
-        throw CommandLineOptions.UsageError(
-          description: "--balancer: '\(address)' is not HOST:PORT")
-      }
-      balancerHost = String(address[..<colon])
-      balancerPort = value
+    if let list = options["balancer"] {
+      balancers = try Self.balancerList(list)
     } else {
-      balancerHost = environment["LB_IP_ADDR"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-      balancerPort = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
+      let host = environment["LB_IP_ADDR"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+      let port = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
+      balancers = [BalancerAddress(host: host, port: port)]
     }
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
     exitsWithParent = options.isSet("exit-with-parent")
+  }
+
+  /// Reads `--balancer`: `HOST:PORT[,HOST:PORT...]`, spaces around an item ignored; no empty
+  /// item, no balancer twice.
+  static func balancerList(_ text: String) throws(CommandLineOptions.UsageError)
+    -> [BalancerAddress]
+  {
+    let items = text.split(separator: ",", omittingEmptySubsequences: false).map {
+      $0.trimmingCharacters(in: .whitespaces)
+    }
+    var balancers: [BalancerAddress] = []
+    var seen: [String: String] = [:]
+    for (index, item) in items.enumerated() {
+      guard !item.isEmpty else {
+        let what =
+          items.count == 1
+          ? "no balancer given" : "balancer \(index + 1) of \(items.count) is empty"
+        throw CommandLineOptions.UsageError(
+          description: "--balancer: \(what) in '\(text)' (HOST:PORT[,HOST:PORT...])")
+      }
+      switch BalancerAddress.parse(item) {
+      case .failure(let reason):
+        throw CommandLineOptions.UsageError(
+          description: "--balancer: '\(item)' is not HOST:PORT: \(reason)")
+      case .success(let balancer):
+        if let earlier = seen[balancer.identity] {
+          throw CommandLineOptions.UsageError(
+            description: "--balancer: '\(earlier)' and '\(item)' are the same balancer")
+        }
+        seen[balancer.identity] = item
+        balancers.append(balancer)
+      }
+    }
+    return balancers
   }
 }

@@ -1,0 +1,144 @@
+import Foundation
+import HTTPCore
+
+/// Sends a factorial server's reports (`GET /port_update/<port>?lease=T`) to balancers that share
+/// one queue and lease store, so that any of them may take a report.
+///
+/// A report goes to the current balancer. If that one cannot be reached (refused, reset, no
+/// answer in time) or answers 5xx, the same report goes to the next balancer of the list, each
+/// balancer at most once per report; a 2xx or 4xx answer is final (a 4xx is the balancer
+/// refusing the report, and is logged). The current balancer is the one that last did not fail:
+/// a failure of the current balancer moves every later report to the next one, logged in one
+/// line, and the reports already waiting for the failed balancer's connection move at once. It
+/// stays there until it fails in turn.
+///
+/// One `HTTPClient` per balancer: each sends its reports one at a time, in order, and keeps every
+/// report until it is answered or fails, so concurrent reports are queued, never lost. Runs on
+/// the loop: `report` must be called there.
+public final class BalancerReporter {
+  /// Every balancer, in the order given.
+  public let balancers: [BalancerAddress]
+  /// The index in `balancers` of the balancer that takes the next report.
+  public private(set) var currentIndex = 0
+  private let clients: [HTTPClient]
+  /// Reports handed to each balancer's client and not yet settled.
+  private var waiting: [Int]
+  private let log: ((String) -> Void)?
+  private let warn: (String) -> Void
+
+  /// A report on its way: where it has been tried, and why each failed.
+  private struct Attempt {
+    let path: String
+    var tried: [Int] = []
+    var failures: [String] = []
+  }
+
+  /// - Parameters:
+  ///   - balancers: at least one.
+  ///   - attemptWindow: seconds one balancer keeps being retried for a report (reconnecting
+  ///     with back-off) before the next is tried. Nil: with one balancer 30 s, as the reports
+  ///     always had; with several 1 s (enough to reopen a dropped keep-alive connection).
+  ///   - answerTimeout: seconds a balancer has to answer a report, retries included. Nil: none
+  ///     with one balancer; 5 s with several.
+  ///   - log: routine lines (each report taken), nil when quiet.
+  ///   - warn: lines always written: a move to another balancer, a refused or lost report.
+  public init(
+    loop: EventLoop, balancers: [BalancerAddress], attemptWindow: Double? = nil,
+    answerTimeout: Double? = nil, log: ((String) -> Void)?, warn: @escaping (String) -> Void
+  ) {
+    precondition(!balancers.isEmpty, "a reporter needs a balancer")
+    self.balancers = balancers
+    let several = balancers.count > 1
+    clients = balancers.map { balancer in
+      let client = HTTPClient(loop: loop, host: balancer.urlHost, port: balancer.port)
+      client.retryWindow = attemptWindow ?? (several ? 1 : client.retryWindow)
+      client.requestTimeout = answerTimeout ?? (several ? 5 : nil)
+      return client
+    }
+    waiting = Array(repeating: 0, count: balancers.count)
+    self.log = log
+    self.warn = warn
+  }
+
+  /// The balancer that takes the next report.
+  public var current: BalancerAddress { balancers[currentIndex] }
+
+  /// Sends `path` to the current balancer, and on to the others if it fails.
+  public func report(_ path: String) {
+    send(Attempt(path: path), to: currentIndex)
+  }
+
+  /// Drops the connections; reports not yet answered fail (and are logged as lost).
+  public func shutdown() {
+    for client in clients { client.shutdown() }
+  }
+
+  private func send(_ attempt: Attempt, to index: Int) {
+    var attempt = attempt
+    attempt.tried.append(index)
+    waiting[index] += 1
+    clients[index].send(path: attempt.path) { [weak self] result in
+      self?.settle(attempt, at: index, result)
+    }
+  }
+
+  private func settle(
+    _ attempt: Attempt, at index: Int, _ result: Result<HTTPClientResponse, HTTPClient.Failure>
+  ) {
+    waiting[index] -= 1
+    let path = attempt.path
+    let reason: String
+    var unreachable = false
+    switch result {
+    case .success(let response) where (200..<300).contains(response.statusCode):
+      log?("reported \(path)" + (balancers.count > 1 ? " to \(balancers[index])" : ""))
+      return
+    case .success(let response) where response.statusCode < 500:
+      warn("report \(path) answered \(response.statusCode): \(Self.oneLine(response.text))")
+      return
+    case .success(let response):
+      reason = "answered \(response.statusCode): \(Self.oneLine(response.text))"
+    case .failure(.localResources(let problem)):
+      // This process could not open a socket: another balancer would fare no better.
+      warn("report \(path) failed: no socket here: \(problem)")
+      return
+    case .failure(let failure):
+      reason = "\(failure)"
+      unreachable = true
+    }
+    var attempt = attempt
+    attempt.failures.append(balancers.count > 1 ? "\(balancers[index]) \(reason)" : reason)
+    guard let next = nextBalancer(for: attempt, after: index) else {
+      warn("report \(path) failed: " + attempt.failures.joined(separator: "; "))
+      return
+    }
+    let moving = index == currentIndex
+    if moving {
+      currentIndex = next
+      warn("reports now go to \(balancers[next]): \(balancers[index]) failed: \(reason)")
+    }
+    send(attempt, to: next)
+    // The reports queued behind this one on a connection that failed would each wait out the
+    // same failure: they move now. (Only those never written are queued: nothing is sent twice.)
+    if moving && unreachable && waiting[index] > 0 {
+      clients[index].shutdown()
+    }
+  }
+
+  /// Where a report that just failed at `index` goes next: the current balancer if it has not
+  /// tried it yet, else the next balancer of the list it has not tried; nil once all have.
+  private func nextBalancer(for attempt: Attempt, after index: Int) -> Int? {
+    if !attempt.tried.contains(currentIndex) { return currentIndex }
+    for step in 1..<balancers.count {
+      let candidate = (index + step) % balancers.count
+      if !attempt.tried.contains(candidate) { return candidate }
+    }
+    return nil
+  }
+
+  /// A balancer's answer as part of one log line.
+  private static func oneLine(_ text: String) -> String {
+    text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+      .joined(separator: " ")
+  }
+}
