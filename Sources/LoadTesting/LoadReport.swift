@@ -7,19 +7,38 @@ public struct LoadReport: Sendable {
   /// Seconds from the first visit's start to the last visit's end.
   public var duration: Double
   public var concurrency: Int
+  /// What the visits were sent to: the balancer's URL, or several, comma-separated.
   public var url: String
+  /// The balancers (host:port) the visits were spread over, in the order given.
+  public var balancers: [String]
 
-  public init(visits: [Visit], duration: Double, concurrency: Int, url: String) {
+  public init(
+    visits: [Visit], duration: Double, concurrency: Int, url: String, balancers: [String] = []
+  ) {
     self.visits = visits.sorted { $0.index < $1.index }
     self.duration = duration
     self.concurrency = concurrency
     self.url = url
+    self.balancers = balancers
   }
 
   public var succeeded: Int { visits.filter { $0.outcome == .ok }.count }
   /// Successful visits per second over the whole run.
   public var throughput: Double { duration > 0 ? Double(succeeded) / duration : 0 }
   public var retries: Int { visits.reduce(0) { $0 + $1.retries } }
+  /// Of `retries`, those at the next balancer after one refused or dropped the connection.
+  public var balancerRetries: Int { visits.reduce(0) { $0 + $1.balancerRetries } }
+
+  /// With several balancers, the visits each one answered first (`Visit.balancer`), every
+  /// balancer listed in the order given; empty with one.
+  public var answeredPerBalancer: [(String, Int)] {
+    var named = Set<String>()
+    let distinct = balancers.filter { named.insert($0).inserted }
+    guard distinct.count > 1 else { return [] }
+    var counts: [String: Int] = [:]
+    for visit in visits { if let balancer = visit.balancer { counts[balancer, default: 0] += 1 } }
+    return distinct.map { ($0, counts[$0] ?? 0) }
+  }
 
   /// Visits per outcome, every outcome listed.
   public var outcomes: [(Visit.Outcome, Int)] {
@@ -55,7 +74,10 @@ public struct LoadReport: Sendable {
   public var text: String {
     var lines = [
       "\(visits.count) visits to \(url) with \(concurrency) at a time, in \(String(format: "%.2f", duration)) s",
-      "succeeded: \(succeeded), throughput: \(String(format: "%.1f", throughput)) req/s, retries after a lost server: \(retries)",
+      "succeeded: \(succeeded), throughput: \(String(format: "%.1f", throughput)) req/s, "
+        + (answeredPerBalancer.isEmpty
+          ? "retries after a lost server: \(retries)"
+          : "retries: \(retries) (after a lost server \(retries - balancerRetries), at the next balancer \(balancerRetries))"),
       "outcomes: " + outcomes.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "),
       "status codes: "
         + statusCounts.map { "\($0.0 == 0 ? "none" : String($0.0)) \($0.1)" }.joined(
@@ -70,6 +92,18 @@ public struct LoadReport: Sendable {
       lines.append(
         "  " + server.padding(toLength: width, withPad: " ", startingAt: 0)
           + String(format: " %7d  %5.1f%%", count, share))
+    }
+    let answered = answeredPerBalancer
+    if !answered.isEmpty {
+      lines.append("")
+      lines.append("visits answered per balancer (the first to answer each):")
+      let width = answered.map(\.0.count).max() ?? 6
+      for (balancer, count) in answered {
+        let share = visits.isEmpty ? 0 : 100 * Double(count) / Double(visits.count)
+        lines.append(
+          "  " + balancer.padding(toLength: width, withPad: " ", startingAt: 0)
+            + String(format: " %7d  %5.1f%%", count, share))
+      }
     }
     lines.append("")
     lines.append("latency (ms)        mean      p50      p90      p99      max")
@@ -94,7 +128,7 @@ public struct LoadReport: Sendable {
         "max": summary.max,
       ]
     }
-    let object: [String: Any] = [
+    var object: [String: Any] = [
       "url": url, "visits": visits.count, "concurrency": concurrency, "duration_s": duration,
       "succeeded": succeeded, "throughput_rps": throughput, "retries": retries,
       "outcomes": Dictionary(uniqueKeysWithValues: outcomes.map { ($0.0.rawValue, $0.1) }),
@@ -104,6 +138,11 @@ public struct LoadReport: Sendable {
         "total": latency(total), "at_balancer": latency(atBalancer), "at_server": latency(atServer),
       ],
     ]
+    let answered = answeredPerBalancer
+    if !answered.isEmpty {
+      object["answered_per_balancer"] = Dictionary(uniqueKeysWithValues: answered)
+      object["balancer_retries"] = balancerRetries
+    }
     let data = try? JSONSerialization.data(
       withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     return (data.map { String(decoding: $0, as: UTF8.self) } ?? "{}") + "\n"

@@ -2,17 +2,26 @@ import Foundation
 import HTTPCore
 import Synchronization
 
-/// Sends visits to a balancer from `concurrency` threads, each with its own keep-alive
-/// connections, following redirects as a browser does. Failures are recorded, never fatal.
+/// Sends visits to a balancer (or several sharing one queue) from `concurrency` threads, each
+/// with its own keep-alive connections, following redirects as a browser does. Failures are
+/// recorded, never fatal.
 public final class LoadRunner: @unchecked Sendable {
   /// What to run.
   public struct Configuration: Sendable {
-    public var url: HTTPURL
+    /// The balancers, as round-robin DNS would hand them out: visit i starts at
+    /// `balancers[i % balancers.count]` (see `firstBalancer(visit:)`), and when one refuses or
+    /// drops the connection before answering, the visit tries again at the next (a retry). Never
+    /// empty; usually one.
+    public private(set) var balancers: [HTTPURL]
+    /// The first (usually the only) balancer.
+    public var url: HTTPURL { balancers[0] }
     public var requests = 10_000
     public var concurrency = 64
     /// Seconds for each read or write before a request counts as failed.
     public var timeout = 30.0
-    /// Times a visit goes back to the balancer when its server is unreachable.
+    /// Times a visit tries again: back to its balancer when the server it was sent to is
+    /// unreachable, or, with several balancers, at the next one when its balancer refused or
+    /// dropped the connection before answering.
     public var retries = 3
     /// Shell commands to run once when the given number of visits have finished.
     public var runAt: [(visits: Int, command: String)] = []
@@ -27,7 +36,38 @@ public final class LoadRunner: @unchecked Sendable {
     /// Adds `key=client-K` (K among this many clients) for consistent hashing; nil for none.
     public var keys: Int?
 
-    public init(url: HTTPURL) { self.url = url }
+    public init(url: HTTPURL) { self.init(balancers: [url]) }
+
+    /// Visits spread over `balancers` (at least one) in turn.
+    public init(balancers: [HTTPURL]) {
+      precondition(!balancers.isEmpty, "a load test needs a balancer")
+      self.balancers = balancers
+    }
+
+    /// The index in `balancers` of the balancer visit `index` starts at: `index mod count`.
+    public func firstBalancer(visit index: Int) -> Int { index % balancers.count }
+
+    /// The balancers of `URL[,URL...]`: every comma separates two URLs, each
+    /// `http://host:port/path`, no two naming the same host:port.
+    public static func balancers(from text: String) throws(BalancerListError) -> [HTTPURL] {
+      var urls: [HTTPURL] = []
+      for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+        guard let url = try? HTTPURL(String(item)) else {
+          throw BalancerListError(description: "'\(item)' is not an http://host:port/ URL")
+        }
+        if let earlier = urls.first(where: { $0.hostHeader == url.hostHeader }) {
+          throw BalancerListError(
+            description: "'\(item)' names the same balancer as '\(earlier)'")
+        }
+        urls.append(url)
+      }
+      return urls
+    }
+  }
+
+  /// Why a list of balancer URLs was refused, said for a person.
+  public struct BalancerListError: Error, CustomStringConvertible {
+    public let description: String
   }
 
   public let configuration: Configuration
@@ -83,7 +123,9 @@ public final class LoadRunner: @unchecked Sendable {
     let visits = results.withLock { $0 }
     let duration = visits.map(\.end).max() ?? 0
     return LoadReport(
-      visits: visits, duration: duration, concurrency: workers, url: configuration.url.description)
+      visits: visits, duration: duration, concurrency: workers,
+      url: configuration.balancers.map(\.description).joined(separator: ","),
+      balancers: configuration.balancers.map(\.hostHeader))
   }
 
   /// Planned start times (seconds) of a Poisson process of `rate` per second.
@@ -122,10 +164,14 @@ public final class LoadRunner: @unchecked Sendable {
 /// One thread's connections and the visit logic.
 private struct Worker {
   let configuration: LoadRunner.Configuration
-  var balancer: BlockingHTTPClient?
+  /// A kept-alive connection to each balancer, in `configuration.balancers` order.
+  var balancers: [BlockingHTTPClient?]
   var servers: [String: BlockingHTTPClient] = [:]
 
-  init(configuration: LoadRunner.Configuration) { self.configuration = configuration }
+  init(configuration: LoadRunner.Configuration) {
+    self.configuration = configuration
+    balancers = Array(repeating: nil, count: configuration.balancers.count)
+  }
 
   /// The job size of visit `index`: a weighted pick, the same for the same seed and index.
   func jobSize(index: Int) -> Int? {
@@ -146,24 +192,37 @@ private struct Worker {
   mutating func visit(index: Int, origin: Date) -> Visit {
     let start = Date().timeIntervalSince(origin)
     var visit = Visit(index: index, start: start, end: start, outcome: .ok, status: 0)
-    var target = configuration.url
+    var query: [String] = []
     if let n = jobSize(index: index) {
-      target.path += (target.path.contains("?") ? "&" : "?") + "n=\(n)"
+      query.append("n=\(n)")
       visit.jobSize = n
     }
     if let keys = configuration.keys {
-      target.path += (target.path.contains("?") ? "&" : "?") + "key=client-\(index % max(1, keys))"
+      query.append("key=client-\(index % max(1, keys))")
     }
+    let several = configuration.balancers.count > 1
+    var current = configuration.firstBalancer(visit: index)
     for attempt in 0...configuration.retries {
+      var target = configuration.balancers[current]
+      for item in query { target.path += (target.path.contains("?") ? "&" : "?") + item }
       let asked = Date()
       let first: HTTPClientResponse
       do {
-        first = try request(&balancer, host: target.host, port: target.port, path: target.path)
+        first = try request(
+          &balancers[current], host: target.host, port: target.port, path: target.path)
       } catch {
         visit.outcome = .balancerUnreachable
-        visit.detail = "\(error)"
+        visit.detail = several ? "\(target.hostHeader): \(error)" : "\(error)"
+        // Another balancer shares the queue: a browser given several addresses tries the next.
+        if several, attempt < configuration.retries, Self.balancerDropped(error) {
+          visit.retries += 1
+          visit.balancerRetries += 1
+          current = (current + 1) % configuration.balancers.count
+          continue
+        }
         break
       }
+      if visit.balancer == nil { visit.balancer = target.hostHeader }
       visit.status = first.statusCode
       let redirected = Date()
       visit.balancerMilliseconds = redirected.timeIntervalSince(asked) * 1000
@@ -198,6 +257,24 @@ private struct Worker {
     }
     visit.end = Date().timeIntervalSince(origin)
     return visit
+  }
+
+  /// Whether a balancer refused or dropped the connection before answering — it may be gone, and
+  /// a visit loses nothing by asking another — rather than answered badly or too slowly (it is
+  /// alive, and a timed-out request may still be in its line).
+  static func balancerDropped(_ error: Error) -> Bool {
+    switch error {
+    case SocketError.system("connect", _), SocketError.badAddress:
+      return true  // never reached: nothing was asked
+    case SocketError.system("write", let code):
+      return code != EAGAIN && code != EWOULDBLOCK  // reset or closed; not a write timeout
+    case HTTPClient.Failure.unreachable(let reason):
+      // BlockingHTTPClient: "connection closed by the server", or "read failed or timed out: "
+      // and the system's reason, which for a timeout (SO_RCVTIMEO) is EAGAIN's.
+      return reason != "read failed or timed out: " + String(cString: strerror(EAGAIN))
+    default:
+      return false
+    }
   }
 
   private func judge(_ response: HTTPClientResponse, _ visit: inout Visit, server: String) {

@@ -6,7 +6,7 @@ public struct Visit: Sendable {
     case ok
     /// The balancer answered 503 (no server free in time, or too many waiting).
     case unavailable
-    /// The balancer refused the connection or did not answer.
+    /// The balancer refused the connection or did not answer (each one tried, with several).
     case balancerUnreachable = "balancer_unreachable"
     /// The server it was sent to refused or dropped the connection (after any retries).
     case serverUnreachable = "server_unreachable"
@@ -32,10 +32,17 @@ public struct Visit: Sendable {
   public var serverMilliseconds: Double?
   /// The `n` asked for, when the run mixes job sizes.
   public var jobSize: Int?
-  /// Times the visit went back to the balancer because its server was unreachable.
+  /// Times the visit tried again: back to its balancer because its server was unreachable, or at
+  /// the next balancer because its balancer refused or dropped the connection (`balancerRetries`).
   public var retries = 0
   /// What went wrong, for outcomes other than ok.
   public var detail = ""
+  /// The balancer (host:port) that answered the visit first, with a redirect or another
+  /// response; nil if none did.
+  public var balancer: String?
+  /// Of `retries`, those at the next balancer after one refused or dropped the connection before
+  /// answering (only with several balancers).
+  public var balancerRetries = 0
 
   /// Milliseconds from start to end.
   public var totalMilliseconds: Double { (end - start) * 1000 }

@@ -28,14 +28,31 @@ enum LoadOptions {
     .flag("quiet", "no progress display"),
   ]
 
+  /// `common` as `loadtest URL` shows it: its --retries also moves on to the next balancer.
+  static var severalBalancers: [CommandLineOptions.Option] {
+    common.map { option in
+      guard option.name == "retries" else { return option }
+      return .value(
+        "retries", "N",
+        "times a visit tries again: back to its balancer when its server is unreachable, at the"
+          + " next balancer (URL,URL...) when one refuses or drops it (default 3)")
+    }
+  }
+
   static func fail(_ message: String) -> Never {
     Program.fail(message, code: 2, program: "loadtest")
   }
 
+  /// `url` is one balancer's URL, or several comma-separated (`loadtest URL,URL...`).
   static func configuration(url: String, _ options: CommandLineOptions) -> LoadRunner.Configuration
   {
-    guard let target = try? HTTPURL(url) else { fail("'\(url)' is not an http://host:port/ URL") }
-    var configuration = LoadRunner.Configuration(url: target)
+    let balancers: [HTTPURL]
+    do {
+      balancers = try LoadRunner.Configuration.balancers(from: url)
+    } catch {
+      fail(error.description)
+    }
+    var configuration = LoadRunner.Configuration(balancers: balancers)
     do {
       configuration.requests = Int(
         try options.number("requests", in: 1...10_000_000, default: 10000))

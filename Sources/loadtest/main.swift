@@ -12,7 +12,8 @@ if arguments.first == "scale" {
   runLoad(arguments)
 }
 
-/// `loadtest URL [options]`: one run against a running balancer.
+/// `loadtest URL[,URL...] [options]`: one run against a running balancer, or several sharing one
+/// queue.
 func runLoad(_ arguments: [String]) {
   // The program is named with its URL so that --help shows the one usage line
   // "usage: loadtest URL [options]"; errors still begin "loadtest:".
@@ -26,10 +27,16 @@ func runLoad(_ arguments: [String]) {
       whose server is unreachable goes back to the balancer (--retries). Exits 0 when every visit
       got a factorial, 3 otherwise.
 
+      URL may list several balancers that share one queue, separated by commas
+      (http://127.0.0.1:8001/,http://127.0.0.1:8002/): visit i starts at the balancer
+      i mod k, as round-robin DNS would spread them, and a visit whose balancer refuses or drops
+      the connection before answering (it was killed, say) tries again at the next one, counted
+      as a retry (within --retries). The report then says how many visits each balancer answered.
+
       Also: loadtest scale [options] runs the whole system with N servers for each N, and
       loadtest policies [options] compares the routing policies (see their --help).
       """,
-    options: LoadOptions.common)
+    options: LoadOptions.severalBalancers)
   var rest = arguments
   let url = rest.first.flatMap { $0.hasPrefix("--") ? nil : $0 }
   if url != nil { rest.removeFirst() }
