@@ -12,6 +12,11 @@ import HTTPCore
 /// line, and the reports already waiting for the failed balancer's connection move at once. It
 /// stays there until it fails in turn.
 ///
+/// A report that every balancer failed (all unreachable, or all answering 5xx, as while their
+/// shared Redis restarts) is not dropped: the whole round is tried again after `retryDelay`
+/// seconds, until `giveUpAfter` seconds have passed since it was first sent (the balancer's
+/// lease timeout would end the lease by then).
+///
 /// One `HTTPClient` per balancer: each sends its reports one at a time, in order, and keeps every
 /// report until it is answered or fails, so concurrent reports are queued, never lost. Runs on
 /// the loop: `report` must be called there.
@@ -25,10 +30,17 @@ public final class BalancerReporter {
   private var waiting: [Int]
   private let log: ((String) -> Void)?
   private let warn: (String) -> Void
+  private let loop: EventLoop
+  /// Seconds before a report that every balancer failed is tried again.
+  public var retryDelay = 1.0
+  /// Seconds after its first attempt when a report that keeps failing is given up.
+  public var giveUpAfter = 60.0
 
   /// A report on its way: where it has been tried, and why each failed.
   private struct Attempt {
     let path: String
+    /// When it was first sent (monotonic nanoseconds).
+    let started: UInt64
     var tried: [Int] = []
     var failures: [String] = []
   }
@@ -47,6 +59,7 @@ public final class BalancerReporter {
     answerTimeout: Double? = nil, log: ((String) -> Void)?, warn: @escaping (String) -> Void
   ) {
     precondition(!balancers.isEmpty, "a reporter needs a balancer")
+    self.loop = loop
     self.balancers = balancers
     let several = balancers.count > 1
     clients = balancers.map { balancer in
@@ -65,7 +78,7 @@ public final class BalancerReporter {
 
   /// Sends `path` to the current balancer, and on to the others if it fails.
   public func report(_ path: String) {
-    send(Attempt(path: path), to: currentIndex)
+    send(Attempt(path: path, started: loop.now), to: currentIndex)
   }
 
   /// Drops the connections; reports not yet answered fail (and are logged as lost).
@@ -109,7 +122,17 @@ public final class BalancerReporter {
     var attempt = attempt
     attempt.failures.append(balancers.count > 1 ? "\(balancers[index]) \(reason)" : reason)
     guard let next = nextBalancer(for: attempt, after: index) else {
-      warn("report \(path) failed: " + attempt.failures.joined(separator: "; "))
+      let failures = attempt.failures.joined(separator: "; ")
+      let elapsed = Double(loop.now &- attempt.started) / 1e9
+      guard elapsed + retryDelay < giveUpAfter else {
+        warn("report \(path) lost after \(Int(elapsed)) s: \(failures)")
+        return
+      }
+      warn("report \(path) failed: \(failures); trying again in \(retryDelay) s")
+      _ = loop.schedule(after: retryDelay) { [weak self] in
+        guard let self else { return }
+        self.send(Attempt(path: path, started: attempt.started), to: self.currentIndex)
+      }
       return
     }
     let moving = index == currentIndex

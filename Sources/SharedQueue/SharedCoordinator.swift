@@ -71,6 +71,7 @@ public final class SharedCoordinator {
     let now = broker.clock()
     guard isCoordinator, now &- lastSweep >= 1_000_000_000 else { return }
     lastSweep = now
+    store.run(SharedScripts.purgeWaiting, []) { _ in }
     let pool = broker.pool
     let grace = MonotonicClock.nanoseconds(idleGrace)
     var seen: [ServerAddress: Int] = [:]

@@ -41,6 +41,9 @@ public final class SharedQueueDispatcher: Dispatcher {
     self.store = store
     self.issuer = issuer
     self.grants = grants
+    // After Redis was away (restarted, perhaps without its data), the clients waiting here
+    // take their places in the line again.
+    store.connection.onConnect = { [weak self] _ in self?.rejoin() }
   }
 
   public var freeServers: [ServerAddress] { store.freeList }
@@ -135,6 +138,16 @@ public final class SharedQueueDispatcher: Dispatcher {
   }
 
   // MARK: - Private
+
+  private func rejoin() {
+    let entries = order.compactMap { waiters[$0]?.entry }
+    guard !entries.isEmpty else { return }
+    store.run(SharedScripts.rejoin, entries) { [weak self] result in
+      if case .success(let reply) = result, let added = reply.int, added > 0 {
+        self?.log?("shared queue: \(added) waiting client(s) joined the line again")
+      }
+    }
+  }
 
   /// The lease and claim timeouts, in milliseconds, as the scripts take them.
   private var leaseTimes: [String] {

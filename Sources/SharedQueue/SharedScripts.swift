@@ -91,7 +91,8 @@ enum SharedScripts {
       local e = redis.call('LPOP', P .. ':waiting')
       if not e then break end
       local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-      if b and redis.call('EXISTS', P .. ':alive:' .. b) == 1 then
+      if b and redis.call('EXISTS', P .. ':alive:' .. b) == 1
+        and redis.call('EXISTS', lease_key(token)) == 0 then
         local f = new_lease(token, server, client, b, ARGV[3], ARGV[4], t)
         if b == ARGV[1] then return {2, t, ticket, f} end
         local g = P .. ':grants:' .. b
@@ -107,6 +108,35 @@ enum SharedScripts {
 
   /// ARGV: entry. A waiting client leaves the line.
   static let leave = script("return redis.call('LREM', P .. ':waiting', 1, ARGV[1])")
+
+  /// ARGV: entries, oldest first. Clients waiting at a balancer whose connection to Redis was
+  /// lost join the line again (at its end), unless they are still in it or were served.
+  static let rejoin = script(
+    """
+    local added = 0
+    for i = 1, #ARGV do
+      local token = string.match(ARGV[i], '^[^|]*|[^|]*|([^|]*)|')
+      if not redis.call('LPOS', P .. ':waiting', ARGV[i])
+        and token and redis.call('EXISTS', lease_key(token)) == 0 then
+        redis.call('RPUSH', P .. ':waiting', ARGV[i])
+        added = added + 1
+      end
+    end
+    return added
+    """)
+
+  /// Takes out of the line the clients of balancers that are no longer alive.
+  static let purgeWaiting = script(
+    """
+    local removed = 0
+    for _, e in ipairs(redis.call('LRANGE', P .. ':waiting', 0, -1)) do
+      local b = string.match(e, '^([^|]*)|')
+      if not b or redis.call('EXISTS', P .. ':alive:' .. b) == 0 then
+        removed = removed + redis.call('LREM', P .. ':waiting', 1, e)
+      end
+    end
+    return removed
+    """)
 
   /// ARGV: server. Out of the free list, and marked `out` unless leased.
   static let withdraw = script(

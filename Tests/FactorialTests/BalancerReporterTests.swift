@@ -172,20 +172,41 @@ final class BalancerReporterTests: XCTestCase {
     XCTAssertEqual(currentPort, firstPort)
   }
 
-  /// Every balancer fails: each is tried once, and the lost report is logged with every reason.
-  func testAReportEveryBalancerFailsIsLoggedOnceWithEachReason() throws {
+  /// Every balancer fails: each is tried once per round, the round is logged with every reason,
+  /// tried again after the retry delay, and given up after `giveUpAfter`.
+  func testAReportEveryBalancerFailsIsRetriedThenGivenUp() throws {
     let (first, firstPort) = try startBalancer(status: 500)
     let (second, secondPort) = try startBalancer(status: 503)
     makeReporter([firstPort, secondPort])
+    _ = thread.sync {
+      self.reporter!.retryDelay = 0.3
+      self.reporter!.giveUpAfter = 1
+    }
     report("/port_update/5001?lease=a")
-    waitUntil("the loss logged") { self.warned.contains { $0.hasPrefix("report ") } }
-    usleep(100_000)  // nothing more should come
-    XCTAssertEqual(onLoop { first.targets }.count, 1)
-    XCTAssertEqual(onLoop { second.targets }.count, 1)
+    waitUntil("the loss logged") { self.warned.contains { $0.contains(" lost after ") } }
+    usleep(400_000)  // nothing more should come
+    let rounds = onLoop { first.targets }.count
+    XCTAssertGreaterThanOrEqual(rounds, 2, "tried again")
+    XCTAssertLessThanOrEqual(rounds, 4, "given up")
+    XCTAssertEqual(onLoop { second.targets }.count, rounds)
     XCTAssertEqual(
-      onLoop { self.warned.last },
+      onLoop { self.warned.first { $0.hasPrefix("report ") } },
       "report /port_update/5001?lease=a failed: 127.0.0.1:\(firstPort) answered 500: status 500; "
-        + "127.0.0.1:\(secondPort) answered 503: status 503")
+        + "127.0.0.1:\(secondPort) answered 503: status 503; trying again in 0.3 s")
+  }
+
+  /// Every balancer fails, then one comes back: the report retried reaches it (nothing lost
+  /// while, say, the balancers' shared Redis restarts).
+  func testAReportEveryBalancerFailedReachesOneThatCameBack() throws {
+    let dead = try deadPort()
+    let (_, busyPort) = try startBalancer(status: 503)
+    makeReporter([dead, busyPort])
+    _ = thread.sync { self.reporter!.retryDelay = 0.3 }
+    report("/port_update/5001?lease=a")
+    waitUntil("the first round failed") { self.warned.contains { $0.contains("trying again") } }
+    let (revived, _) = try startBalancer(status: 200, port: dead)
+    waitUntil("the report reaches the balancer that came back") { revived.targets.count == 1 }
+    XCTAssertEqual(onLoop { revived.targets }, ["/port_update/5001?lease=a"])
   }
 
   /// A balancer that takes the connection and never answers: after the answer timeout the report
