@@ -53,7 +53,7 @@ func runLoad(_ arguments: [String]) {
     LoadOptions.fail("give the balancer's URL, e.g. http://127.0.0.1:8001/ (see --help)")
   }
   let configuration = LoadOptions.configuration(url: url, options)
-  let report = LoadOptions.run(configuration)
+  let report = LoadOptions.run(configuration, quiet: options.isSet("quiet"))
   print(report.text)
   LoadOptions.write(report, options)
   let failed = report.visits.count - report.succeeded

@@ -50,6 +50,16 @@ final class LoadtestEndToEndTests: SystemTestCase {
     XCTAssertEqual(totals["reported"], 300)
   }
 
+  func testQuietPrintsNoProgress() throws {
+    try startSystem(servers: 2)
+    let (exitStatus, output) = try runLoadtest([
+      balancerURL, "--requests", "50", "--concurrency", "4", "--quiet",
+    ])
+    XCTAssertEqual(exitStatus, 0, output)
+    XCTAssertTrue(output.contains("succeeded: 50"), output)
+    XCTAssertFalse(output.contains("progress: "), output)
+  }
+
   /// kill -9 one server halfway: the run completes with no failed visit, the server is restarted.
   func testFailoverRunHasNoFailedVisit() throws {
     serverPorts = try freePorts(3)
