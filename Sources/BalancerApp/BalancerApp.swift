@@ -123,6 +123,7 @@ public final class BalancerApp {
     launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
     launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
     if let sharedStore, let grants, let queue = dispatcher as? SharedQueueDispatcher {
+      broker.isDownElsewhere = { [unowned sharedStore] in sharedStore.states[$0] == .out }
       let coordinator = SharedCoordinator(store: sharedStore, broker: broker)
       coordinator.log = noted
       supervisor.isCoordinator = { [unowned coordinator] in coordinator.isCoordinator }

@@ -30,6 +30,9 @@ public final class ServerBroker {
   public var identifier = ServerIdentifier.loopbackOnly
   /// The balancer's own port, which no local server may use.
   public var balancerPort: Int?
+  /// Whether another balancer sharing the books found `server` down (nil when alone): shown as
+  /// `down` here too, though only the balancer that checks servers keeps it down in its pool.
+  public var isDownElsewhere: ((ServerAddress) -> Bool)?
   /// Refused reports by reason (`unknown_lease`, `lease_required`, ...).
   public private(set) var refusedReports: [String: Int] = [:]
   /// Clients refused a lease because they held too many unclaimed ones.
@@ -336,7 +339,9 @@ public final class ServerBroker {
     switch pool.health(of: server) {
     case nil: return "removed"
     case .down?: return "down"
-    case .up?: return store.inFlight(server) > 0 ? "leased" : "free"
+    case .up?:
+      if store.inFlight(server) > 0 { return "leased" }
+      return isDownElsewhere?(server) == true ? "down" : "free"
     }
   }
 

@@ -241,6 +241,22 @@ final class SharedQueueEndToEndTests: SystemTestCase {
     XCTAssertGreaterThanOrEqual(try totals(at: 0)["reported"] ?? 0, 14)
   }
 
+  func testAServerFoundDownIsShownDownAtEveryBalancerAndNeverHandedOut() throws {
+    try startGroup(servers: 3, arguments: ["--heartbeat-interval", "0.5"])
+    let victim = serverPorts[0]
+    crashServer(victim)
+    for index in balancerPorts.indices {
+      try eventually("balancer \(index) shows \(victim) down", timeout: 8) {
+        try states(at: index)["\(victim)"] == "down"
+      }
+    }
+    for round in 0..<12 {
+      let (response, urls) = try TestClient.follow(url(round % 2) + "?n=20")
+      XCTAssertEqual(response.statusCode, 200)
+      XCTAssertFalse(urls.contains { $0.contains(":\(victim)/") }, "\(urls)")
+    }
+  }
+
   func testAddAndRemoveAtOneBalancerReachTheOtherWithinASecond() throws {
     try startGroup(servers: 2)
     let extra = try freePort()
