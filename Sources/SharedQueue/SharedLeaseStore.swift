@@ -27,6 +27,11 @@ public final class SharedLeaseStore: LeaseStore {
   public var clock: () -> UInt64 = MonotonicClock.now
   /// Receives a line when a step could not reach Redis.
   public var log: ((String) -> Void)?
+  /// The arguments with which a report puts its server back in the same step (this balancer,
+  /// the lease and claim times); nil: a report only ends the lease. Set by the dispatcher.
+  var putArguments: (() -> [String])?
+  /// Receives the answer of the put a report made, before the report's completion runs.
+  var onPut: ((RESPValue, ServerAddress) -> Void)?
 
   public private(set) var counts = LeaseCounts()
   /// The free servers, oldest first, as last seen.
@@ -47,7 +52,15 @@ public final class SharedLeaseStore: LeaseStore {
     self.connection = connection
     self.prefix = prefix
     self.balancerID = balancerID
+    connection.onConnect = { [weak self] connection in
+      // Ahead of every step waiting to be sent (see `SharedScripts.all`).
+      for script in SharedScripts.all { connection.load(script) { _ in } }
+      self?.onConnect?()
+    }
   }
+
+  /// Called each time the connection to Redis is made, after the scripts are loaded.
+  var onConnect: (() -> Void)?
 
   // MARK: - Reads
 
@@ -84,8 +97,15 @@ public final class SharedLeaseStore: LeaseStore {
   }
 
   public func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void) {
-    run(SharedScripts.report, [token, String(port)]) { [self] result in
-      switch ended(result, reason: \.reported) {
+    let arguments = [token, String(port)] + (putArguments?() ?? [])
+    run(SharedScripts.report, arguments) { [self] result in
+      let outcome = ended(result, reason: \.reported)
+      if case .success(let lease?) = outcome, case .success(let reply) = result,
+        let parts = reply.array, parts.count == 4
+      {
+        onPut?(parts[3], lease.server)
+      }
+      switch outcome {
       case .failure(let failure): completion(.storeUnavailable(failure.description))
       case .success(let lease?): completion(.released(lease))
       case .success(nil): completion(.wrongToken(port: port))
@@ -269,7 +289,7 @@ public final class SharedLeaseStore: LeaseStore {
     case .failure(let error):
       return .failure(Unreachable(error: error))
     case .success(let reply):
-      guard let parts = reply.array, parts.count == 3, parts[0].int == 1,
+      guard let parts = reply.array, parts.count >= 3, parts[0].int == 1,
         let lease = Self.lease(parts[2], redisNow: parts[1].int ?? 0, now: clock())
       else { return .success(nil) }
       if let known = byToken.removeValue(forKey: lease.token) {

@@ -34,6 +34,12 @@ public final class SharedQueueDispatcher: Dispatcher {
   private var order = Deque<UInt64>()
   private var lastTicket: UInt64 = 0
   private var tokens = LeaseTokenSource()
+  /// Tickets whose take has not been answered yet, and grants that arrived for them first.
+  private var takesInFlight: Set<UInt64> = []
+  private var earlyGrants: [UInt64: Lease] = [:]
+  /// Servers a report put back in the same step, and when: the broker's put that follows is
+  /// skipped.
+  private var putByReport: [ServerAddress: UInt64] = [:]
   private var isListening = false
 
   /// - Parameter grants: a connection of its own, for the blocking reads of the grants list.
@@ -43,7 +49,13 @@ public final class SharedQueueDispatcher: Dispatcher {
     self.grants = grants
     // After Redis was away (restarted, perhaps without its data), the clients waiting here
     // take their places in the line again.
-    store.connection.onConnect = { [weak self] _ in self?.rejoin() }
+    store.onConnect = { [weak self] in self?.rejoin() }
+    // A report puts its server back in the same step; the put that follows is then skipped.
+    store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
+    store.onPut = { [unowned self] reply, server in
+      if reply.array?.first?.int != 2 { self.putByReport[server] = self.clock() }
+      self.settlePut(reply, of: server)
+    }
   }
 
   public var freeServers: [ServerAddress] { store.freeList }
@@ -61,16 +73,28 @@ public final class SharedQueueDispatcher: Dispatcher {
       [
         store.balancerID, String(ticket), tokens.next(), claim.client,
       ] + leaseTimes
+    takesInFlight.insert(ticket)
     store.run(SharedScripts.take, arguments) { [unowned self] result in
+      takesInFlight.remove(ticket)
+      // A grant read on the other connection may have overtaken this answer.
+      let early = earlyGrants.removeValue(forKey: ticket)
       guard case .success(let reply) = result, let parts = reply.array, parts.count == 3 else {
+        if let early { giveBack(early) }
         claim.answer(.unavailable(Self.unreachable(result)))
         return
       }
       if parts[0].int == 1 {
-        guard let lease = store.adopt(parts[2], redisNow: parts[1].int ?? 0) else { return }
+        guard let lease = store.adopt(parts[2], redisNow: parts[1].int ?? 0) else {
+          claim.answer(.unavailable(Self.unreachable(result)))
+          return
+        }
         return deliver(lease, to: claim)
       }
-      guard let entry = parts[2].string else { return }
+      if let early { return deliver(early, to: claim) }
+      guard let entry = parts[2].string else {
+        claim.answer(.unavailable(Self.unreachable(result)))
+        return
+      }
       guard claim.isOpen else {
         return store.run(SharedScripts.leave, [entry]) { _ in }
       }
@@ -83,21 +107,30 @@ public final class SharedQueueDispatcher: Dispatcher {
   public func preview() -> ServerAddress? { store.freeList.first }
 
   public func serverFreed(_ server: ServerAddress) {
+    if let when = putByReport.removeValue(forKey: server), clock() &- when < 1_000_000_000 {
+      return  // its report put it back already
+    }
     store.run(SharedScripts.put, [store.balancerID, server.description] + leaseTimes) {
       [unowned self] result in
-      guard case .success(let reply) = result, let parts = reply.array, let code = parts.first?.int
+      guard case .success(let reply) = result else { return }
+      settlePut(reply, of: server)
+    }
+  }
+
+  /// Acts on what a put did: serves the client here it leased the server to, or notes the
+  /// server free.
+  private func settlePut(_ reply: RESPValue, of server: ServerAddress) {
+    guard let parts = reply.array, let code = parts.first?.int else { return }
+    switch code {
+    case 2 where parts.count == 4:
+      guard let ticket = parts[2].int,
+        let lease = store.adopt(parts[3], redisNow: parts[1].int ?? 0)
       else { return }
-      switch code {
-      case 2 where parts.count == 4:
-        guard let ticket = parts[2].int,
-          let lease = store.adopt(parts[3], redisNow: parts[1].int ?? 0)
-        else { return }
-        serve(UInt64(ticket), with: lease)
-      case 3:
-        store.noteFree(server, true)
-      default:
-        break  // free or leased already, or given to a client waiting at another balancer
-      }
+      serve(UInt64(ticket), with: lease)
+    case 3:
+      store.noteFree(server, true)
+    default:
+      break  // free or leased already, or given to a client waiting at another balancer
     }
   }
 
@@ -192,7 +225,15 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// Gives the lease made for the waiter holding `ticket` to its client; if it has gone, the
   /// lease ends and the server goes to the next one.
   private func serve(_ ticket: UInt64, with lease: Lease) {
-    guard let waiter = waiters.removeValue(forKey: ticket) else { return giveBack(lease) }
+    guard let waiter = waiters.removeValue(forKey: ticket) else {
+      // Granted before the answer to its take arrived (the grant came on the other
+      // connection): kept for that answer.
+      if takesInFlight.contains(ticket) {
+        earlyGrants[ticket] = lease
+        return
+      }
+      return giveBack(lease)
+    }
     deliver(lease, to: waiter.claim)
   }
 

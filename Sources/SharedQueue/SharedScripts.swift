@@ -6,6 +6,7 @@ import RedisClient
 /// Keys, under the prefix `P` (passed as `KEYS[1]`):
 /// - `P:free`: list of free servers, oldest first; `P:state`: hash server → `free`,
 ///   `leased:<token>`, `idle:<ms>` (its lease ended, not yet put back) or `out` (down or left);
+/// - `P:withdrawn`: servers a balancer took out (down, or left the pool): not put back by a report;
 /// - `P:waiting`: list of waiting clients, `balancer|ticket|token|client`, in the order they began
 ///   to wait; `P:grants:<balancer>`: servers handed to a balancer's waiting clients;
 /// - `P:leases`: set of tokens; `P:lease:<token>`: hash of one lease (`server`, `client`,
@@ -56,9 +57,46 @@ enum SharedScripts {
       return f
     end
 
+    -- A server that holds no lease goes to the oldest client waiting at a running balancer,
+    -- leased at once: to the calling balancer's {2, now, ticket, lease}, to another's through
+    -- its grants list {1, now}; else it joins the free list {3, now}. Nothing happens to a
+    -- server already free or leased {0, now}.
+    local function put_server(server, balancer, lease_ms, claim_ms, t)
+      local st = redis.call('HGET', P .. ':state', server)
+      if st == 'free' or (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
+      while true do
+        local e = redis.call('LPOP', P .. ':waiting')
+        if not e then break end
+        local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+        if b and redis.call('EXISTS', P .. ':alive:' .. b) == 1
+          and redis.call('EXISTS', lease_key(token)) == 0 then
+          local f = new_lease(token, server, client, b, lease_ms, claim_ms, t)
+          if b == balancer then return {2, t, ticket, f} end
+          local g = P .. ':grants:' .. b
+          redis.call('RPUSH', g,
+            table.concat({ticket, t, token, server, f[5], f[6], f[7], client}, '|'))
+          redis.call('PEXPIRE', g, 60000)
+          return {1, t}
+        end
+      end
+      redis.call('RPUSH', P .. ':free', server)
+      redis.call('HSET', P .. ':state', server, 'free')
+      return {3, t}
+    end
+
     """
 
   private static func script(_ body: String) -> RedisScript { RedisScript(prelude + body) }
+
+  /// Every script, loaded on each connection before anything else is sent on it: a script
+  /// missing from Redis's cache (after a restart) would otherwise be sent again after its
+  /// NOSCRIPT answer, behind the steps sent meanwhile, and two steps could run out of order.
+  static var all: [RedisScript] {
+    [
+      take, put, leave, rejoin, purgeWaiting, withdraw, issue, report, endLeaseOfServer, endLease,
+      extend, setClaim, takeDue, forget, snapshot, heartbeat, retire, publishConfig, readConfig,
+    ]
+  }
 
   /// ARGV: balancer, ticket, token, client, lease ms, claim ms. The oldest free server, leased
   /// at once: `{1, now, lease}`; or the client joins the line: `{0, now, entry}`.
@@ -77,33 +115,12 @@ enum SharedScripts {
     return {0, t, entry}
     """)
 
-  /// ARGV: balancer, server, lease ms, claim ms. A server that holds no lease goes to the oldest
-  /// client waiting at a running balancer, leased at once: to this balancer's `{2, now, ticket,
-  /// lease}`, to another's through its grants list `{1, now}`; else it joins the free list
-  /// `{3, now}`. Nothing happens to a server already free or leased `{0, now}`.
+  /// ARGV: balancer, server, lease ms, claim ms. Puts a server back (see `put_server`), and
+  /// clears its withdrawal: the balancer decided it may serve again.
   static let put = script(
     """
-    local t = now()
-    local server = ARGV[2]
-    local st = redis.call('HGET', P .. ':state', server)
-    if st == 'free' or (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
-    while true do
-      local e = redis.call('LPOP', P .. ':waiting')
-      if not e then break end
-      local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-      if b and redis.call('EXISTS', P .. ':alive:' .. b) == 1
-        and redis.call('EXISTS', lease_key(token)) == 0 then
-        local f = new_lease(token, server, client, b, ARGV[3], ARGV[4], t)
-        if b == ARGV[1] then return {2, t, ticket, f} end
-        local g = P .. ':grants:' .. b
-        redis.call('RPUSH', g, table.concat({ticket, t, token, server, f[5], f[6], f[7], client}, '|'))
-        redis.call('PEXPIRE', g, 60000)
-        return {1, t}
-      end
-    end
-    redis.call('RPUSH', P .. ':free', server)
-    redis.call('HSET', P .. ':state', server, 'free')
-    return {3, t}
+    redis.call('SREM', P .. ':withdrawn', ARGV[2])
+    return put_server(ARGV[2], ARGV[1], ARGV[3], ARGV[4], now())
     """)
 
   /// ARGV: entry. A waiting client leaves the line.
@@ -138,9 +155,11 @@ enum SharedScripts {
     return removed
     """)
 
-  /// ARGV: server. Out of the free list, and marked `out` unless leased.
+  /// ARGV: server. Out of the free list, marked `out` unless leased, and withdrawn: a report
+  /// of its lease does not put it back.
   static let withdraw = script(
     """
+    redis.call('SADD', P .. ':withdrawn', ARGV[1])
     redis.call('LREM', P .. ':free', 0, ARGV[1])
     local st = redis.call('HGET', P .. ':state', ARGV[1])
     if not (st and string.sub(st, 1, 7) == 'leased:') then
@@ -156,7 +175,9 @@ enum SharedScripts {
     return {t, new_lease(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], t)}
     """)
 
-  /// ARGV: token, port. Ends the lease if its server has that port: `{1, now, lease}`, else
+  /// ARGV: token, port[, balancer, lease ms, claim ms]. Ends the lease if its server has that
+  /// port, and (given the last three) puts the server back in the same step unless it was
+  /// withdrawn (down, or left the pool): `{1, now, lease, put}` (`put` as `put_server` answers; absent if not put back), or
   /// `{0, now}`.
   static let report = script(
     """
@@ -165,7 +186,13 @@ enum SharedScripts {
     if not server or tonumber(string.match(server, '(%d+)$')) ~= tonumber(ARGV[2]) then
       return {0, t}
     end
-    return {1, t, end_lease(ARGV[1], 'reported', t)}
+    local f = end_lease(ARGV[1], 'reported', t)
+    local st = redis.call('HGET', P .. ':state', server)
+    if #ARGV >= 5 and st and string.sub(st, 1, 5) == 'idle:'
+      and redis.call('SISMEMBER', P .. ':withdrawn', server) == 0 then
+      return {1, t, f, put_server(server, ARGV[3], ARGV[4], ARGV[5], t)}
+    end
+    return {1, t, f}
     """)
 
   /// ARGV: server, reason. Ends the server's lease, if it holds one: `{1, now, lease}` or
@@ -246,6 +273,7 @@ enum SharedScripts {
     redis.call('LREM', P .. ':free', 0, ARGV[1])
     redis.call('HDEL', P .. ':state', ARGV[1])
     redis.call('HDEL', P .. ':served', ARGV[1])
+    redis.call('SREM', P .. ':withdrawn', ARGV[1])
     return 1
     """)
 

@@ -253,6 +253,38 @@ final class SharedQueueTests: XCTestCase {
         })["issued"], String(next))
   }
 
+  func testAReportPutsItsServerBackInTheSameStepUnlessItWasWithdrawn() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    claim("first", at: a, answers: answers)
+    eventually("first is answered") { answers.lease(of: "first") != nil }
+    claim("waiting", at: b, answers: answers)
+    eventually("the client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // The report alone (no put after it) hands the server to the client waiting at B.
+    let first = try XCTUnwrap(answers.lease(of: "first"))
+    let outcome: ReportOutcome? = wait { done in
+      a.store.report(token: first.token, port: 5001, completion: done)
+    }
+    guard case .released? = outcome else { return XCTFail("\(String(describing: outcome))") }
+    eventually("the waiting client is served") { answers.lease(of: "waiting") != nil }
+    // The put that the broker asks for after a report changes nothing now.
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    // Withdrawn while leased (it went down): its report ends the lease and does not free it.
+    _ = running.sync { b.dispatcher.serverStopped(ServerAddress(port: 5001)) }
+    let second = try XCTUnwrap(answers.lease(of: "waiting"))
+    let ended: ReportOutcome? = wait { done in
+      b.store.report(token: second.token, port: 5001, completion: done)
+    }
+    guard case .released? = ended else { return XCTFail("\(String(describing: ended))") }
+    XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
+    XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string?.hasPrefix("idle:"), true)
+    // Once it may serve again (a put), it is free.
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    eventually("5001 is free again") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+  }
+
   func testAServerFreedSkipsClientsOfABalancerThatIsNoLongerAlive() throws {
     let a = side("A")
     let gone = side("gone", alive: false)
