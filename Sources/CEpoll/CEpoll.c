@@ -15,6 +15,7 @@ const uint32_t CEPOLL_OUT = EPOLLOUT;
 const uint32_t CEPOLL_ERR = EPOLLERR;
 const uint32_t CEPOLL_HUP = EPOLLHUP;
 const uint32_t CEPOLL_RDHUP = EPOLLRDHUP;
+const uint32_t CEPOLL_ET = EPOLLET;
 
 int cepoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 

@@ -39,6 +39,8 @@ public final class EventLoop: @unchecked Sendable {
   private let backgroundBatch = 128
   /// Which descriptors are in the background set.
   private var inBackground: [Bool] = []
+  /// Which descriptors are watched edge-triggered (`EPOLLET`), kept across interest changes.
+  private var edgeFlags: [UInt32] = []
   private let wakeFD: Int32
   private var handlers: [EventHandler?] = []
   private var timers: [Timer] = []
@@ -80,21 +82,37 @@ public final class EventLoop: @unchecked Sendable {
   }
 
   /// Starts watching `fd` for `interest`, calling `handler` when it is ready.
-  public func register(_ fd: Int32, interest: Readiness, handler: EventHandler) throws {
-    if Int(fd) >= handlers.count {
-      handlers.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - handlers.count))
-      inBackground.append(contentsOf: repeatElement(false, count: Int(fd) + 1 - inBackground.count))
+  ///
+  /// `edgeTriggered`: the handler hears when readiness arrives (new bytes, room freed after a
+  /// write that did not fit), not for as long as it lasts, so it must read until the socket is
+  /// dry and may leave bytes in the kernel without being woken again for them. Such a
+  /// descriptor can stay watched for reading and writing all its life: no interest changes.
+  public func register(
+    _ fd: Int32, interest: Readiness, handler: EventHandler, edgeTriggered: Bool = false
+  ) throws {
+    let index = Int(fd)
+    if index >= handlers.count {
+      handlers.append(contentsOf: repeatElement(nil, count: index + 1 - handlers.count))
+      inBackground.append(contentsOf: repeatElement(false, count: index + 1 - inBackground.count))
+      edgeFlags.append(contentsOf: repeatElement(0, count: index + 1 - edgeFlags.count))
     }
-    inBackground[Int(fd)] = false
-    guard cepoll_add(epollFD, fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd)) == 0 else {
+    inBackground[index] = false
+    edgeFlags[index] = edgeTriggered ? CEPOLL_ET : 0
+    guard cepoll_add(epollFD, fd, events(fd, interest), UInt64(fd)) == 0 else {
       throw SocketError.system("epoll_ctl(add)", errno)
     }
-    handlers[Int(fd)] = handler
+    handlers[index] = handler
   }
 
   /// Changes what `fd` is watched for.
   public func setInterest(_ fd: Int32, _ interest: Readiness) {
-    _ = cepoll_modify(set(of: fd), fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
+    _ = cepoll_modify(set(of: fd), fd, events(fd, interest), UInt64(fd))
+  }
+
+  /// The epoll event bits for watching `fd` for `interest`.
+  private func events(_ fd: Int32, _ interest: Readiness) -> UInt32 {
+    let edge = Int(fd) < edgeFlags.count ? edgeFlags[Int(fd)] : 0
+    return interest.rawValue | CEPOLL_RDHUP | edge
   }
 
   /// Moves `fd` to the background set (or back) with a new interest: background descriptors
@@ -106,7 +124,7 @@ public final class EventLoop: @unchecked Sendable {
     }
     _ = cepoll_remove(set(of: fd), fd)
     inBackground[index] = background
-    _ = cepoll_add(set(of: fd), fd, interest.rawValue | CEPOLL_RDHUP, UInt64(fd))
+    _ = cepoll_add(set(of: fd), fd, events(fd, interest), UInt64(fd))
   }
 
   /// Stops watching `fd`; call before closing it.
@@ -115,6 +133,7 @@ public final class EventLoop: @unchecked Sendable {
     if Int(fd) < handlers.count {
       handlers[Int(fd)] = nil
       inBackground[Int(fd)] = false
+      edgeFlags[Int(fd)] = 0
     }
   }
 

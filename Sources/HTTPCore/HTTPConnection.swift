@@ -2,6 +2,10 @@ import Glibc
 
 /// One client connection of an `HTTPServer`: reads, parses, hands requests to the handler one at a
 /// time (pipelined requests wait their turn, so answers keep their order), and writes answers.
+///
+/// Watched edge-triggered for reading and writing from accept to close, so parking a request,
+/// answering it and waiting for room to write cost no `epoll_ctl` calls: a parked connection
+/// simply does not read when told that bytes arrived, and reads them once it is answered.
 final class HTTPConnection: EventHandler, ResponseSink {
   let fd: Int32
   private unowned let server: HTTPServer
@@ -17,9 +21,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var current: HTTPResponder?
   private var closeAfterWrite = false
   private var isProcessing = false
-  private var isWatchingWrites = false
   /// A request is parked with the handler: the connection reads nothing until it is answered.
   private var isParked = false
+  /// Bytes arrived while parked and were left in the kernel (no new event will say so).
+  private var hasUnreadInput = false
   /// When the request was parked; a long wait moves it to the loop's background set.
   private var parkedAt: UInt64 = 0
   private var isInBackground = false
@@ -41,14 +46,22 @@ final class HTTPConnection: EventHandler, ResponseSink {
     lastActivity = server.loop.now
   }
 
+  /// The interest a connection is registered with, for its whole life (edge-triggered).
+  static let interest: Readiness = [.readable, .writable]
+
   func handleEvent(_ readiness: Readiness) {
-    if readiness.contains(.writable) { flush() }
-    if !isClosed && !readiness.isDisjoint(with: [.readable, .peerClosed, .hangup, .error]) {
+    if readiness.contains(.writable) && outputStart < output.count { flush() }
+    guard !isClosed else { return }
+    if !readiness.isDisjoint(with: [.peerClosed, .hangup, .error]) {
       readAvailable()
+    } else if readiness.contains(.readable) {
+      // A parked request reads nothing more: what the client sends next stays in the kernel.
+      if isParked { hasUnreadInput = true } else { readAvailable() }
     }
   }
 
   private func readAvailable() {
+    hasUnreadInput = false
     let end = Socket.readAvailable(fd, into: &input, scratch: server.readBuffer)
     if case .failed = end {
       close()
@@ -105,11 +118,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
   }
 
   /// The handler keeps the request to answer later: read nothing more meanwhile (the kernel holds
-  /// what the client sends next; only its hang-up is watched), and keep no large buffer.
+  /// what the client sends next; only its hang-up is acted on), and keep no large buffer.
   private func park() {
     isParked = true
     parkedAt = server.loop.now
-    updateInterest()
     if inputStart == input.count && input.capacity > 4096 {
       input = []
       inputStart = 0
@@ -118,12 +130,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
 
   /// A connection parked for a while waits in the loop's background set (moved there by the
   /// sweep): a crowd of them hanging up at once is handled a batch at a time, never ahead of
-  /// everyone else. A short wait stays where it is, so it costs no extra system calls.
-  private func updateInterest() {
-    var interest: Readiness = isParked ? [] : .readable
-    if isWatchingWrites { interest.insert(.writable) }
-    if !isParked || isWatchingWrites { isInBackground = false }
-    server.loop.setInterest(fd, interest, background: isInBackground)
+  /// everyone else. A short wait stays where it is, so it costs no system calls.
+  private func moveToBackground(_ background: Bool) {
+    guard isInBackground != background else { return }
+    isInBackground = background
+    server.loop.setInterest(fd, Self.interest, background: background)
   }
 
   private func compactInput() {
@@ -144,15 +155,17 @@ final class HTTPConnection: EventHandler, ResponseSink {
     current = nil
     if isParked {
       isParked = false
-      updateInterest()
+      moveToBackground(false)
     }
     if responder.closesConnection { closeAfterWrite = true }
     response.write(into: &output, close: responder.closesConnection, omitBody: responder.isHead)
     if let onComplete { completions.append((output.count, onComplete)) }
     if !isProcessing {
-      // Answered later (a parked request): write now, then serve any pipelined requests.
+      // Answered later (a parked request): write now, then serve any pipelined requests,
+      // those already read and those left in the kernel meanwhile.
       process()
       flush()
+      if hasUnreadInput && !isClosed && current == nil { readAvailable() }
     }
   }
 
@@ -173,17 +186,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
       }
     }
     runCompletions()
+    // What did not fit is written when the kernel says there is room (edge-triggered).
     if outputStart == output.count {
       output.removeAll(keepingCapacity: output.capacity <= 65536)
       outputStart = 0
-      if isWatchingWrites {
-        isWatchingWrites = false
-        updateInterest()
-      }
       if closeAfterWrite { close() }
-    } else if !isWatchingWrites {
-      isWatchingWrites = true
-      updateInterest()
     }
   }
 
@@ -203,9 +210,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
   }
 
   func enforceTimeouts(now: UInt64, configuration: HTTPServer.Configuration) {
-    if isParked && !isInBackground && !isWatchingWrites && now - parkedAt > 200_000_000 {
-      isInBackground = true
-      updateInterest()
+    if isParked && !isInBackground && outputStart == output.count
+      && now - parkedAt > 200_000_000
+    {
+      moveToBackground(true)
     }
     if outputStart < output.count {
       guard now - writeStarted > MonotonicClock.nanoseconds(configuration.writeTimeout) else {

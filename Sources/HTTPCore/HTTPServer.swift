@@ -106,7 +106,8 @@ public final class HTTPServer: EventHandler {
       Socket.setNoDelay(fd)
       let connection = HTTPConnection(fd: fd, server: self, handler: handler)
       do {
-        try loop.register(fd, interest: .readable, handler: connection)
+        try loop.register(
+          fd, interest: HTTPConnection.interest, handler: connection, edgeTriggered: true)
         connections[fd] = connection
       } catch {
         close(fd)

@@ -14,6 +14,8 @@ extern const uint32_t CEPOLL_OUT;
 extern const uint32_t CEPOLL_ERR;
 extern const uint32_t CEPOLL_HUP;
 extern const uint32_t CEPOLL_RDHUP;
+/// Edge-triggered: an event when readiness arrives, not for as long as it lasts.
+extern const uint32_t CEPOLL_ET;
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int cepoll_create(void);
