@@ -53,11 +53,20 @@ public final class SharedLeaseStore: LeaseStore {
     self.prefix = prefix
     self.balancerID = balancerID
     connection.onConnect = { [weak self] connection in
-      // Ahead of every step waiting to be sent (see `SharedScripts.all`).
+      guard let self else { return }
+      // Ahead of every step waiting to be sent (see `SharedScripts.all`); and alive again at
+      // once, so that no put drops this balancer's clients from the line meanwhile.
       for script in SharedScripts.all { connection.load(script) { _ in } }
-      self?.onConnect?()
+      connection.send([
+        "SET", "\(prefix):alive:\(balancerID)", "1", "PX",
+        String(Int(aliveTimeToLive * 1000)),
+      ]) { _ in }
+      self.onConnect?()
     }
   }
+
+  /// Seconds this balancer's alive mark lasts without renewal (`SharedCoordinator` renews it).
+  public var aliveTimeToLive = 3.0
 
   /// Called each time the connection to Redis is made, after the scripts are loaded.
   var onConnect: (() -> Void)?

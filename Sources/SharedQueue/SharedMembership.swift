@@ -14,6 +14,8 @@ public final class SharedMembership {
   /// This balancer's pool, published at the start if Redis holds none.
   public var localPool: (() -> ServersFile)?
   public var log: ((String) -> Void)?
+  /// Called once, after the first read of the shared pool (and its adoption).
+  public var onSynced: (() -> Void)?
   private var version: Int64 = 0
   /// Whether the pool in Redis has been read once (changes are published only after that).
   public private(set) var isSynced = false
@@ -51,6 +53,7 @@ public final class SharedMembership {
       let text = parts.count > 1 ? parts[1].string : nil
       let first = !self.isSynced
       self.isSynced = true
+      defer { if first { self.onSynced?() } }
       guard let text else {
         if first, let local = self.localPool?() { self.publish(local) }
         return

@@ -41,6 +41,8 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// skipped.
   private var putByReport: [ServerAddress: UInt64] = [:]
   private var isListening = false
+  /// Whether the books have been read (see `open`).
+  public private(set) var isOpen = false
 
   /// - Parameter grants: a connection of its own, for the blocking reads of the grants list.
   public init(store: SharedLeaseStore, issuer: LeaseIssuer, grants: RedisConnection) {
@@ -107,6 +109,7 @@ public final class SharedQueueDispatcher: Dispatcher {
   public func preview() -> ServerAddress? { store.freeList.first }
 
   public func serverFreed(_ server: ServerAddress) {
+    guard isOpen else { return }
     if let when = putByReport.removeValue(forKey: server), clock() &- when < 1_000_000_000 {
       return  // its report put it back already
     }
@@ -175,11 +178,26 @@ public final class SharedQueueDispatcher: Dispatcher {
   private func rejoin() {
     let entries = order.compactMap { waiters[$0]?.entry }
     guard !entries.isEmpty else { return }
-    store.run(SharedScripts.rejoin, entries) { [weak self] result in
-      if case .success(let reply) = result, let added = reply.int, added > 0 {
-        self?.log?("shared queue: \(added) waiting client(s) joined the line again")
+    store.run(SharedScripts.rejoin, leaseTimes + entries) { [weak self] result in
+      guard let self, case .success(let reply) = result, let parts = reply.array,
+        parts.count == 2, let redisNow = parts[0].int
+      else { return }
+      for grant in parts[1].array ?? [] {
+        guard let pair = grant.array, pair.count == 2, let ticket = pair[0].int,
+          let lease = self.store.adopt(pair[1], redisNow: redisNow)
+        else { continue }
+        self.serve(UInt64(ticket), with: lease)
       }
     }
+  }
+
+  /// Opens the queue once the shared books are read: until then a server freed here is not
+  /// put back (the pool in Redis, and what the books say of each server, take precedence over
+  /// this balancer's first view). Servers of `pool` the books have never seen are put back now.
+  public func open(offering pool: [ServerAddress]) {
+    guard !isOpen else { return }
+    isOpen = true
+    for server in pool where store.states[server] == nil { serverFreed(server) }
   }
 
   /// The lease and claim timeouts, in milliseconds, as the scripts take them.

@@ -126,20 +126,33 @@ enum SharedScripts {
   /// ARGV: entry. A waiting client leaves the line.
   static let leave = script("return redis.call('LREM', P .. ':waiting', 1, ARGV[1])")
 
-  /// ARGV: entries, oldest first. Clients waiting at a balancer whose connection to Redis was
-  /// lost join the line again (at its end), unless they are still in it or were served.
+  /// ARGV: lease ms, claim ms, then entries, oldest first. Clients waiting at a balancer whose
+  /// connection to Redis was lost take their places again, unless they are still in the line or
+  /// were served: a free server at once if there is one (leased: `{ticket, lease}` in the
+  /// answer), else the end of the line. `{now, {{ticket, lease}...}}`.
   static let rejoin = script(
     """
-    local added = 0
-    for i = 1, #ARGV do
-      local token = string.match(ARGV[i], '^[^|]*|[^|]*|([^|]*)|')
-      if not redis.call('LPOS', P .. ':waiting', ARGV[i])
-        and token and redis.call('EXISTS', lease_key(token)) == 0 then
-        redis.call('RPUSH', P .. ':waiting', ARGV[i])
-        added = added + 1
+    local t = now()
+    local served = {}
+    for i = 3, #ARGV do
+      local e = ARGV[i]
+      local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      if token and not redis.call('LPOS', P .. ':waiting', e)
+        and redis.call('EXISTS', lease_key(token)) == 0 then
+        local server = false
+        while true do
+          local s = redis.call('LPOP', P .. ':free')
+          if not s then break end
+          if redis.call('HGET', P .. ':state', s) == 'free' then server = s break end
+        end
+        if server then
+          table.insert(served, {ticket, new_lease(token, server, client, b, ARGV[1], ARGV[2], t)})
+        else
+          redis.call('RPUSH', P .. ':waiting', e)
+        end
       end
     end
-    return added
+    return {t, served}
     """)
 
   /// Takes out of the line the clients of balancers that are no longer alive.

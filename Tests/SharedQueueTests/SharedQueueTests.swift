@@ -27,6 +27,7 @@ final class SharedQueueTests: XCTestCase {
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
       dispatcher.listenForGrants()
+      dispatcher.open(offering: [])
     }
 
     /// Marks this side alive (as the coordinator's heartbeat does); true if it holds the lock.
@@ -291,6 +292,8 @@ final class SharedQueueTests: XCTestCase {
     let answers = Answers()
     claim("orphan", at: gone, answers: answers)
     eventually("the orphan waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // Its balancer is gone: its alive mark (set when it connected) expired.
+    XCTAssertEqual(redisCommand(["DEL", "test:alive:gone"])?.int, 1)
     _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
     eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
     XCTAssertEqual(redisCommand(["LLEN", "test:waiting"])?.int, 0)
