@@ -60,7 +60,12 @@ public final class BalancerApp {
     var grants: RedisConnection?
     let store: LeaseStore
     if let location = configuration.sharedQueue {
-      let connect = { RedisConnection(loop: loop, host: location.host, port: location.port) }
+      let connect = {
+        var settings = RedisConnection.Configuration(host: location.host, port: location.port)
+        // A client asking while Redis is away gets its 503 within two seconds.
+        settings.unavailableTimeout = 2
+        return RedisConnection(loop: loop, configuration: settings)
+      }
       let books = SharedLeaseStore(
         connection: connect(), prefix: location.prefix, balancerID: Self.uniqueID())
       books.clock = clock
