@@ -118,7 +118,8 @@ public final class FactorialHandler: HTTPHandler {
   /// Parses `?n=`: absent means a random N from 100 to 1000.
   static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
     guard let text = request.queryValue("n") else { return .success(Int.random(in: 100...1000)) }
-    guard !text.isEmpty, text.count <= 6, text.allSatisfy({ $0.isASCII && $0.isNumber }),
+    guard !text.isEmpty, text.utf8.count <= 6,
+      text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
       let n = Int(text), n <= Factorial.maximumN
     else {
       return .failure(

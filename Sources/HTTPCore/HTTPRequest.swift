@@ -46,20 +46,40 @@ public struct HTTPRequest: Sendable {
   }
 
   /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied. Works on
-  /// the bytes: no per-character work.
+  /// the contiguous bytes: no per-character work, no index arithmetic on the String.
   public func queryValue(_ name: String) -> String? {
-    guard let query else { return nil }
-    let bytes = query.utf8
-    var start = bytes.startIndex
-    while start < bytes.endIndex {
-      let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
-      let equals = bytes[start..<end].firstIndex(of: UInt8(ascii: "=")) ?? end
-      if bytes[start..<equals].elementsEqual(name.utf8) {
-        return equals == end ? "" : String(query[bytes.index(after: equals)..<end])
+    guard var query else { return nil }
+    var name = name
+    return query.withUTF8 { bytes in
+      name.withUTF8 { wanted in Self.value(of: wanted, in: bytes) }
+    }
+  }
+
+  /// The value of the first pair named `name` in `query`, "" for a pair without `=`.
+  private static func value(
+    of name: UnsafeBufferPointer<UInt8>, in query: UnsafeBufferPointer<UInt8>
+  ) -> String? {
+    var start = 0
+    while start < query.count {
+      var end = start
+      while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
+      var equals = start
+      while equals < end && query[equals] != UInt8(ascii: "=") { equals += 1 }
+      if equals - start == name.count && Self.equal(query, from: start, name) {
+        guard equals < end else { return "" }
+        return String(
+          decoding: UnsafeBufferPointer(rebasing: query[(equals + 1)..<end]), as: UTF8.self)
       }
-      start = end == bytes.endIndex ? end : bytes.index(after: end)
+      start = end + 1
     }
     return nil
+  }
+
+  private static func equal(
+    _ bytes: UnsafeBufferPointer<UInt8>, from start: Int, _ other: UnsafeBufferPointer<UInt8>
+  ) -> Bool {
+    for index in 0..<other.count where bytes[start + index] != other[index] { return false }
+    return true
   }
 
   /// The host name from the Host header, without its port (IPv6 literals keep their brackets).
