@@ -143,8 +143,8 @@ public final class BalancerApp {
       replicas.onChange = { [unowned membership] file in membership.publish(file) }
       // Servers are put back only once the books are read: the pool and the servers' states in
       // Redis take precedence over this balancer's servers.json and first view.
-      membership.onSynced = { [unowned sharedStore, unowned queue, unowned pool] in
-        sharedStore.refresh { _ in queue.open(offering: pool.serving) }
+      membership.onSynced = { [unowned queue, unowned pool] in
+        queue.openWhenRead(pool: pool)
       }
       shared = SharedParts(
         store: sharedStore, dispatcher: queue, coordinator: coordinator, membership: membership,

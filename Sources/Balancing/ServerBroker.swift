@@ -227,6 +227,14 @@ public final class ServerBroker {
     }
   }
 
+  /// A removed server whose last lease ended elsewhere (at another balancer sharing the
+  /// books) leaves the pool here too; nothing happens to one that still holds a lease.
+  public func dropIfRetiredAndIdle(_ server: ServerAddress) {
+    guard pool.isRetired(server), store.inFlight(server) == 0 else { return }
+    pool.drop(server, reason: "its last lease ended at another balancer; removed from the pool")
+    forget(server)
+  }
+
   /// Down servers due for a probe; each is marked as being probed.
   public func serversToProbe(now: UInt64) -> [ServerAddress] { pool.serversToProbe(now: now) }
 

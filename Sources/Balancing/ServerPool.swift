@@ -232,7 +232,8 @@ public final class ServerPool {
     }
   }
 
-  static func seconds(_ nanoseconds: UInt64) -> String {
+  /// A duration for the log, as `1.234 s`.
+  public static func seconds(_ nanoseconds: UInt64) -> String {
     String(format: "%.3f s", Double(nanoseconds) / 1e9)
   }
 }

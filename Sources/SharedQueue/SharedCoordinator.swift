@@ -37,9 +37,7 @@ public final class SharedCoordinator {
     store.refresh()
     timers.append(loop.schedule(every: 1) { [weak self] in self?.heartbeat() })
     timers.append(
-      loop.schedule(every: 0.25) { [weak self] in
-        self?.store.refresh { [weak self] fresh in if fresh { self?.sweepIfDue() } }
-      })
+      loop.schedule(every: 0.25) { [weak self] in self?.refresh() })
   }
 
   /// Leaves the books: no longer alive, and the lock free for another balancer at once.
@@ -62,6 +60,37 @@ public final class SharedCoordinator {
           holds
             ? "coordinating: this balancer runs the lease and health checks"
             : "another balancer runs the lease and health checks")
+      }
+    }
+  }
+
+  /// Renews the view of the books, then follows them (`followBooks`) and, on the coordinator,
+  /// repairs what was left behind; `completion` gets whether the view could be renewed.
+  public func refresh(completion: @escaping (Bool) -> Void = { _ in }) {
+    store.refresh { [weak self] fresh in
+      if fresh, let self {
+        self.followBooks()
+        self.sweepIfDue()
+      }
+      completion(fresh)
+    }
+  }
+
+  /// After each fresh view, on every balancer: a removed server whose last lease ended
+  /// elsewhere leaves the pool; and a balancer that does not coordinate (so does not probe)
+  /// takes a server it once found down as up again once the books show it free or leased.
+  private func followBooks() {
+    let pool = broker.pool
+    let now = broker.clock()
+    for server in pool.servers {
+      if pool.isRetired(server) {
+        broker.dropIfRetiredAndIdle(server)
+        continue
+      }
+      guard !isCoordinator, case .down? = pool.health(of: server) else { continue }
+      switch store.states[server] {
+      case .free?, .leased?: broker.finishProbe(of: server, result: .idle, now: now)
+      default: break
       }
     }
   }

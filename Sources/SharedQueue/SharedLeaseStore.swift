@@ -47,6 +47,8 @@ public final class SharedLeaseStore: LeaseStore {
   private var served: [ServerAddress: Int] = [:]
   private var unclaimedByClient: [String: Int] = [:]
   private var balancerOf: [String: String] = [:]
+  /// When Redis stopped answering, while it does not.
+  private var unreachableSince: UInt64?
 
   public init(connection: RedisConnection, prefix: String, balancerID: String) {
     self.connection = connection
@@ -259,10 +261,26 @@ public final class SharedLeaseStore: LeaseStore {
     completion: @escaping (Result<RESPValue, RedisError>) -> Void
   ) {
     connection.evaluate(script, keys: [prefix], arguments: arguments) { [weak self] result in
-      if case .failure(let error) = result {
-        self?.log?("shared queue: \(script.sha1.prefix(8)) failed: \(error)")
-      }
+      self?.noteReachable(result)
       completion(result)
+    }
+  }
+
+  /// Logs once when Redis stops answering, and once when it answers again (not every step).
+  private func noteReachable(_ result: Result<RESPValue, RedisError>) {
+    switch result {
+    case .failure(let error) where error.code == nil:
+      if unreachableSince == nil {
+        unreachableSince = clock()
+        log?("shared queue: Redis cannot be reached (\(error)); clients get 503 meanwhile")
+      }
+    case .failure(let error):
+      log?("shared queue: Redis refused a step: \(error)")
+    case .success:
+      if let since = unreachableSince {
+        unreachableSince = nil
+        log?("shared queue: Redis answers again after \(ServerPool.seconds(clock() &- since))")
+      }
     }
   }
 

@@ -17,6 +17,10 @@ public final class SharedMembership {
   /// Called once, after the first read of the shared pool (and its adoption).
   public var onSynced: (() -> Void)?
   private var version: Int64 = 0
+  /// The pool's text as last read from or written to Redis.
+  private var lastText: String?
+  /// Changes of this balancer on their way to Redis.
+  private var publishing = 0
   /// Whether the pool in Redis has been read once (changes are published only after that).
   public private(set) var isSynced = false
   private var timer: TimerID?
@@ -36,12 +40,20 @@ public final class SharedMembership {
     timer = nil
   }
 
-  /// Publishes a change made at this balancer.
+  /// Publishes a change made at this balancer (nothing if it is the pool last read from or
+  /// written to Redis, such as a pool just adopted and written to servers.json).
   public func publish(_ file: ServersFile) {
     guard isSynced else { return }  // the first read publishes the local pool if need be
-    store.run(SharedScripts.publishConfig, [file.json]) { [weak self] result in
-      guard case .success(let reply) = result, let version = reply.int, version > 0 else { return }
-      self?.version = version
+    let text = file.json
+    guard text != lastText else { return }
+    lastText = text
+    publishing += 1
+    store.run(SharedScripts.publishConfig, [text]) { [weak self] result in
+      guard let self else { return }
+      self.publishing -= 1
+      if case .success(let reply) = result, let version = reply.int, version > 0 {
+        self.version = version
+      }
     }
   }
 
@@ -58,13 +70,22 @@ public final class SharedMembership {
         if first, let local = self.localPool?() { self.publish(local) }
         return
       }
-      guard version != self.version else { return }
+      // A read answered while a change of ours is on its way predates it: wait for the next.
+      guard self.publishing == 0 else { return }
+      // The pool in Redis is the one: adopted whenever it differs from this balancer's, so
+      // that two changes made at once at two balancers end with the same pool everywhere.
+      guard version != self.version || text != self.localPool?().json else { return }
+      let known = version == self.version && text == self.lastText
       self.version = version
+      self.lastText = text
+      guard text != self.localPool?().json else { return }
       do {
         let file = try ServersFile.parse(Data(text.utf8))
         self.adopt?(file)
       } catch {
-        self.log?("the shared pool (version \(version)) is not valid, ignored: \(error)")
+        if !known {
+          self.log?("the shared pool (version \(version)) is not valid, ignored: \(error)")
+        }
       }
     }
   }

@@ -191,6 +191,16 @@ public final class SharedQueueDispatcher: Dispatcher {
     }
   }
 
+  /// Reads the books (again after a second, until it can), then opens the queue, offering the
+  /// servers of `pool` that can serve.
+  public func openWhenRead(pool: ServerPool) {
+    store.refresh { [weak self] fresh in
+      guard let self else { return }
+      if fresh { return self.open(offering: pool.serving) }
+      _ = self.grants.loop.schedule(after: 1) { [weak self] in self?.openWhenRead(pool: pool) }
+    }
+  }
+
   /// Opens the queue once the shared books are read: until then a server freed here is not
   /// put back (the pool in Redis, and what the books say of each server, take precedence over
   /// this balancer's first view). Servers of `pool` the books have never seen are put back now.

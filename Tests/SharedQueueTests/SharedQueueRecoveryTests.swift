@@ -1,0 +1,495 @@
+import Balancing
+import Foundation
+import HTTPCore
+import RedisClient
+import TestSupport
+import XCTest
+
+@testable import SharedQueue
+
+/// The shared books through restarts, outages and concurrent changes: each test is a case a
+/// review found broken (each failed before its fix). Built like `SharedQueueTests`: a real redis-server, balancers' parts on one event loop, each
+/// with its own connections and name; here each balancer also has its `ServerBroker`, pool and
+/// `ReplicaManager`, wired as `BalancerApp` wires them.
+final class SharedQueueRecoveryTests: XCTestCase {
+  /// One balancer, wired as `BalancerApp` does with `--shared-queue` (no HTTP, no timers).
+  final class Member {
+    let store: SharedLeaseStore
+    let dispatcher: SharedQueueDispatcher
+    let broker: ServerBroker
+    let replicas: ReplicaManager
+    let membership: SharedMembership
+    let coordinator: SharedCoordinator
+    let connections: [RedisConnection]
+
+    init(id: String, loop: EventLoop, port: Int, unavailableTimeout: Double = 10) {
+      var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
+      configuration.unavailableTimeout = unavailableTimeout
+      let main = RedisConnection(loop: loop, configuration: configuration)
+      let grants = RedisConnection(loop: loop, configuration: configuration)
+      connections = [main, grants]
+      store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
+      let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
+      issuer.claimTimeout = 0
+      dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
+      broker = ServerBroker(pool: ServerPool(), issuer: issuer, dispatcher: dispatcher)
+      replicas = ReplicaManager(broker: broker, entries: [])
+      membership = SharedMembership(store: store)
+      // Not started: the tests renew the views themselves (`coordinator.refresh`), as its
+      // timer would.
+      coordinator = SharedCoordinator(store: store, broker: broker)
+      membership.localPool = { [unowned replicas] in ServersFile(entries: replicas.entries) }
+      membership.adopt = { [unowned replicas] file in try? replicas.adopt(file) }
+      replicas.onChange = { [unowned membership] file in membership.publish(file) }
+      // As BalancerApp: the queue opens once the shared pool is adopted and the books read.
+      membership.onSynced = { [unowned dispatcher, unowned broker] in
+        dispatcher.openWhenRead(pool: broker.pool)
+      }
+      dispatcher.listenForGrants()
+    }
+
+    func heartbeat(_ done: @escaping (Bool) -> Void) {
+      store.run(SharedScripts.heartbeat, [store.balancerID, "3000"]) { result in
+        if case .success(let reply) = result { done(reply.int == 1) } else { done(false) }
+      }
+    }
+  }
+
+  final class Answers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [(name: String, answer: ClaimAnswer)] = []
+    func record(_ name: String, _ answer: ClaimAnswer) {
+      lock.withLock { list.append((name, answer)) }
+    }
+    var all: [(name: String, answer: ClaimAnswer)] { lock.withLock { list } }
+    func lease(of name: String) -> Lease? {
+      for entry in all where entry.name == name {
+        if case .lease(let lease) = entry.answer { return lease }
+      }
+      return nil
+    }
+  }
+
+  var redis: RedisServerProcess!
+  var running: LoopThread!
+  var members: [Member] = []
+  var observer: RedisConnection?
+
+  override func setUpWithError() throws {
+    running = try LoopThread()
+  }
+
+  private func startRedis(persistent: Bool = false) throws {
+    redis = try RedisServerProcess(
+      executable: try RedisServerProcess.requireExecutable(), persistent: persistent)
+  }
+
+  override func tearDown() {
+    if let running {
+      let all = members.flatMap(\.connections) + (observer.map { [$0] } ?? [])
+      nonisolated(unsafe) let closing = all
+      _ = running.sync {
+        for member in self.members { member.dispatcher.shutDown(reason: "test over") }
+        for connection in closing { connection.close() }
+      }
+      running.stop()
+    }
+    members = []
+    redis?.stop()
+    redis?.removeLog()
+  }
+
+  /// A balancer; with `opened`, its queue is open at once (as `SharedQueueTests`' sides),
+  /// else it opens when its membership has read the shared pool (as BalancerApp).
+  private func member(_ id: String, alive: Bool = true, opened: Bool = true) -> Member {
+    let made = running.sync {
+      let member = Member(id: id, loop: self.running.loop, port: self.redis.port)
+      if opened { member.dispatcher.open(offering: []) }
+      return member
+    }!
+    members.append(made)
+    if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
+    return made
+  }
+
+  private func wait<T>(timeout: Double = 10, _ body: @escaping (@escaping (T) -> Void) -> Void)
+    -> T?
+  {
+    let result = NSLock()
+    nonisolated(unsafe) var value: T?
+    let done = DispatchSemaphore(value: 0)
+    running.loop.execute {
+      body { got in
+        result.withLock { value = got }
+        done.signal()
+      }
+    }
+    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+    return result.withLock { value }
+  }
+
+  private func claim(_ name: String, at member: Member, answers: Answers) {
+    _ = running.sync {
+      let claim = ServerClaim(key: name, client: "127.0.0.1") { answer, _ in
+        answers.record(name, answer)
+        return true
+      }
+      member.broker.request(claim)
+    }
+  }
+
+  private func eventually(
+    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
+    line: UInt = #line, _ condition: () -> Bool
+  ) {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if condition() { return }
+      Thread.sleep(forTimeInterval: 0.01)
+    }
+    XCTFail("timed out waiting until \(description)", file: file, line: line)
+  }
+
+  /// A command on a connection of the test's own (not one of a balancer's).
+  private func redisCommand(_ command: [String]) -> RESPValue? {
+    if observer == nil {
+      observer = running.sync {
+        RedisConnection(loop: self.running.loop, host: "127.0.0.1", port: self.redis.port)
+      }
+    }
+    let connection = observer!
+    let result: Result<RESPValue, RedisError>? = wait { done in
+      connection.send(command) { done($0) }
+    }
+    return try? result?.get()
+  }
+
+  private func strings(_ command: [String]) -> [String] {
+    redisCommand(command)?.array?.compactMap(\.string) ?? []
+  }
+
+  // MARK: - Tests
+
+  /// README: "Redis away or restarting (with its data): ... clients waiting at a balancer join
+  /// the line again when its connection comes back." After an outage longer than the alive
+  /// mark's 3 s (or any restart without data) the balancer's `P:alive:` mark is gone until its
+  /// next heartbeat (up to 1 s after it reconnects), and in that window every `put` (and the
+  /// coordinator's `purgeWaiting`) pops its clients' entries and drops them: those clients stay
+  /// parked at their balancer, out of the line, until their 30 s wait runs out, while servers
+  /// go free.
+  func testClientsWaitingThroughARedisOutageKeepTheirPlace() throws {
+    try startRedis(persistent: true)
+    let a = member("A")
+    let b = member("B")
+    let answers = Answers()
+    claim("waiting-at-B", at: b, answers: answers)
+    eventually("the client waits in the shared line") {
+      redisCommand(["LLEN", "test:waiting"])?.int == 1
+    }
+    // Redis is away for 4 s, then back with its data.
+    redis.stop()
+    Thread.sleep(forTimeInterval: 4)
+    try redis.start()
+    observer = nil
+    eventually("B is connected again") {
+      (running.sync { b.store.connection.isConnected }) == true
+    }
+    // A's heartbeat comes first (its timer); then a server is freed at A; then B's heartbeat.
+    XCTAssertNotNil(wait { done in a.heartbeat { _ in done(()) } })
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    Thread.sleep(forTimeInterval: 0.2)
+    XCTAssertNotNil(wait { done in b.heartbeat { _ in done(()) } })
+    eventually("the client waiting at B through the outage gets the freed server", timeout: 3) {
+      answers.lease(of: "waiting-at-B") != nil
+    }
+    XCTAssertEqual(
+      running.sync { b.dispatcher.waitingCount }, 0,
+      "B still holds its client, which is no longer in the shared line: "
+        + "waiting \(strings(["LRANGE", "test:waiting", "0", "-1"])), "
+        + "free \(strings(["LRANGE", "test:free", "0", "-1"]))")
+  }
+
+  /// README: "A restarted balancer reads the books instead of assuming every server is free."
+  /// A balancer that starts offers every server of its pool (`ServerBroker.reconfigure` →
+  /// `offer` → `put`) before its view of the books has been read; `put` only refuses servers
+  /// `free` or `leased`, so a server the coordinator found down (`out`) goes back on the free
+  /// list and is handed to clients, until the coordinator's sweep withdraws it again (two
+  /// sightings, 1-2 s later).
+  func testABalancerThatStartsLeavesOutAServerTheCoordinatorFoundDown() throws {
+    try startRedis()
+    let a = member("A", opened: false)
+    let down = ServerAddress(port: 5001)
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: [down]))
+      a.membership.start(on: self.running.loop)
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    // A (the coordinator) found 5001 down: out of the free list, `out` in the books.
+    _ = running.sync {
+      a.broker.markDown(down, now: a.broker.clock(), reason: "test: does not answer")
+    }
+    eventually("5001 is out in the books") {
+      redisCommand(["HGET", "test:state", "5001"])?.string == "out"
+    }
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+    // B starts with the same servers.json, as BalancerApp.start does: apply, then connect.
+    let b = member("B", opened: false)
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: [down]))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B's queue is open") { (running.sync { b.dispatcher.isOpen }) == true }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertEqual(
+      redisCommand(["HGET", "test:state", "5001"])?.string, "out",
+      "a balancer that starts must not put back a server the books show down")
+    let answers = Answers()
+    claim("client", at: a, answers: answers)
+    eventually("the client is answered or waits") {
+      !answers.all.isEmpty || redisCommand(["LLEN", "test:waiting"])?.int == 1
+    }
+    XCTAssertNil(answers.lease(of: "client"), "a client was sent to the server found down")
+    _ = running.sync {
+      a.membership.stop(on: self.running.loop)
+      b.membership.stop(on: self.running.loop)
+    }
+  }
+
+  /// README: "A balancer that starts takes the pool in Redis over its file." Before its first
+  /// read of the pool in Redis, it has already offered the servers of its own servers.json
+  /// (`apply` comes before the first `readConfig`), so a server that is not in the shared pool
+  /// (removed with /rm at another balancer, perhaps stopped) goes on the shared free list, and
+  /// another balancer hands it to a client. (It leaves again once the pool is adopted.)
+  func testABalancerStartingWithAnOlderServersFileHandsOutOnlyServersOfTheSharedPool()
+    throws
+  {
+    try startRedis()
+    let a = member("A", opened: false)
+    let kept = ServerAddress(port: 5001)
+    let removed = ServerAddress(port: 5002)
+    // The group's pool is 5001 alone (5002 was removed with /rm), published by A.
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: [kept]))
+      a.membership.start(on: self.running.loop)
+    }
+    eventually("the shared pool is published") {
+      redisCommand(["GET", "test:config"])?.string != nil
+    }
+    // 5001 is leased: the next client waits.
+    let answers = Answers()
+    claim("first", at: a, answers: answers)
+    eventually("first is served") { answers.lease(of: "first") != nil }
+    claim("second", at: a, answers: answers)
+    eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // B starts with an older servers.json listing 5002 too, as BalancerApp.start does.
+    let b = member("B", opened: false)
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: [kept, removed]))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B adopted the shared pool") {
+      (running.sync { b.replicas.entries.map(\.address) }) == [kept]
+    }
+    Thread.sleep(forTimeInterval: 0.2)
+    XCTAssertNil(
+      answers.lease(of: "second"),
+      "a client of A was sent to \(answers.lease(of: "second")?.server.description ?? "?"), "
+        + "which is not in the shared pool")
+    _ = running.sync {
+      a.membership.stop(on: self.running.loop)
+      b.membership.stop(on: self.running.loop)
+    }
+  }
+
+  /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
+  /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
+  /// down in its pool for as long as another coordinates, though the new coordinator found it
+  /// up and put it back. Every report of that server reaching the former coordinator (the
+  /// servers report to the balancer that last answered) then ends the lease without putting the
+  /// server back (`leaseEnded`: `canServe` is false there): it sits `idle` until the
+  /// coordinator's sweep (2 s grace, two sightings) while clients wait (at c204bbc; since
+  /// f55b613 the report's own script puts it back). The former coordinator also keeps it
+  /// `down` in its pool and /status, and never probes it, until it coordinates again.
+  func testAFormerCoordinatorFollowsTheBooksForAServerItFoundDown() throws {
+    try startRedis()
+    let a = member("A")
+    let b = member("B")
+    let server = ServerAddress(port: 5001)
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      _ = try? b.broker.reconfigure([server])
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    // A coordinated and found 5001 silent; then B took over and found it up again (its probe
+    // answered: put back, as `finishProbe` → `offer` does).
+    _ = running.sync { a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent") }
+    eventually("5001 is out") { redisCommand(["HGET", "test:state", "5001"])?.string == "out" }
+    _ = running.sync { b.dispatcher.serverFreed(server) }
+    eventually("5001 is free again") {
+      redisCommand(["HGET", "test:state", "5001"])?.string == "free"
+    }
+    // A client at B gets it; another waits at B; the job's report reaches A.
+    let answers = Answers()
+    claim("first", at: b, answers: answers)
+    eventually("first is served") { answers.lease(of: "first") != nil }
+    claim("second", at: b, answers: answers)
+    eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    let lease = try XCTUnwrap(answers.lease(of: "first"))
+
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5001, token: lease.token, source: "127.0.0.1") { done($0) }
+    }
+    guard case .released? = outcome else {
+      return XCTFail("report: \(String(describing: outcome))")
+    }
+    eventually("the client waiting at B gets 5001 once its job is reported", timeout: 1) {
+      answers.lease(of: "second") != nil
+    }
+    // A does not probe while it does not coordinate: it follows the books, which show 5001 in
+    // use again, at its next view (every 0.25 s).
+    eventually("A no longer shows 5001 down", timeout: 3) {
+      _ = wait { done in a.coordinator.refresh(completion: done) }
+      return (running.sync { a.broker.pool.canServe(server) }) == true
+    }
+  }
+
+  /// Concurrent pool changes at two balancers leave them with different pools for good. A's
+  /// poll (sent before A's own change is published) reads B's newer pool and A adopts it; then
+  /// A's publish, whose text was made before that adoption, becomes the newest version, and A
+  /// records that version as its own (`publish` sets `version`), so it never adopts it: Redis
+  /// and B hold A's pool, A holds B's.
+  func testTwoBalancersChangingThePoolAtOnceEndWithOnePool() throws {
+    try startRedis()
+    let a = member("A", opened: false)
+    let b = member("B", opened: false)
+    let base = [5001, 5002].map { ServerAddress(port: $0) }
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: base))
+      a.membership.start(on: self.running.loop)
+    }
+    eventually("the pool is published") { redisCommand(["GET", "test:config"])?.string != nil }
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: base))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B is synced") { (running.sync { b.membership.isSynced }) == true }
+    // A's timer is off for a moment (its next poll is sent just before its own change).
+    _ = running.sync { a.membership.stop(on: self.running.loop) }
+    // B adds 5003 (published at once) ...
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: base + [ServerAddress(port: 5003)]))
+    }
+    eventually("B's pool is published") {
+      redisCommand(["GET", "test:config:version"])?.string == "2"
+    }
+    // ... and A's poll goes out just before A removes 5002 (its timer fired first).
+    _ = running.sync {
+      a.membership.start(on: self.running.loop)
+      _ = try? a.replicas.apply(ServersFile(servers: [ServerAddress(port: 5001)]))
+    }
+    Thread.sleep(forTimeInterval: 1.5)
+    let shared = redisCommand(["GET", "test:config"])?.string ?? ""
+    let inRedis = (try? ServersFile.parse(Data(shared.utf8)))?.servers ?? []
+    let atA = running.sync { a.replicas.entries.map(\.address) } ?? []
+    let atB = running.sync { b.replicas.entries.map(\.address) } ?? []
+    XCTAssertEqual(atA, inRedis, "A's pool differs from the shared pool (B has \(atB))")
+    XCTAssertEqual(atB, inRedis)
+    _ = running.sync {
+      a.membership.stop(on: self.running.loop)
+      b.membership.stop(on: self.running.loop)
+    }
+  }
+
+  /// A server removed (/rm) while leased stays in every balancer's pool as "removed" until its
+  /// lease ends (`ServerPool` retires it). Only the balancer whose report or check ends the
+  /// lease drops it (`leaseEnded`); the others never learn that the lease ended, so they keep
+  /// the retired server in their pool, /status and /rep for good.
+  func testARemovedLeasedServerLeavesEveryBalancerWhenItsLeaseEnds() throws {
+    try startRedis()
+    let a = member("A", opened: false)
+    let b = member("B", opened: false)
+    let servers = [5001, 5002].map { ServerAddress(port: $0) }
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: servers))
+      a.membership.start(on: self.running.loop)
+    }
+    eventually("the pool is published") { redisCommand(["GET", "test:config"])?.string != nil }
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: servers))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B is synced") { (running.sync { b.membership.isSynced }) == true }
+    let answers = Answers()
+    claim("c1", at: a, answers: answers)
+    claim("c2", at: a, answers: answers)
+    eventually("both are served") { answers.all.count == 2 }
+    let leased = try XCTUnwrap(answers.lease(of: "c1"))
+    // Every view knows the lease (as the 0.25 s refresh makes sure).
+    for member in [a, b] {
+      XCTAssertEqual(wait { done in member.coordinator.refresh(completion: done) }, true)
+    }
+    // /rm of c1's server at A reaches B.
+    let kept = servers.filter { $0 != leased.server }
+    _ = running.sync { _ = try? a.replicas.apply(ServersFile(servers: kept)) }
+    eventually("B adopted the removal") {
+      (running.sync { b.replicas.entries.map(\.address) }) == kept
+    }
+    // The job is reported at A: its lease ends, A drops the server.
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: leased.server.port, token: leased.token, source: "127.0.0.1") {
+        done($0)
+      }
+    }
+    guard case .released? = outcome else {
+      return XCTFail("report: \(String(describing: outcome))")
+    }
+    XCTAssertEqual(running.sync { a.broker.pool.servers }, kept)
+    // B's views renew (as its timer does), yet B keeps the server as removed-but-leased.
+    for _ in 0..<4 {
+      _ = wait { done in b.coordinator.refresh(completion: done) }
+      Thread.sleep(forTimeInterval: 0.25)
+    }
+    XCTAssertEqual(running.sync { b.store.inFlight(leased.server) }, 0)
+    XCTAssertEqual(
+      running.sync { b.broker.pool.servers }, kept,
+      "B still lists \(leased.server) (state \(running.sync { b.broker.stateName(leased.server) } ?? "?"))"
+    )
+    _ = running.sync {
+      a.membership.stop(on: self.running.loop)
+      b.membership.stop(on: self.running.loop)
+    }
+  }
+
+  /// After Redis lost its script cache (a restart), `RedisConnection.evaluate` sends a script's
+  /// EVAL only after its NOSCRIPT answer, behind steps sent meanwhile whose scripts were cached
+  /// (by another balancer, or earlier): two steps of one balancer then run in the wrong order.
+  /// Here a server is put back and, at once, found down: Redis runs the withdrawal first and
+  /// the put last, so the down server ends on the free list.
+  func testAfterAScriptCacheLossTheStepsOfOneBalancerRunInOrder() throws {
+    try startRedis()
+    let a = member("A")
+    let server = ServerAddress(port: 5001)
+    _ = wait { done in
+      a.store.run(SharedScripts.put, ["A", "5998", "60000", "0"]) { _ in done(()) }
+    }
+    // Redis restarts (without data); A reconnects.
+    redis.stop()
+    try redis.start()
+    observer = nil
+    eventually("A is connected again") {
+      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
+      return (running.sync { a.store.connection.isConnected }) == true
+    }
+    Thread.sleep(forTimeInterval: 0.2)
+    // Another balancer's withdrawal puts that script in the cache again; the put's is not.
+    XCTAssertEqual(
+      redisCommand(["EVAL", SharedScripts.withdraw.source, "1", "test", "5999"])?.int, 1)
+    _ = running.sync {
+      a.dispatcher.serverFreed(server)
+      a.dispatcher.serverStopped(server)
+    }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string, "out")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+  }
+}
