@@ -3,7 +3,9 @@
 /// `QueueDispatcher` is the availability queue (wait for a free server, one client per server);
 /// `PolicyDispatcher` redirects at once to the server a `RoutingPolicy` picks. Both issue
 /// leases through one `LeaseIssuer` into one `LeaseStore`; the `ServerBroker` tells them when a
-/// server can take clients again or must not. Call from one thread.
+/// server can take clients again or must not. (`SharedQueueDispatcher`, in the `SharedQueue`
+/// module, is the availability queue that several balancers share in Redis.) Call from one
+/// thread.
 public protocol Dispatcher: AnyObject {
   /// The name `--policy` gives it.
   var name: String { get }

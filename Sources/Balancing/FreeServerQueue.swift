@@ -17,8 +17,9 @@ public struct Grant: Equatable, Sendable {
 }
 
 /// The free servers in FIFO order and the tickets waiting for one, first come first served: the
-/// store behind the availability queue. `AvailabilityQueue` keeps it in the process; a shared
-/// store (Redis) keeps it for several balancers.
+/// store behind `QueueDispatcher`. `AvailabilityQueue` keeps it in the process. (The queue that
+/// several balancers share in Redis is a `Dispatcher` of its own, `SharedQueueDispatcher`: there,
+/// taking a server and leasing it must be one step, which these steps keep apart.)
 ///
 /// Each step is atomic and answers through its completion exactly once: at once for an
 /// in-process store, later (on the caller's event loop) for a remote one. A completion never
