@@ -11,7 +11,7 @@ import XCTest
 /// review found broken (each failed before its fix). Built like `SharedQueueTests`: a real redis-server, balancers' parts on one event loop, each
 /// with its own connections and name; here each balancer also has its `ServerBroker`, pool and
 /// `ReplicaManager`, wired as `BalancerApp` wires them.
-final class SharedQueueRecoveryTests: XCTestCase {
+final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// One balancer, wired as `BalancerApp` does with `--shared-queue` (no HTTP, no timers).
   final class Member {
     let store: SharedLeaseStore
@@ -20,14 +20,8 @@ final class SharedQueueRecoveryTests: XCTestCase {
     let replicas: ReplicaManager
     let membership: SharedMembership
     let coordinator: SharedCoordinator
-    let connections: [RedisConnection]
 
-    init(id: String, loop: EventLoop, port: Int, unavailableTimeout: Double = 10) {
-      var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
-      configuration.unavailableTimeout = unavailableTimeout
-      let main = RedisConnection(loop: loop, configuration: configuration)
-      let grants = RedisConnection(loop: loop, configuration: configuration)
-      connections = [main, grants]
+    init(id: String, main: RedisConnection, grants: RedisConnection) {
       store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       issuer.claimTimeout = 0
@@ -55,117 +49,21 @@ final class SharedQueueRecoveryTests: XCTestCase {
     }
   }
 
-  final class Answers: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [(name: String, answer: ClaimAnswer)] = []
-    func record(_ name: String, _ answer: ClaimAnswer) {
-      lock.withLock { list.append((name, answer)) }
-    }
-    var all: [(name: String, answer: ClaimAnswer)] { lock.withLock { list } }
-    func lease(of name: String) -> Lease? {
-      for entry in all where entry.name == name {
-        if case .lease(let lease) = entry.answer { return lease }
-      }
-      return nil
-    }
-  }
-
-  var redis: RedisServerProcess!
-  var running: LoopThread!
-  var members: [Member] = []
-  var observer: RedisConnection?
-
-  override func setUpWithError() throws {
-    running = try LoopThread()
-  }
-
-  private func startRedis(persistent: Bool = false) throws {
-    redis = try RedisServerProcess(
-      executable: try RedisServerProcess.requireExecutable(), persistent: persistent)
-  }
-
-  override func tearDown() {
-    if let running {
-      let all = members.flatMap(\.connections) + (observer.map { [$0] } ?? [])
-      nonisolated(unsafe) let closing = all
-      _ = running.sync {
-        for member in self.members { member.dispatcher.shutDown(reason: "test over") }
-        for connection in closing { connection.close() }
-      }
-      running.stop()
-    }
-    members = []
-    redis?.stop()
-    redis?.removeLog()
-  }
-
   /// A balancer; with `opened`, its queue is open at once (as `SharedQueueTests`' sides),
   /// else it opens when its membership has read the shared pool (as BalancerApp).
   private func member(_ id: String, alive: Bool = true, opened: Bool = true) -> Member {
     let made = running.sync {
-      let member = Member(id: id, loop: self.running.loop, port: self.redis.port)
+      let member = Member(id: id, main: self.connection(), grants: self.connection())
       if opened { member.dispatcher.open(offering: []) }
       return member
     }!
-    members.append(made)
+    register(made.dispatcher)
     if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
     return made
   }
 
-  private func wait<T>(timeout: Double = 10, _ body: @escaping (@escaping (T) -> Void) -> Void)
-    -> T?
-  {
-    let result = NSLock()
-    nonisolated(unsafe) var value: T?
-    let done = DispatchSemaphore(value: 0)
-    running.loop.execute {
-      body { got in
-        result.withLock { value = got }
-        done.signal()
-      }
-    }
-    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-    return result.withLock { value }
-  }
-
   private func claim(_ name: String, at member: Member, answers: Answers) {
-    _ = running.sync {
-      let claim = ServerClaim(key: name, client: "127.0.0.1") { answer, _ in
-        answers.record(name, answer)
-        return true
-      }
-      member.broker.request(claim)
-    }
-  }
-
-  private func eventually(
-    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
-    line: UInt = #line, _ condition: () -> Bool
-  ) {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while Date() < deadline {
-      if condition() { return }
-      Thread.sleep(forTimeInterval: 0.01)
-    }
-    XCTFail("timed out waiting until \(description)", file: file, line: line)
-  }
-
-  /// A command on a connection of the test's own (not one of a balancer's).
-  private func redisCommand(_ command: [String]) -> RESPValue? {
-    if observer == nil {
-      observer = running.sync {
-        RedisConnection(loop: self.running.loop, host: "127.0.0.1", port: self.redis.port)
-      }
-    }
-    let connection = observer!
-    let result: Result<RESPValue, RedisError>? = wait { done in
-      connection.send(command) { done($0) }
-    }
-    return try? result?.get()
-  }
-
-  private func strings(_ command: [String]) -> [String] {
-    redisCommand(command)?.array?.compactMap(\.string) ?? []
+    claim(name, answers: answers) { member.broker.request($0) }
   }
 
   // MARK: - Tests
@@ -190,7 +88,6 @@ final class SharedQueueRecoveryTests: XCTestCase {
     redis.stop()
     Thread.sleep(forTimeInterval: 4)
     try redis.start()
-    observer = nil
     eventually("B is connected again") {
       (running.sync { b.store.connection.isConnected }) == true
     }
@@ -475,7 +372,6 @@ final class SharedQueueRecoveryTests: XCTestCase {
     // Redis restarts (without data); A reconnects.
     redis.stop()
     try redis.start()
-    observer = nil
     eventually("A is connected again") {
       _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
       return (running.sync { a.store.connection.isConnected }) == true

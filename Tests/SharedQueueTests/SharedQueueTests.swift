@@ -10,19 +10,13 @@ import XCTest
 /// The shared availability queue against a real redis-server: two balancers' dispatchers and
 /// lease stores (on one event loop, with their own connections and names) share one set of
 /// books, as two balancer processes would.
-final class SharedQueueTests: XCTestCase {
+final class SharedQueueTests: SharedBooksTestCase {
   /// One balancer's side of the books.
   final class Side {
     let store: SharedLeaseStore
     let dispatcher: SharedQueueDispatcher
-    let connections: [RedisConnection]
 
-    init(id: String, loop: EventLoop, port: Int, unavailableTimeout: Double = 10) {
-      var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
-      configuration.unavailableTimeout = unavailableTimeout
-      let main = RedisConnection(loop: loop, configuration: configuration)
-      let grants = RedisConnection(loop: loop, configuration: configuration)
-      connections = [main, grants]
+    init(id: String, main: RedisConnection, grants: RedisConnection) {
       store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
@@ -38,102 +32,24 @@ final class SharedQueueTests: XCTestCase {
     }
   }
 
-  /// What the clients got, in order, as `name -> server`.
-  final class Answers: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [(name: String, answer: ClaimAnswer)] = []
-    func record(_ name: String, _ answer: ClaimAnswer) {
-      lock.withLock { list.append((name, answer)) }
-    }
-    var all: [(name: String, answer: ClaimAnswer)] { lock.withLock { list } }
-    func lease(of name: String) -> Lease? {
-      for entry in all where entry.name == name {
-        if case .lease(let lease) = entry.answer { return lease }
-      }
-      return nil
-    }
-  }
-
-  var redis: RedisServerProcess!
-  var running: LoopThread!
-  var sides: [Side] = []
-
   override func setUpWithError() throws {
-    redis = try RedisServerProcess(executable: try RedisServerProcess.requireExecutable())
-    running = try LoopThread()
-  }
-
-  override func tearDown() {
-    if let running {
-      let all = sides.flatMap(\.connections)
-      nonisolated(unsafe) let closing = all
-      _ = running.sync {
-        for side in self.sides { side.dispatcher.shutDown(reason: "test over") }
-        for connection in closing { connection.close() }
-      }
-      running.stop()
-    }
-    sides = []
-    redis?.stop()
-    redis?.removeLog()
+    try super.setUpWithError()
+    try startRedis()
   }
 
   private func side(_ id: String, alive: Bool = true, unavailableTimeout: Double = 10) -> Side {
     let made = running.sync {
       Side(
-        id: id, loop: self.running.loop, port: self.redis.port,
-        unavailableTimeout: unavailableTimeout)
+        id: id, main: self.connection(unavailableTimeout: unavailableTimeout),
+        grants: self.connection(unavailableTimeout: unavailableTimeout))
     }!
-    sides.append(made)
+    register(made.dispatcher)
     if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
     return made
   }
 
-  /// Runs `body` on the loop and waits for it to call back.
-  private func wait<T>(timeout: Double = 10, _ body: @escaping (@escaping (T) -> Void) -> Void)
-    -> T?
-  {
-    let result = NSLock()
-    nonisolated(unsafe) var value: T?
-    let done = DispatchSemaphore(value: 0)
-    running.loop.execute {
-      body { got in
-        result.withLock { value = got }
-        done.signal()
-      }
-    }
-    guard done.wait(timeout: .now() + timeout) == .success else { return nil }
-    return result.withLock { value }
-  }
-
   private func claim(_ name: String, at side: Side, answers: Answers) {
-    _ = running.sync {
-      let claim = ServerClaim(key: name, client: "127.0.0.1") { answer, _ in
-        answers.record(name, answer)
-        return true
-      }
-      side.dispatcher.dispatch(claim)
-    }
-  }
-
-  private func eventually(
-    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
-    line: UInt = #line, _ condition: () -> Bool
-  ) {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while Date() < deadline {
-      if condition() { return }
-      Thread.sleep(forTimeInterval: 0.01)
-    }
-    XCTFail("timed out waiting until \(description)", file: file, line: line)
-  }
-
-  private func redisCommand(_ command: [String]) -> RESPValue? {
-    let connection = sides[0].store.connection
-    let result: Result<RESPValue, RedisError>? = wait { done in
-      connection.send(command) { done($0) }
-    }
-    return try? result?.get()
+    claim(name, answers: answers) { side.dispatcher.dispatch($0) }
   }
 
   /// Reports `lease` through `side`'s store and frees its server there, as a balancer does.
@@ -356,7 +272,9 @@ final class SharedQueueTests: XCTestCase {
     }
     XCTAssertTrue(reason.contains("Redis"), reason)
     try redis.start()
-    eventually("the balancer is connected again") { redisCommand(["PING"])?.string == "PONG" }
+    eventually("the balancer is connected again") {
+      (running.sync { a.store.connection.isConnected }) == true
+    }
     // Without persistence the books are empty again: the server comes back when it is freed.
     _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
     claim("after", at: a, answers: answers)
