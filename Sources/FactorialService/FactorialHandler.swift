@@ -21,6 +21,8 @@ public final class FactorialHandler: HTTPHandler {
   /// The port this server listens on; `/<port>` is its job path.
   public let port: Int
   private let jobPath: String
+  /// A report's path but for the lease: `/port_update/<port>?lease=`.
+  private let reportPrefix: String
   /// Called once a job's answer has been written, with the path to report to the balancer.
   public var report: ((String) -> Void)?
   /// Receives one line per request handled, when set.
@@ -51,6 +53,7 @@ public final class FactorialHandler: HTTPHandler {
   public init(port: Int, runJob: @escaping JobRunner) {
     self.port = port
     jobPath = "/\(port)"
+    reportPrefix = "/port_update/\(port)?lease="
     self.runJob = runJob
     answered = metrics.counter("factorial_jobs_total", help: "Jobs answered since start.")
     computeTime = metrics.histogram(
@@ -172,7 +175,7 @@ public final class FactorialHandler: HTTPHandler {
 
   /// Computes the job of `request`; with a `lease`, reports it once the answer is out.
   private func job(_ request: HTTPRequest, _ responder: HTTPResponder, lease: String?) {
-    let reportPath = lease.map { "/port_update/\(port)?lease=\($0)" }
+    let reportPath = lease.map { reportPrefix + $0 }
     let n: Int
     switch Self.requestedN(request) {
     case .success(let value): n = value

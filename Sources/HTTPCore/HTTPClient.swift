@@ -56,11 +56,14 @@ public final class HTTPClient: EventHandler {
   private var retryTimer: TimerID?
   /// Whether the socket is watched for writability (only while a write waits for room).
   private var isWatchingWrites = false
+  /// What follows the path in every request: the version and the Host field, built once.
+  private let hostLine: [UInt8]
 
   public init(loop: EventLoop, host: String, port: Int) {
     self.loop = loop
     self.host = host
     self.port = port
+    hostLine = Array(" HTTP/1.1\r\nHost: \(host):\(port)\r\n".utf8)
   }
 
   /// Sends a request; `completion` runs on the loop with the response or the final failure.
@@ -68,7 +71,12 @@ public final class HTTPClient: EventHandler {
     method: String = "GET", path: String, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [],
     completion: @escaping Completion
   ) {
-    var bytes = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n".utf8)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(method.utf8.count + path.utf8.count + hostLine.count + 3 + body.count)
+    bytes.append(contentsOf: method.utf8)
+    bytes.append(UInt8(ascii: " "))
+    bytes.append(contentsOf: path.utf8)
+    bytes.append(contentsOf: hostLine)
     for field in headers {
       bytes.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
     }
