@@ -35,34 +35,44 @@ struct HTTPHeadScanner {
     return nil
   }
 
-  /// Splits a head into its start line and header fields.
+  /// Splits a head into its start line and header fields, in one pass over its lines (no list
+  /// of lines is built). Too many fields is the answer even if a field before the limit is
+  /// malformed; otherwise the first malformed field is.
   static func split(
     _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, limits: HTTPLimits
   ) -> Result<(startLine: Range<Int>, headers: HTTPHeaders), HTTPParseError> {
-    var lines: [Range<Int>] = []
+    var startLine: Range<Int>?
+    var headers = HTTPHeaders()
+    var fieldCount = 0
+    var firstError: HTTPParseError?
     var lineStart = start
     while lineStart < end, let lf = lineEnd(bytes, from: lineStart, limit: end) {
       var lineStop = lf
       if lineStop > lineStart && bytes[lineStop - 1] == 0x0D { lineStop -= 1 }
       if lineStop == lineStart { break }  // the blank line
-      lines.append(lineStart..<lineStop)
+      let line = lineStart..<lineStop
       lineStart = lf + 1
+      guard startLine != nil else {
+        startLine = line
+        continue
+      }
+      fieldCount += 1
+      // Past a malformed field or the limit only the count matters.
+      guard firstError == nil, fieldCount <= limits.maxHeaderCount else { continue }
+      switch parseField(bytes, line) {
+      case .success(let field): headers.add(field.name, field.value)
+      case .failure(let error): firstError = error
+      }
     }
-    guard let first = lines.first else {
+    guard let startLine else {
       return .failure(HTTPParseError(.badRequest, "empty request"))
     }
-    if lines.count - 1 > limits.maxHeaderCount {
+    if fieldCount > limits.maxHeaderCount {
       return .failure(
         HTTPParseError(.headerFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields"))
     }
-    var headers = HTTPHeaders()
-    for line in lines.dropFirst() {
-      switch parseField(bytes, line) {
-      case .success(let field): headers.add(field.name, field.value)
-      case .failure(let error): return .failure(error)
-      }
-    }
-    return .success((first, headers))
+    if let firstError { return .failure(firstError) }
+    return .success((startLine, headers))
   }
 
   private static func parseField(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>)

@@ -49,8 +49,7 @@ public struct HTTPResponseParser {
     {
       return .failed(error)
     }
-    guard
-      let code = Int(HTTPHeadScanner.string(bytes, (line.lowerBound + 9)..<(line.lowerBound + 12))),
+    guard let code = Self.statusCode(bytes, at: line.lowerBound + 9),
       (100...599).contains(code), line.count == 12 || bytes[line.lowerBound + 12] == 0x20
     else { return .failed(HTTPParseError(.badRequest, "malformed status code")) }
     let reason =
@@ -71,5 +70,16 @@ public struct HTTPResponseParser {
     return .complete(
       HTTPClientResponse(statusCode: code, reason: reason, headers: head.headers, body: body),
       consumed: headEnd + bodyLength)
+  }
+
+  /// The three digits at `start` as a number, or nil if they are not all digits.
+  private static func statusCode(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int? {
+    var code = 0
+    for index in start..<(start + 3) {
+      let byte = bytes[index]
+      guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+      code = code * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    return code
   }
 }
