@@ -135,21 +135,37 @@ public final class Balancer: HTTPHandler {
   }
 
   /// The redirect for a lease: the client's own query carried over (so that it can choose its
-  /// job, `?n=5000`), less any `lease` of its own, then the lease.
+  /// job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease. Built as
+  /// bytes: every redirect comes through here.
   static func location(_ lease: Lease, host: String, query: String?) -> String {
-    var url = lease.server.url(clientHost: host)
-    url.reserveCapacity(url.utf8.count + (query?.utf8.count ?? 0) + lease.token.utf8.count + 8)
-    url += "?"
-    if let query {
-      for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
-        if pair.starts(with: "lease=".utf8) || pair.elementsEqual("lease".utf8) { continue }
-        url += query[pair.startIndex..<pair.endIndex]
-        url += "&"
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(
+      host.utf8.count + (query?.utf8.count ?? 0) + lease.token.utf8.count + 40)
+    lease.server.appendURL(clientHost: host, to: &bytes)
+    bytes.append(UInt8(ascii: "?"))
+    if var query {
+      query.withUTF8 { query in
+        var start = 0
+        while start < query.count {
+          var end = start
+          while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
+          let pair = UnsafeBufferPointer(rebasing: query[start..<end])
+          if !pair.isEmpty && !isLease(pair) {
+            bytes.append(contentsOf: pair)
+            bytes.append(UInt8(ascii: "&"))
+          }
+          start = end + 1
+        }
       }
     }
-    url += "lease="
-    url += lease.token
-    return url
+    bytes.append(contentsOf: "lease=".utf8)
+    bytes.append(contentsOf: lease.token.utf8)
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// Whether a query pair is `lease=…` or a bare `lease`.
+  private static func isLease(_ pair: UnsafeBufferPointer<UInt8>) -> Bool {
+    pair.starts(with: "lease=".utf8) || pair.elementsEqual("lease".utf8)
   }
 
   /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends.

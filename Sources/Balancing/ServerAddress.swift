@@ -44,7 +44,24 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
 
   /// The URL a client is redirected to; `clientHost` is the name it used for the balancer.
   public func url(clientHost: String) -> String {
-    "http://\(host ?? clientHost):\(port)/\(port)"
+    var bytes: [UInt8] = []
+    appendURL(clientHost: clientHost, to: &bytes)
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
+  /// Appends the bytes of `url(clientHost:)`, `http://host:port/port`, to `bytes`.
+  public func appendURL(clientHost: String, to bytes: inout [UInt8]) {
+    bytes.append(contentsOf: "http://".utf8)
+    bytes.append(contentsOf: (host ?? clientHost).utf8)
+    bytes.append(UInt8(ascii: ":"))
+    Self.appendDecimal(port, to: &bytes)
+    bytes.append(UInt8(ascii: "/"))
+    Self.appendDecimal(port, to: &bytes)
+  }
+
+  private static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+    if value >= 10 { appendDecimal(value / 10, to: &bytes) }
+    bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
   }
 
   public static func < (lhs: ServerAddress, rhs: ServerAddress) -> Bool {
