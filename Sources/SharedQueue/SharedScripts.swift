@@ -159,9 +159,13 @@ enum SharedScripts {
   static let purgeWaiting = script(
     """
     local removed = 0
+    local alive = {}
     for _, e in ipairs(redis.call('LRANGE', P .. ':waiting', 0, -1)) do
       local b = string.match(e, '^([^|]*)|')
-      if not b or redis.call('EXISTS', P .. ':alive:' .. b) == 0 then
+      if b and alive[b] == nil then
+        alive[b] = redis.call('EXISTS', P .. ':alive:' .. b) == 1
+      end
+      if not b or not alive[b] then
         removed = removed + redis.call('LREM', P .. ':waiting', 1, e)
       end
     end
