@@ -94,9 +94,13 @@ public final class ProcessLauncher: ServerLauncher {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments(server)
-    process.terminationHandler = { [weak self] ended in
+    // The handler runs on Foundation's thread: it only hands the exit to the loop, which owns
+    // the launcher.
+    nonisolated(unsafe) weak let launcher = self
+    let loop = self.loop
+    process.terminationHandler = { ended in
       let status = ended.terminationStatus
-      self?.loop.execute { self?.exited(server, ended, status: status) }
+      loop.execute { launcher?.exited(server, ended, status: status) }
     }
     children[server, default: Child()].restartTimer = nil
     do {
