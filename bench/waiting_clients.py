@@ -2,6 +2,7 @@
 """Parks N clients on the balancer (every server taken), then measures the balancer's resident
 memory and how fast /health answers meanwhile. Usage: waiting_clients.py PORT PID [N]"""
 import asyncio
+import json
 import sys
 import time
 
@@ -21,6 +22,14 @@ async def get(port, path):
     data = await reader.read()
     writer.close()
     return data.decode(errors="replace")
+
+
+def waiting(response):
+    """The `waiting` count of a /health response (its fields come in any order), -1 if none."""
+    try:
+        return json.loads(response.split("\r\n\r\n", 1)[1])["waiting"]
+    except (IndexError, ValueError, KeyError):
+        return -1
 
 
 async def main():
@@ -43,7 +52,7 @@ async def main():
     health = ""
     while time.time() < deadline:
         health = await get(port, "/health")
-        if f'"waiting":{count},' in health.replace(" ", ""):
+        if waiting(health) >= count:
             break
         await asyncio.sleep(0.1)
     started = time.perf_counter()
