@@ -189,10 +189,7 @@ public final class BalancerApp {
       shared.dispatcher.listenForGrants()
       log("sharing the queue, the leases and the pool at \(location) as \(shared.store.balancerID)")
     }
-    loop.schedule(every: 0.1) { [weak self] in
-      guard let self else { return }
-      self.supervisor.tick(now: self.clock())
-    }
+    scheduleRound()
     if launcher != nil {
       loop.schedule(every: 1) { [weak self] in
         guard let self else { return }
@@ -212,6 +209,15 @@ public final class BalancerApp {
         + entries.map(\.displayName).joined(separator: ", ")
         + (launcher != nil ? " (starting the local ones)" : "")
         + ", policy \(configuration.policy.rawValue)")
+  }
+
+  /// The supervisor's next round, as soon as it is worth doing (`PoolSupervisor.nextRoundDelay`).
+  private func scheduleRound() {
+    _ = loop.schedule(after: supervisor.nextRoundDelay()) { [weak self] in
+      guard let self else { return }
+      self.supervisor.tick(now: self.clock())
+      self.scheduleRound()
+    }
   }
 
   /// Runs the event loop until the balancer stops, then stops the servers it started.

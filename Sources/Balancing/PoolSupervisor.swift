@@ -16,6 +16,22 @@ public final class PoolSupervisor {
     self.probe = probe
   }
 
+  /// Seconds between rounds while something is under way: clients wait, leases are out, or
+  /// servers are down (their timeouts, checks and probes want a fine clock).
+  public var busyInterval = 0.1
+  /// Seconds between rounds otherwise (only heartbeats are due, every few seconds): an idle
+  /// balancer wakes once a second, not ten times.
+  public var idleInterval = 1.0
+
+  /// When the next round is worth doing, in seconds from now (see `busyInterval`).
+  public func nextRoundDelay() -> Double {
+    let pool = broker.pool
+    let busy =
+      broker.dispatcher.waitingCount > 0 || broker.store.counts.inFlight > 0
+      || pool.serving.count < pool.servers.count
+    return busy ? busyInterval : min(idleInterval, heartbeatInterval)
+  }
+
   /// One round of timeouts, lease checks and probes at time `now` (only the timeouts of this
   /// balancer's waiting clients, unless it is the coordinator).
   public func tick(now: UInt64) {
