@@ -21,6 +21,7 @@
 #     lease (SCARD PREFIX:leases 0, no PREFIX:lease:* keys), PREFIX:waiting empty;
 #   - PREFIX:counts: issued == reported + expired + reclaimed;
 #   - every balancer's /rep names the same pool, and /status the same state for each server;
+#   - every /add and the /rm after it answered 200;
 #   - every visit got its factorial, or a 503 from a balancer while Redis was down (killed or
 #     stopped, until loaded, plus GRACE=4 s); none a wrong body; the outcomes are counted;
 #   - no balancer, server or Redis died unless killed here; no 'Fatal error', 'Segmentation',
@@ -495,6 +496,12 @@ for src, key, t0, t1, detail in bad_visits:
     around = ["%s %s..%s" % (e[2], hms(float(e[0])), hms(float(e[1]))) for e in events
               if float(e[0]) <= t1 and float(e[1]) >= t0 - 5]
     v("visit (%s) %s at %s..%s: %s; chaos then: %s" % (src, key, hms(t0), hms(t1), json.dumps(detail)[:500], "; ".join(around) or "none"))
+# --- /add and /rm: each answered 200 (a /rm refused after its /add succeeded: the add was lost) ---
+if os.path.exists(os.path.join(work, "add-rm.tsv")):
+    for line in open(os.path.join(work, "add-rm.tsv")):
+        t0, add, rm, rm_body = line.rstrip("\n").split("\t")
+        if add != "200" or rm != "200":
+            v("/add then /rm at %s: /add %s, /rm %s %s" % (hms(float(t0)), add, rm, rm_body[:120]))
 # --- crashes and the logs ---
 crashes = open(os.path.join(work, "crashes.txt")).read().strip()
 if crashes: v("processes died by themselves:\n  " + crashes.replace("\n", "\n  "))
@@ -625,6 +632,7 @@ while [ "$(date +%s)" -lt "$END" ]; do
       rsleep 1 3; s="$SLEPT"
       rm="$(curl -s -m 5 -o "$WORK/rm.out" -w '%{http_code}' -X DELETE -d "$body" "http://127.0.0.1:${BPORTS[$j]}/rm")"
       event "$t0" "$(now)" "add-rm $i $j"
+      printf '%s\t%s\t%s\t%s\n' "$t0" "$add" "$rm" "$(head -c 200 "$WORK/rm.out" | tr '\t\n' '  ')" >>"$WORK/add-rm.tsv"
       log "step $step: /add $EXTRA at balancer $i: $add $(head -c 160 "$WORK/add.out"); after ${s}s /rm at balancer $j: $rm $(head -c 160 "$WORK/rm.out")" ;;
   esac
   check_crashes
