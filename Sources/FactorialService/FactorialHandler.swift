@@ -151,10 +151,15 @@ public final class FactorialHandler: HTTPHandler {
     finish(responder, request, .json(.ok, LeaseRevocation(lease: token, state: state).encoded()))
   }
 
-  /// A client with a lease that gets no job: back to the balancer, or 409 if its address is not
-  /// known. No report: the lease is not this client's to end.
+  /// A client with a lease that gets no job: back to the balancer with its own query (but the
+  /// lease), or 409 if the balancer's address is not known. No report: the lease is not this
+  /// client's to end.
   private func askAgain(_ request: HTTPRequest, _ responder: HTTPResponder, _ reason: String) {
-    if let location = balancerLocation?(request) {
+    if var location = balancerLocation?(request) {
+      let kept = (request.query ?? "").split(separator: "&").filter {
+        !$0.isEmpty && !$0.hasPrefix("lease=") && $0 != "lease"
+      }
+      if !kept.isEmpty { location += "?" + kept.joined(separator: "&") }
       var response = HTTPResponse.redirect(to: location)
       response.headers.add("Cache-Control", "no-store")
       return finish(responder, request, response)

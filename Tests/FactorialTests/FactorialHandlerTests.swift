@@ -74,6 +74,10 @@ final class FactorialHandlerTests: XCTestCase {
     let late = get(handler, "/5001?lease=unused")
     XCTAssertEqual(late.status.code, 302)
     XCTAssertEqual(late.headers["Location"], "http://x:8001/")
+    // The client's own query goes back with it (its job stays the one it asked for).
+    XCTAssertEqual(get(handler, "/revoke?lease=second", method: "POST").status.code, 200)
+    let asked = get(handler, "/5001?n=23&lease=second&key=k")
+    XCTAssertEqual(asked.headers["Location"], "http://x:8001/?n=23&key=k")
     XCTAssertEqual(get(handler, "/5001?lease=used").status.code, 200)
     let again = get(handler, "/revoke?lease=used", method: "POST")
     XCTAssertEqual(try LeaseRevocation.decode(again.body).state, .started)
