@@ -246,6 +246,19 @@ private struct Worker {
         servers[name] = client
         visit.serverMilliseconds = Date().timeIntervalSince(redirected) * 1000
         visit.status = answer.statusCode
+        // The server sends the visit back to a balancer (its lease was revoked before it came):
+        // a browser follows, and asks for the same job again.
+        if (300..<400).contains(answer.statusCode), attempt < configuration.retries,
+          let back = answer.headers["Location"].flatMap({ try? HTTPURL($0) })
+        {
+          visit.retries += 1
+          if let index = configuration.balancers.firstIndex(where: {
+            $0.host == back.host && $0.port == back.port
+          }) {
+            current = index
+          }
+          continue
+        }
         judge(answer, &visit, server: name)
         break
       } catch {

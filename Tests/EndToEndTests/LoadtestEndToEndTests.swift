@@ -105,6 +105,55 @@ final class LoadtestEndToEndTests: SystemTestCase {
     XCTAssertTrue(output.hasPrefix("loadtest: unknown option --bogus"), output)
   }
 
+  /// A server that sends a visit back to the balancer (its lease was revoked, as a claim check
+  /// does) is followed there, as a browser would, and the visit asks again for its own job.
+  func testAVisitSentBackByItsServerAsksTheBalancerAgain() throws {
+    let ports = try freePorts(2)
+    let script = directory + "/sendback.py"
+    try """
+    import http.server, sys, threading
+    balancer, server = int(sys.argv[1]), int(sys.argv[2])
+    seen = set()
+    class Balancer(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def reply(self, status, location=None, body=b""):
+            self.send_response(status)
+            if location: self.send_header("Location", location)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def do_GET(self):
+            query = self.path.split("?", 1)[1]
+            self.reply(302, "http://127.0.0.1:%d/x?%s&lease=t" % (server, query))
+        def log_message(self, *args): pass
+    class Server(Balancer):
+        def do_GET(self):
+            query = dict(p.split("=") for p in self.path.split("?", 1)[1].split("&"))
+            if query["n"] not in seen:  # the first time, the lease is revoked: back you go
+                seen.add(query["n"])
+                return self.reply(302, "http://127.0.0.1:%d/?n=%s" % (balancer, query["n"]))
+            self.reply(200, body=("Factorial of %s = 1\\n" % query["n"]).encode())
+    for port, handler in ((balancer, Balancer), (server, Server)):
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    threading.Event().wait()
+    """.write(toFile: script, atomically: true, encoding: .utf8)
+    let fake = try ManagedProcess(
+      "/usr/bin/env", ["python3", script, "\(ports[0])", "\(ports[1])"])
+    processes.append(fake)
+    try fake.waitForOutput("ready")
+    let json = directory + "/sendback.json"
+    let (status, output) = try runLoadtest([
+      "http://127.0.0.1:\(ports[0])/", "--requests", "10", "--concurrency", "1",
+      "--mix", "7:1,9:1", "--json", json, "--quiet",
+    ])
+    XCTAssertEqual(status, 0, output)
+    let summary = try readJSON(json)
+    XCTAssertEqual(summary["succeeded"] as? Int, 10, output)
+    XCTAssertEqual(summary["retries"] as? Int, 2, "sent back once for each job size")
+  }
+
   func testARefusedBalancerIsCountedNotFatal() throws {
     let port = try freePort()
     let json = directory + "/refused.json"
