@@ -48,12 +48,16 @@ public final class SharedCoordinator {
     store.run(SharedScripts.retire, [store.balancerID]) { _ in completion() }
   }
 
-  private func heartbeat() {
+  func heartbeat() {
     let milliseconds = String(Int(timeToLive * 1000))
     store.run(SharedScripts.heartbeat, [store.balancerID, milliseconds]) { [weak self] result in
       guard let self else { return }
-      let holds: Bool
-      if case .success(let reply) = result { holds = reply.int == 1 } else { holds = false }
+      var holds = false
+      if case .success(let reply) = result, let parts = reply.array, parts.count == 2 {
+        holds = parts[0].int == 1
+        // Taken for dead meanwhile (paused, or Redis was): its clients rejoin the line.
+        if parts[1].int == 1 { self.store.onLineLost?() }
+      }
       if holds != self.isCoordinator {
         self.isCoordinator = holds
         self.log?(

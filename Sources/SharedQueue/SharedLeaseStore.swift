@@ -54,24 +54,33 @@ public final class SharedLeaseStore: LeaseStore {
     self.connection = connection
     self.prefix = prefix
     self.balancerID = balancerID
-    connection.onConnect = { [weak self] connection in
-      guard let self else { return }
-      // Ahead of every step waiting to be sent (see `SharedScripts.all`); and alive again at
-      // once, so that no put drops this balancer's clients from the line meanwhile.
-      for script in SharedScripts.all { connection.load(script) { _ in } }
-      connection.send([
-        "SET", "\(prefix):alive:\(balancerID)", "1", "PX",
-        String(Int(aliveTimeToLive * 1000)),
-      ]) { _ in }
-      self.onConnect?()
+    connection.onConnect = { [weak self] connection in self?.prepare(connection) }
+  }
+
+  /// What a fresh connection does before anything else (ahead of every step waiting to be
+  /// sent): loads every script (see `SharedScripts.all`), marks this balancer alive at once (so
+  /// that no put drops its clients from the line meanwhile), and lets its clients rejoin. Done
+  /// again once Redis has finished loading its data, if it answered LOADING meanwhile.
+  private func prepare(_ connection: RedisConnection) {
+    for script in SharedScripts.all {
+      connection.load(script) { [weak self] in self?.noteReachable($0) }
     }
+    connection.send([
+      "SET", "\(prefix):alive:\(balancerID)", "1", "PX", String(Int(aliveTimeToLive * 1000)),
+    ]) { [weak self] in self?.noteReachable($0) }
+    onLineLost?()
   }
 
   /// Seconds this balancer's alive mark lasts without renewal (`SharedCoordinator` renews it).
   public var aliveTimeToLive = 3.0
 
-  /// Called each time the connection to Redis is made, after the scripts are loaded.
-  var onConnect: (() -> Void)?
+  /// Called when this balancer's waiting clients may have lost their places in the line: on
+  /// each connection to Redis (after the scripts are loaded), and when its alive mark is found
+  /// to have lapsed.
+  var onLineLost: (() -> Void)?
+  /// Whether Redis answered LOADING (restarted, reading its data): the connection's first steps
+  /// are done again once it answers.
+  private var preparesAgain = false
 
   // MARK: - Reads
 
@@ -269,6 +278,12 @@ public final class SharedLeaseStore: LeaseStore {
   /// Logs once when Redis stops answering, and once when it answers again (not every step).
   private func noteReachable(_ result: Result<RESPValue, RedisError>) {
     switch result {
+    case .failure(let error) where error.code == "LOADING":
+      preparesAgain = true
+      if unreachableSince == nil {
+        unreachableSince = clock()
+        log?("shared queue: Redis is loading its data; clients get 503 meanwhile")
+      }
     case .failure(let error) where error.code == nil:
       if unreachableSince == nil {
         unreachableSince = clock()
@@ -280,6 +295,10 @@ public final class SharedLeaseStore: LeaseStore {
       if let since = unreachableSince {
         unreachableSince = nil
         log?("shared queue: Redis answers again after \(ServerPool.seconds(clock() &- since))")
+      }
+      if preparesAgain {
+        preparesAgain = false
+        prepare(connection)
       }
     }
   }

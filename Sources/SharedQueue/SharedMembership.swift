@@ -21,6 +21,8 @@ public final class SharedMembership {
   private var lastText: String?
   /// Changes of this balancer on their way to Redis.
   private var publishing = 0
+  /// A change that could not be sent (Redis away), to send again first.
+  private var unsent: String?
   /// Whether the pool in Redis has been read once (changes are published only after that).
   public private(set) var isSynced = false
   private var timer: TimerID?
@@ -46,18 +48,32 @@ public final class SharedMembership {
     guard isSynced else { return }  // the first read publishes the local pool if need be
     let text = file.json
     guard text != lastText else { return }
+    send(text)
+  }
+
+  private func send(_ text: String) {
     lastText = text
+    unsent = nil
     publishing += 1
     store.run(SharedScripts.publishConfig, [text]) { [weak self] result in
       guard let self else { return }
       self.publishing -= 1
-      if case .success(let reply) = result, let version = reply.int, version > 0 {
-        self.version = version
+      switch result {
+      case .success(let reply):
+        if let version = reply.int, version > 0 { self.version = version }
+      case .failure:
+        // Redis is away: the change is sent again before the pool is next read, so that it is
+        // not lost to the older pool Redis comes back with.
+        self.unsent = text
       }
     }
   }
 
   private func poll() {
+    if let unsent {
+      guard publishing == 0 else { return }
+      return send(unsent)
+    }
     store.run(SharedScripts.readConfig, []) { [weak self] result in
       guard let self, case .success(let reply) = result, let parts = reply.array, parts.count >= 1,
         let version = parts[0].int
@@ -67,7 +83,8 @@ public final class SharedMembership {
       self.isSynced = true
       defer { if first { self.onSynced?() } }
       guard let text else {
-        if first, let local = self.localPool?() { self.publish(local) }
+        // None yet, or Redis came back without its data: this balancer's pool is the one.
+        if let local = self.localPool?() { self.send(local.json) }
         return
       }
       // A read answered while a change of ours is on its way predates it: wait for the next.

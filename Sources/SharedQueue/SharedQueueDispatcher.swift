@@ -51,7 +51,7 @@ public final class SharedQueueDispatcher: Dispatcher {
     self.grants = grants
     // After Redis was away (restarted, perhaps without its data), the clients waiting here
     // take their places in the line again.
-    store.onConnect = { [weak self] in self?.rejoin() }
+    store.onLineLost = { [weak self] in self?.rejoin() }
     // A report puts its server back in the same step; the put that follows is then skipped.
     store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
     store.onPut = { [unowned self] reply, server in

@@ -309,20 +309,22 @@ enum SharedScripts {
     """)
 
   /// ARGV: balancer, ttl ms. Marks the balancer alive, and takes or keeps the coordinator's
-  /// lock: 1 if it holds it.
+  /// lock: `{1 if it holds it, 1 if its alive mark had lapsed}` (its waiting clients may then
+  /// have been dropped from the line, as those of a dead balancer).
   static let heartbeat = script(
     """
+    local lapsed = redis.call('EXISTS', P .. ':alive:' .. ARGV[1]) == 0 and 1 or 0
     redis.call('SET', P .. ':alive:' .. ARGV[1], 1, 'PX', ARGV[2])
     local holder = redis.call('GET', P .. ':coordinator')
     if holder == ARGV[1] then
       redis.call('PEXPIRE', P .. ':coordinator', ARGV[2])
-      return 1
+      return {1, lapsed}
     end
     if not holder then
       redis.call('SET', P .. ':coordinator', ARGV[1], 'PX', ARGV[2])
-      return 1
+      return {1, lapsed}
     end
-    return 0
+    return {0, lapsed}
     """)
 
   /// ARGV: balancer. A balancer that stops: no longer alive, and the lock is free.

@@ -44,16 +44,24 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
 
     func heartbeat(_ done: @escaping (Bool) -> Void) {
       store.run(SharedScripts.heartbeat, [store.balancerID, "3000"]) { result in
-        if case .success(let reply) = result { done(reply.int == 1) } else { done(false) }
+        if case .success(let reply) = result {
+          done(reply.array?.first?.int == 1)
+        } else {
+          done(false)
+        }
       }
     }
   }
 
   /// A balancer; with `opened`, its queue is open at once (as `SharedQueueTests`' sides),
   /// else it opens when its membership has read the shared pool (as BalancerApp).
-  private func member(_ id: String, alive: Bool = true, opened: Bool = true) -> Member {
+  private func member(
+    _ id: String, alive: Bool = true, opened: Bool = true, unavailableTimeout: Double = 10
+  ) -> Member {
     let made = running.sync {
-      let member = Member(id: id, main: self.connection(), grants: self.connection())
+      let member = Member(
+        id: id, main: self.connection(unavailableTimeout: unavailableTimeout),
+        grants: self.connection(unavailableTimeout: unavailableTimeout))
       if opened { member.dispatcher.open(offering: []) }
       return member
     }!
@@ -67,6 +75,75 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   }
 
   // MARK: - Tests
+
+  /// /add (or /rm) answered while Redis is away: the change is sent once Redis is back, and is
+  /// not lost to the older pool Redis comes back with.
+  func testAPoolChangeMadeWhileRedisIsAwayIsPublishedWhenItComesBack() throws {
+    try startRedis(persistent: true)
+    // Steps fail once Redis has been away half a second (the program's connections: 2 s).
+    let a = member("A", opened: false, unavailableTimeout: 0.5)
+    let b = member("B", opened: false, unavailableTimeout: 0.5)
+    let two = [5001, 5002].map { ServerAddress(port: $0) }
+    let three = two + [ServerAddress(port: 5003)]
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: two))
+      _ = try? b.replicas.apply(ServersFile(servers: two))
+      a.membership.start(on: self.running.loop)
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("the pool is published") { redisCommand(["GET", "test:config"])?.string != nil }
+    eventually("both are synced") {
+      (running.sync { a.membership.isSynced && b.membership.isSynced }) == true
+    }
+    redis.stop()
+    _ = running.sync { _ = try? a.replicas.apply(ServersFile(servers: three)) }
+    Thread.sleep(forTimeInterval: 1.5)
+    try redis.start()
+    eventually("the other balancer gets the change", timeout: 15) {
+      (running.sync { b.replicas.entries.map(\.address) }) == three
+    }
+    XCTAssertEqual(running.sync { a.replicas.entries.map(\.address) }, three)
+    _ = running.sync {
+      a.membership.stop(on: self.running.loop)
+      b.membership.stop(on: self.running.loop)
+    }
+  }
+
+  /// A balancer taken for dead for a while (paused longer than its alive mark, or Redis was):
+  /// its waiting clients were dropped from the line; at its next heartbeat they take their
+  /// places again, and the next server freed reaches them.
+  func testClientsOfABalancerTakenForDeadRejoinTheLineAtItsNextHeartbeat() throws {
+    try startRedis()
+    let a = member("A")
+    let b = member("B")
+    let server = ServerAddress(port: 5001)
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      _ = try? b.broker.reconfigure([server])
+      a.dispatcher.serverFreed(server)
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    let answers = Answers()
+    claim("holder", at: a, answers: answers)
+    eventually("the holder is served") { answers.lease(of: "holder") != nil }
+    claim("waiting-at-B", at: b, answers: answers)
+    eventually("the client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // B is taken for dead: its mark lapses and the coordinator's purge drops its client.
+    XCTAssertEqual(redisCommand(["DEL", "test:alive:B"])?.int, 1)
+    _ = wait { done in a.store.run(SharedScripts.purgeWaiting, []) { _ in done(()) } }
+    XCTAssertEqual(redisCommand(["LLEN", "test:waiting"])?.int, 0)
+    // B's next heartbeat finds its mark gone: its client rejoins.
+    _ = running.sync { b.coordinator.heartbeat() }
+    eventually("the client is back in line") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    let lease = try XCTUnwrap(answers.lease(of: "holder"))
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5001, token: lease.token, source: "127.0.0.1") { done($0) }
+    }
+    guard case .released? = outcome else {
+      return XCTFail("report: \(String(describing: outcome))")
+    }
+    eventually("the client at B gets the server") { answers.lease(of: "waiting-at-B") != nil }
+  }
 
   /// README: "Redis away or restarting (with its data): ... clients waiting at a balancer join
   /// the line again when its connection comes back." After an outage longer than the alive

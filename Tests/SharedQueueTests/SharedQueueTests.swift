@@ -27,7 +27,11 @@ final class SharedQueueTests: SharedBooksTestCase {
     /// Marks this side alive (as the coordinator's heartbeat does); true if it holds the lock.
     func heartbeat(_ done: @escaping (Bool) -> Void) {
       store.run(SharedScripts.heartbeat, [store.balancerID, "3000"]) { result in
-        if case .success(let reply) = result { done(reply.int == 1) } else { done(false) }
+        if case .success(let reply) = result {
+          done(reply.array?.first?.int == 1)
+        } else {
+          done(false)
+        }
       }
     }
   }
