@@ -103,10 +103,13 @@ private final class FakeBalancer: @unchecked Sendable {
   }
 
   func stop() {
+    // Shut down first and close only once every thread has returned: a descriptor closed while
+    // the accept loop may still call accept on it could be reused by the next test's listener,
+    // whose connections this fake would then take (and refuse) in its old manner.
     shutdown(listener, Int32(SHUT_RDWR))
-    close(listener)
     for connection in lock.withLock({ held }) { shutdown(connection, Int32(SHUT_RDWR)) }
     _ = done.wait(timeout: .now() + 5)
+    close(listener)
     for connection in lock.withLock({ held }) { close(connection) }
   }
 }
@@ -283,7 +286,8 @@ final class SeveralBalancersTests: XCTestCase {
     let a = try fake(.answer)
     let none = try run([deadA, a.url], requests: 4, retries: 0)
     XCTAssertEqual(
-      none.visits.map(\.outcome), [.balancerUnreachable, .ok, .balancerUnreachable, .ok])
+      none.visits.map(\.outcome), [.balancerUnreachable, .ok, .balancerUnreachable, .ok],
+      none.visits.map(\.detail).joined(separator: " | "))
     XCTAssertEqual(none.retries, 0)
   }
 
