@@ -22,7 +22,10 @@ public final class BlockingHTTPClient {
     let connected = address.withSockaddr { Glibc.connect(fd, $0, $1) }
     guard connected == 0 else {
       let code = errno
+      // Closed here, and marked closed: the object goes away as init throws, and its deinit
+      // must not close the number again (another thread may hold it by then).
       Glibc.close(fd)
+      fd = -1
       throw SocketError.system("connect", code)
     }
     Socket.setNoDelay(fd)
