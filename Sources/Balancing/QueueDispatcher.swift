@@ -104,7 +104,8 @@ public final class QueueDispatcher: Dispatcher {
     queue.leave(ticket)
   }
 
-  static func describe(_ seconds: Double) -> String {
+  /// A wait timeout as the 503's reason says it: `30 s`, `0.5 s`.
+  public static func describe(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
   }
 }

@@ -153,7 +153,7 @@ public final class SharedQueueDispatcher: Dispatcher {
       waiters[ticket] = nil
       store.run(SharedScripts.leave, [waiter.entry]) { _ in }
       waiter.claim.answer(
-        .unavailable("no server became free within \(Self.describe(waitTimeout))"))
+        .unavailable("no server became free within \(QueueDispatcher.describe(waitTimeout))"))
     }
   }
 
@@ -279,10 +279,6 @@ public final class SharedQueueDispatcher: Dispatcher {
   private func leave(_ ticket: UInt64) {
     guard let waiter = waiters.removeValue(forKey: ticket) else { return }
     store.run(SharedScripts.leave, [waiter.entry]) { _ in }
-  }
-
-  private static func describe(_ seconds: Double) -> String {
-    seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
   }
 
   private static func unreachable(_ result: Result<RESPValue, RedisError>) -> String {
