@@ -55,6 +55,18 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
 
   /// A balancer; with `opened`, its queue is open at once (as `SharedQueueTests`' sides),
   /// else it opens when its membership has read the shared pool (as BalancerApp).
+  private var members: [Member] = []
+
+  /// Every member's pool reads stop before the loop and Redis do.
+  override func tearDown() {
+    nonisolated(unsafe) let all = members
+    if let running {
+      _ = running.sync { for member in all { member.membership.stop(on: running.loop) } }
+    }
+    members = []
+    super.tearDown()
+  }
+
   private func member(
     _ id: String, alive: Bool = true, opened: Bool = true, unavailableTimeout: Double = 10
   ) -> Member {
@@ -66,6 +78,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       return member
     }!
     register(made.dispatcher)
+    members.append(made)
     if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
     return made
   }
@@ -103,10 +116,6 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       (running.sync { b.replicas.entries.map(\.address) }) == three
     }
     XCTAssertEqual(running.sync { a.replicas.entries.map(\.address) }, three)
-    _ = running.sync {
-      a.membership.stop(on: self.running.loop)
-      b.membership.stop(on: self.running.loop)
-    }
   }
 
   /// A balancer taken for dead for a while (paused longer than its alive mark, or Redis was):
@@ -223,10 +232,6 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       !answers.all.isEmpty || redisCommand(["LLEN", "test:waiting"])?.int == 1
     }
     XCTAssertNil(answers.lease(of: "client"), "a client was sent to the server found down")
-    _ = running.sync {
-      a.membership.stop(on: self.running.loop)
-      b.membership.stop(on: self.running.loop)
-    }
   }
 
   /// README: "A balancer that starts takes the pool in Redis over its file." Before its first
@@ -269,10 +274,6 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       answers.lease(of: "second"),
       "a client of A was sent to \(answers.lease(of: "second")?.server.description ?? "?"), "
         + "which is not in the shared pool")
-    _ = running.sync {
-      a.membership.stop(on: self.running.loop)
-      b.membership.stop(on: self.running.loop)
-    }
   }
 
   /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
@@ -368,10 +369,6 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     let atB = running.sync { b.replicas.entries.map(\.address) } ?? []
     XCTAssertEqual(atA, inRedis, "A's pool differs from the shared pool (B has \(atB))")
     XCTAssertEqual(atB, inRedis)
-    _ = running.sync {
-      a.membership.stop(on: self.running.loop)
-      b.membership.stop(on: self.running.loop)
-    }
   }
 
   /// A server removed (/rm) while leased stays in every balancer's pool as "removed" until its
@@ -428,10 +425,6 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       running.sync { b.broker.pool.servers }, kept,
       "B still lists \(leased.server) (state \(running.sync { b.broker.stateName(leased.server) } ?? "?"))"
     )
-    _ = running.sync {
-      a.membership.stop(on: self.running.loop)
-      b.membership.stop(on: self.running.loop)
-    }
   }
 
   /// After Redis lost its script cache (a restart), `RedisConnection.evaluate` sends a script's
