@@ -76,17 +76,4 @@ extension LoopThread {
     case nil: return nil
     }
   }
-
-  /// Polls `condition` on the test thread every 20 ms for up to `timeout` seconds.
-  func eventually(
-    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
-    line: UInt = #line, _ condition: () -> Bool
-  ) {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while Date() < deadline {
-      if condition() { return }
-      Thread.sleep(forTimeInterval: 0.02)
-    }
-    XCTFail("timed out waiting until \(description)", file: file, line: line)
-  }
 }

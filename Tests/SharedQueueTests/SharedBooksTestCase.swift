@@ -108,12 +108,7 @@ class SharedBooksTestCase: XCTestCase {
     _ description: String, timeout: Double = 10, file: StaticString = #filePath,
     line: UInt = #line, _ condition: () -> Bool
   ) {
-    let deadline = Date(timeIntervalSinceNow: timeout)
-    while Date() < deadline {
-      if condition() { return }
-      Thread.sleep(forTimeInterval: 0.01)
-    }
-    XCTFail("timed out waiting until \(description)", file: file, line: line)
+    running.eventually(description, timeout: timeout, file: file, line: line, condition)
   }
 
   /// A command on the test's own connection (not one of a balancer's).

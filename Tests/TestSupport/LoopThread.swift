@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HTTPCore
 import Synchronization
+import XCTest
 
 /// An event loop running on a thread of its own for the length of a test: work is posted to it
 /// and waited for, and every wait is bounded.
@@ -64,5 +65,20 @@ public final class LoopThread: @unchecked Sendable {
     else { return true }
     loop.stop()
     return waitForReturn(timeout: timeout)
+  }
+}
+
+extension LoopThread {
+  /// Polls `condition` on the test thread every 20 ms for up to `timeout` seconds.
+  public func eventually(
+    _ description: String, timeout: Double = 10, file: StaticString = #filePath,
+    line: UInt = #line, _ condition: () -> Bool
+  ) {
+    let deadline = Date(timeIntervalSinceNow: timeout)
+    while Date() < deadline {
+      if condition() { return }
+      Thread.sleep(forTimeInterval: 0.02)
+    }
+    XCTFail("timed out waiting until \(description)", file: file, line: line)
   }
 }
