@@ -28,7 +28,7 @@ public final class PoolSupervisor {
     let pool = broker.pool
     let busy =
       broker.dispatcher.waitingCount > 0 || broker.store.counts.inFlight > 0
-      || pool.serving.count < pool.servers.count
+      || !pool.servers.allSatisfy(pool.canServe)
     return busy ? busyInterval : min(idleInterval, heartbeatInterval)
   }
 
