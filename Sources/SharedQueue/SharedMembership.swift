@@ -91,11 +91,12 @@ public final class SharedMembership {
       guard self.publishing == 0 else { return }
       // The pool in Redis is the one: adopted whenever it differs from this balancer's, so
       // that two changes made at once at two balancers end with the same pool everywhere.
-      guard version != self.version || text != self.localPool?().json else { return }
+      let local = self.localPool?().json
+      guard version != self.version || text != local else { return }
       let known = version == self.version && text == self.lastText
       self.version = version
       self.lastText = text
-      guard text != self.localPool?().json else { return }
+      guard text != local else { return }
       do {
         let file = try ServersFile.parse(Data(text.utf8))
         self.adopt?(file)
