@@ -18,8 +18,10 @@ import HTTPCore
 /// lease timeout would end the lease by then).
 ///
 /// One `HTTPClient` per balancer: each sends its reports one at a time, in order, and keeps every
-/// report until it is answered or fails, so concurrent reports are queued, never lost. Runs on
-/// the loop: `report` must be called there.
+/// report until it is answered or fails, so concurrent reports are queued, never lost. Answers
+/// are read lazily (`HTTPClient.lazyAnswerWindow`): when the next report goes out, or at the
+/// latest `answerWindow` seconds after the report, so a server reporting steadily is not woken
+/// for each answer. Runs on the loop: `report` must be called there.
 public final class BalancerReporter {
   /// Every balancer, in the order given.
   public let balancers: [BalancerAddress]
@@ -52,11 +54,14 @@ public final class BalancerReporter {
   ///     always had; with several 1 s (enough to reopen a dropped keep-alive connection).
   ///   - answerTimeout: seconds a balancer has to answer a report, retries included. Nil: none
   ///     with one balancer; 5 s with several.
+  ///   - answerWindow: seconds after a report by which its answer is read even if no other
+  ///     report follows; nil to read each answer as soon as it arrives.
   ///   - log: routine lines (each report taken), nil when quiet.
   ///   - warn: lines always written: a move to another balancer, a refused or lost report.
   public init(
     loop: EventLoop, balancers: [BalancerAddress], attemptWindow: Double? = nil,
-    answerTimeout: Double? = nil, log: ((String) -> Void)?, warn: @escaping (String) -> Void
+    answerTimeout: Double? = nil, answerWindow: Double? = 0.2, log: ((String) -> Void)?,
+    warn: @escaping (String) -> Void
   ) {
     precondition(!balancers.isEmpty, "a reporter needs a balancer")
     self.loop = loop
@@ -66,6 +71,7 @@ public final class BalancerReporter {
       let client = HTTPClient(loop: loop, host: balancer.urlHost, port: balancer.port)
       client.retryWindow = attemptWindow ?? (several ? 1 : client.retryWindow)
       client.requestTimeout = answerTimeout ?? (several ? 5 : nil)
+      client.lazyAnswerWindow = answerWindow
       return client
     }
     waiting = Array(repeating: 0, count: balancers.count)

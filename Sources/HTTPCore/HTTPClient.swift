@@ -43,6 +43,21 @@ public final class HTTPClient: EventHandler {
   public var retryWindow = 30.0
   /// Seconds the oldest request may wait for its response, retries included; nil for no limit.
   public var requestTimeout: Double?
+  /// When set, answers are collected lazily: after writing a request the client does not watch
+  /// its connection for the answer but reads it when the next request is sent, or once this
+  /// many seconds have passed, whichever comes first (and at once if the server closes the
+  /// connection). A steady stream of requests then costs no wake-up per answer, at the price of
+  /// hearing each answer later. Nil (the default): every answer is read as soon as it arrives.
+  public var lazyAnswerWindow: Double?
+  /// Whether the client is awake for the in-flight request's answer: always unless answers are
+  /// collected lazily, and then only once the answer was looked for and was not there yet.
+  private var awaitsAnswer = false
+  /// When the in-flight request was written (loop time), for the lazy collection.
+  private var writtenAt: UInt64 = 0
+  /// The timer that collects a lazily read answer, while one is armed.
+  private var collectTimer: TimerID?
+  /// What the connection is watched for now.
+  private var watched: Readiness = []
   private var timeoutTimer: TimerID?
   private var nextID: UInt64 = 0
   private var fd: Int32 = -1
@@ -97,6 +112,8 @@ public final class HTTPClient: EventHandler {
     retryTimer = nil
     if let timeoutTimer { loop.cancel(timeoutTimer) }
     timeoutTimer = nil
+    if let collectTimer { loop.cancel(collectTimer) }
+    collectTimer = nil
     disconnect()
     let failed = queue
     queue.removeAll()
@@ -106,15 +123,66 @@ public final class HTTPClient: EventHandler {
   private func pump() {
     guard !queue.isEmpty else { return }
     if timeoutTimer == nil, let requestTimeout { startTimeout(requestTimeout) }
+    if inFlight, lazyAnswerWindow != nil, !awaitsAnswer {
+      // The answer to the request before may be here already: read it, and the next request
+      // goes out at once (`readAvailable` pumps again); if it is not, wait awake for it.
+      return collectAnswer()
+    }
     guard !inFlight, retryTimer == nil else { return }
     switch state {
     case .disconnected: connect()
     case .connecting: break
     case .connected:
       inFlight = true
+      // Lazily only while nothing waits behind this request.
+      awaitsAnswer = lazyAnswerWindow == nil || queue.count > 1
+      writtenAt = loop.now
       queue[0].attempts += 1
       output = queue[0].bytes
       flush()
+      guard let lazyAnswerWindow, inFlight else { return }
+      updateInterest()
+      if collectTimer == nil { armCollectTimer(lazyAnswerWindow) }
+    }
+  }
+
+  /// Reads the in-flight request's answer if it has arrived; if it has not, watches the
+  /// connection for it from now on.
+  private func collectAnswer() {
+    let awaited = queue.first?.id
+    readAvailable()
+    // (If the answer was read, the next request may be in flight already: not this one.)
+    if inFlight, queue.first?.id == awaited, !awaitsAnswer, fd >= 0, state == .connected {
+      awaitsAnswer = true
+      updateInterest()
+    }
+  }
+
+  /// Collects the in-flight answer once it is `seconds` old.
+  private func armCollectTimer(_ seconds: Double) {
+    let due = writtenAt &+ MonotonicClock.nanoseconds(seconds)
+    let delay = due > loop.now ? Double(due - loop.now) / 1e9 : 0
+    collectTimer = loop.schedule(after: delay) { [weak self] in
+      guard let self else { return }
+      self.collectTimer = nil
+      guard self.inFlight, !self.awaitsAnswer, let window = self.lazyAnswerWindow else { return }
+      // A newer request went out since the timer was set: its answer has time yet.
+      if self.loop.now &- self.writtenAt < MonotonicClock.nanoseconds(window) {
+        return self.armCollectTimer(window)
+      }
+      self.collectAnswer()
+    }
+  }
+
+  /// Watches the connection for what it waits for: room to write while a write is held up, and
+  /// an answer unless it is collected lazily.
+  private func updateInterest() {
+    guard fd >= 0, state == .connected else { return }
+    var wanted: Readiness = isWatchingWrites ? .writable : []
+    if lazyAnswerWindow == nil || awaitsAnswer { wanted.insert(.readable) }
+    if wanted != watched {
+      watched = wanted
+      loop.setInterest(fd, wanted)
     }
   }
 
@@ -147,6 +215,7 @@ public final class HTTPClient: EventHandler {
       let address = try SocketAddress(host: host, port: port)
       fd = try Socket.connect(to: address)
       try loop.register(fd, interest: .writable, handler: self)
+      watched = .writable
       state = .connecting
     } catch {
       if fd >= 0 { close(fd) }
@@ -169,7 +238,7 @@ public final class HTTPClient: EventHandler {
       }
       state = .connected
       isWatchingWrites = false
-      loop.setInterest(fd, .readable)
+      updateInterest()
       pump()
       return
     }
@@ -185,7 +254,7 @@ public final class HTTPClient: EventHandler {
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
         if !isWatchingWrites {
           isWatchingWrites = true
-          loop.setInterest(fd, [.readable, .writable])
+          updateInterest()
         }
         return
       } else {
@@ -196,7 +265,7 @@ public final class HTTPClient: EventHandler {
     // Only a change of interest costs a system call; a request written at once needs none.
     if isWatchingWrites {
       isWatchingWrites = false
-      loop.setInterest(fd, .readable)
+      updateInterest()
     }
   }
 
@@ -222,6 +291,10 @@ public final class HTTPClient: EventHandler {
       case .complete(let response, let consumed):
         input.removeFirst(consumed)
         inFlight = false
+        if awaitsAnswer, lazyAnswerWindow != nil {
+          awaitsAnswer = false
+          updateInterest()
+        }
         if closedReason != nil || response.headers.contains("Connection", token: "close") {
           disconnect()
           closedReason = nil
@@ -248,6 +321,8 @@ public final class HTTPClient: EventHandler {
     fd = -1
     state = .disconnected
     isWatchingWrites = false
+    watched = []
+    awaitsAnswer = false
     inFlight = false
     input.removeAll()
     output.removeAll()

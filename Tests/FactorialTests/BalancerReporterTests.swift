@@ -234,6 +234,7 @@ final class BalancerReporterTests: XCTestCase {
     usleep(300_000)
     let (balancer, _) = try startBalancer(status: 200, port: port)
     waitUntil("the report once the balancer is up") { balancer.targets.count == 1 }
+    waitUntil("its answer") { !self.logged.isEmpty }
     XCTAssertEqual(onLoop { self.warned }, [])
     XCTAssertEqual(onLoop { self.logged }, ["reported /port_update/5001?lease=a"])
   }
