@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Counts the instructions the balancer spends per lease/report cycle, with callgrind: stable on a
+# noisy machine, where timings are not.
+#
+# Usage: bench/callgrind-cycle.sh [CYCLES_A=2000] [CYCLES_B=4000] [SCRATCH=.build-hot]
+#
+# Builds the release balancer (swift build --scratch-path SCRATCH), runs it under
+# `valgrind --tool=callgrind` with a pool of 256 fake ports (--no-spawn, no heartbeats: nothing
+# else happens), warms it up, then drives CYCLES_A and, separately, CYCLES_B cycles with
+# bench/cycle_client.py (GET / -> 302 with a lease on one keep-alive connection, then
+# GET /port_update/<port>?lease=T -> 200 on another). The counters are zeroed before and dumped
+# after each run; the difference of the two counts over the difference of the cycles is the cost
+# of one cycle, without start-up, warm-up or shutdown. Prints that, then the top functions of the
+# CYCLES_B run (self and inclusive, per cycle). The dumps are left in $OUT (default
+# /tmp/callgrind-cycle) for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CYCLES_A="${1:-2000}"
+CYCLES_B="${2:-4000}"
+SCRATCH="${3:-.build-hot}"
+OUT="${OUT:-/tmp/callgrind-cycle}"
+
+command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
+swift build -c release --scratch-path "$SCRATCH" --product balancer >/dev/null
+BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+python3 -c "import json; print(json.dumps({'available_servers': [str(p) for p in range(40001, 40257)]}))" >"$OUT/servers.json"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+
+# Valgrind 3.19 cannot read the DWARF 5 that swiftc writes: count a copy without debug info (the
+# symbol table still names every function).
+cp "$BIN/balancer" "$OUT/balancer"
+strip --strip-debug "$OUT/balancer"
+valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+  "$OUT/balancer" --no-spawn --heartbeat-interval 0 --lease-timeout 3600 --quiet \
+  --bind 127.0.0.1 --port "$PORT" --config "$OUT/servers.json" >"$OUT/balancer.log" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  kill -0 $PID 2>/dev/null || { cat "$OUT/balancer.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+python3 bench/cycle_client.py "$PORT" 200  # warm-up: first-time allocations, lazy metrics
+total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
+run() {
+  callgrind_control -z "$PID" >/dev/null 2>&1
+  python3 bench/cycle_client.py "$PORT" "$1"
+  callgrind_control --dump="cycles-$1" "$PID" >/dev/null 2>&1
+  # The dump is written by the balancer's thread when it next runs; wait for the file.
+  for _ in $(seq 100); do
+    local file
+    file="$(grep -l "^desc: Trigger: .*cycles-$1\$" "$OUT"/callgrind.out.* 2>/dev/null || true)"
+    if [ -n "$file" ] && [ -n "$(total "$file")" ]; then
+      echo "$file"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "no dump for $1 cycles" >&2
+  exit 1
+}
+FILE_A="$(run "$CYCLES_A")"
+FILE_B="$(run "$CYCLES_B")"
+kill -TERM "$PID"
+wait "$PID" 2>/dev/null || true
+trap - EXIT
+
+A="$(total "$FILE_A")"
+B="$(total "$FILE_B")"
+echo "instructions: $A for $CYCLES_A cycles, $B for $CYCLES_B cycles"
+echo "per cycle: $(( (B - A) / (CYCLES_B - CYCLES_A) ))"
+echo
+echo "== top functions, $CYCLES_B cycles (callgrind_annotate $FILE_B) =="
+# (Zeroing the counters leaves the callers on the stack at 100 %: those lines are dropped.)
+callgrind_annotate --inclusive=no "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
+  grep -v '(100.0%)' | head -40
+echo
+callgrind_annotate --inclusive=yes "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
+  grep -v '(100.0%)' | head -60
