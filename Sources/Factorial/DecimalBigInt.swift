@@ -36,21 +36,38 @@ public struct DecimalBigInt: Equatable, Sendable, CustomStringConvertible {
 
   /// The decimal digits, as ASCII bytes.
   public var decimalBytes: [UInt8] {
-    guard let top = limbs.last else { return [UInt8(ascii: "0")] }
-    var bytes = Array(String(top).utf8)
-    bytes.reserveCapacity(digitCount)
-    for index in stride(from: limbs.count - 2, through: 0, by: -1) {
-      var limb = limbs[index]
-      var chunk = [UInt8](repeating: UInt8(ascii: "0"), count: 9)
-      var position = 8
-      while limb > 0 {
-        chunk[position] = UInt8(ascii: "0") + UInt8(limb % 10)
-        limb /= 10
-        position -= 1
-      }
-      bytes.append(contentsOf: chunk)
-    }
+    var bytes: [UInt8] = []
+    appendDecimalDigits(to: &bytes)
     return bytes
+  }
+
+  /// Appends the decimal digits, as ASCII bytes, to `bytes` (one allocation at most).
+  public func appendDecimalDigits(to bytes: inout [UInt8]) {
+    guard let top = limbs.last else { return bytes.append(UInt8(ascii: "0")) }
+    var topDigits = 1
+    var power: UInt32 = 10
+    while topDigits < 10, top >= power {
+      topDigits += 1
+      power &*= 10
+    }
+    let start = bytes.count
+    let end = start + topDigits + 9 * (limbs.count - 1)
+    bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: end - start))
+    bytes.withUnsafeMutableBufferPointer { buffer in
+      // Least significant limb last; each limb below the top fills nine places, zeros kept.
+      var position = end
+      for (index, limb) in limbs.enumerated() {
+        var rest = limb
+        var digit = position - 1
+        let stop = index == limbs.count - 1 ? start : position - 9
+        while digit >= stop, rest > 0 {
+          buffer[digit] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+          rest /= 10
+          digit -= 1
+        }
+        position -= 9
+      }
+    }
   }
 
   public var description: String { String(decoding: decimalBytes, as: UTF8.self) }

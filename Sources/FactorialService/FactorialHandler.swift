@@ -208,8 +208,10 @@ public final class FactorialHandler: HTTPHandler {
       {
         guard claim.start() else { return nil }
         let started = MonotonicClock.now()
+        let value = Factorial.of(n)
         var body = Array("Factorial of \(n) = ".utf8)
-        body.append(contentsOf: Factorial.of(n).decimalBytes)
+        body.reserveCapacity(body.count + value.digitCount + 1)
+        value.appendDecimalDigits(to: &body)
         body.append(UInt8(ascii: "\n"))
         computeTime.observe(nanoseconds: MonotonicClock.now() - started)
         return body

@@ -52,6 +52,20 @@ final class FactorialTests: XCTestCase {
     }
   }
 
+  /// Every width of the top limb, limbs of zeros and of nines, and appending after other bytes.
+  func testDecimalDigitsAgreeWithIntegerPrinting() {
+    var generator = SeededGenerator(seed: 7)
+    var values: [UInt64] = [0, 9, 10, 999_999_999, 1_000_000_000, 1_000_000_001, .max]
+    for width in 1...19 { values.append(UInt64(String(repeating: "7", count: width))!) }
+    for _ in 0..<200 { values.append(generator.next() >> (generator.next() % 64)) }
+    for value in values {
+      XCTAssertEqual(DecimalBigInt(value).description, String(value))
+      var bytes = Array("n = ".utf8)
+      DecimalBigInt(value).appendDecimalDigits(to: &bytes)
+      XCTAssertEqual(String(decoding: bytes, as: UTF8.self), "n = \(value)")
+    }
+  }
+
   func testZeroAndDigitCount() {
     XCTAssertEqual(DecimalBigInt(0).description, "0")
     XCTAssertEqual(DecimalBigInt(0).digitCount, 1)
