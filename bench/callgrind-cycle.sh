@@ -75,7 +75,7 @@ echo "per cycle: $(( (B - A) / (CYCLES_B - CYCLES_A) ))"
 echo
 echo "== top functions, $CYCLES_B cycles (callgrind_annotate $FILE_B) =="
 # (Zeroing the counters leaves the callers on the stack at 100 %: those lines are dropped.)
-callgrind_annotate --inclusive=no "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
+callgrind_annotate --inclusive=no --threshold=100 "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
   grep -v '(100.0%)' | head -40
 echo
 callgrind_annotate --inclusive=yes "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |

@@ -53,7 +53,10 @@ public final class BalancerApp {
     let log = log ?? Program.logger(program: "balancer", format: configuration.logFormat)
     self.log = log
     self.initialFile = file
-    let clock = clock ?? { [weak loop] in loop?.now ?? MonotonicClock.now() }
+    // The loop's clock, held strongly: read several times per request, and a weak reference to
+    // the loop would make each read slow.
+    let loopClock = loop.clock
+    let clock = clock ?? { loopClock.now }
     self.clock = clock
 
     var sharedStore: SharedLeaseStore?

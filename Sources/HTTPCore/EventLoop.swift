@@ -49,8 +49,11 @@ public final class EventLoop: @unchecked Sendable {
   private let stopRequested = Atomic<Bool>(false)
   private var signalHandlers: [Int32: () -> Void] = [:]
 
+  /// The loop's notion of now, refreshed once per wake-up; hold it to read the time cheaply.
+  public let clock = LoopClock(now: MonotonicClock.now())
+
   /// The loop's notion of now (monotonic nanoseconds), refreshed once per wake-up.
-  public private(set) var now: UInt64 = MonotonicClock.now()
+  public var now: UInt64 { clock.now }
 
   private struct Timer {
     let id: TimerID
@@ -184,7 +187,7 @@ public final class EventLoop: @unchecked Sendable {
       let count = events.withUnsafeMutableBufferPointer {
         cepoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeoutMilliseconds())
       }
-      now = MonotonicClock.now()
+      clock.now = MonotonicClock.now()
       if count > 0 {
         for index in 0..<Int(count) {
           let fd = Int(events[index].token)

@@ -8,8 +8,13 @@ import Glibc
 /// simply does not read when told that bytes arrived, and reads them once it is answered.
 final class HTTPConnection: EventHandler, ResponseSink {
   let fd: Int32
+  /// Touched only when the connection changes sets or closes: an unowned reference to a server
+  /// that others hold weakly is slow to follow, so what every request needs is kept below.
   private unowned let server: HTTPServer
   private let handler: HTTPHandler
+  /// The loop's time and the server's read buffer, held directly for every request.
+  private let clock: LoopClock
+  private let readBuffer: UnsafeMutableRawBufferPointer
   private var parser: HTTPRequestParser
   private var input: [UInt8] = []
   private var inputStart = 0
@@ -41,9 +46,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
     self.fd = fd
     self.server = server
     self.handler = handler
+    clock = server.loop.clock
+    readBuffer = server.readBuffer
     parser = HTTPRequestParser(
       limits: server.configuration.limits, bodyLimit: server.configuration.bodyLimit)
-    lastActivity = server.loop.now
+    lastActivity = clock.now
   }
 
   /// The interest a connection is registered with, for its whole life (edge-triggered).
@@ -62,13 +69,13 @@ final class HTTPConnection: EventHandler, ResponseSink {
 
   private func readAvailable() {
     hasUnreadInput = false
-    let end = Socket.readAvailable(fd, into: &input, scratch: server.readBuffer)
+    let end = Socket.readAvailable(fd, into: &input, scratch: readBuffer)
     if case .failed = end {
       close()
       return
     }
     let endOfInput = end == .endOfStream
-    lastActivity = server.loop.now
+    lastActivity = clock.now
     if current != nil
       && input.count - inputStart > parser.limits.maxHeadBytes + parser.limits.maxBodyBytes
     {
@@ -95,7 +102,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       }
       switch result {
       case .needMore:
-        if requestStarted == nil { requestStarted = server.loop.now }
+        if requestStarted == nil { requestStarted = clock.now }
         compactInput()
         return
       case .complete(var request, let consumed):
@@ -121,7 +128,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
   /// what the client sends next; only its hang-up is acted on), and keep no large buffer.
   private func park() {
     isParked = true
-    parkedAt = server.loop.now
+    parkedAt = clock.now
     if inputStart == input.count && input.capacity > 4096 {
       input = []
       inputStart = 0
@@ -176,7 +183,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       }
       if written > 0 {
         outputStart += written
-        writeStarted = server.loop.now  // the write timeout counts from the last progress
+        writeStarted = clock.now  // the write timeout counts from the last progress
         lastUnsent = nil
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
         break
