@@ -33,6 +33,11 @@
 #    (timers, heartbeats, health checks, config polling), CPU µs per second of the front and of
 #    the servers, from /proc/<pid>/task/*/schedstat (ns; /proc/<pid>/stat's 10 ms ticks are too
 #    coarse for this); median over the rounds, as a compile elsewhere can spoil one window.
+#  - The servers alone, as the baseline of what the report costs them: the same jobs, `GET /?n=K`,
+#    dealt in turn to the five servers, each asked by a curl of its own one job at a time (as
+#    behind either front: one job per server at a time), no front, no lease, no report. The
+#    servers' CPU per job behind the balancer less theirs here is what the lease check and the
+#    report cost them (the issue asks for at most 10 µs).
 #  - Each run also says how much CPU the rest of the machine used meanwhile (/proc/stat), to
 #    tell a quiet run from one next to a compiler.
 #
@@ -172,9 +177,19 @@ echo
 echo "== $ROUNDS rounds, alternating: each system started, idle ${IDLE} s, $CHECKED answers checked, $JOBS jobs =="
 echo "(load average at the start: $(cut -d' ' -f1-3 /proc/loadavg))"
 WRONG=0
+SERVER_LIST="$(IFS=,; echo "${SERVER_PORTS[*]}")"
 for round in $(seq "$ROUNDS"); do
-  if [ $((round % 2)) -eq 1 ]; then order=(balancer haproxy); else order=(haproxy balancer); fi
+  if [ $((round % 2)) -eq 1 ]; then order=(balancer haproxy direct); else order=(direct haproxy balancer); fi
   for system in "${order[@]}"; do
+    if [ "$system" = direct ]; then
+      python3 "$HELPER" check "${SERVER_PORTS[0]}" "$WORK/ns.txt" "$CHECKED" ||
+        fail "the servers alone: wrong answers"
+      long python3 "$HELPER" direct "$round" "$WORK/ns.txt" "$SERVER_LIST" "${SERVER_PIDS[@]}" \
+        >"$WORK/run.json" || fail "the servers alone: the client run failed"
+      cat "$WORK/run.json" >>"$RESULTS"
+      python3 "$HELPER" line <"$WORK/run.json" || WRONG=1
+      continue
+    fi
     start_front "$system"
     sleep 1
     long python3 "$HELPER" idle "$system" "$round" "$IDLE" "$FRONT_PID" "${SERVER_PIDS[@]}" \

@@ -7,6 +7,9 @@ process, every thread) and the client's from its rusage (os.wait4).
   check PORT NFILE COUNT          curl -s -L the first COUNT jobs through 127.0.0.1:PORT, compare
                                   the digits with math.factorial
   run NAME ROUND PORT NFILE FRONT_PID SERVER_PID... measure one client run, print one JSON line
+  direct ROUND NFILE PORTS SERVER_PID...            the servers alone: one sequential curl per
+                                  server (PORTS comma-separated), the jobs dealt in turn,
+                                  `GET /?n=K`, no front and no report; print one JSON line
   idle NAME ROUND SECONDS FRONT_PID SERVER_PID...   CPU while idle, print one JSON line
   line                            one JSON line on stdin as a line for people
   table RESULTS_FILE              medians of the runs, ratios, idle CPU
@@ -169,6 +172,80 @@ def cmd_run(name, round_, port, nfile, front, *servers):
     print(json.dumps(result))
 
 
+def cmd_direct(round_, nfile, ports, *servers):
+    """The same jobs straight to the servers, each server asked by a curl of its own, one job at
+    a time (as behind the balancer or HAProxy's maxconn 1): what a server costs per job
+    without the report and without a lease."""
+    ns = read_ns(nfile)
+    ports = ports.split(",")
+    sizes = {n: len(expected_body(n).encode()) for n in set(ns)}
+    paths = []
+    for i, port in enumerate(ports):
+        with tempfile.NamedTemporaryFile("w", suffix=".curlrc", delete=False) as cfg:
+            for n in ns[i :: len(ports)]:
+                cfg.write(f'url = "http://127.0.0.1:{port}/?n={n}"\noutput = "/dev/null"\n')
+            paths.append(cfg.name)
+    pids = [int(s) for s in servers]
+    before = [cpu_seconds(p) for p in pids]
+    busy_before, steal_before = machine_busy()
+    started = time.monotonic()
+    children = []
+    for path in paths:
+        argv = [
+            "curl", "-s", "--max-time", "60",
+            "-w", "%{http_code} %{num_redirects} %{size_download} %{url}\\n", "-K", path,
+        ]  # fmt: skip
+        out = open(path + ".out", "w")
+        children.append((subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL), out))
+
+    def stop(signum, frame):
+        for child, _ in children:
+            child.kill()
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    client_cpu = 0.0
+    exit_code = 0
+    for child, out in children:
+        _, status, usage = os.wait4(child.pid, 0)
+        out.close()
+        client_cpu += usage.ru_utime + usage.ru_stime
+        exit_code = exit_code or os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    after = [cpu_seconds(p) for p in pids]
+    busy_after, steal_after = machine_busy()
+    good = bad = 0
+    codes = {}
+    for path in paths:
+        with open(path + ".out") as f:
+            for line in f:
+                parts = line.split()
+                code = parts[0] if parts else "?"
+                codes[code] = codes.get(code, 0) + 1
+                try:
+                    right = code == "200" and int(parts[1]) == 0 and int(parts[2]) == sizes[
+                        int(parts[3].rsplit("n=", 1)[1])]
+                except (ValueError, KeyError, IndexError):
+                    right = False
+                good, bad = (good + 1, bad) if right else (good, bad + 1)
+        os.unlink(path)
+        os.unlink(path + ".out")
+    jobs = len(ns)
+    server_cpu = sum(after) - sum(before)
+    result = {
+        "kind": "run", "name": "direct", "round": int(round_), "jobs": jobs, "good": good,
+        "bad": bad + (jobs - good - bad), "codes": codes, "exit": exit_code,
+        "wall": wall, "jobs_per_s": good / wall,
+        "front_us": 0.0, "servers_us": server_cpu * 1e6 / jobs,
+        "client_us": client_cpu * 1e6 / jobs,
+        "per_server_us": [(a - b) * 1e6 / jobs for a, b in zip(after, before)],
+        "others_cpus": max(0.0, (busy_after - busy_before) - server_cpu - client_cpu) / wall,
+        "steal_cpus": (steal_after - steal_before) / wall,
+    }  # fmt: skip
+    print(json.dumps(result))
+
+
 def cmd_idle(name, round_, seconds, front, *servers):
     pids = [int(front)] + [int(s) for s in servers]
     before = [cpu_seconds(p) for p in pids]
@@ -212,6 +289,7 @@ def cmd_line():
 LABELS = {
     "balancer": "this balancer (302 + report)",
     "haproxy": "HAProxy {version}, maxconn 1, one thread",
+    "direct": "no front: five sequential clients, one a server",
 }
 
 
@@ -239,7 +317,7 @@ def cmd_table(path, haproxy_version="2.6"):
         if name in med:
             cells = [fmt.format(med[name][key]) for _, key, fmt in cols]
             print(f"| {label.format(version=haproxy_version)} | " + " | ".join(cells) + " |")
-    if len(med) == 2:
+    if "balancer" in med and "haproxy" in med:
         # Ratios of the medians, and the spread of the per-round ratios where rounds pair up.
         cells = []
         for _, key, _ in cols:
@@ -255,6 +333,22 @@ def cmd_table(path, haproxy_version="2.6"):
         print("| ratio balancer/HAProxy | " + " | ".join(cells) + " |")
         print()
         print("(ratio of the medians; in brackets the range of the per-round ratios)")
+    if "balancer" in med and "direct" in med:
+        # The servers' cost of the report (and of checking the lease): their CPU per job behind
+        # the balancer less their CPU per job answering the same jobs alone, round by round.
+        per_round = []
+        for rnd in sorted({r["round"] for r in runs}):
+            b = [r["servers_us"] for r in runs if r["round"] == rnd and r["name"] == "balancer"]
+            d = [r["servers_us"] for r in runs if r["round"] == rnd and r["name"] == "direct"]
+            if b and d:
+                per_round.append(b[0] - d[0])
+        if per_round:
+            print()
+            print(
+                "Servers' CPU per job behind the balancer (lease checked, job reported) less the"
+                f" same servers' alone: {statistics.median(per_round):+.1f} µs/job (median;"
+                f" rounds {', '.join(f'{v:+.1f}' for v in per_round)})"
+            )
     if idles:
         print()
         print(
@@ -281,7 +375,7 @@ def cmd_table(path, haproxy_version="2.6"):
 
 
 if __name__ == "__main__":
-    commands = {"urls": cmd_urls, "check": cmd_check, "run": cmd_run, "idle": cmd_idle, "line": cmd_line, "table": cmd_table}
+    commands = {"urls": cmd_urls, "check": cmd_check, "run": cmd_run, "direct": cmd_direct, "idle": cmd_idle, "line": cmd_line, "table": cmd_table}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
