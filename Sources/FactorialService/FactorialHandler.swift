@@ -118,6 +118,9 @@ public final class FactorialHandler: HTTPHandler {
     }
   }
 
+  /// The fields of every answer, built once.
+  private static let answerHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+
   /// Parses `?n=`: absent means a random N from 100 to 1000.
   static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
     guard let text = request.queryValue("n") else { return .success(Int.random(in: 100...1000)) }
@@ -169,13 +172,17 @@ public final class FactorialHandler: HTTPHandler {
 
   /// The lease a request carries, if it is a plausible token.
   private static func lease(in request: HTTPRequest) -> String? {
-    guard let lease = request.queryValue("lease"), !lease.isEmpty, lease.utf8.count <= 128,
-      lease.utf8.allSatisfy({ byte in
+    guard var lease = request.queryValue("lease"), !lease.isEmpty, lease.utf8.count <= 128 else {
+      return nil
+    }
+    // Over the contiguous bytes: a byte at a time through `String.UTF8View` costs more.
+    let plausible = lease.withUTF8 { bytes in
+      bytes.allSatisfy { byte in
         (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A)
           || byte == 0x2D || byte == 0x5F
-      })
-    else { return nil }
-    return lease
+      }
+    }
+    return plausible ? lease : nil
   }
 
   /// Computes the job of `request`; with a `lease`, reports it once the answer is out.
@@ -218,9 +225,7 @@ public final class FactorialHandler: HTTPHandler {
       },
       { [weak self] body in
         guard let self, let body else { return }  // dropped: settled when its client left
-        let response = HTTPResponse(
-          status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
-          body: body)
+        let response = HTTPResponse(status: .ok, headers: Self.answerHeaders, body: body)
         // Answer first; report only once the answer is out (or the client is gone).
         responder.respond(response) { [weak self] in
           guard let self else { return }
