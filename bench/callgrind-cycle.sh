@@ -21,7 +21,10 @@ SCRATCH="${3:-.build-hot}"
 OUT="${OUT:-/tmp/callgrind-cycle}"
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-swift build -c release --scratch-path "$SCRATCH" --product balancer >/dev/null
+if ! built="$(swift build -c release --scratch-path "$SCRATCH" --product balancer 2>&1)"; then
+  echo "$built" >&2
+  exit 1
+fi
 BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
 rm -rf "$OUT"
 mkdir -p "$OUT"

@@ -30,13 +30,15 @@
 #                      the target in FUZZ_KNOWN_FAILURES), to look for new findings past unfixed
 #                      ones. The run still exits 1.
 #   FUZZ_ARGS="..."    extra libFuzzer flags, e.g. FUZZ_ARGS="-max_len=20000 -seed=1".
+#   FUZZ_BUILD_DIR     where to build and run (default .build-fuzz), e.g. to fuzz one work tree
+#                      while another's build is left alone.
 #   SWIFTC, CLANG      the compilers (default: swiftc on PATH, else /opt/swift/usr/bin/swiftc;
 #                      the clang beside it, else clang on PATH).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 SCRIPT="$ROOT/bench/fuzz.sh"
-OUT="$ROOT/.build-fuzz"
+OUT="${FUZZ_BUILD_DIR:-$ROOT/.build-fuzz}"
 
 usage() {
   echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|all} SECONDS" >&2

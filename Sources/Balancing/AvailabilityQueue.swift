@@ -65,17 +65,3 @@ public final class AvailabilityQueue<Server: Hashable> {
     return true
   }
 }
-
-extension AvailabilityQueue: FreeServerQueue where Server == ServerAddress {
-  public func take(for ticket: WaitTicket, completion: @escaping (ServerAddress?) -> Void) {
-    completion(take(ticket))
-  }
-
-  public func put(_ server: ServerAddress, completion: @escaping (Grant?) -> Void) {
-    completion(put(server).map { Grant(ticket: $0.ticket, server: $0.server) })
-  }
-
-  public func leave(_ ticket: WaitTicket) { cancel(ticket) }
-
-  public func withdraw(_ server: ServerAddress) { remove(server) }
-}

@@ -32,18 +32,21 @@ public final class Balancer: HTTPHandler {
   }
 
   public func handle(_ request: HTTPRequest, responder: HTTPResponder) {
-    let path = request.path
-    if path == "/" {
+    // The two routes of every cycle are told apart on the path's bytes: no Character is formed.
+    let path = request.pathView
+    if path.utf8.count == 1 && path.utf8.first == UInt8(ascii: "/") {
       guard request.method == "GET" || request.method == "HEAD" else {
         return respond(responder, request, methodNotAllowed(allow: "GET, HEAD"))
       }
       return redirect(request, responder)
     }
-    if path.hasPrefix("/port_update/") {
+    if Self.hasPrefix(path, Self.reportPrefix) {
       guard request.method == "GET" || request.method == "POST" else {
         return respond(responder, request, methodNotAllowed(allow: "GET, POST"))
       }
-      return portUpdate(request, responder)
+      return portUpdate(
+        request, responder,
+        port: Substring(path.utf8.dropFirst(Self.reportPrefix.utf8CodeUnitCount)))
     }
     switch path {
     case "/add":
@@ -91,6 +94,16 @@ public final class Balancer: HTTPHandler {
     }
   }
 
+  private static let reportPrefix: StaticString = "/port_update/"
+
+  /// Whether `path` starts with `prefix`, compared as bytes.
+  private static func hasPrefix(_ path: Substring, _ prefix: StaticString) -> Bool {
+    prefix.withUTF8Buffer { prefix in
+      path.utf8.withContiguousStorageIfAvailable { $0.starts(with: prefix) }
+        ?? path.utf8.starts(with: prefix)
+    }
+  }
+
   /// `GET /`: 302 to a server with a lease, now or once one is free; `HEAD /` names the server a
   /// GET would get now, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
@@ -101,32 +114,15 @@ public final class Balancer: HTTPHandler {
       }
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
     }
-    // The balancer outlives every claim (its server owns the connections): unowned is safe and
-    // costs no weak reference per request.
+    // One claim and two closures per request. They hold the balancer strongly: the claim and
+    // its closures are let go once the request is answered or cancelled.
     let arrived = broker.clock()
-    let claim = ServerClaim(
-      key: request.queryValue("key") ?? request.remoteAddress, client: request.remoteAddress
-    ) { [unowned self] answer, waited in
-      switch answer {
-      case .lease(let lease):
-        let wait = lease.issued > arrived ? lease.issued - arrived : 0
-        self.metrics.observeWait(nanoseconds: wait)
-        self.history.recordWait(nanoseconds: wait, now: lease.issued)
-        let location = Self.location(lease, host: host, query: request.query)
-        return self.send(
-          responder, request, .redirect(to: location),
-          note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
-            + (waited ? " (after waiting)" : ""))
-      case .unavailable(let reason):
-        return self.send(responder, request, self.unavailable(reason))
-      case .tooManyLeases(let reason):
-        var response = HTTPResponse.text(.tooManyRequests, reason)
-        response.headers.add("Retry-After", "\(max(1, Int(self.broker.issuer.claimTimeout)))")
-        return self.send(responder, request, response)
-      }
+    let claim = ServerClaim(client: request.remoteAddress, key: request.queryValue("key")) {
+      [self] answer, waited in
+      self.answer(answer, waited: waited, to: request, responder, host: host, arrived: arrived)
     }
     // The claim is held until the responder answers or is cancelled, which clears this closure.
-    responder.onCancel = { [unowned self] in
+    responder.onCancel = { [self] in
       guard claim.isOpen else { return }
       claim.abandon()
       self.log?("\(request.method) \(request.target) client left while waiting")
@@ -134,33 +130,55 @@ public final class Balancer: HTTPHandler {
     broker.request(claim)
   }
 
+  /// Answers a claim of `GET /`: the redirect with its lease, 503 or 429.
+  private func answer(
+    _ answer: ClaimAnswer, waited: Bool, to request: HTTPRequest, _ responder: HTTPResponder,
+    host: String, arrived: UInt64
+  ) -> Bool {
+    switch answer {
+    case .lease(let lease):
+      let wait = lease.issued > arrived ? lease.issued - arrived : 0
+      metrics.observeWait(nanoseconds: wait)
+      history.recordWait(nanoseconds: wait, now: lease.issued)
+      var headers = HTTPHeaders()
+      headers.add("Location", bytes: Self.location(lease, host: host, request: request))
+      return send(
+        responder, request, HTTPResponse(status: .found, headers: headers),
+        note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
+          + (waited ? " (after waiting)" : ""))
+    case .unavailable(let reason):
+      return send(responder, request, unavailable(reason))
+    case .tooManyLeases(let reason):
+      var response = HTTPResponse.text(.tooManyRequests, reason)
+      response.headers.add("Retry-After", "\(max(1, Int(broker.issuer.claimTimeout)))")
+      return send(responder, request, response)
+    }
+  }
+
   /// The redirect for a lease: the client's own query carried over (so that it can choose its
   /// job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease. Built as
   /// bytes: every redirect comes through here.
-  static func location(_ lease: Lease, host: String, query: String?) -> String {
+  static func location(_ lease: Lease, host: String, request: HTTPRequest) -> [UInt8] {
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(
-      host.utf8.count + (query?.utf8.count ?? 0) + lease.token.utf8.count + 40)
+    bytes.reserveCapacity(host.utf8.count + request.target.utf8.count + lease.token.utf8.count + 40)
     lease.server.appendURL(clientHost: host, to: &bytes)
     bytes.append(UInt8(ascii: "?"))
-    if var query {
-      query.withUTF8 { query in
-        var start = 0
-        while start < query.count {
-          var end = start
-          while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
-          let pair = UnsafeBufferPointer(rebasing: query[start..<end])
-          if !pair.isEmpty && !isLease(pair) {
-            bytes.append(contentsOf: pair)
-            bytes.append(UInt8(ascii: "&"))
-          }
-          start = end + 1
+    request.withQuery { query in
+      var start = 0
+      while start < query.count {
+        var end = start
+        while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
+        let pair = UnsafeBufferPointer(rebasing: query[start..<end])
+        if !pair.isEmpty && !isLease(pair) {
+          bytes.append(contentsOf: pair)
+          bytes.append(UInt8(ascii: "&"))
         }
+        start = end + 1
       }
     }
     bytes.append(contentsOf: "lease=".utf8)
     bytes.append(contentsOf: lease.token.utf8)
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
   }
 
   /// Whether a query pair is `lease=…` or a bare `lease`.
@@ -169,43 +187,63 @@ public final class Balancer: HTTPHandler {
   }
 
   /// `GET /port_update/<port>[?lease=<token>]`: the server's lease ends.
-  private func portUpdate(_ request: HTTPRequest, _ responder: HTTPResponder) {
-    let text = request.path.dropFirst("/port_update/".count)
+  private func portUpdate(_ request: HTTPRequest, _ responder: HTTPResponder, port text: Substring)
+  {
     guard let port = ServerAddress.parsePort(text) else {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    broker.report(
-      port: port, token: request.queryValue("lease"), source: request.remoteAddress
-    ) { [unowned self] outcome in
-      let response: HTTPResponse
-      switch outcome {
-      case .released(let lease):
-        let now = self.broker.clock()
-        self.metrics.observeJob(lease.server, nanoseconds: now &- lease.issued)
-        self.history.recordJob(now: now)
-        response = .text(.ok, "\(lease.server) reported its lease")
-      case .notInPool(let port):
-        response = .text(.notFound, "port \(port) is not in the pool")
-      case .notLeased(let server):
-        response = .text(
-          .conflict, "\(server) holds no lease (it is free, down, or already reported)")
-      case .wrongToken(let port):
-        response = .text(
-          .conflict, "no server on port \(port) holds that lease (unknown, or already ended)")
-      case .leaseRequired(let server):
-        response = .text(
-          .conflict, "\(server) reports with leases: a report without one is not accepted")
-      case .foreignSource(let port, let source):
-        response = .text(
-          .forbidden,
-          "a report without a lease is accepted only from the server's own address, not \(source)"
-            + " (port \(port))")
-      case .storeUnavailable(let reason):
-        response = self.unavailable(reason)
-      }
-      self.respond(responder, request, response)
+    let token = request.queryValue("lease")
+    // With the in-process ledger the report is settled at once, and no closure is built.
+    if let outcome = broker.reportAtOnce(port: port, token: token) {
+      return answerReport(outcome, request, responder)
     }
+    broker.report(port: port, token: token, source: request.remoteAddress) {
+      [self] outcome in
+      self.answerReport(outcome, request, responder)
+    }
+  }
+
+  /// Answers a report with what it did.
+  private func answerReport(
+    _ outcome: ReportOutcome, _ request: HTTPRequest, _ responder: HTTPResponder
+  ) {
+    let response: HTTPResponse
+    switch outcome {
+    case .released(let lease):
+      let now = broker.clock()
+      metrics.observeJob(lease.server, nanoseconds: now &- lease.issued)
+      history.recordJob(now: now)
+      response = .text(.ok, bytes: Self.reported(lease.server))
+    case .notInPool(let port):
+      response = .text(.notFound, "port \(port) is not in the pool")
+    case .notLeased(let server):
+      response = .text(
+        .conflict, "\(server) holds no lease (it is free, down, or already reported)")
+    case .wrongToken(let port):
+      response = .text(
+        .conflict, "no server on port \(port) holds that lease (unknown, or already ended)")
+    case .leaseRequired(let server):
+      response = .text(
+        .conflict, "\(server) reports with leases: a report without one is not accepted")
+    case .foreignSource(let port, let source):
+      response = .text(
+        .forbidden,
+        "a report without a lease is accepted only from the server's own address, not \(source)"
+          + " (port \(port))")
+    case .storeUnavailable(let reason):
+      response = unavailable(reason)
+    }
+    respond(responder, request, response)
+  }
+
+  /// `<server> reported its lease`, a line built as bytes: every report is answered so.
+  private static func reported(_ server: ServerAddress) -> [UInt8] {
+    var body: [UInt8] = []
+    body.reserveCapacity((server.host?.utf8.count ?? 0) + 26)
+    server.appendDescription(to: &body)
+    (" reported its lease\n" as StaticString).withUTF8Buffer { body.append(contentsOf: $0) }
+    return body
   }
 
   /// A request that changes the replicas: the right method, then the admin rule, then `change`.

@@ -1,10 +1,31 @@
 /// The in-process `LeaseStore`: leases by token, by server and by client, and the counts. Every
-/// step completes at once. Call from one thread.
+/// step completes at once, and the steps of a lease's life are also offered without completions
+/// (`record`, `report(token:port:)`), so that the hot path builds no closure. Call from one
+/// thread.
 public final class LeaseLedger: LeaseStore {
+  /// One server's book: its tokens, oldest first, and how many leases it was handed.
+  private struct ServerBook {
+    var tokens: [String] = []
+    var served = 0
+
+    mutating func add(_ token: String) {
+      tokens.append(token)
+      served += 1
+    }
+
+    /// Removes `token`: usually the oldest, often the only one.
+    mutating func remove(_ token: String) {
+      if tokens.first == token {
+        tokens.removeFirst()
+      } else {
+        tokens.removeAll { $0 == token }
+      }
+    }
+  }
+
   private var byToken: [String: Lease] = [:]
-  /// Each server's tokens, oldest first (an emptied list is kept for the server's next lease).
-  private var byServer: [ServerAddress: [String]] = [:]
-  private var served: [ServerAddress: Int] = [:]
+  /// Each server's book (an emptied one is kept for the server's next lease).
+  private var byServer: [ServerAddress: ServerBook] = [:]
   /// Leases not known to be used, by client address.
   private var unclaimedByClient: [String: Int] = [:]
   public private(set) var counts = LeaseCounts()
@@ -12,39 +33,48 @@ public final class LeaseLedger: LeaseStore {
   public init() {}
 
   public func leases(of server: ServerAddress) -> [Lease] {
-    (byServer[server] ?? []).compactMap { byToken[$0] }
+    (byServer[server]?.tokens ?? []).compactMap { byToken[$0] }
   }
 
-  public func inFlight(_ server: ServerAddress) -> Int { byServer[server]?.count ?? 0 }
+  public func inFlight(_ server: ServerAddress) -> Int { byServer[server]?.tokens.count ?? 0 }
 
-  public func servedCount(_ server: ServerAddress) -> Int { served[server] ?? 0 }
+  public func servedCount(_ server: ServerAddress) -> Int { byServer[server]?.served ?? 0 }
 
   public func unclaimedCount(of client: String) -> Int { unclaimedByClient[client] ?? 0 }
 
   public func issue(_ lease: Lease, completion: @escaping () -> Void) {
-    precondition(byToken[lease.token] == nil, "lease token issued twice")
-    byToken[lease.token] = lease
-    byServer[lease.server, default: []].append(lease.token)
-    served[lease.server, default: 0] += 1
-    if Self.isUnclaimed(lease.claim) { unclaimedByClient[lease.client, default: 0] += 1 }
-    counts.issued += 1
-    counts.inFlight += 1
+    record(lease)
     completion()
   }
 
+  /// Records a new lease, at once.
+  public func record(_ lease: Lease) {
+    let previous = byToken.updateValue(lease, forKey: lease.token)
+    precondition(previous == nil, "lease token issued twice")
+    byServer[lease.server, default: ServerBook()].add(lease.token)
+    if Self.isUnclaimed(lease.claim) { unclaimedByClient[lease.client, default: 0] += 1 }
+    counts.issued += 1
+    counts.inFlight += 1
+  }
+
   public func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void) {
-    guard let lease = byToken[token], lease.server.port == port else {
-      return completion(.wrongToken(port: port))
-    }
-    _ = end(token)
+    completion(report(token: token, port: port))
+  }
+
+  /// A report naming a lease, at once: it ends if it is outstanding and its server has that port.
+  public func report(token: String, port: Int) -> ReportOutcome {
+    guard let index = byToken.index(forKey: token), byToken.values[index].server.port == port
+    else { return .wrongToken(port: port) }
+    let lease = byToken.remove(at: index).value
+    forgetEnded(lease)
     counts.reported += 1
-    completion(.released(lease))
+    return .released(lease)
   }
 
   public func reportWithoutToken(
     _ server: ServerAddress, completion: @escaping (ReportOutcome) -> Void
   ) {
-    guard let oldest = byServer[server]?.first, let lease = end(oldest) else {
+    guard let oldest = byServer[server]?.tokens.first, let lease = end(oldest) else {
       return completion(.notLeased(server))
     }
     counts.reported += 1
@@ -64,7 +94,7 @@ public final class LeaseLedger: LeaseStore {
   }
 
   public func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void) {
-    let ended = (byServer[server] ?? []).compactMap { end($0) }
+    let ended = (byServer[server]?.tokens ?? []).compactMap { end($0) }
     counts.expired += ended.count
     completion(ended)
   }
@@ -116,22 +146,35 @@ public final class LeaseLedger: LeaseStore {
   }
 
   public func forget(_ server: ServerAddress) {
-    guard byServer[server]?.isEmpty ?? true else { return }
+    guard byServer[server]?.tokens.isEmpty ?? true else { return }
     byServer[server] = nil
-    served[server] = nil
   }
 
+  /// Ends the lease `token`; nil if it had ended.
   private func end(_ token: String) -> Lease? {
     guard let lease = byToken.removeValue(forKey: token) else { return nil }
-    byServer[lease.server]?.removeAll { $0 == token }
-    if Self.isUnclaimed(lease.claim) { adjustUnclaimed(lease.client, by: -1) }
-    counts.inFlight -= 1
+    forgetEnded(lease)
     return lease
   }
 
+  /// Takes an ended lease (already out of `byToken`) off its server's and its client's books.
+  private func forgetEnded(_ lease: Lease) {
+    byServer[lease.server]?.remove(lease.token)
+    if Self.isUnclaimed(lease.claim) { adjustUnclaimed(lease.client, by: -1) }
+    counts.inFlight -= 1
+  }
+
   private func adjustUnclaimed(_ client: String, by change: Int) {
-    let count = (unclaimedByClient[client] ?? 0) + change
-    unclaimedByClient[client] = count > 0 ? count : nil
+    guard let index = unclaimedByClient.index(forKey: client) else {
+      if change > 0 { unclaimedByClient[client] = change }
+      return
+    }
+    let count = unclaimedByClient.values[index] + change
+    if count > 0 {
+      unclaimedByClient.values[index] = count
+    } else {
+      unclaimedByClient.remove(at: index)
+    }
   }
 
   /// Whether a lease in this claim state counts as not known to be used.

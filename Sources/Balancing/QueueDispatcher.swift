@@ -11,7 +11,7 @@ public final class QueueDispatcher: Dispatcher {
   public let name = "queue"
   public let checksOverdueLeases = true
   /// The free servers and the tickets waiting for one.
-  public let queue: FreeServerQueue
+  public let queue: AvailabilityQueue<ServerAddress>
   private let issuer: LeaseIssuer
   /// Seconds a client may wait for a server before it gets 503.
   public var waitTimeout = 30.0
@@ -25,7 +25,7 @@ public final class QueueDispatcher: Dispatcher {
   private var order = Deque<WaitTicket>()
   private var lastTicket: UInt64 = 0
 
-  public init(queue: FreeServerQueue, issuer: LeaseIssuer) {
+  public init(queue: AvailabilityQueue<ServerAddress>, issuer: LeaseIssuer) {
     self.queue = queue
     self.issuer = issuer
   }
@@ -34,37 +34,26 @@ public final class QueueDispatcher: Dispatcher {
   public var waitingCount: Int { waiters.count }
 
   public func dispatch(_ claim: ServerClaim) {
-    if waiters.count >= maxWaiting && queue.freeServers.isEmpty {
+    if waiters.count >= maxWaiting && queue.peek() == nil {
       claim.answer(.unavailable("too many clients are waiting"))
       return
     }
     lastTicket += 1
     let ticket = WaitTicket(lastTicket)
-    let deadline = clock() + MonotonicClock.nanoseconds(waitTimeout)
-    // The dispatcher lives as long as the program: unowned captures cost no weak reference.
-    queue.take(for: ticket) { [unowned self] server in
-      if let server {
-        self.issuer.grant(server, to: claim) { [unowned self] delivered in
-          if !delivered { self.serverFreed(server) }
-        }
-        return
-      }
-      self.waiters[ticket] = Waiter(claim: claim, deadline: deadline)
-      self.order.append(ticket)
-      claim.park { [weak self] in self?.leave(ticket) }
-    }
+    if let server = queue.take(ticket) { return grant(server, to: claim) }
+    waiters[ticket] = Waiter(
+      claim: claim, deadline: clock() + MonotonicClock.nanoseconds(waitTimeout))
+    order.append(ticket)
+    claim.park { [weak self] in self?.leave(ticket) }
   }
 
   public func preview() -> ServerAddress? { queue.peek() }
 
   public func serverFreed(_ server: ServerAddress) {
-    queue.put(server) { [unowned self] grant in
-      guard let grant else { return }
-      self.serve(grant.ticket, with: grant.server)
-    }
+    if let grant = queue.put(server) { serve(grant.ticket, with: grant.server) }
   }
 
-  public func serverStopped(_ server: ServerAddress) { queue.withdraw(server) }
+  public func serverStopped(_ server: ServerAddress) { queue.remove(server) }
 
   public func expireWaiting(now: UInt64) {
     while let ticket = order.first {
@@ -75,7 +64,7 @@ public final class QueueDispatcher: Dispatcher {
       guard waiter.deadline <= now else { return }
       _ = order.popFirst()
       waiters[ticket] = nil
-      queue.leave(ticket)
+      queue.cancel(ticket)
       waiter.claim.answer(
         .unavailable("no server became free within \(Self.describe(waitTimeout))"))
     }
@@ -84,7 +73,7 @@ public final class QueueDispatcher: Dispatcher {
   public func shutDown(reason: String) {
     while let ticket = order.popFirst() {
       guard let waiter = waiters.removeValue(forKey: ticket) else { continue }
-      queue.leave(ticket)
+      queue.cancel(ticket)
       waiter.claim.answer(.unavailable(reason))
     }
   }
@@ -94,14 +83,24 @@ public final class QueueDispatcher: Dispatcher {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
       return serverFreed(server)  // left between the grant and now
     }
-    issuer.grant(server, to: waiter.claim) { [unowned self] delivered in
+    grant(server, to: waiter.claim)
+  }
+
+  /// Leases `server` to `claim`; if the client has gone, the server goes to the next one. At
+  /// once with the in-process ledger (no closure is built), else when the store answers.
+  private func grant(_ server: ServerAddress, to claim: ServerClaim) {
+    if let delivered = issuer.grantAtOnce(server, to: claim) {
+      if !delivered { serverFreed(server) }
+      return
+    }
+    issuer.grant(server, to: claim) { [unowned self] delivered in
       if !delivered { self.serverFreed(server) }
     }
   }
 
   private func leave(_ ticket: WaitTicket) {
     guard waiters.removeValue(forKey: ticket) != nil else { return }
-    queue.leave(ticket)
+    queue.cancel(ticket)
   }
 
   /// A wait timeout as the 503's reason says it: `30 s`, `0.5 s`.

@@ -42,6 +42,15 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
   /// `5001` or `host:5001`, as written in servers.json.
   public var description: String { host.map { "\($0):\(port)" } ?? String(port) }
 
+  /// Appends the bytes of `description` to `bytes`.
+  public func appendDescription(to bytes: inout [UInt8]) {
+    if var host {
+      host.withUTF8 { bytes.append(contentsOf: $0) }
+      bytes.append(UInt8(ascii: ":"))
+    }
+    bytes.appendDecimal(port)
+  }
+
   /// The URL a client is redirected to; `clientHost` is the name it used for the balancer.
   public func url(clientHost: String) -> String {
     var bytes: [UInt8] = []
@@ -51,17 +60,13 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
 
   /// Appends the bytes of `url(clientHost:)`, `http://host:port/port`, to `bytes`.
   public func appendURL(clientHost: String, to bytes: inout [UInt8]) {
-    bytes.append(contentsOf: "http://".utf8)
-    bytes.append(contentsOf: (host ?? clientHost).utf8)
+    ("http://" as StaticString).withUTF8Buffer { bytes.append(contentsOf: $0) }
+    var host = host ?? clientHost
+    host.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(UInt8(ascii: ":"))
-    Self.appendDecimal(port, to: &bytes)
+    bytes.appendDecimal(port)
     bytes.append(UInt8(ascii: "/"))
-    Self.appendDecimal(port, to: &bytes)
-  }
-
-  private static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-    if value >= 10 { appendDecimal(value / 10, to: &bytes) }
-    bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+    bytes.appendDecimal(port)
   }
 
   public static func < (lhs: ServerAddress, rhs: ServerAddress) -> Bool {

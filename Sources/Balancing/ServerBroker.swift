@@ -40,6 +40,8 @@ public final class ServerBroker {
   private var identities: [ServerAddress: ServerIdentity] = [:]
   /// Servers that have reported with a lease: a report without one is not theirs.
   private var reportsWithLeases: Set<ServerAddress> = []
+  /// The store, when it is the in-process ledger: reports with a lease are then settled at once.
+  private let ledger: LeaseLedger?
 
   /// Every server of `pool` that can serve starts free in `dispatcher`.
   public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
@@ -47,6 +49,7 @@ public final class ServerBroker {
     self.store = issuer.store
     self.issuer = issuer
     self.dispatcher = dispatcher
+    ledger = store as? LeaseLedger
     for server in pool.servers {
       if case .success(let identity) = identifier.identity(of: server) {
         identities[server] = identity
@@ -89,36 +92,57 @@ public final class ServerBroker {
   public func report(
     port: Int, token: String?, source: String, completion: @escaping (ReportOutcome) -> Void
   ) {
-    let finish = { [unowned self] (outcome: ReportOutcome) in
-      switch outcome {
-      case .released(let lease):
-        self.leaseEnded(
-          lease.server, routine: true,
-          reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
-      default:
-        self.refuse(outcome, token: token)
-      }
-      completion(outcome)
-    }
+    if let outcome = reportAtOnce(port: port, token: token) { return completion(outcome) }
     if let token {
       return store.report(token: token, port: port) { [unowned self] outcome in
-        if case .released(let lease) = outcome {
-          self.reportsWithLeases.insert(lease.server)
-        } else if self.pool.server(port: port) == nil {
-          return finish(.notInPool(port: port))
-        }
-        finish(outcome)
+        completion(self.settle(outcome, port: port, token: token))
       }
     }
     let candidates = pool.servers.filter { $0.port == port }
-    guard !candidates.isEmpty else { return finish(.notInPool(port: port)) }
+    guard !candidates.isEmpty else { return completion(settled(.notInPool(port: port), nil)) }
     guard
       let server = candidates.first(where: {
         identities[$0]?.matches(source: source, localAddresses: identifier.localAddresses) ?? false
       })
-    else { return finish(.foreignSource(port: port, source: source)) }
-    guard !reportsWithLeases.contains(server) else { return finish(.leaseRequired(server)) }
-    store.reportWithoutToken(server, completion: finish)
+    else { return completion(settled(.foreignSource(port: port, source: source), nil)) }
+    guard !reportsWithLeases.contains(server) else {
+      return completion(settled(.leaseRequired(server), nil))
+    }
+    store.reportWithoutToken(server) { [unowned self] outcome in
+      completion(self.settled(outcome, nil))
+    }
+  }
+
+  /// A report with a lease, settled now if the store is the in-process ledger (no closure is
+  /// built); nil otherwise, or for a report without a lease: use `report(port:token:source:
+  /// completion:)`.
+  public func reportAtOnce(port: Int, token: String?) -> ReportOutcome? {
+    guard let token, let ledger else { return nil }
+    return settle(ledger.report(token: token, port: port), port: port, token: token)
+  }
+
+  /// What a report with a lease did, once the store answered: a report naming a port outside
+  /// the pool says so.
+  private func settle(_ outcome: ReportOutcome, port: Int, token: String) -> ReportOutcome {
+    if case .released(let lease) = outcome {
+      reportsWithLeases.insert(lease.server)
+    } else if pool.server(port: port) == nil {
+      return settled(.notInPool(port: port), token)
+    }
+    return settled(outcome, token)
+  }
+
+  /// Acts on a report's outcome (the lease ended, or the refusal counted) and returns it.
+  private func settled(_ outcome: ReportOutcome, _ token: String?) -> ReportOutcome {
+    switch outcome {
+    case .released(let lease):
+      leaseEnded(
+        lease.server, routine: true,
+        reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
+    default:
+      refuse(outcome, token: token)
+    }
+    return outcome
   }
 
   private func refuse(_ outcome: ReportOutcome, token: String?) {
@@ -364,12 +388,13 @@ public final class ServerBroker {
       note("\(server): \(reason())", routine: routine)
       return
     }
-    if pool.isRetired(server) {
+    let standing = pool.standing(of: server)
+    if standing == .retired {
       pool.drop(server, reason: reason() + "; removed from the pool")
       forget(server)
       return
     }
-    let available = pool.canServe(server)
+    let available = standing == .serving
     note("\(server): \(reason())" + (available ? ": free" : ""), routine: routine)
     if available { dispatcher.serverFreed(server) }
   }

@@ -13,8 +13,8 @@ public enum ClaimAnswer: Sendable {
 public final class ServerClaim {
   /// The key a hashing policy uses: the client's `?key=`, else its address (worked out only if
   /// a policy asks).
-  public lazy var key: String = makeKey()
-  private let makeKey: () -> String
+  public lazy var key: String = makeKey?() ?? client
+  private let makeKey: (() -> String)?
   /// The client's numeric address.
   public let client: String
   /// Whether the claim waited in line before it was answered.
@@ -33,6 +33,17 @@ public final class ServerClaim {
     makeKey = key
     self.client = client
     self.deliver = deliver
+  }
+
+  /// A claim whose key is known already: `key`, or the client's address if nil (no closure is
+  /// kept to work it out).
+  public init(
+    client: String, key: String?, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
+  ) {
+    makeKey = nil
+    self.client = client
+    self.deliver = deliver
+    if let key { self.key = key }
   }
 
   /// Whether the claim still waits for its answer.

@@ -76,6 +76,23 @@ public final class ServerPool {
     return member.health == .up && !member.isRetired
   }
 
+  /// Where a server stands, for what to do with it once its leases have ended.
+  public enum Standing: Sendable {
+    /// In the pool, up and not retired: it may take a client.
+    case serving
+    /// Removed from the configuration: it leaves once its leases end.
+    case retired
+    /// Down, or not in the pool.
+    case unavailable
+  }
+
+  /// Where `server` stands (one lookup: `canServe` and `isRetired` together).
+  public func standing(of server: ServerAddress) -> Standing {
+    guard let member = members[server] else { return .unavailable }
+    if member.isRetired { return .retired }
+    return member.health == .up ? .serving : .unavailable
+  }
+
   /// Whether `server` was removed from the configuration and waits for its leases to end.
   public func isRetired(_ server: ServerAddress) -> Bool { members[server]?.isRetired ?? false }
 

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The part of parsing that requests and responses share: finding where the head ends, even
 /// across many partial reads, and splitting it into a start line and header fields.
 struct HTTPHeadScanner {
@@ -12,27 +14,21 @@ struct HTTPHeadScanner {
   mutating func findHeadEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
     var index = max(start, scanned - 2)
     let count = bytes.count
-    while index < count {
-      if bytes[index] == 0x0A {
-        if index + 1 < count && bytes[index + 1] == 0x0A { return index + 2 }
-        if index + 2 < count && bytes[index + 1] == 0x0D && bytes[index + 2] == 0x0A {
-          return index + 3
-        }
-      }
-      index += 1
+    while let lf = Self.lineEnd(bytes, from: index, limit: count) {
+      if lf + 1 < count && bytes[lf + 1] == 0x0A { return lf + 2 }
+      if lf + 2 < count && bytes[lf + 1] == 0x0D && bytes[lf + 2] == 0x0A { return lf + 3 }
+      index = lf + 1
     }
     scanned = count
     return nil
   }
 
-  /// The offset of the first LF at or after `start`, or nil.
+  /// The offset of the first LF at or after `start` and before `limit`, or nil (`memchr`).
   static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, limit: Int) -> Int? {
-    var index = start
-    while index < limit {
-      if bytes[index] == 0x0A { return index }
-      index += 1
-    }
-    return nil
+    guard start < limit, let base = bytes.baseAddress,
+      let found = memchr(base + start, 0x0A, limit - start)
+    else { return nil }
+    return base.distance(to: UnsafeRawPointer(found))
   }
 
   /// Splits a head into its start line and header fields, in one pass over its lines (no list
@@ -42,28 +38,39 @@ struct HTTPHeadScanner {
     _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, limits: HTTPLimits
   ) -> Result<(startLine: Range<Int>, headers: HTTPHeaders), HTTPParseError> {
     var startLine: Range<Int>?
-    var headers = HTTPHeaders()
     var fieldCount = 0
+    var storedCount = 0
     var firstError: HTTPParseError?
-    var lineStart = start
-    while lineStart < end, let lf = lineEnd(bytes, from: lineStart, limit: end) {
-      var lineStop = lf
-      if lineStop > lineStart && bytes[lineStop - 1] == 0x0D { lineStop -= 1 }
-      if lineStop == lineStart { break }  // the blank line
-      let line = lineStart..<lineStop
-      lineStart = lf + 1
-      guard startLine != nil else {
-        startLine = line
-        continue
-      }
-      fieldCount += 1
-      // Past a malformed field or the limit only the count matters.
-      guard firstError == nil, fieldCount <= limits.maxHeaderCount else { continue }
-      switch parseField(bytes, line) {
-      case .success(let field): headers.add(field.name, field.value)
-      case .failure(let error): firstError = error
+    // The fields go straight into one buffer, sized for the worst case: a stored field takes at
+    // most three times the bytes of its line (8 bytes of lengths for the 3 of `a:\n`).
+    var storage = [UInt8](unsafeUninitializedCapacity: 3 * (end - start)) { out, written in
+      var lineStart = start
+      while lineStart < end, let lf = lineEnd(bytes, from: lineStart, limit: end) {
+        var lineStop = lf
+        if lineStop > lineStart && bytes[lineStop - 1] == 0x0D { lineStop -= 1 }
+        if lineStop == lineStart { break }  // the blank line
+        let line = lineStart..<lineStop
+        lineStart = lf + 1
+        guard startLine != nil else {
+          startLine = line
+          continue
+        }
+        fieldCount += 1
+        // Past a malformed field or the limit only the count matters.
+        guard firstError == nil, fieldCount <= limits.maxHeaderCount else { continue }
+        switch parseField(bytes, line) {
+        case .success(let field):
+          written = HTTPHeaders.store(
+            name: UnsafeRawBufferPointer(rebasing: bytes[field.name]),
+            value: UnsafeRawBufferPointer(rebasing: bytes[field.value]), into: out, at: written)
+          storedCount += 1
+        case .failure(let error): firstError = error
+        }
       }
     }
+    // A large head's buffer is not kept three times over while its request waits.
+    if storage.count > 1024 && storage.count < storage.capacity / 2 { storage = Array(storage) }
+    let headers = HTTPHeaders(storage: storage, count: storedCount)
     guard let startLine else {
       return .failure(HTTPParseError(.badRequest, "empty request"))
     }
@@ -75,8 +82,9 @@ struct HTTPHeadScanner {
     return .success((startLine, headers))
   }
 
+  /// The name's and the value's ranges of a header line (the value without surrounding spaces).
   private static func parseField(_ bytes: UnsafeRawBufferPointer, _ line: Range<Int>)
-    -> Result<(name: String, value: String), HTTPParseError>
+    -> Result<(name: Range<Int>, value: Range<Int>), HTTPParseError>
   {
     if bytes[line.lowerBound] == 0x20 || bytes[line.lowerBound] == 0x09 {
       return .failure(HTTPParseError(.badRequest, "folded header lines are not allowed"))
@@ -98,8 +106,7 @@ struct HTTPHeadScanner {
     for index in valueStart..<valueEnd where !isFieldValueByte(bytes[index]) {
       return .failure(HTTPParseError(.badRequest, "invalid character in a header value"))
     }
-    return .success(
-      (string(bytes, line.lowerBound..<colon), string(bytes, valueStart..<valueEnd)))
+    return .success((line.lowerBound..<colon, valueStart..<valueEnd))
   }
 
   static func string(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
@@ -136,7 +143,9 @@ struct HTTPHeadScanner {
     func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
     let start = range.lowerBound
     guard range.count == 8,
-      zip(start..<(start + 5), "HTTP/".utf8).allSatisfy({ bytes[$0] == $1 }),
+      bytes[start] == UInt8(ascii: "H"), bytes[start + 1] == UInt8(ascii: "T"),
+      bytes[start + 2] == UInt8(ascii: "T"), bytes[start + 3] == UInt8(ascii: "P"),
+      bytes[start + 4] == UInt8(ascii: "/"),
       isDigit(bytes[start + 5]), bytes[start + 6] == UInt8(ascii: "."), isDigit(bytes[start + 7])
     else { return .failure(HTTPParseError(.badRequest, "malformed HTTP version")) }
     let major = bytes[start + 5]
@@ -151,19 +160,42 @@ struct HTTPHeadScanner {
   static func contentLength(_ headers: HTTPHeaders, limits: HTTPLimits) -> Result<
     Int, HTTPParseError
   > {
-    // One pass over the fields, building nothing: every request comes through here.
-    var value: String?
-    for field in headers where HTTPHeaders.equalsIgnoringCase(field.name, "Content-Length") {
-      guard value == nil || value == field.value else {
-        return .failure(HTTPParseError(.badRequest, "invalid Content-Length"))
+    // One pass over the fields' bytes, building nothing: every message comes through here.
+    // Repeated fields must all say the same; the first is then judged.
+    var first: UnsafeBufferPointer<UInt8>?  // valid only while the fields are walked
+    var outcome: Result<Int, HTTPParseError> = .success(0)
+    headers.forEachField { name, value in
+      guard HTTPHeaders.equalsIgnoringCase(name, "Content-Length") else { return true }
+      guard let first else {
+        first = value
+        outcome = parseLength(value, limits: limits)
+        return true
       }
-      value = field.value
+      guard first.elementsEqual(value) else {
+        outcome = .failure(invalidLength)
+        return false
+      }
+      return true
     }
-    guard let first = value else { return .success(0) }
-    guard !first.isEmpty, first.utf8.count <= 18,
-      first.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-      let length = Int(first)
-    else { return .failure(HTTPParseError(.badRequest, "invalid Content-Length")) }
+    return outcome
+  }
+
+  private static var invalidLength: HTTPParseError {
+    HTTPParseError(.badRequest, "invalid Content-Length")
+  }
+
+  /// A Content-Length value: 1 to 18 digits, at most the body limit.
+  private static func parseLength(
+    _ digits: UnsafeBufferPointer<UInt8>, limits: HTTPLimits
+  ) -> Result<Int, HTTPParseError> {
+    guard !digits.isEmpty, digits.count <= 18 else { return .failure(invalidLength) }
+    var length = 0
+    for digit in digits {
+      guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else {
+        return .failure(invalidLength)
+      }
+      length = length * 10 + Int(digit - UInt8(ascii: "0"))
+    }
     guard length <= limits.maxBodyBytes else {
       return .failure(
         HTTPParseError(.contentTooLarge, "bodies are limited to \(limits.maxBodyBytes) bytes"))

@@ -1,58 +1,221 @@
 /// The header fields of a request or response, in order, with case-insensitive lookup.
+///
+/// Kept as bytes in one buffer: a parsed message's fields cost one allocation, and no `String`
+/// is made until one is asked for. Lookups, `contains(_:token:)` and writing work on the bytes.
 public struct HTTPHeaders: Sendable, Sequence {
-  public private(set) var fields: [(name: String, value: String)] = []
+  /// Each field in turn: the lengths of its name and value (4 bytes each, little-endian), then
+  /// the name's bytes and the value's.
+  private var storage: [UInt8] = []
+  /// The number of fields.
+  public private(set) var count = 0
 
-  public init(_ fields: [(name: String, value: String)] = []) { self.fields = fields }
+  public init(_ fields: [(name: String, value: String)] = []) {
+    for field in fields { add(field.name, field.value) }
+  }
+
+  /// Fields stored already (by `store`), `count` of them.
+  init(storage: [UInt8], count: Int) {
+    if count > 0 { self.storage = storage }
+    self.count = count
+  }
+
+  /// Writes a field at `offset` of `buffer`, which must have room for 8 bytes more than its
+  /// name and value, and returns the offset past it.
+  static func store(
+    name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+    into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int
+  ) -> Int {
+    let base = UnsafeMutableRawPointer(buffer.baseAddress!) + offset
+    base.storeBytes(of: UInt32(name.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+    base.storeBytes(of: UInt32(value.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+    if let source = name.baseAddress { (base + 8).copyMemory(from: source, byteCount: name.count) }
+    if let source = value.baseAddress {
+      (base + 8 + name.count).copyMemory(from: source, byteCount: value.count)
+    }
+    return offset + 8 + name.count + value.count
+  }
+
+  /// The fields, as strings.
+  public var fields: [(name: String, value: String)] { Array(self) }
 
   /// The first value of `name` (ASCII case-insensitive), if present.
   public subscript(name: String) -> String? {
-    for field in fields where Self.equalsIgnoringCase(field.name, name) { return field.value }
-    return nil
+    withValue(of: name) { String(decoding: $0, as: UTF8.self) }
+  }
+
+  /// Calls `body` with the bytes of the first value of `name` (ASCII case-insensitive); nil if
+  /// there is no such field. Builds no String.
+  public func withValue<Result>(
+    of name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result
+  ) -> Result? {
+    var found: Result?
+    var wanted = name
+    wanted.withUTF8 { wanted in
+      forEachField { fieldName, value in
+        guard Self.equalsIgnoringCase(fieldName, wanted) else { return true }
+        found = body(value)
+        return false
+      }
+    }
+    return found
   }
 
   /// Appends a field.
-  public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+  public mutating func add(_ name: String, _ value: String) {
+    var name = name
+    var value = value
+    name.withUTF8 { name in
+      value.withUTF8 { value in
+        add(name: UnsafeRawBufferPointer(name), value: UnsafeRawBufferPointer(value))
+      }
+    }
+  }
 
-  /// The number of fields.
-  public var count: Int { fields.count }
+  /// Appends a field whose value is given as bytes (built without a String).
+  public mutating func add(_ name: String, bytes value: [UInt8]) {
+    var name = name
+    name.withUTF8 { name in
+      value.withUnsafeBytes { value in add(name: UnsafeRawBufferPointer(name), value: value) }
+    }
+  }
 
-  public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> {
-    fields.makeIterator()
+  /// Appends a field from its bytes.
+  mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    if storage.isEmpty { storage.reserveCapacity(name.count + value.count + 8) }
+    let lengths = (UInt32(name.count).littleEndian, UInt32(value.count).littleEndian)
+    Swift.withUnsafeBytes(of: lengths) { storage.append(contentsOf: $0) }
+    storage.append(contentsOf: name)
+    storage.append(contentsOf: value)
+    count += 1
+  }
+
+  public func makeIterator() -> Iterator { Iterator(headers: self) }
+
+  /// The fields in order, each as strings.
+  public struct Iterator: IteratorProtocol {
+    let headers: HTTPHeaders
+    var offset = 0
+
+    public mutating func next() -> (name: String, value: String)? {
+      guard offset < headers.storage.count else { return nil }
+      return headers.storage.withUnsafeBufferPointer { bytes in
+        let (name, value) = HTTPHeaders.field(in: bytes, at: offset)
+        offset = value.upperBound
+        return (
+          String(decoding: UnsafeBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+          String(decoding: UnsafeBufferPointer(rebasing: bytes[value]), as: UTF8.self)
+        )
+      }
+    }
   }
 
   /// Whether a comma-separated header (such as Connection) lists `token`.
   public func contains(_ name: String, token: String) -> Bool {
-    fields.contains { field in
-      Self.equalsIgnoringCase(field.name, name)
-        && field.value.split(separator: ",").contains {
-          Self.equalsIgnoringCase($0.trimmingSpaces(), token)
+    var name = name
+    var token = token
+    var found = false
+    name.withUTF8 { name in
+      token.withUTF8 { token in
+        forEachField { fieldName, value in
+          guard Self.equalsIgnoringCase(fieldName, name) else { return true }
+          found = Self.list(value, contains: token)
+          return !found
         }
+      }
+    }
+    return found
+  }
+
+  /// Calls `body` with each field's name and value bytes, in order, until it returns false.
+  func forEachField(
+    _ body: (_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) -> Bool
+  ) {
+    storage.withUnsafeBufferPointer { bytes in
+      var offset = 0
+      while offset < bytes.count {
+        let (name, value) = Self.field(in: bytes, at: offset)
+        offset = value.upperBound
+        guard
+          body(
+            UnsafeBufferPointer(rebasing: bytes[name]), UnsafeBufferPointer(rebasing: bytes[value]))
+        else { return }
+      }
     }
   }
 
-  static func equalsIgnoringCase<A: StringProtocol, B: StringProtocol>(_ a: A, _ b: B) -> Bool {
-    let left = a.utf8
-    let right = b.utf8
+  /// Appends every field as `Name: value\r\n`.
+  func write(into buffer: inout [UInt8]) {
+    forEachField { name, value in
+      buffer.append(contentsOf: name)
+      buffer.append(UInt8(ascii: ":"))
+      buffer.append(UInt8(ascii: " "))
+      buffer.append(contentsOf: value)
+      buffer.append(UInt8(ascii: "\r"))
+      buffer.append(UInt8(ascii: "\n"))
+      return true
+    }
+  }
+
+  /// The name's and the value's ranges of the field stored at `offset`.
+  @inline(__always)
+  private static func field(in bytes: UnsafeBufferPointer<UInt8>, at offset: Int) -> (
+    name: Range<Int>, value: Range<Int>
+  ) {
+    let nameLength = readLength(bytes, offset)
+    let valueLength = readLength(bytes, offset + 4)
+    let nameStart = offset + 8
+    let valueStart = nameStart + nameLength
+    return (nameStart..<valueStart, valueStart..<(valueStart + valueLength))
+  }
+
+  @inline(__always)
+  private static func readLength(_ bytes: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Int {
+    Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16
+      | Int(bytes[offset + 3]) << 24
+  }
+
+  /// Whether the comma-separated `list` has `token` as one of its items (spaces around items
+  /// ignored, ASCII case-insensitive).
+  static func list(_ list: UnsafeBufferPointer<UInt8>, contains token: UnsafeBufferPointer<UInt8>)
+    -> Bool
+  {
+    var start = 0
+    while start <= list.count {
+      var end = start
+      while end < list.count && list[end] != UInt8(ascii: ",") { end += 1 }
+      var itemStart = start
+      var itemEnd = end
+      while itemStart < itemEnd && HTTPHeadScanner.isSpace(list[itemStart]) { itemStart += 1 }
+      while itemEnd > itemStart && HTTPHeadScanner.isSpace(list[itemEnd - 1]) { itemEnd -= 1 }
+      if equalsIgnoringCase(UnsafeBufferPointer(rebasing: list[itemStart..<itemEnd]), token) {
+        return true
+      }
+      start = end + 1
+    }
+    return false
+  }
+
+  /// Whether two byte strings are equal, ASCII letters compared without case.
+  static func equalsIgnoringCase(
+    _ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>
+  )
+    -> Bool
+  {
     guard left.count == right.count else { return false }
-    var rightIndex = right.startIndex
-    for byte in left {
-      let other = right[rightIndex]
+    for index in 0..<left.count {
+      let byte = left[index]
+      let other = right[index]
       // ASCII letters compare without case; any other bytes must be equal.
       if byte != other {
         let lower = byte | 0x20
         guard lower == other | 0x20, lower >= 0x61, lower <= 0x7A else { return false }
       }
-      right.formIndex(after: &rightIndex)
     }
     return true
   }
-}
 
-extension StringProtocol {
-  fileprivate func trimmingSpaces() -> Substring {
-    var slice = Substring(self)
-    while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
-    while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
-    return slice
+  /// Whether a byte string equals `text`, ASCII letters compared without case.
+  static func equalsIgnoringCase(_ left: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+    text.withUTF8Buffer { equalsIgnoringCase(left, $0) }
   }
 }

@@ -2,18 +2,18 @@
 public struct HTTPRequest: Sendable {
   /// The method token, as sent (methods are case-sensitive).
   public var method: String
-  /// The request target as sent, for logs.
-  public var target: String
-  /// The path part of the target, without the query.
-  public var path: String
-  /// The query after `?`, if any, without the `?`.
-  public var query: String?
+  /// The request target as sent (`/path?query`); the path and the query are read from it.
+  public var target: String {
+    didSet { queryMark = Self.queryMark(in: target) }
+  }
   /// 0 for HTTP/1.0, 1 for HTTP/1.1.
   public var minorVersion: Int
   public var headers: HTTPHeaders
   public var body: [UInt8]
   /// The client's numeric IP address, as the server saw it ("" when not from a socket).
   public var remoteAddress = ""
+  /// The UTF-8 offset of the `?` that starts the query in `target`, if any.
+  private var queryMark: Int?
 
   public init(
     method: String, target: String, minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(),
@@ -24,13 +24,30 @@ public struct HTTPRequest: Sendable {
     self.minorVersion = minorVersion
     self.headers = headers
     self.body = body
-    if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-      path = String(target[..<mark])
-      query = String(target[target.index(after: mark)...])
-    } else {
-      path = target
-      query = nil
-    }
+    queryMark = Self.queryMark(in: target)
+  }
+
+  private static func queryMark(in target: String) -> Int? {
+    var target = target
+    return target.withUTF8 { $0.firstIndex(of: UInt8(ascii: "?")) }
+  }
+
+  /// The path part of the target, without the query.
+  public var path: String {
+    guard queryMark != nil else { return target }
+    return String(pathView)
+  }
+
+  /// The path part of the target as a view into it: no copy.
+  public var pathView: Substring {
+    guard let queryMark else { return Substring(target) }
+    return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: queryMark)]
+  }
+
+  /// The query after `?`, if any, without the `?`.
+  public var query: String? {
+    guard let queryMark else { return nil }
+    return String(target[target.utf8.index(target.utf8.startIndex, offsetBy: queryMark + 1)...])
   }
 
   /// Whether the connection may carry another request after this one.
@@ -46,12 +63,20 @@ public struct HTTPRequest: Sendable {
   }
 
   /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied. Works on
-  /// the contiguous bytes: no per-character work, no index arithmetic on the String.
+  /// the target's contiguous bytes: no per-character work, no index arithmetic on the String.
   public func queryValue(_ name: String) -> String? {
-    guard var query else { return nil }
-    var name = name
-    return query.withUTF8 { bytes in
-      name.withUTF8 { wanted in Self.value(of: wanted, in: bytes) }
+    withQuery { query in
+      var name = name
+      return name.withUTF8 { wanted in Self.value(of: wanted, in: query) }
+    } ?? nil
+  }
+
+  /// Calls `body` with the query's bytes (after `?`); nil if the target has no query.
+  public func withQuery<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result? {
+    guard let queryMark else { return nil }
+    var target = target
+    return target.withUTF8 { bytes in
+      body(UnsafeBufferPointer(rebasing: bytes[(queryMark + 1)...]))
     }
   }
 
@@ -84,13 +109,19 @@ public struct HTTPRequest: Sendable {
 
   /// The host name from the Host header, without its port (IPv6 literals keep their brackets).
   public var hostName: String? {
-    guard let host = headers["Host"], !host.isEmpty else { return nil }
-    let bytes = host.utf8
-    if bytes.first == UInt8(ascii: "[") {
-      guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return nil }
-      return String(host[...close])
+    headers.withValue(of: "Host") { host -> String? in
+      guard let end = Self.hostNameEnd(host) else { return nil }
+      return String(decoding: UnsafeBufferPointer(rebasing: host[..<end]), as: UTF8.self)
+    } ?? nil
+  }
+
+  /// Where the host name ends in a Host value (its port left out), nil if there is none.
+  static func hostNameEnd(_ host: UnsafeBufferPointer<UInt8>) -> Int? {
+    guard !host.isEmpty else { return nil }
+    if host[0] == UInt8(ascii: "[") {
+      guard let close = host.firstIndex(of: UInt8(ascii: "]")) else { return nil }
+      return close + 1
     }
-    if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) { return String(host[..<colon]) }
-    return host
+    return host.firstIndex(of: UInt8(ascii: ":")) ?? host.count
   }
 }

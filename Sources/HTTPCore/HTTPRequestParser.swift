@@ -85,9 +85,8 @@ public struct HTTPRequestParser {
     case .success(let value): request = value
     case .failure(let error): return .failed(error)
     }
-    switch Self.validate(request) {
-    case .some(let error): return .failed(error)
-    case .none: break
+    if let error = Self.validate(request.headers, minorVersion: request.minorVersion) {
+      return .failed(error)
     }
     switch HTTPHeadScanner.contentLength(request.headers, limits: limits) {
     case .failure(let error):
@@ -156,12 +155,35 @@ public struct HTTPRequestParser {
     case .success(let value): minorVersion = value
     case .failure(let error): return .failure(error)
     }
-    let method = HTTPHeadScanner.string(bytes, parts.0)
-    guard let target = originForm(HTTPHeadScanner.string(bytes, parts.1), method: method) else {
+    let method = Self.method(bytes, parts.0)
+    let target: String
+    if bytes[parts.1.lowerBound] == UInt8(ascii: "/") {
+      target = HTTPHeadScanner.string(bytes, parts.1)  // the origin form: nearly every request
+    } else if let other = originForm(HTTPHeadScanner.string(bytes, parts.1), method: method) {
+      target = other
+    } else {
       return .failure(HTTPParseError(.badRequest, "request target must start with '/'"))
     }
     return .success(
       HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+  }
+
+  /// The method's name: the common ones as constants, others read from the bytes.
+  private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> String {
+    let name = UnsafeRawBufferPointer(rebasing: bytes[range])
+    switch name.first {
+    case UInt8(ascii: "G") where equal(name, "GET"): return "GET"
+    case UInt8(ascii: "H") where equal(name, "HEAD"): return "HEAD"
+    case UInt8(ascii: "P") where equal(name, "POST"): return "POST"
+    case UInt8(ascii: "P") where equal(name, "PUT"): return "PUT"
+    case UInt8(ascii: "D") where equal(name, "DELETE"): return "DELETE"
+    case UInt8(ascii: "O") where equal(name, "OPTIONS"): return "OPTIONS"
+    default: return HTTPHeadScanner.string(bytes, range)
+    }
+  }
+
+  private static func equal(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
+    text.withUTF8Buffer { bytes.elementsEqual($0) }
   }
 
   /// The origin form (`/path?query`) of a target given in origin, absolute or asterisk form.
@@ -177,27 +199,28 @@ public struct HTTPRequestParser {
     return nil
   }
 
-  /// Checks the rules of RFC 9112 that a request's headers must follow.
-  private static func validate(_ request: HTTPRequest) -> HTTPParseError? {
-    var host: String?
+  /// Checks the rules of RFC 9112 that a request's headers must follow, on their bytes.
+  private static func validate(_ headers: HTTPHeaders, minorVersion: Int) -> HTTPParseError? {
+    var hosts = 0
+    var validHost = true
     var hasTransferEncoding = false
     var hasContentLength = false
-    for field in request.headers {
-      if HTTPHeaders.equalsIgnoringCase(field.name, "Host") {
-        if host != nil { return HTTPParseError(.badRequest, "more than one Host header") }
-        host = field.value
-      } else if HTTPHeaders.equalsIgnoringCase(field.name, "Transfer-Encoding") {
+    headers.forEachField { name, value in
+      if HTTPHeaders.equalsIgnoringCase(name, "Host") {
+        hosts += 1
+        if hosts == 1 { validHost = isValidHost(value) }
+      } else if HTTPHeaders.equalsIgnoringCase(name, "Transfer-Encoding") {
         hasTransferEncoding = true
-      } else if HTTPHeaders.equalsIgnoringCase(field.name, "Content-Length") {
+      } else if HTTPHeaders.equalsIgnoringCase(name, "Content-Length") {
         hasContentLength = true
       }
+      return true
     }
-    if request.minorVersion == 1 && host == nil {
+    if hosts > 1 { return HTTPParseError(.badRequest, "more than one Host header") }
+    if minorVersion == 1 && hosts == 0 {
       return HTTPParseError(.badRequest, "HTTP/1.1 requests need a Host header")
     }
-    if let host, !isValidHost(host) {
-      return HTTPParseError(.badRequest, "invalid Host header")
-    }
+    if !validHost { return HTTPParseError(.badRequest, "invalid Host header") }
     if hasTransferEncoding {
       if hasContentLength {
         return HTTPParseError(.badRequest, "both Transfer-Encoding and Content-Length")
@@ -208,18 +231,19 @@ public struct HTTPRequestParser {
     return nil
   }
 
-  /// A Host value: a name, IPv4 or bracketed IPv6 literal, with an optional port.
-  static func isValidHost(_ host: String) -> Bool {
-    guard !host.isEmpty, host.utf8.count <= 255 else { return false }
-    return host.utf8.allSatisfy { byte in
+  /// A Host value's bytes: a name, IPv4 or bracketed IPv6 literal, with an optional port.
+  static func isValidHost(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard !host.isEmpty, host.count <= 255 else { return false }
+    for byte in host {
       switch byte {
       case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
         UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"),
         UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
-        return true
+        continue
       default:
         return false
       }
     }
+    return true
   }
 }

@@ -40,16 +40,26 @@ public struct HTTPResponse: Sendable {
 
   /// A `text/plain` response; a line break is added to `text`.
   public static func text(_ status: HTTPStatus, _ text: String) -> HTTPResponse {
-    HTTPResponse(
-      status: status, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]),
-      body: Array((text + "\n").utf8))
+    var body: [UInt8] = []
+    body.reserveCapacity(text.utf8.count + 1)
+    body.append(contentsOf: text.utf8)
+    body.append(UInt8(ascii: "\n"))
+    return HTTPResponse(status: status, headers: textHeaders, body: body)
+  }
+
+  /// A `text/plain` response whose body, line break included, is given as bytes.
+  public static func text(_ status: HTTPStatus, bytes body: [UInt8]) -> HTTPResponse {
+    HTTPResponse(status: status, headers: textHeaders, body: body)
   }
 
   /// An `application/json` response with an already encoded body.
   public static func json(_ status: HTTPStatus, _ body: [UInt8]) -> HTTPResponse {
-    HTTPResponse(
-      status: status, headers: HTTPHeaders([("Content-Type", "application/json")]), body: body)
+    HTTPResponse(status: status, headers: jsonHeaders, body: body)
   }
+
+  /// The headers of every text and JSON response, built once.
+  private static let textHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
+  private static let jsonHeaders = HTTPHeaders([("Content-Type", "application/json")])
 
   /// A `302 Found` to `location`, with an empty body.
   public static func redirect(to location: String) -> HTTPResponse {
@@ -64,32 +74,35 @@ public struct HTTPResponse: Sendable {
   ///   - close: adds `Connection: close`.
   ///   - omitBody: for HEAD requests: Content-Length stays, the body is left out.
   public func write(into buffer: inout [UInt8], close: Bool, omitBody: Bool) {
-    buffer.append(contentsOf: "HTTP/1.1 ".utf8)
-    Self.appendDecimal(status.code, to: &buffer)
-    buffer.append(UInt8(ascii: " "))
-    buffer.append(contentsOf: status.reason.utf8)
-    buffer.append(contentsOf: "\r\n".utf8)
-    for field in headers.fields {
-      buffer.append(contentsOf: field.name.utf8)
-      buffer.append(contentsOf: ": ".utf8)
-      buffer.append(contentsOf: field.value.utf8)
-      buffer.append(contentsOf: "\r\n".utf8)
+    if let line = Self.statusLine(status) {
+      Self.append(line, to: &buffer)
+    } else {
+      Self.append("HTTP/1.1 ", to: &buffer)
+      buffer.appendDecimal(status.code)
+      buffer.append(UInt8(ascii: " "))
+      var reason = status.reason
+      reason.withUTF8 { buffer.append(contentsOf: $0) }
+      Self.append("\r\n", to: &buffer)
     }
-    buffer.append(contentsOf: "Content-Length: ".utf8)
-    Self.appendDecimal(body.count, to: &buffer)
-    buffer.append(contentsOf: "\r\n".utf8)
-    if close { buffer.append(contentsOf: "Connection: close\r\n".utf8) }
-    buffer.append(contentsOf: "\r\n".utf8)
+    headers.write(into: &buffer)
+    Self.append("Content-Length: ", to: &buffer)
+    buffer.appendDecimal(body.count)
+    Self.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n", to: &buffer)
     if !omitBody { buffer.append(contentsOf: body) }
   }
 
-  /// Appends the decimal digits of a non-negative number without building a String.
-  static func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
-    if value < 10 {
-      buffer.append(UInt8(ascii: "0") + UInt8(value))
-      return
+  /// The status lines of the lease/report cycle's answers, as constants.
+  private static func statusLine(_ status: HTTPStatus) -> StaticString? {
+    switch status.code {
+    case 200 where status.reason == "OK": return "HTTP/1.1 200 OK\r\n"
+    case 302 where status.reason == "Found": return "HTTP/1.1 302 Found\r\n"
+    default: return nil
     }
-    appendDecimal(value / 10, to: &buffer)
-    buffer.append(UInt8(ascii: "0") + UInt8(value % 10))
+  }
+
+  /// Appends constant text as one copy of its bytes.
+  @inline(__always)
+  private static func append(_ text: StaticString, to buffer: inout [UInt8]) {
+    text.withUTF8Buffer { buffer.append(contentsOf: $0) }
   }
 }
