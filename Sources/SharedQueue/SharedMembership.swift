@@ -21,8 +21,9 @@ public final class SharedMembership {
   private var lastText: String?
   /// Changes of this balancer on their way to Redis.
   private var publishing = 0
-  /// A change that could not be sent (Redis away), to send again first.
-  private var unsent: String?
+  /// A pool that could not be sent (Redis away), to send again first: a change, or this
+  /// balancer's first pool (offered only while Redis holds none).
+  private var unsent: (text: String, first: Bool)?
   /// Whether the pool in Redis has been read once (changes are published only after that).
   public private(set) var isSynced = false
   private var timer: TimerID?
@@ -48,23 +49,27 @@ public final class SharedMembership {
     guard isSynced else { return }  // the first read publishes the local pool if need be
     let text = file.json
     guard text != lastText else { return }
-    send(text)
+    send(text, first: false)
   }
 
-  private func send(_ text: String) {
+  /// Sends a pool: a change made here, or (`first`) this balancer's own pool because Redis held
+  /// none when it looked, which must not replace one another balancer published meanwhile.
+  private func send(_ text: String, first: Bool) {
     lastText = text
     unsent = nil
     publishing += 1
-    store.run(SharedScripts.publishConfig, [text]) { [weak self] result in
+    store.run(SharedScripts.publishConfig, [text, first ? "first" : "change"]) {
+      [weak self] result in
       guard let self else { return }
       self.publishing -= 1
       switch result {
       case .success(let reply):
         if let version = reply.int, version > 0 { self.version = version }
+      // (-1: another balancer's pool came first; the next read adopts it.)
       case .failure:
-        // Redis is away: the change is sent again before the pool is next read, so that it is
-        // not lost to the older pool Redis comes back with.
-        self.unsent = text
+        // Redis is away: the pool is sent again before the pool is next read, so that a change
+        // is not lost to the older pool Redis comes back with.
+        self.unsent = (text, first)
       }
     }
   }
@@ -72,7 +77,7 @@ public final class SharedMembership {
   private func poll() {
     if let unsent {
       guard publishing == 0 else { return }
-      return send(unsent)
+      return send(unsent.text, first: unsent.first)
     }
     store.run(SharedScripts.readConfig, []) { [weak self] result in
       guard let self, case .success(let reply) = result, let parts = reply.array, parts.count >= 1,
@@ -84,7 +89,7 @@ public final class SharedMembership {
       defer { if first { self.onSynced?() } }
       guard let text else {
         // None yet, or Redis came back without its data: this balancer's pool is the one.
-        if let local = self.localPool?() { self.send(local.json) }
+        if let local = self.localPool?() { self.send(local.json, first: true) }
         return
       }
       // A read answered while a change of ours is on its way predates it: wait for the next.

@@ -337,10 +337,15 @@ enum SharedScripts {
     return 1
     """)
 
-  /// ARGV: the pool as servers.json. Stores it if it differs: the new version, or 0.
+  /// ARGV: the pool as servers.json, and `first` for a balancer's own pool offered because it
+  /// read none (anything else for a change made at the balancer). Stores it if it differs and,
+  /// for `first`, only while there is still none: the new version; 0 if it is the pool there
+  /// already; -1 if a `first` came after another pool.
   static let publishConfig = script(
     """
-    if redis.call('GET', P .. ':config') == ARGV[1] then return 0 end
+    local current = redis.call('GET', P .. ':config')
+    if current == ARGV[1] then return 0 end
+    if current and ARGV[2] == 'first' then return -1 end
     redis.call('SET', P .. ':config', ARGV[1])
     return redis.call('INCR', P .. ':config:version')
     """)

@@ -118,6 +118,27 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertEqual(running.sync { a.replicas.entries.map(\.address) }, three)
   }
 
+  /// A balancer's own pool, offered because Redis held none when it looked, is stored only
+  /// while there is still none: sent again after Redis was away, it must not replace a change
+  /// another balancer published meanwhile (it did once, and the change was lost everywhere).
+  func testAFirstPoolOfferedLateDoesNotReplaceAPublishedOne() throws {
+    try startRedis()
+    let a = member("A")
+    func publish(_ text: String, _ kind: String) -> Int64? {
+      wait { done in
+        a.store.run(SharedScripts.publishConfig, [text, kind]) { result in
+          done(try? result.get().int)
+        }
+      }.flatMap { $0 }
+    }
+    XCTAssertEqual(publish("first pool", "first"), 1, "stored: there was none")
+    XCTAssertEqual(publish("a change", "change"), 2)
+    XCTAssertEqual(publish("another first pool", "first"), -1, "refused: a pool is there")
+    XCTAssertEqual(publish("a change", "first"), 0, "the pool there already")
+    XCTAssertEqual(redisCommand(["GET", "test:config"])?.string, "a change")
+    XCTAssertEqual(redisCommand(["GET", "test:config:version"])?.string, "2")
+  }
+
   /// A balancer taken for dead for a while (paused longer than its alive mark, or Redis was):
   /// its waiting clients were dropped from the line; at its next heartbeat they take their
   /// places again, and the next server freed reaches them.
