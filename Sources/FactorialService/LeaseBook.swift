@@ -23,9 +23,7 @@ public struct LeaseBook {
   /// A client brings `token`: start its job, unless it was revoked or used.
   public mutating func admit(_ token: String) -> Admission {
     if revoked.contains(token) { return .revoked }
-    if started.contains(token) { return .usedAlready }
-    started.insert(token)
-    return .start
+    return started.insert(token) ? .start : .usedAlready
   }
 
   /// The balancer asks to revoke `token`: true if it is now revoked (its job never started),
@@ -48,8 +46,10 @@ struct RecentSet {
 
   func contains(_ member: String) -> Bool { members.contains(member) }
 
-  mutating func insert(_ member: String) {
-    guard members.insert(member).inserted else { return }
+  /// Adds `member`; false if it was there already.
+  @discardableResult
+  mutating func insert(_ member: String) -> Bool {
+    guard members.insert(member).inserted else { return false }
     if order.count < capacity {
       order.append(member)
     } else {
@@ -57,5 +57,6 @@ struct RecentSet {
       order[head] = member
       head = (head + 1) % capacity
     }
+    return true
   }
 }
