@@ -116,24 +116,29 @@ public final class Balancer: HTTPHandler {
     }
     // One claim and two closures per request. They hold the balancer strongly: the claim and
     // its closures are let go once the request is answered or cancelled.
+    // They keep only the request's method and target (for the log and the redirect's query).
     let arrived = broker.clock()
+    let method = request.method
+    let target = request.target
     let claim = ServerClaim(client: request.remoteAddress, key: request.queryValue("key")) {
       [self] answer, waited in
-      self.answer(answer, waited: waited, to: request, responder, host: host, arrived: arrived)
+      self.answer(
+        answer, waited: waited, method: method, target: target, responder, host: host,
+        arrived: arrived)
     }
     // The claim is held until the responder answers or is cancelled, which clears this closure.
     responder.onCancel = { [self] in
       guard claim.isOpen else { return }
       claim.abandon()
-      self.log?("\(request.method) \(request.target) client left while waiting")
+      self.log?("\(method) \(target) client left while waiting")
     }
     broker.request(claim)
   }
 
   /// Answers a claim of `GET /`: the redirect with its lease, 503 or 429.
   private func answer(
-    _ answer: ClaimAnswer, waited: Bool, to request: HTTPRequest, _ responder: HTTPResponder,
-    host: String, arrived: UInt64
+    _ answer: ClaimAnswer, waited: Bool, method: String, target: String,
+    _ responder: HTTPResponder, host: String, arrived: UInt64
   ) -> Bool {
     switch answer {
     case .lease(let lease):
@@ -141,29 +146,35 @@ public final class Balancer: HTTPHandler {
       metrics.observeWait(nanoseconds: wait)
       history.recordWait(nanoseconds: wait, now: lease.issued)
       var headers = HTTPHeaders()
-      headers.add("Location", bytes: Self.location(lease, host: host, request: request))
+      headers.add(
+        "Location",
+        capacity: host.utf8.count + target.utf8.count + lease.token.utf8.count + 40
+      ) { Self.appendLocation(lease, host: host, target: target, to: &$0) }
       return send(
-        responder, request, HTTPResponse(status: .found, headers: headers),
+        responder, method: method, target: target, HTTPResponse(status: .found, headers: headers),
         note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
           + (waited ? " (after waiting)" : ""))
     case .unavailable(let reason):
-      return send(responder, request, unavailable(reason))
+      return send(responder, method: method, target: target, unavailable(reason))
     case .tooManyLeases(let reason):
       var response = HTTPResponse.text(.tooManyRequests, reason)
       response.headers.add("Retry-After", "\(max(1, Int(broker.issuer.claimTimeout)))")
-      return send(responder, request, response)
+      return send(responder, method: method, target: target, response)
     }
   }
 
-  /// The redirect for a lease: the client's own query carried over (so that it can choose its
-  /// job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease. Built as
-  /// bytes: every redirect comes through here.
-  static func location(_ lease: Lease, host: String, request: HTTPRequest) -> [UInt8] {
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(host.utf8.count + request.target.utf8.count + lease.token.utf8.count + 40)
+  /// Appends the redirect for a lease: the client's own query carried over (so that it can
+  /// choose its job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease.
+  /// Built as bytes: every redirect comes through here.
+  static func appendLocation(
+    _ lease: Lease, host: String, target: String, to bytes: inout [UInt8]
+  ) {
     lease.server.appendURL(clientHost: host, to: &bytes)
     bytes.append(UInt8(ascii: "?"))
-    request.withQuery { query in
+    var target = target
+    target.withUTF8 { target in
+      guard let mark = target.firstIndex(of: UInt8(ascii: "?")) else { return }
+      let query = UnsafeBufferPointer(rebasing: target[(mark + 1)...])
       var start = 0
       while start < query.count {
         var end = start
@@ -176,9 +187,9 @@ public final class Balancer: HTTPHandler {
         start = end + 1
       }
     }
-    bytes.append(contentsOf: "lease=".utf8)
-    bytes.append(contentsOf: lease.token.utf8)
-    return bytes
+    ("lease=" as StaticString).withUTF8Buffer { bytes.append(contentsOf: $0) }
+    var token = lease.token
+    token.withUTF8 { bytes.append(contentsOf: $0) }
   }
 
   /// Whether a query pair is `lease=…` or a bare `lease`.
@@ -294,13 +305,20 @@ public final class Balancer: HTTPHandler {
     _ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse,
     note: @autoclosure () -> String = ""
   ) -> Bool {
+    send(responder, method: request.method, target: request.target, response, note: note())
+  }
+
+  /// Answers and logs the request `method target`; returns false if the client was gone.
+  @discardableResult
+  private func send(
+    _ responder: HTTPResponder, method: String, target: String, _ response: HTTPResponse,
+    note: @autoclosure () -> String = ""
+  ) -> Bool {
     let delivered = responder.respond(response)
     metrics.countAnswer(response.status.code)
     if let log {
       let note = note()
-      log(
-        "\(request.method) \(request.target) \(response.status.code)\(note.isEmpty ? "" : " " + note)"
-      )
+      log("\(method) \(target) \(response.status.code)\(note.isEmpty ? "" : " " + note)")
     }
     return delivered
   }

@@ -12,7 +12,8 @@ public final class BalancerMetrics {
   private let answers: MetricFamily<Counter>
   /// Children cached by label, so that observing costs no lookup in the family.
   private var jobsByServer: [ServerAddress: Histogram] = [:]
-  private var answersByCode: [Int: Counter] = [:]
+  /// By status code (100…599: every code HTTP has), so that counting an answer costs no lookup.
+  private var answersByCode = [Counter?](repeating: nil, count: 600)
 
   /// Registers every metric of `broker`. `version` goes into `lb_build_info`.
   public init(broker: ServerBroker, version: String = BalancerMetrics.version) {
@@ -90,6 +91,9 @@ public final class BalancerMetrics {
 
   /// An answer with `status` was sent.
   public func countAnswer(_ status: Int) {
+    guard answersByCode.indices.contains(status) else {
+      return answers.labels(String(status)).increment()  // not a status code: never cached
+    }
     if let counter = answersByCode[status] { return counter.increment() }
     let counter = answers.labels(String(status))
     answersByCode[status] = counter

@@ -23,10 +23,17 @@ struct HTTPHeadScanner {
     return nil
   }
 
-  /// The offset of the first LF at or after `start` and before `limit`, or nil (`memchr`).
+  /// The offset of the first LF at or after `start` and before `limit`, or nil.
   static func lineEnd(_ bytes: UnsafeRawBufferPointer, from start: Int, limit: Int) -> Int? {
+    find(0x0A, in: bytes, from: start, limit: limit)
+  }
+
+  /// The offset of the first `byte` at or after `start` and before `limit`, or nil (`memchr`).
+  static func find(_ byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int, limit: Int)
+    -> Int?
+  {
     guard start < limit, let base = bytes.baseAddress,
-      let found = memchr(base + start, 0x0A, limit - start)
+      let found = memchr(base + start, Int32(byte), limit - start)
     else { return nil }
     return base.distance(to: UnsafeRawPointer(found))
   }

@@ -71,12 +71,26 @@ public struct HTTPHeaders: Sendable, Sequence {
     }
   }
 
-  /// Appends a field whose value is given as bytes (built without a String).
-  public mutating func add(_ name: String, bytes value: [UInt8]) {
+  /// Appends a field whose value `write` appends to the bytes it is given: built in place, in
+  /// one buffer with room for `capacity` bytes of value when these are the first fields.
+  public mutating func add(
+    _ name: String, capacity: Int, writingValue write: (inout [UInt8]) -> Void
+  ) {
     var name = name
+    let start = storage.count
     name.withUTF8 { name in
-      value.withUnsafeBytes { value in add(name: UnsafeRawBufferPointer(name), value: value) }
+      if storage.isEmpty { storage.reserveCapacity(8 + name.count + capacity) }
+      let lengths = (UInt32(name.count).littleEndian, UInt32(0))
+      Swift.withUnsafeBytes(of: lengths) { storage.append(contentsOf: $0) }
+      storage.append(contentsOf: name)
     }
+    let valueStart = storage.count
+    write(&storage)
+    let valueLength = UInt32(storage.count - valueStart).littleEndian
+    storage.withUnsafeMutableBytes {
+      $0.storeBytes(of: valueLength, toByteOffset: start + 4, as: UInt32.self)
+    }
+    count += 1
   }
 
   /// Appends a field from its bytes.

@@ -124,17 +124,14 @@ public struct HTTPRequestParser {
     _ bytes: UnsafeRawBufferPointer, _ line: Range<Int>, headers: HTTPHeaders
   ) -> Result<HTTPRequest, HTTPParseError> {
     // METHOD SP target SP version: exactly two spaces, found without building a list.
-    var spaces = (first: -1, second: -1)
-    for index in line where bytes[index] == 0x20 {
-      if spaces.first < 0 {
-        spaces.first = index
-      } else if spaces.second < 0 {
-        spaces.second = index
-      } else {
-        spaces.second = -2  // a third space
-        break
-      }
+    let first = HTTPHeadScanner.find(0x20, in: bytes, from: line.lowerBound, limit: line.upperBound)
+    let second = first.flatMap {
+      HTTPHeadScanner.find(0x20, in: bytes, from: $0 + 1, limit: line.upperBound)
     }
+    let third = second.flatMap {
+      HTTPHeadScanner.find(0x20, in: bytes, from: $0 + 1, limit: line.upperBound)
+    }
+    let spaces = (first: first ?? -1, second: third == nil ? second ?? -1 : -2)
     guard spaces.first > line.lowerBound, spaces.second > spaces.first + 1,
       spaces.second + 1 < line.upperBound
     else {
