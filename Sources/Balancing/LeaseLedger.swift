@@ -3,18 +3,19 @@
 /// (`record`, `report(token:port:)`), so that the hot path builds no closure. Call from one
 /// thread.
 public final class LeaseLedger: LeaseStore {
-  /// One server's book: its tokens, oldest first, and how many leases it was handed.
-  private struct ServerBook {
+  /// One server's book: its tokens, oldest first, and how many leases it was handed. A class,
+  /// so that a lease is filed or taken off with one lookup and no write back to the dictionary.
+  private final class ServerBook {
     var tokens: [String] = []
     var served = 0
 
-    mutating func add(_ token: String) {
+    func add(_ token: String) {
       tokens.append(token)
       served += 1
     }
 
     /// Removes `token`: usually the oldest, often the only one.
-    mutating func remove(_ token: String) {
+    func remove(_ token: String) {
       if tokens.first == token {
         tokens.removeFirst()
       } else {
@@ -51,7 +52,13 @@ public final class LeaseLedger: LeaseStore {
   public func record(_ lease: Lease) {
     let previous = byToken.updateValue(lease, forKey: lease.token)
     precondition(previous == nil, "lease token issued twice")
-    byServer[lease.server, default: ServerBook()].add(lease.token)
+    if let book = byServer[lease.server] {
+      book.add(lease.token)
+    } else {
+      let book = ServerBook()
+      book.add(lease.token)
+      byServer[lease.server] = book
+    }
     if Self.isUnclaimed(lease.claim) { unclaimedByClient[lease.client, default: 0] += 1 }
     counts.issued += 1
     counts.inFlight += 1

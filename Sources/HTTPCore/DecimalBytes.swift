@@ -1,12 +1,29 @@
 extension Array where Element == UInt8 {
   /// Appends the decimal digits of a non-negative number, without building a String.
   public mutating func appendDecimal(_ value: Int) {
-    precondition(value >= 0, "appendDecimal takes non-negative numbers")
-    var divisor = 1
-    while divisor <= value / 10 { divisor *= 10 }
-    repeat {
-      append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-      divisor /= 10
-    } while divisor > 0
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+      let end = digits.writeDecimal(value, at: 0)
+      append(contentsOf: UnsafeBufferPointer(rebasing: digits[..<end]))
+    }
+  }
+}
+
+extension UnsafeMutableBufferPointer where Element == UInt8 {
+  /// Writes the decimal digits of a non-negative number at `offset` (room for 19 digits is
+  /// enough for any Int) and returns the offset past them.
+  public func writeDecimal(_ value: Int, at offset: Int) -> Int {
+    precondition(value >= 0, "writeDecimal takes non-negative numbers")
+    var length = 1
+    var rest = value / 10
+    while rest > 0 {
+      length += 1
+      rest /= 10
+    }
+    rest = value
+    for index in stride(from: offset + length - 1, through: offset, by: -1) {
+      self[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+      rest /= 10
+    }
+    return offset + length
   }
 }

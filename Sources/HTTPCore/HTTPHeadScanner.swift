@@ -48,9 +48,12 @@ struct HTTPHeadScanner {
     var fieldCount = 0
     var storedCount = 0
     var firstError: HTTPParseError?
-    // The fields go straight into one buffer, sized for the worst case: a stored field takes at
-    // most three times the bytes of its line (8 bytes of lengths for the 3 of `a:\n`).
-    var storage = [UInt8](unsafeUninitializedCapacity: 3 * (end - start)) { out, written in
+    var storage: [UInt8] = []
+    // The fields are written into scratch space (on the stack for a common head), sized for the
+    // worst case: a stored field takes at most three times the bytes of its line (8 bytes of
+    // lengths for the 3 of `a:\n`). Then one array of the exact size takes them.
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * (end - start)) { scratch in
+      var written = 0
       var lineStart = start
       while lineStart < end, let lf = lineEnd(bytes, from: lineStart, limit: end) {
         var lineStop = lf
@@ -69,14 +72,16 @@ struct HTTPHeadScanner {
         case .success(let field):
           written = HTTPHeaders.store(
             name: UnsafeRawBufferPointer(rebasing: bytes[field.name]),
-            value: UnsafeRawBufferPointer(rebasing: bytes[field.value]), into: out, at: written)
+            value: UnsafeRawBufferPointer(rebasing: bytes[field.value]), into: scratch,
+            at: written)
           storedCount += 1
         case .failure(let error): firstError = error
         }
       }
+      guard written > 0 else { return }
+      storage.reserveCapacity(written)
+      storage.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<written]))
     }
-    // A large head's buffer is not kept three times over while its request waits.
-    if storage.count > 1024 && storage.count < storage.capacity / 2 { storage = Array(storage) }
     let headers = HTTPHeaders(storage: storage, count: storedCount)
     guard let startLine else {
       return .failure(HTTPParseError(.badRequest, "empty request"))
