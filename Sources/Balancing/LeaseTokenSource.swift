@@ -11,16 +11,18 @@ public struct LeaseTokenSource {
   /// A fresh unguessable token.
   public mutating func next() -> String {
     if offset + 16 > buffer.count { refill() }
-    let token = String(unsafeUninitializedCapacity: 32) { text in
-      for index in 0..<16 {
-        let byte = buffer[offset + index]
-        text[2 * index] = Self.hexDigit(byte >> 4)
-        text[2 * index + 1] = Self.hexDigit(byte & 0x0F)
-      }
-      return 32
-    }
+    let start = offset
     offset += 16
-    return token
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { text in
+      buffer.withUnsafeBufferPointer { random in
+        for index in 0..<16 {
+          let byte = random[start + index]
+          text[2 * index] = Self.hexDigit(byte >> 4)
+          text[2 * index + 1] = Self.hexDigit(byte & 0x0F)
+        }
+      }
+      return String(decoding: UnsafeBufferPointer(text), as: UTF8.self)
+    }
   }
 
   @inline(__always) private static func hexDigit(_ value: UInt8) -> UInt8 {

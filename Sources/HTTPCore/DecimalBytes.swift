@@ -20,10 +20,12 @@ extension UnsafeMutableBufferPointer where Element == UInt8 {
       rest /= 10
     }
     rest = value
-    for index in stride(from: offset + length - 1, through: offset, by: -1) {
+    var index = offset + length
+    repeat {
+      index -= 1
       self[index] = UInt8(ascii: "0") + UInt8(rest % 10)
       rest /= 10
-    }
+    } while index > offset
     return offset + length
   }
 }

@@ -100,7 +100,9 @@ final class HTTPConnection: EventHandler, ResponseSink {
       let result = input.withUnsafeBytes {
         parser.parse(UnsafeRawBufferPointer(rebasing: $0[inputStart...]))
       }
-      switch result {
+      // Consumed: the request moves out of the result instead of being copied (a copy retains
+      // and releases each of its strings and arrays).
+      switch consume result {
       case .needMore:
         if requestStarted == nil { requestStarted = clock.now }
         compactInput()

@@ -140,6 +140,21 @@ public struct HTTPHeaders: Sendable, Sequence {
     return found
   }
 
+  /// `contains(_:token:)` for constant names and tokens (a request's Connection header).
+  func contains(_ name: StaticString, token: StaticString) -> Bool {
+    var found = false
+    name.withUTF8Buffer { name in
+      token.withUTF8Buffer { token in
+        forEachField { fieldName, value in
+          guard Self.equalsIgnoringCase(fieldName, name) else { return true }
+          found = Self.list(value, contains: token)
+          return !found
+        }
+      }
+    }
+    return found
+  }
+
   /// Calls `body` with each field's name and value bytes, in order, until it returns false.
   func forEachField(
     _ body: (_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) -> Bool
@@ -157,15 +172,17 @@ public struct HTTPHeaders: Sendable, Sequence {
     }
   }
 
-  /// Appends every field as `Name: value\r\n`.
-  func write(into buffer: inout [UInt8]) {
+  /// The most bytes `write(to:)` writes: a field's `: ` and CRLF take less room than the two
+  /// lengths it is stored with.
+  var wireByteBound: Int { storage.count }
+
+  /// Writes every field as `Name: value\r\n`.
+  func write(to writer: inout ByteWriter) {
     forEachField { name, value in
-      buffer.append(contentsOf: name)
-      buffer.append(UInt8(ascii: ":"))
-      buffer.append(UInt8(ascii: " "))
-      buffer.append(contentsOf: value)
-      buffer.append(UInt8(ascii: "\r"))
-      buffer.append(UInt8(ascii: "\n"))
+      writer.write(name)
+      writer.write(": ")
+      writer.write(value)
+      writer.write("\r\n")
       return true
     }
   }

@@ -52,8 +52,9 @@ public struct HTTPRequest: Sendable {
 
   /// Whether the connection may carry another request after this one.
   public var keepAlive: Bool {
-    if minorVersion == 0 { return headers.contains("Connection", token: "keep-alive") }
-    return !headers.contains("Connection", token: "close")
+    let connection: StaticString = "Connection"
+    if minorVersion == 0 { return headers.contains(connection, token: "keep-alive") }
+    return !headers.contains(connection, token: "close")
   }
 
   /// Whether the client connected from this machine (127.0.0.0/8 or ::1).

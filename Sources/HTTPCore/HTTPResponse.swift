@@ -74,20 +74,27 @@ public struct HTTPResponse: Sendable {
   ///   - close: adds `Connection: close`.
   ///   - omitBody: for HEAD requests: Content-Length stays, the body is left out.
   public func write(into buffer: inout [UInt8], close: Bool, omitBody: Bool) {
-    if let line = Self.statusLine(status) {
-      Self.append(line, to: &buffer)
-    } else {
-      Self.append("HTTP/1.1 ", to: &buffer)
-      buffer.appendDecimal(status.code)
-      buffer.append(UInt8(ascii: " "))
-      var reason = status.reason
-      reason.withUTF8 { buffer.append(contentsOf: $0) }
-      Self.append("\r\n", to: &buffer)
+    // The head is written into scratch space (on the stack for a common one) and appended at
+    // once: the status line and Content-Length need at most 128 bytes besides the reason.
+    let bound = 128 + status.reason.utf8.count + headers.wireByteBound
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { scratch in
+      var head = ByteWriter(scratch)
+      if let line = Self.statusLine(status) {
+        head.write(line)
+      } else {
+        head.write("HTTP/1.1 ")
+        head.writeDecimal(status.code)
+        head.write(UInt8(ascii: " "))
+        var reason = status.reason
+        reason.withUTF8 { head.write($0) }
+        head.write("\r\n")
+      }
+      headers.write(to: &head)
+      head.write("Content-Length: ")
+      head.writeDecimal(body.count)
+      head.write(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+      buffer.append(contentsOf: head.written)
     }
-    headers.write(into: &buffer)
-    Self.append("Content-Length: ", to: &buffer)
-    buffer.appendDecimal(body.count)
-    Self.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n", to: &buffer)
     if !omitBody { buffer.append(contentsOf: body) }
   }
 
@@ -98,11 +105,5 @@ public struct HTTPResponse: Sendable {
     case 302 where status.reason == "Found": return "HTTP/1.1 302 Found\r\n"
     default: return nil
     }
-  }
-
-  /// Appends constant text as one copy of its bytes.
-  @inline(__always)
-  private static func append(_ text: StaticString, to buffer: inout [UInt8]) {
-    text.withUTF8Buffer { buffer.append(contentsOf: $0) }
   }
 }
