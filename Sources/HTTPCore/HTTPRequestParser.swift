@@ -144,7 +144,7 @@ public struct HTTPRequestParser {
     guard parts.0.allSatisfy({ HTTPHeadScanner.isTokenByte(bytes[$0]) }) else {
       return .failure(HTTPParseError(.badRequest, "invalid method"))
     }
-    guard parts.1.allSatisfy({ bytes[$0] > 0x20 && bytes[$0] < 0x7F }) else {
+    guard Self.isVisibleASCII(bytes, parts.1) else {
       return .failure(HTTPParseError(.badRequest, "invalid character in the request target"))
     }
     let minorVersion: Int
@@ -163,6 +163,28 @@ public struct HTTPRequestParser {
     }
     return .success(
       HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+  }
+
+  /// Whether every byte in `range` is visible ASCII (0x21…0x7E), as a request target's must be.
+  /// Eight bytes at a time: a word has a byte below 0x21 exactly when subtracting 0x21 from each
+  /// byte borrows into a byte whose high bit was clear, and one above 0x7E exactly when adding 1
+  /// to each byte, or the byte itself, sets a high bit.
+  static func isVisibleASCII(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let highBits: UInt64 = 0x8080_8080_8080_8080
+    var index = range.lowerBound
+    while index + 8 <= range.upperBound {
+      let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+      let below = (word &- ones &* 0x21) & ~word & highBits
+      let above = ((word &+ ones) | word) & highBits
+      if below | above != 0 { return false }
+      index += 8
+    }
+    while index < range.upperBound {
+      guard bytes[index] > 0x20 && bytes[index] < 0x7F else { return false }
+      index += 1
+    }
+    return true
   }
 
   /// The method's name: the common ones as constants, others read from the bytes.

@@ -196,4 +196,25 @@ final class HTTPRequestParserTests: XCTestCase {
     // The mutations reach every outcome, so the test exercises more than one path.
     XCTAssertTrue(outcomes.allSatisfy { $0 > 100 }, "\(outcomes)")
   }
+
+  /// The word-at-a-time check of a request target's bytes agrees with the byte-by-byte rule for
+  /// every byte value at every place in a word, and in the tail after the last whole word.
+  func testVisibleASCIIAgreesWithTheRuleForEveryByte() {
+    for length in [8, 13, 16, 17] {
+      for position in 0..<length {
+        for value in 0...255 {
+          var target = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+          target[position] = UInt8(value)
+          // A byte that carries when 1 is added (0xFF) before a valid one must not hide it.
+          if position + 1 < length { target[position + 1] = 0x7E }
+          let expected = target.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+          target.withUnsafeBytes { bytes in
+            XCTAssertEqual(
+              HTTPRequestParser.isVisibleASCII(bytes, 0..<length), expected,
+              "byte \(value) at \(position) of \(length)")
+          }
+        }
+      }
+    }
+  }
 }
