@@ -29,7 +29,14 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
 
   /// A decimal port number from 1 to 65535, with no sign or spaces.
   public static func parsePort(_ text: Substring) -> Int? {
-    let digits = text.utf8
+    // On the contiguous bytes when there are some (every report's port): no index arithmetic.
+    if let port = text.utf8.withContiguousStorageIfAvailable({ parsePort(digits: $0) }) {
+      return port
+    }
+    return parsePort(digits: text.utf8)
+  }
+
+  private static func parsePort<Digits: Collection<UInt8>>(digits: Digits) -> Int? {
     guard !digits.isEmpty, digits.count <= 5 else { return nil }
     var port = 0
     for digit in digits {
