@@ -127,30 +127,23 @@ public struct HTTPHeaders: Sendable, Sequence {
   public func contains(_ name: String, token: String) -> Bool {
     var name = name
     var token = token
-    var found = false
-    name.withUTF8 { name in
-      token.withUTF8 { token in
-        forEachField { fieldName, value in
-          guard Self.equalsIgnoringCase(fieldName, name) else { return true }
-          found = Self.list(value, contains: token)
-          return !found
-        }
-      }
-    }
-    return found
+    return name.withUTF8 { name in token.withUTF8 { token in lists(name, token: token) } }
   }
 
   /// `contains(_:token:)` for constant names and tokens (a request's Connection header).
   func contains(_ name: StaticString, token: StaticString) -> Bool {
+    name.withUTF8Buffer { name in token.withUTF8Buffer { token in lists(name, token: token) } }
+  }
+
+  /// Whether a field named `name` (in any case) lists `token`.
+  private func lists(_ name: UnsafeBufferPointer<UInt8>, token: UnsafeBufferPointer<UInt8>)
+    -> Bool
+  {
     var found = false
-    name.withUTF8Buffer { name in
-      token.withUTF8Buffer { token in
-        forEachField { fieldName, value in
-          guard Self.equalsIgnoringCase(fieldName, name) else { return true }
-          found = Self.list(value, contains: token)
-          return !found
-        }
-      }
+    forEachField { fieldName, value in
+      guard Self.equalsIgnoringCase(fieldName, name) else { return true }
+      found = Self.list(value, contains: token)
+      return !found
     }
     return found
   }
