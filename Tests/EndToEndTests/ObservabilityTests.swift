@@ -1,5 +1,6 @@
 import Foundation
 import HTTPCore
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -33,11 +34,12 @@ final class ObservabilityTests: SystemTestCase {
     stdin.fileHandleForWriting.write(Data(input.utf8))
     try stdin.fileHandleForWriting.close()
     let deadline = Date(timeIntervalSinceNow: timeout)
-    var output = Data()
+    let output = Mutex(Data())  // (read below even if the reader is still at it)
     let reader = stdout.fileHandleForReading
     let done = DispatchSemaphore(value: 0)
     DispatchQueue.global().async {
-      output = reader.readDataToEndOfFile()
+      let data = reader.readDataToEndOfFile()
+      output.withLock { $0 = data }
       done.signal()
     }
     while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
@@ -48,7 +50,7 @@ final class ObservabilityTests: SystemTestCase {
     }
     process.waitUntilExit()
     _ = done.wait(timeout: .now() + 5)
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    return (process.terminationStatus, String(decoding: output.withLock { $0 }, as: UTF8.self))
   }
 
   /// The value of a sample line `name{labels} value` in a text exposition.
