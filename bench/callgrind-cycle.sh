@@ -15,6 +15,7 @@
 # /tmp/callgrind-cycle) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/callgrind_counters.sh
 CYCLES_A="${1:-2000}"
 CYCLES_B="${2:-4000}"
 SCRATCH="${3:-.build-hot}"
@@ -47,32 +48,14 @@ for _ in $(seq 600); do
 done
 
 python3 bench/cycle_client.py "$PORT" 200  # warm-up: first-time allocations, lazy metrics
-total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
-run() {
-  callgrind_control -z "$PID" >/dev/null 2>&1
-  python3 bench/cycle_client.py "$PORT" "$1"
-  callgrind_control --dump="cycles-$1" "$PID" >/dev/null 2>&1
-  # The dump is written by the balancer's thread when it next runs; wait for the file.
-  for _ in $(seq 100); do
-    local file
-    file="$(grep -l "^desc: Trigger: .*cycles-$1\$" "$OUT"/callgrind.out.* 2>/dev/null || true)"
-    if [ -n "$file" ] && [ -n "$(total "$file")" ]; then
-      echo "$file"
-      return
-    fi
-    sleep 0.1
-  done
-  echo "no dump for $1 cycles" >&2
-  exit 1
-}
-FILE_A="$(run "$CYCLES_A")"
-FILE_B="$(run "$CYCLES_B")"
+FILE_A="$(callgrind_count "$PID" "cycles-$CYCLES_A" python3 bench/cycle_client.py "$PORT" "$CYCLES_A")"
+FILE_B="$(callgrind_count "$PID" "cycles-$CYCLES_B" python3 bench/cycle_client.py "$PORT" "$CYCLES_B")"
 kill -TERM "$PID"
 wait "$PID" 2>/dev/null || true
 trap - EXIT
 
-A="$(total "$FILE_A")"
-B="$(total "$FILE_B")"
+A="$(callgrind_total "$FILE_A")"
+B="$(callgrind_total "$FILE_B")"
 echo "instructions: $A for $CYCLES_A cycles, $B for $CYCLES_B cycles"
 echo "per cycle: $(( (B - A) / (CYCLES_B - CYCLES_A) ))"
 echo

@@ -16,6 +16,7 @@
 # The dumps are left in $OUT (default /tmp/callgrind-server) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/callgrind_counters.sh
 N="${1:-100}"
 JOBS_A="${2:-500}"
 JOBS_B="${3:-1500}"
@@ -62,29 +63,17 @@ done
 # Warm-up: first-time allocations, lazy metrics.
 python3 bench/server_job_client.py leased "$BALANCER_PORT" 100 "$N"
 python3 bench/server_job_client.py direct "$SERVER_PORT" 100 "$N"
-total() { awk '/^(summary|totals):/ {print $2; exit}' "$1"; }
-run() {  # MODE PORT JOBS: prints the dump's file
-  callgrind_control -z "$SERVER" >/dev/null 2>&1
-  python3 bench/server_job_client.py "$1" "$2" "$3" "$N"
-  sleep 0.5  # the last report's answer is read lazily, within 0.2 s
-  callgrind_control --dump="$1-$3" "$SERVER" >/dev/null 2>&1
-  for _ in $(seq 100); do
-    local file
-    file="$(grep -l "^desc: Trigger: .*$1-$3\$" "$OUT"/callgrind.out.* 2>/dev/null || true)"
-    if [ -n "$file" ] && [ -n "$(total "$file")" ]; then
-      echo "$file"
-      return
-    fi
-    sleep 0.1
-  done
-  echo "no dump for $1 $3" >&2
-  exit 1
+# A run of MODE (leased or direct) at PORT, JOBS jobs: prints its dump's file. The last report's
+# answer is read lazily, within 0.2 s: the run waits that out before the dump.
+run() {
+  callgrind_count "$SERVER" "$1-$3" \
+    bash -c 'python3 bench/server_job_client.py "$@" && sleep 0.5' run "$1" "$2" "$3" "$N"
 }
 LEASED_A="$(run leased "$BALANCER_PORT" "$JOBS_A")"
 LEASED_B="$(run leased "$BALANCER_PORT" "$JOBS_B")"
 DIRECT_A="$(run direct "$SERVER_PORT" "$JOBS_A")"
 DIRECT_B="$(run direct "$SERVER_PORT" "$JOBS_B")"
-per_job() { echo $((($(total "$2") - $(total "$1")) / (JOBS_B - JOBS_A))); }
+per_job() { echo $((($(callgrind_total "$2") - $(callgrind_total "$1")) / (JOBS_B - JOBS_A))); }
 LEASED="$(per_job "$LEASED_A" "$LEASED_B")"
 DIRECT="$(per_job "$DIRECT_A" "$DIRECT_B")"
 echo "instructions per job, n=$N, at the server:"
