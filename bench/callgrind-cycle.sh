@@ -41,11 +41,7 @@ valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
   --bind 127.0.0.1 --port "$PORT" --config "$OUT/servers.json" >"$OUT/balancer.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-  kill -0 $PID 2>/dev/null || { cat "$OUT/balancer.log" >&2; exit 1; }
-  sleep 0.1
-done
+callgrind_wait_port "$PID" "$PORT" "$OUT/balancer.log"
 
 python3 bench/cycle_client.py "$PORT" 200  # warm-up: first-time allocations, lazy metrics
 FILE_A="$(callgrind_count "$PID" "cycles-$CYCLES_A" python3 bench/cycle_client.py "$PORT" "$CYCLES_A")"

@@ -49,11 +49,7 @@ valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
   --balancer "127.0.0.1:$BALANCER_PORT" --quiet >"$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $BALANCER $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$SERVER_PORT") 2>/dev/null && break
-  kill -0 $SERVER 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+callgrind_wait_port "$SERVER" "$SERVER_PORT" "$OUT/server.log"
 # The balancer takes the server once its first heartbeat is answered.
 for _ in $(seq 100); do
   curl -s --max-time 2 "http://127.0.0.1:$BALANCER_PORT/health" | grep -q '"free":1' && break

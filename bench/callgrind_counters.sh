@@ -26,3 +26,15 @@ callgrind_count() {
   echo "no callgrind dump for $name" >&2
   exit 1
 }
+
+# callgrind_wait_port PID PORT LOG: waits (up to 60 s: valgrind starts slowly) until PORT on
+# 127.0.0.1 takes connections; exits the script with LOG's text if PID dies first.
+callgrind_wait_port() {
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
+    kill -0 "$1" 2>/dev/null || { cat "$3" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "nothing listens on port $2 after 60 s" >&2
+  exit 1
+}
