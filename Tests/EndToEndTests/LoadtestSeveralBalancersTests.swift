@@ -23,8 +23,11 @@ final class LoadtestSeveralBalancersTests: SystemTestCase {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     try "{\"available_servers\": [\(servers.map(String.init).joined(separator: ", "))]}".write(
       toFile: folder + "/servers.json", atomically: true, encoding: .utf8)
+    // Not `--port 0`: the kernel may hand the balancer a server's port (see SystemTestCase).
+    var chosen = try freePort()
+    while servers.contains(chosen) { chosen = try freePort() }
     let balancer = try ManagedProcess(
-      "balancer", ["--port", "0", "--no-spawn", "--quiet"], directory: folder)
+      "balancer", ["--port", "\(chosen)", "--no-spawn", "--quiet"], directory: folder)
     processes.append(balancer)
     try balancer.waitForOutput("[balancer] listening on port ")
     let line = balancer.output.components(separatedBy: "[balancer] listening on port ")[1]

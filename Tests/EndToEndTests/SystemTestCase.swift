@@ -52,7 +52,13 @@ class SystemTestCase: XCTestCase {
   }
 
   func startBalancer(_ arguments: [String] = []) throws {
-    balancer = try ManagedProcess("balancer", ["--port", "0"] + arguments, directory: directory)
+    // A free port that is none of the servers': with `--port 0` the kernel may hand the balancer
+    // a server's port, free again since it was chosen, and the balancer refuses to start
+    // ("is the balancer's own address"); seen once in CI.
+    var port = try freePort()
+    while serverPorts.contains(port) { port = try freePort() }
+    balancer = try ManagedProcess(
+      "balancer", ["--port", "\(port)"] + arguments, directory: directory)
     processes.append(balancer)
     // Its children print to the same output: read the balancer's own line.
     try balancer.waitForOutput("[balancer] listening on port ")
