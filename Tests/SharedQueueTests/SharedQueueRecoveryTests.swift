@@ -83,6 +83,17 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     return made
   }
 
+  /// Balancers A and B, both with `server` in their pools.
+  private func twoMembers(sharing server: ServerAddress) -> (Member, Member) {
+    let a = member("A")
+    let b = member("B")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      _ = try? b.broker.reconfigure([server])
+    }
+    return (a, b)
+  }
+
   private func claim(_ name: String, at member: Member, answers: Answers) {
     claim(name, answers: answers) { member.broker.request($0) }
   }
@@ -144,14 +155,9 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// places again, and the next server freed reaches them.
   func testClientsOfABalancerTakenForDeadRejoinTheLineAtItsNextHeartbeat() throws {
     try startRedis()
-    let a = member("A")
-    let b = member("B")
     let server = ServerAddress(port: 5001)
-    _ = running.sync {
-      _ = try? a.broker.reconfigure([server])
-      _ = try? b.broker.reconfigure([server])
-      a.dispatcher.serverFreed(server)
-    }
+    let (a, b) = twoMembers(sharing: server)
+    _ = running.sync { a.dispatcher.serverFreed(server) }
     eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
     let answers = Answers()
     claim("holder", at: a, answers: answers)
@@ -308,13 +314,8 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// `down` in its pool and /status, and never probes it, until it coordinates again.
   func testAFormerCoordinatorFollowsTheBooksForAServerItFoundDown() throws {
     try startRedis()
-    let a = member("A")
-    let b = member("B")
     let server = ServerAddress(port: 5001)
-    _ = running.sync {
-      _ = try? a.broker.reconfigure([server])
-      _ = try? b.broker.reconfigure([server])
-    }
+    let (a, b) = twoMembers(sharing: server)
     eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
     // A coordinated and found 5001 silent; then B took over and found it up again (its probe
     // answered: put back, as `finishProbe` → `offer` does).
