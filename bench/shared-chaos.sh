@@ -78,7 +78,7 @@ mkdir -p "$WORK/redis"
 
 # --- processes: every pid started here is in one of these, and stopped by it on exit ---
 declare -A BAL_PID SRV_PID
-REDIS_PID="" CLIENT_PID="" SAMPLER_PID="" LT_LOOP_PID=""
+REDIS_PID="" CLIENT_PID="" SAMPLER_PID="" LT_LOOP_PID="" STARTED_PID=""
 CRASHES="$WORK/crashes.txt"
 : >"$CRASHES"
 alive() { local s; s="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1; [[ "$s" != Z* ]]; }
@@ -100,6 +100,7 @@ cleanup() {
   stop_pid "$SAMPLER_PID"
   for i in "${!BAL_PID[@]}"; do stop_pid "${BAL_PID[$i]}"; done
   for p in "${!SRV_PID[@]}"; do stop_pid "${SRV_PID[$p]}"; done
+  stop_pid "$STARTED_PID"  # one being started when the run was stopped
   stop_pid "$REDIS_PID"
   [ -z "$KEEP" ] && rm -rf "$WORK"
 }
@@ -144,32 +145,35 @@ start_redis() {
   # Up once it has loaded its data (it answers LOADING meanwhile).
   for _ in $(seq 200); do [ "$(redis-cli -p "$RPORT" PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
 }
-start_balancer() {  # index; retried while the port is still taken
-  local i="$1" port="${BPORTS[$1]}"
+# Starts COMMAND... in the background, its output appended to LOG, until it listens on PORT;
+# retried (20 times) while the port is still taken. Sets STARTED_PID.
+start_retried() {  # label port log command...
+  local label="$1" port="$2" logfile="$3"
+  shift 3
   for _ in $(seq 20); do
-    "$BIN/balancer" --port "$port" --bind 127.0.0.1 --config "$CONFIG" --no-spawn \
-      --shared-queue "redis://127.0.0.1:$RPORT/$PREFIX" --claim-timeout 1 --heartbeat-interval 1 \
-      --lease-timeout "$LEASE_TIMEOUT" --quiet --log-format json >>"$WORK/balancer-$i.log" 2>&1 &
-    BAL_PID[$i]=$!
-    wait_port "$port" && alive "${BAL_PID[$i]}" && return 0
-    wait "${BAL_PID[$i]}" 2>/dev/null
-    log "balancer $i ($port) did not start (exit $?): $(tail -1 "$WORK/balancer-$i.log"); again"
+    "$@" >>"$logfile" 2>&1 &
+    STARTED_PID=$!
+    wait_port "$port" && alive "$STARTED_PID" && return 0
+    wait "$STARTED_PID" 2>/dev/null
+    log "$label did not start (exit $?): $(tail -1 "$logfile"); again"
     sleep 0.3
   done
   return 1
 }
+start_balancer() {  # index
+  local i="$1" port="${BPORTS[$1]}"
+  start_retried "balancer $i ($port)" "$port" "$WORK/balancer-$i.log" \
+    "$BIN/balancer" --port "$port" --bind 127.0.0.1 --config "$CONFIG" --no-spawn \
+    --shared-queue "redis://127.0.0.1:$RPORT/$PREFIX" --claim-timeout 1 --heartbeat-interval 1 \
+    --lease-timeout "$LEASE_TIMEOUT" --quiet --log-format json || return 1
+  BAL_PID[$i]=$STARTED_PID
+}
 start_server() {  # port
   local port="$1"
-  for _ in $(seq 20); do
-    "$BIN/factorial-server" --port "$port" --bind 127.0.0.1 --balancer "$BAL_LIST" --quiet --log-format json \
-      >>"$WORK/server-$port.log" 2>&1 &
-    SRV_PID[$port]=$!
-    wait_port "$port" && alive "${SRV_PID[$port]}" && return 0
-    wait "${SRV_PID[$port]}" 2>/dev/null
-    log "server $port did not start (exit $?): $(tail -1 "$WORK/server-$port.log"); again"
-    sleep 0.3
-  done
-  return 1
+  start_retried "server $port" "$port" "$WORK/server-$port.log" \
+    "$BIN/factorial-server" --port "$port" --bind 127.0.0.1 --balancer "$BAL_LIST" --quiet \
+    --log-format json || return 1
+  SRV_PID[$port]=$STARTED_PID
 }
 # Kills with -9 what we meant to kill; a process found dead before that died by itself.
 kill9() {  # name pid
