@@ -11,10 +11,8 @@ public enum ClaimAnswer: Sendable {
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
 /// how to answer, and whether the client is still there.
 public final class ServerClaim {
-  /// The key a hashing policy uses: the client's `?key=`, else its address (worked out only if
-  /// a policy asks).
-  public lazy var key: String = makeKey?() ?? client
-  private let makeKey: (() -> String)?
+  /// The key a hashing policy uses: the client's `?key=`, else its address.
+  public let key: String
   /// The client's numeric address.
   public let client: String
   /// Whether the claim waited in line before it was answered.
@@ -24,26 +22,16 @@ public final class ServerClaim {
   private let deliver: (ClaimAnswer, _ waited: Bool) -> Bool
   private var isAnswered = false
 
-  /// - Parameter deliver: sends the answer to the client (and whether it waited in line for it);
-  ///   returns false if the client is gone.
-  public init(
-    key: @autoclosure @escaping () -> String, client: String,
-    deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
-  ) {
-    makeKey = key
-    self.client = client
-    self.deliver = deliver
-  }
-
-  /// A claim whose key is known already: `key`, or the client's address if nil (no closure is
-  /// kept to work it out).
+  /// - Parameters:
+  ///   - key: the client's `?key=`, if it gave one (else the key is its address).
+  ///   - deliver: sends the answer to the client (and whether it waited in line for it);
+  ///     returns false if the client is gone.
   public init(
     client: String, key: String?, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
   ) {
-    makeKey = nil
+    self.key = key ?? client
     self.client = client
     self.deliver = deliver
-    if let key { self.key = key }
   }
 
   /// Whether the claim still waits for its answer.

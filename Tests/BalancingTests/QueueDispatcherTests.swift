@@ -12,7 +12,7 @@ final class QueueDispatcherTests: XCTestCase {
     let first = FakeClient()
     first.request(balancer, "/")
     var undeliverable = 0
-    let lost = ServerClaim(key: "", client: "10.0.0.1") { _, _ in
+    let lost = ServerClaim(client: "10.0.0.1", key: "") { _, _ in
       undeliverable += 1
       return false
     }

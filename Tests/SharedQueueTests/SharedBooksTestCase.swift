@@ -97,7 +97,7 @@ class SharedBooksTestCase: XCTestCase {
   func claim(_ name: String, answers: Answers, _ ask: @escaping (ServerClaim) -> Void) {
     _ = running.sync {
       ask(
-        ServerClaim(key: name, client: "127.0.0.1") { answer, _ in
+        ServerClaim(client: "127.0.0.1", key: name) { answer, _ in
           answers.record(name, answer)
           return true
         })
