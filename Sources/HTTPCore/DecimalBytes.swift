@@ -19,6 +19,7 @@ extension UnsafeMutableBufferPointer where Element == UInt8 {
       length += 1
       rest /= 10
     }
+    precondition(offset + length <= count, "no room for the digits")
     rest = value
     var index = offset + length
     repeat {

@@ -25,6 +25,7 @@ public struct HTTPHeaders: Sendable, Sequence {
     name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
     into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int
   ) -> Int {
+    precondition(offset + 8 + name.count + value.count <= buffer.count, "field past the buffer")
     let base = UnsafeMutableRawPointer(buffer.baseAddress!) + offset
     base.storeBytes(of: UInt32(name.count).littleEndian, toByteOffset: 0, as: UInt32.self)
     base.storeBytes(of: UInt32(value.count).littleEndian, toByteOffset: 4, as: UInt32.self)
@@ -80,8 +81,7 @@ public struct HTTPHeaders: Sendable, Sequence {
     let start = storage.count
     name.withUTF8 { name in
       if storage.isEmpty { storage.reserveCapacity(8 + name.count + capacity) }
-      let lengths = (UInt32(name.count).littleEndian, UInt32(0))
-      Swift.withUnsafeBytes(of: lengths) { storage.append(contentsOf: $0) }
+      appendLengths(name: name.count, value: 0)
       storage.append(contentsOf: name)
     }
     let valueStart = storage.count
@@ -96,11 +96,16 @@ public struct HTTPHeaders: Sendable, Sequence {
   /// Appends a field from its bytes.
   mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
     if storage.isEmpty { storage.reserveCapacity(name.count + value.count + 8) }
-    let lengths = (UInt32(name.count).littleEndian, UInt32(value.count).littleEndian)
-    Swift.withUnsafeBytes(of: lengths) { storage.append(contentsOf: $0) }
+    appendLengths(name: name.count, value: value.count)
     storage.append(contentsOf: name)
     storage.append(contentsOf: value)
     count += 1
+  }
+
+  /// Appends a field's two lengths, as `store` lays them out (little-endian UInt32s).
+  private mutating func appendLengths(name: Int, value: Int) {
+    let lengths = (UInt32(name).littleEndian, UInt32(value).littleEndian)
+    Swift.withUnsafeBytes(of: lengths) { storage.append(contentsOf: $0) }
   }
 
   public func makeIterator() -> Iterator { Iterator(headers: self) }
