@@ -174,17 +174,12 @@ public final class Balancer: HTTPHandler {
     var target = target
     target.withUTF8 { target in
       guard let mark = target.firstIndex(of: UInt8(ascii: "?")) else { return }
-      let query = UnsafeBufferPointer(rebasing: target[(mark + 1)...])
-      var start = 0
-      while start < query.count {
-        var end = start
-        while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
-        let pair = UnsafeBufferPointer(rebasing: query[start..<end])
+      HTTPRequest.forEachQueryPair(UnsafeBufferPointer(rebasing: target[(mark + 1)...])) { pair in
         if !pair.isEmpty && !isLease(pair) {
           bytes.append(contentsOf: pair)
           bytes.append(UInt8(ascii: "&"))
         }
-        start = end + 1
+        return true
       }
     }
     ("lease=" as StaticString).withUTF8Buffer { bytes.append(contentsOf: $0) }

@@ -81,24 +81,36 @@ public struct HTTPRequest: Sendable {
     }
   }
 
-  /// The value of the first pair named `name` in `query`, "" for a pair without `=`.
-  private static func value(
-    of name: UnsafeBufferPointer<UInt8>, in query: UnsafeBufferPointer<UInt8>
-  ) -> String? {
+  /// Calls `body` with each `&`-separated pair of `query` (empty ones too), in order, until it
+  /// returns false.
+  public static func forEachQueryPair(
+    _ query: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool
+  ) {
     var start = 0
     while start < query.count {
       var end = start
       while end < query.count && query[end] != UInt8(ascii: "&") { end += 1 }
-      var equals = start
-      while equals < end && query[equals] != UInt8(ascii: "=") { equals += 1 }
-      if equals - start == name.count && Self.equal(query, from: start, name) {
-        guard equals < end else { return "" }
-        return String(
-          decoding: UnsafeBufferPointer(rebasing: query[(equals + 1)..<end]), as: UTF8.self)
-      }
+      guard body(UnsafeBufferPointer(rebasing: query[start..<end])) else { return }
       start = end + 1
     }
-    return nil
+  }
+
+  /// The value of the first pair named `name` in `query`, "" for a pair without `=`.
+  private static func value(
+    of name: UnsafeBufferPointer<UInt8>, in query: UnsafeBufferPointer<UInt8>
+  ) -> String? {
+    var found: String?
+    forEachQueryPair(query) { pair in
+      var equals = 0
+      while equals < pair.count && pair[equals] != UInt8(ascii: "=") { equals += 1 }
+      guard equals == name.count && Self.equal(pair, from: 0, name) else { return true }
+      found =
+        equals < pair.count
+        ? String(decoding: UnsafeBufferPointer(rebasing: pair[(equals + 1)...]), as: UTF8.self)
+        : ""
+      return false
+    }
+    return found
   }
 
   private static func equal(
