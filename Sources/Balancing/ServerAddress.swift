@@ -70,14 +70,10 @@ public struct ServerAddress: Hashable, Sendable, CustomStringConvertible, Compar
     ("http://" as StaticString).withUTF8Buffer { bytes.append(contentsOf: $0) }
     var host = host ?? clientHost
     host.withUTF8 { bytes.append(contentsOf: $0) }
-    // `:<port>/<port>` in one copy.
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 48) { suffix in
-      suffix[0] = UInt8(ascii: ":")
-      var end = suffix.writeDecimal(port, at: 1)
-      suffix[end] = UInt8(ascii: "/")
-      end = suffix.writeDecimal(port, at: end + 1)
-      bytes.append(contentsOf: UnsafeBufferPointer(rebasing: suffix[..<end]))
-    }
+    bytes.append(UInt8(ascii: ":"))
+    bytes.appendDecimal(port)
+    bytes.append(UInt8(ascii: "/"))
+    bytes.appendDecimal(port)
   }
 
   public static func < (lhs: ServerAddress, rhs: ServerAddress) -> Bool {
