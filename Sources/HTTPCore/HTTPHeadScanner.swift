@@ -173,11 +173,27 @@ struct HTTPHeadScanner {
     Int, HTTPParseError
   > {
     // One pass over the fields' bytes, building nothing: every message comes through here.
-    // Repeated fields must all say the same; the first is then judged.
-    var first: UnsafeBufferPointer<UInt8>?  // valid only while the fields are walked
-    var outcome: Result<Int, HTTPParseError> = .success(0)
+    var lengths = ContentLengthFields(limits: limits)
     headers.forEachField { name, value in
       guard HTTPHeaders.equalsIgnoringCase(name, "Content-Length") else { return true }
+      return lengths.add(value)
+    }
+    return lengths.outcome
+  }
+
+  /// A message's Content-Length fields, taken one at a time as its fields are walked: repeated
+  /// fields must all say the same, and the first is then judged. The first value's bytes are
+  /// kept, so the walk must not outlive the fields.
+  struct ContentLengthFields {
+    let limits: HTTPLimits
+    /// The length (0 without the field), or why the fields are refused.
+    private(set) var outcome: Result<Int, HTTPParseError> = .success(0)
+    private var first: UnsafeBufferPointer<UInt8>?
+
+    init(limits: HTTPLimits) { self.limits = limits }
+
+    /// Takes one value; false once the fields disagree (the outcome is then final).
+    mutating func add(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
       guard let first else {
         first = value
         outcome = parseLength(value, limits: limits)
@@ -189,7 +205,6 @@ struct HTTPHeadScanner {
       }
       return true
     }
-    return outcome
   }
 
   private static var invalidLength: HTTPParseError {

@@ -85,10 +85,7 @@ public struct HTTPRequestParser {
     case .success(let value): request = value
     case .failure(let error): return .failed(error)
     }
-    if let error = Self.validate(request.headers, minorVersion: request.minorVersion) {
-      return .failed(error)
-    }
-    switch HTTPHeadScanner.contentLength(request.headers, limits: limits) {
+    switch Self.validate(request.headers, minorVersion: request.minorVersion, limits: limits) {
     case .failure(let error):
       return .failed(error)
     case .success(0):
@@ -218,12 +215,16 @@ public struct HTTPRequestParser {
     return nil
   }
 
-  /// Checks the rules of RFC 9112 that a request's headers must follow, on their bytes.
-  private static func validate(_ headers: HTTPHeaders, minorVersion: Int) -> HTTPParseError? {
+  /// Checks the rules of RFC 9112 that a request's headers must follow, on their bytes, in the
+  /// same pass that reads the body's length (Content-Length).
+  private static func validate(_ headers: HTTPHeaders, minorVersion: Int, limits: HTTPLimits)
+    -> Result<Int, HTTPParseError>
+  {
     var hosts = 0
     var validHost = true
     var hasTransferEncoding = false
     var hasContentLength = false
+    var lengths = HTTPHeadScanner.ContentLengthFields(limits: limits)
     headers.forEachField { name, value in
       if HTTPHeaders.equalsIgnoringCase(name, "Host") {
         hosts += 1
@@ -232,22 +233,23 @@ public struct HTTPRequestParser {
         hasTransferEncoding = true
       } else if HTTPHeaders.equalsIgnoringCase(name, "Content-Length") {
         hasContentLength = true
+        _ = lengths.add(value)  // (past a disagreement its outcome stays; the walk goes on)
       }
       return true
     }
-    if hosts > 1 { return HTTPParseError(.badRequest, "more than one Host header") }
+    if hosts > 1 { return .failure(HTTPParseError(.badRequest, "more than one Host header")) }
     if minorVersion == 1 && hosts == 0 {
-      return HTTPParseError(.badRequest, "HTTP/1.1 requests need a Host header")
+      return .failure(HTTPParseError(.badRequest, "HTTP/1.1 requests need a Host header"))
     }
-    if !validHost { return HTTPParseError(.badRequest, "invalid Host header") }
+    if !validHost { return .failure(HTTPParseError(.badRequest, "invalid Host header")) }
     if hasTransferEncoding {
       if hasContentLength {
-        return HTTPParseError(.badRequest, "both Transfer-Encoding and Content-Length")
+        return .failure(HTTPParseError(.badRequest, "both Transfer-Encoding and Content-Length"))
       }
-      return HTTPParseError(
-        .notImplemented, "Transfer-Encoding is not supported; send Content-Length")
+      return .failure(
+        HTTPParseError(.notImplemented, "Transfer-Encoding is not supported; send Content-Length"))
     }
-    return nil
+    return lengths.outcome
   }
 
   /// A Host value's bytes: a name, IPv4 or bracketed IPv6 literal, with an optional port.
