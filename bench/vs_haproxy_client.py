@@ -91,6 +91,32 @@ def cmd_check(port, nfile, count):
         sys.exit(1)
 
 
+def count_answers(out_paths, sizes, redirects):
+    """(good, bad, codes) over curl's `-w "%{http_code} %{num_redirects} %{size_download} %{url}"`
+    lines: an answer is good if it is 200, took `redirects` redirects and has the exact size of
+    `Factorial of K = <digits>` for the K of its URL."""
+    good = bad = 0
+    codes = {}
+    for path in out_paths:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) != 4:
+                    bad += 1
+                    continue
+                code, hops, size, url = parts
+                codes[code] = codes.get(code, 0) + 1
+                try:
+                    right = int(hops) == redirects and int(size) == sizes[int(url.rsplit("n=", 1)[1])]
+                except (ValueError, KeyError, IndexError):
+                    right = False
+                if code == "200" and right:
+                    good += 1
+                else:
+                    bad += 1
+    return good, bad, codes
+
+
 def cmd_run(name, round_, port, nfile, front, *servers):
     ns = read_ns(nfile)
     sizes = {n: len(expected_body(n).encode()) for n in set(ns)}
@@ -134,24 +160,7 @@ def cmd_run(name, round_, port, nfile, front, *servers):
     busy_after, steal_after = machine_busy()
     # Every answer: 200, the right number of redirects, the size of the exact factorial.
     redirects = 1 if name == "balancer" else 0
-    good = bad = 0
-    codes = {}
-    with open(out_path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) != 4:
-                bad += 1
-                continue
-            code, hops, size, url = parts
-            codes[code] = codes.get(code, 0) + 1
-            try:
-                right = int(hops) == redirects and int(size) == sizes[int(url.rsplit("n=", 1)[1])]
-            except (ValueError, KeyError, IndexError):
-                right = False
-            if code == "200" and right:
-                good += 1
-            else:
-                bad += 1
+    good, bad, codes = count_answers([out_path], sizes, redirects)
     os.unlink(cfg_path)
     os.unlink(out_path)
     jobs = len(ns)
@@ -215,20 +224,8 @@ def cmd_direct(round_, nfile, ports, *servers):
     wall = time.monotonic() - started
     after = [cpu_seconds(p) for p in pids]
     busy_after, steal_after = machine_busy()
-    good = bad = 0
-    codes = {}
+    good, bad, codes = count_answers([path + ".out" for path in paths], sizes, 0)
     for path in paths:
-        with open(path + ".out") as f:
-            for line in f:
-                parts = line.split()
-                code = parts[0] if parts else "?"
-                codes[code] = codes.get(code, 0) + 1
-                try:
-                    right = code == "200" and int(parts[1]) == 0 and int(parts[2]) == sizes[
-                        int(parts[3].rsplit("n=", 1)[1])]
-                except (ValueError, KeyError, IndexError):
-                    right = False
-                good, bad = (good + 1, bad) if right else (good, bad + 1)
         os.unlink(path)
         os.unlink(path + ".out")
     jobs = len(ns)
