@@ -29,6 +29,9 @@
 #  - CPU from /proc/<pid>/stat (utime + stime, every thread) of the front (balancer or haproxy)
 #    and the sum over the five servers, before and after each run, and the client's rusage;
 #    per job. Each round starts each front afresh, runs it, stops it; the order alternates.
+#    Also the context switches per job (voluntary and involuntary, /proc/<pid>/task/*/status)
+#    of the front and of the servers: each time a process sleeps (in epoll_wait) and is woken
+#    again, which on this kind of machine costs more than the work done between two sleeps.
 #  - Idle: in each round, each system alone with its servers for IDLE seconds before its run
 #    (timers, heartbeats, health checks, config polling), CPU µs per second of the front and of
 #    the servers, from /proc/<pid>/task/*/schedstat (ns; /proc/<pid>/stat's 10 ms ticks are too

@@ -51,6 +51,19 @@ def run_ns(pid):
     return total
 
 
+def context_switches(pid):
+    """Voluntary and involuntary context switches of a process's live threads: each voluntary
+    one is the process going to sleep (in epoll_wait, say) to be woken again later."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        except FileNotFoundError:
+            pass
+    return total
+
+
 def machine_busy():
     """(busy, steal) seconds of the whole machine, over all CPUs, from /proc/stat."""
     with open("/proc/stat") as f:
@@ -132,6 +145,7 @@ def cmd_run(name, round_, port, nfile, front, *servers):
     ]  # fmt: skip
     pids = [int(front)] + [int(s) for s in servers]
     before = [cpu_seconds(p) for p in pids]
+    switches_before = [context_switches(p) for p in pids]
     busy_before, steal_before = machine_busy()
     started = time.monotonic()
     with open(out_path, "w") as out:
@@ -157,6 +171,7 @@ def cmd_run(name, round_, port, nfile, front, *servers):
             time.sleep(0.005)
     wall = time.monotonic() - started
     after = [cpu_seconds(p) for p in pids]
+    switches = [context_switches(p) - b for p, b in zip(pids, switches_before)]
     busy_after, steal_after = machine_busy()
     # Every answer: 200, the right number of redirects, the size of the exact factorial.
     redirects = 1 if name == "balancer" else 0
@@ -173,6 +188,7 @@ def cmd_run(name, round_, port, nfile, front, *servers):
         "wall": wall, "jobs_per_s": good / wall,
         "front_us": front_cpu * 1e6 / jobs, "servers_us": server_cpu * 1e6 / jobs,
         "client_us": client_cpu * 1e6 / jobs,
+        "front_switches": switches[0] / jobs, "servers_switches": sum(switches[1:]) / jobs,
         "per_server_us": [(a - b) * 1e6 / jobs for a, b in zip(after[1:], before[1:])],
         # What the rest of the machine used meanwhile, in CPUs: someone compiling shows here.
         "others_cpus": max(0.0, (busy_after - busy_before) - front_cpu - server_cpu - client_cpu) / wall,
@@ -196,6 +212,7 @@ def cmd_direct(round_, nfile, ports, *servers):
             paths.append(cfg.name)
     pids = [int(s) for s in servers]
     before = [cpu_seconds(p) for p in pids]
+    switches_before = [context_switches(p) for p in pids]
     busy_before, steal_before = machine_busy()
     started = time.monotonic()
     children = []
@@ -223,6 +240,7 @@ def cmd_direct(round_, nfile, ports, *servers):
         exit_code = exit_code or os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     after = [cpu_seconds(p) for p in pids]
+    switches = [context_switches(p) - b for p, b in zip(pids, switches_before)]
     busy_after, steal_after = machine_busy()
     good, bad, codes = count_answers([path + ".out" for path in paths], sizes, 0)
     for path in paths:
@@ -236,6 +254,7 @@ def cmd_direct(round_, nfile, ports, *servers):
         "wall": wall, "jobs_per_s": good / wall,
         "front_us": 0.0, "servers_us": server_cpu * 1e6 / jobs,
         "client_us": client_cpu * 1e6 / jobs,
+        "front_switches": 0.0, "servers_switches": sum(switches) / jobs,
         "per_server_us": [(a - b) * 1e6 / jobs for a, b in zip(after, before)],
         "others_cpus": max(0.0, (busy_after - busy_before) - server_cpu - client_cpu) / wall,
         "steal_cpus": (steal_after - steal_before) / wall,
@@ -275,7 +294,9 @@ def cmd_line():
     print(
         f"round {r['round']}: {r['name']:>8} {r['jobs_per_s']:>7,.0f} jobs/s,"
         f" front {r['front_us']:6.1f} µs/job, servers {r['servers_us']:6.1f} µs/job,"
-        f" client {r['client_us']:6.1f} µs/job, {r['good']}/{r['jobs']} right in {r['wall']:.2f} s"
+        f" client {r['client_us']:6.1f} µs/job, context switches/job front"
+        f" {r['front_switches']:.2f} servers {r['servers_switches']:.2f},"
+        f" {r['good']}/{r['jobs']} right in {r['wall']:.2f} s"
         f" (others used {r['others_cpus']:.2f} CPUs, steal {r['steal_cpus']:.2f})"
         + wrong
     )
@@ -299,6 +320,8 @@ def cmd_table(path, haproxy_version="2.6"):
         ("front CPU µs/job", "front_us", "{:,.1f}"),
         ("servers µs/job", "servers_us", "{:,.1f}"),
         ("client µs/job", "client_us", "{:,.1f}"),
+        ("front context switches/job", "front_switches", "{:.2f}"),
+        ("servers context switches/job", "servers_switches", "{:.2f}"),
     ]
     med = {}
     for name in LABELS:
