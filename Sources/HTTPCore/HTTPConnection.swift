@@ -30,6 +30,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var isParked = false
   /// Bytes arrived while parked and were left in the kernel (no new event will say so).
   private var hasUnreadInput = false
+  /// The client shut its side (the event said so): what it sent before is all there is, even
+  /// when the read that drained the socket did not reach the end (a request and its FIN that
+  /// arrive together make one edge-triggered event, and no later one).
+  private var clientFinished = false
   /// When the request was parked; a long wait moves it to the loop's background set.
   private var parkedAt: UInt64 = 0
   private var isInBackground = false
@@ -60,6 +64,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
     if readiness.contains(.writable) && outputStart < output.count { flush() }
     guard !isClosed else { return }
     if !readiness.isDisjoint(with: [.peerClosed, .hangup, .error]) {
+      if readiness.contains(.peerClosed) { clientFinished = true }
       readAvailable()
     } else if readiness.contains(.readable) {
       // A parked request reads nothing more: what the client sends next stays in the kernel.
@@ -74,7 +79,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       close()
       return
     }
-    let endOfInput = end == .endOfStream
+    let endOfInput = end == .endOfStream || clientFinished
     lastActivity = clock.now
     if current != nil
       && input.count - inputStart > parser.limits.maxHeadBytes + parser.limits.maxBodyBytes
@@ -84,8 +89,14 @@ final class HTTPConnection: EventHandler, ResponseSink {
     }
     process()
     if endOfInput {
-      // The client is gone (or will send nothing more): a parked request has nobody to answer.
-      if current != nil || outputStart == output.count { close() } else { closeAfterWrite = true }
+      // The client is gone (or will send nothing more): a parked request has nobody to answer;
+      // answers already given go out, then the connection closes.
+      if current != nil || outputStart == output.count {
+        close()
+      } else {
+        closeAfterWrite = true
+        flush()
+      }
     } else {
       flush()
     }

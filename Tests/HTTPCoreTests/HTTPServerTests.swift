@@ -117,6 +117,26 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(running.onLoop { self.running.server.connectionCount }, 0)
   }
 
+  /// A client that sends its requests and shuts its side at once gets every answer, and then
+  /// the connection closes: it will send nothing more. Its requests and its FIN reach the
+  /// server together (the loop is kept busy meanwhile), so a single event says both, and the
+  /// read that drains the socket does not itself reach the end.
+  func testAClientThatSendsAndShutsItsSideAtOnceIsAnsweredThenClosed() throws {
+    var configuration = HTTPServer.Configuration(host: "127.0.0.1")
+    configuration.idleTimeout = 30
+    let server = try RunningServer(configuration: configuration)
+    defer { server.stop() }
+    let client = try TestClient(port: server.port, timeout: 3)
+    server.loop.execute { Thread.sleep(forTimeInterval: 0.3) }
+    try client.send(
+      "GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    shutdown(client.fd, Int32(SHUT_WR))
+    XCTAssertEqual(try client.readResponse().text, "GET /echo/1 0\n")
+    XCTAssertEqual(try client.readResponse().text, "GET /echo/2 0\n")
+    XCTAssertTrue(client.isClosedByPeer(), "still open after the answers")
+    XCTAssertEqual(server.onLoop { server.server.connectionCount }, 0)
+  }
+
   func testBodiesAreRead() throws {
     let client = try TestClient(port: running.port)
     try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello")
