@@ -2,6 +2,7 @@
 /// `revoked` (the lease's job had not started; it never will) or `started` (its client came; the
 /// lease runs on).
 public struct LeaseRevocation: JSONDocument, Equatable {
+  /// What became of the lease: `revoked` or `started`.
   public enum State: String, Codable, Sendable {
     case revoked, started
   }
