@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/callgrind_counters.sh
+. bench/processes.sh  # free_ports
 CYCLES_A="${1:-2000}"
 CYCLES_B="${2:-4000}"
 SCRATCH="${3:-.build-hot}"
@@ -30,7 +31,7 @@ BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 python3 -c "import json; print(json.dumps({'available_servers': [str(p) for p in range(40001, 40257)]}))" >"$OUT/servers.json"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+PORT="$(free_ports 1)"
 
 # Valgrind 3.19 cannot read the DWARF 5 that swiftc writes: count a copy without debug info (the
 # symbol table still names every function).
@@ -57,8 +58,10 @@ echo "per cycle: $(( (B - A) / (CYCLES_B - CYCLES_A) ))"
 echo
 echo "== top functions, $CYCLES_B cycles (callgrind_annotate $FILE_B) =="
 # (Zeroing the counters leaves the callers on the stack at 100 %: those lines are dropped.)
+# (sed, not head, keeps the first lines: head would end the pipe early, and under pipefail
+# the script's status would be 141 although it succeeded.)
 callgrind_annotate --inclusive=no --threshold=100 "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
-  grep -v '(100.0%)' | head -40
+  grep -v '(100.0%)' | sed -n '1,40p'
 echo
 callgrind_annotate --inclusive=yes "$FILE_B" 2>/dev/null | sed -n '/file:function/,$p' |
-  grep -v '(100.0%)' | head -60
+  grep -v '(100.0%)' | sed -n '1,60p'

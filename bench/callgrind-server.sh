@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/callgrind_counters.sh
+. bench/processes.sh  # free_ports
 N="${1:-100}"
 JOBS_A="${2:-500}"
 JOBS_B="${3:-1500}"
@@ -30,11 +31,7 @@ done
 BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
 rm -rf "$OUT"
 mkdir -p "$OUT"
-read -r SERVER_PORT BALANCER_PORT <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+read -r SERVER_PORT BALANCER_PORT <<<"$(free_ports 2)"
 echo "{\"available_servers\": [\"$SERVER_PORT\"]}" >"$OUT/servers.json"
 
 # Valgrind 3.19 cannot read the DWARF 5 that swiftc writes: count a copy without debug info (the
@@ -78,5 +75,6 @@ echo "  GET / alone:                 $DIRECT"
 echo "  the lease and the report:    $((LEASED - DIRECT))"
 echo
 echo "== top functions with a lease, $JOBS_B jobs, inclusive (callgrind_annotate $LEASED_B) =="
+# (sed, not head: head would end the pipe early, and under pipefail the script would exit 141.)
 callgrind_annotate --inclusive=yes "$LEASED_B" 2>/dev/null | sed -n '/file:function/,$p' |
-  grep -v '(100.0%)' | grep -v '(99\.' | head -40
+  grep -v '(100.0%)' | grep -v '(99\.' | sed -n '1,40p'

@@ -24,10 +24,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORTS="$(python3 -c 'import socket
-socks=[socket.socket() for _ in range(6)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+. bench/processes.sh  # free_ports
+PORTS="$(free_ports 6)"
 set -- $PORTS
 LB_PORT="$1"
 shift

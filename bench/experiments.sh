@@ -22,13 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# N distinct free ports (all held until all are chosen).
-free_ports() {
-  python3 -c 'import socket,sys
-s=[socket.socket() for _ in range(int(sys.argv[1]))]
-for x in s: x.bind(("127.0.0.1",0))
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
-}
+. bench/processes.sh  # free_ports
 
 # Starts the balancer on free ports with $1 servers it supervises; sets LB_URL and SERVER_PORTS.
 start_system() {

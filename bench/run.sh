@@ -34,18 +34,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+. bench/processes.sh  # free_ports, wait_port
 
 # A pool larger than the number of connections: the cycle never waits. The ports are only
 # names here (wrk reports for them), so the balancer starts no servers and checks none.
 python3 -c "import json; print(json.dumps({'available_servers': [str(p) for p in range(40001, 40257)]}))" >"$WORK/servers.json"
-LB_PORT="$(free_port)"
+LB_PORT="$(free_ports 1)"
 "$BIN/balancer" --no-spawn --heartbeat-interval 0 --lease-timeout 3600 --quiet --bind 127.0.0.1 --port "$LB_PORT" --config "$WORK/servers.json" >"$WORK/balancer.log" 2>&1 &
 PIDS+=($!)
 wait_port "$LB_PORT"
 
-NGINX_PORT="$(free_port)"
+NGINX_PORT="$(free_ports 1)"
 cat >"$WORK/nginx.conf" <<CONF
 worker_processes 1;
 daemon on;
@@ -99,7 +98,7 @@ kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 PIDS=()
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo '{"available_servers": ["40001"]}' >"$WORK/one.json"
-LB_PORT="$(free_port)"
+LB_PORT="$(free_ports 1)"
 "$BIN/balancer" --no-spawn --heartbeat-interval 0 --lease-timeout 3600 --quiet --bind 127.0.0.1 --port "$LB_PORT" --config "$WORK/one.json" >"$WORK/balancer.log" 2>&1 &
 PIDS+=($!)
 wait_port "$LB_PORT"

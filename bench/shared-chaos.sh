@@ -81,17 +81,7 @@ declare -A BAL_PID SRV_PID
 REDIS_PID="" CLIENT_PID="" SAMPLER_PID="" LT_LOOP_PID="" STARTED_PID=""
 CRASHES="$WORK/crashes.txt"
 : >"$CRASHES"
-alive() { local s; s="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1; [[ "$s" != Z* ]]; }
-stop_pid() {  # pid: TERM, then KILL after 5 s; reaps it
-  local pid="$1"
-  [ -n "$pid" ] || return 0
-  kill -CONT "$pid" 2>/dev/null
-  kill "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
+. bench/processes.sh  # alive, stop_pid, wait_port, free_ports
 cleanup() {
   trap - EXIT INT TERM
   touch "$WORK/stop-loadtest"
@@ -112,21 +102,12 @@ now() { date +%s.%N; }
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S.%3N)" "$*" | tee -a "$WORK/chaos.log"; }
 event() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$WORK/events.tsv"; }  # start end what
 : >"$WORK/events.tsv"
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 # Sleeps a random time from $1 to $2 seconds, in tenths, and sets SLEPT to it (RANDOM is read in
 # this shell, never in a $(...) copy, so that SEED fixes the sequence of steps).
 rsleep() { local t=$(( $1 * 10 + RANDOM % (($2 - $1) * 10 + 1) )); SLEPT="$((t / 10)).$((t % 10))"; sleep "$SLEPT"; }
 
 # Ten free ports: Redis, 3 balancers, 6 servers (never the project's usual ones).
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-avoid = {8001, 6379, 5001, 5002, 5003, 5004, 5005}
-socks, ports = [], []
-while len(ports) < 10:
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-    p = s.getsockname()[1]
-    if p not in avoid: ports.append(p)
-print(" ".join(map(str, ports)))')"
+read -r -a PORTS <<<"$(free_ports 10)"
 RPORT="${PORTS[0]}"
 BPORTS=("${PORTS[@]:1:3}")
 SPORTS=("${PORTS[@]:4:5}")

@@ -40,13 +40,7 @@ BIN="$(swift build -c release --show-bin-path)"
 WORK="$(mktemp -d)"
 PIDS=()
 REDIS_PID=""
-stop_pid() {
-  local pid="$1"
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+. bench/processes.sh  # stop_pid, wait_port, free_ports
 cleanup() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
   [ -n "$REDIS_PID" ] && stop_pid "$REDIS_PID"
@@ -57,16 +51,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Eight free ports: five servers, two balancers, Redis.
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(8)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+read -r -a PORTS <<<"$(free_ports 8)"
 SERVER_PORTS=("${PORTS[@]:0:5}")
 A="${PORTS[5]}"
 B="${PORTS[6]}"
 REDIS_PORT="${PORTS[7]}"
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 fail() { echo "$*" >&2; for f in "$WORK"/*.log; do echo "--- $f" >&2; tail -5 "$f" >&2; done; exit 1; }
 redis() {
   python3 - "$REDIS_PORT" "$@" <<'PY'

@@ -82,14 +82,7 @@ export TMPDIR="$WORK"
 SERVER_PIDS=()
 FRONT_PID=""
 CHILD_PID=""
-# Ends a process started here: TERM, then KILL if it is still there after 5 s.
-stop_pid() {
-  local pid="$1"
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+. bench/processes.sh  # stop_pid, wait_port, free_ports
 cleanup() {
   [ -n "$CHILD_PID" ] && stop_pid "$CHILD_PID"
   [ -n "$FRONT_PID" ] && stop_pid "$FRONT_PID"
@@ -101,15 +94,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # Seven distinct free ports at once: five servers, the balancer, haproxy.
-read -r -a PORTS <<<"$(python3 -c '
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+read -r -a PORTS <<<"$(free_ports 7)"
 SERVER_PORTS=("${PORTS[@]:0:5}")
 LB_PORT="${PORTS[5]}"
 HAP_PORT="${PORTS[6]}"
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 # Runs a long step in the background and waits for it, so that a signal to this script is acted
 # on at once (bash runs traps only between foreground commands) and the cleanup can end it.
 long() { "$@" & CHILD_PID=$!; local rc=0; wait "$CHILD_PID" || rc=$?; CHILD_PID=""; return "$rc"; }
