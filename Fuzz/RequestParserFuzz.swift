@@ -43,19 +43,6 @@ private struct Request: Equatable {
   var body: [UInt8]
 }
 
-private struct Field: Equatable {
-  var name: String
-  var value: String
-}
-
-/// What one run over the input gave: the requests, then the error that ended the connection or
-/// the number of bytes received but not used by a request.
-private struct Outcome: Equatable {
-  var requests: [Request] = []
-  var failure: HTTPParseError?
-  var unconsumed = 0
-}
-
 private struct Options {
   var limits = HTTPLimits()
   var bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)?
@@ -102,70 +89,6 @@ private func decode(_ input: UnsafeBufferPointer<UInt8>) -> (Options, UnsafeBuff
   return path.hasPrefix("/port_update/") ? 4 : 12
 }
 
-/// Calls the parser on an exact-size copy of `bytes`, so AddressSanitizer catches any read past
-/// the end (the bounds checks of unsafe buffers are off in optimized builds).
-private func parse(_ parser: inout HTTPRequestParser, _ bytes: ArraySlice<UInt8>)
-  -> ParseResult<HTTPRequest>
-{
-  let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-  defer { copy.deallocate() }
-  copy.copyBytes(from: bytes)
-  return parser.parse(UnsafeRawBufferPointer(copy))
-}
-
-/// Feeds `reads` to a parser as a connection does and records what it saw.
-private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome {
-  var parser = HTTPRequestParser(limits: options.limits, bodyLimit: options.bodyLimit)
-  var outcome = Outcome()
-  var input: [UInt8] = []
-  var start = 0
-  for read in reads {
-    input.append(contentsOf: read)
-    parsing: while start < input.count {
-      let pending = input[start...]
-      switch parse(&parser, pending) {
-      case .needMore:
-        if options.repeatNeedMore {
-          let again = parse(&parser, pending)
-          guard isNeedMore(again) else {
-            fatalError("the same bytes answered .needMore, then \(again)")
-          }
-        }
-        break parsing
-      case .complete(let request, let consumed):
-        guard consumed >= 1 && consumed <= pending.count else {
-          fatalError("consumed \(consumed) of \(pending.count) bytes")
-        }
-        check(request, parser)
-        outcome.requests.append(snapshot(request))
-        start += consumed
-      case .failed(let error):
-        guard (400...599).contains(error.status.code) else {
-          fatalError("failure with status \(error.status.code): \(error)")
-        }
-        // The error must not depend on how the bytes arrived: a fresh parser agrees.
-        var fresh = HTTPRequestParser(limits: options.limits, bodyLimit: options.bodyLimit)
-        guard case .failed(let again) = parse(&fresh, pending), again == error else {
-          fatalError("failed with \(error) here, but a fresh parser on the same bytes did not")
-        }
-        outcome.failure = error  // (unconsumed stays 0: a failure may come before all bytes)
-        return outcome
-      }
-    }
-    if start > 4096 {  // drop used bytes now and then, as the connection does
-      input.removeFirst(start)
-      start = 0
-    }
-  }
-  outcome.unconsumed = input.count - start
-  return outcome
-}
-
-private func isNeedMore(_ result: ParseResult<HTTPRequest>) -> Bool {
-  if case .needMore = result { return true }
-  return false
-}
-
 /// Invariants of every parsed request; also runs the request's derived properties.
 private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
   let limits = parser.limits
@@ -196,51 +119,27 @@ private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
 private func snapshot(_ request: HTTPRequest) -> Request {
   Request(
     method: request.method, target: request.target, path: request.path, query: request.query,
-    minorVersion: request.minorVersion,
-    headers: request.headers.fields.map { Field(name: $0.name, value: $0.value) },
-    body: request.body)
+    minorVersion: request.minorVersion, headers: fields(request.headers), body: request.body)
 }
 
-/// The reads of the split run.
-
-/// Names a mismatch by where the runs part, in words that do not depend on the input's details
-/// (numbers in error messages become N), so that one bug gives only a few kinds.
-private func kind(_ whole: Outcome, _ split: Outcome) -> String {
-  let index = zip(whole.requests, split.requests).prefix(while: { $0 == $1 }).count
-  if index < whole.requests.count && index < split.requests.count {
-    return "split-vs-whole: the requests differ"
-  }
-  func state(_ outcome: Outcome) -> String {
-    if index < outcome.requests.count { return "got a request" }
-    if outcome.failure != nil { return "failed otherwise" }
-    return "waits for more"
-  }
-  func error(_ error: HTTPParseError) -> String {
-    let message = error.message.split(whereSeparator: \.isNumber).joined(separator: "N")
-    return "\(error.status.code) (\(message))"
-  }
-  if let failure = split.failure, index == split.requests.count {
-    return
-      "split-vs-whole: the split run failed \(error(failure)) where the whole run \(state(whole))"
-  }
-  if let failure = whole.failure, index == whole.requests.count {
-    return
-      "split-vs-whole: the whole run failed \(error(failure)) where the split run \(state(split))"
-  }
-  return "split-vs-whole: the whole run \(state(whole)) where the split run \(state(split))"
+/// Feeds `reads` to a request parser as a connection does.
+private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Request> {
+  run(
+    reads, repeatNeedMore: options.repeatNeedMore,
+    makeParser: { HTTPRequestParser(limits: options.limits, bodyLimit: options.bodyLimit) },
+    parse: { parser, bytes, _ in parser.parse(bytes) },
+    accept: { request, parser, _ in
+      check(request, parser)
+      return snapshot(request)
+    })
 }
 
-private func describe(_ outcome: Outcome) -> String {
-  var lines = outcome.requests.enumerated().map { index, r -> String in
-    let headers = r.headers.map { "\($0.name): \($0.value)" }.joined(separator: " | ")
-    let target =
-      r.target.count > 60 ? "\(r.target.prefix(60))... (\(r.target.utf8.count) bytes)" : r.target
-    return "  \(index): \(r.method) \(target) HTTP/1.\(r.minorVersion) [\(headers)] "
-      + "body \(r.body.count) bytes"
-  }
-  if let failure = outcome.failure { lines.append("  failed: \(failure)") }
-  lines.append("  unconsumed: \(outcome.unconsumed) bytes")
-  return lines.joined(separator: "\n")
+/// A request as a line of a report.
+private func reportLine(_ r: Request) -> String {
+  let target =
+    r.target.count > 60 ? "\(r.target.prefix(60))... (\(r.target.utf8.count) bytes)" : r.target
+  return "\(r.method) \(target) HTTP/1.\(r.minorVersion) [\(describe(r.headers))] "
+    + "body \(r.body.count) bytes"
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -252,9 +151,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
   let pieces = run(reads, options)
   let failedEarly =
-    whole.failure == nil && pieces.failure != nil && whole.requests == pieces.requests
+    whole.failure == nil && pieces.failure != nil && whole.messages == pieces.messages
   if whole != pieces && !failedEarly {
-    let what = kind(whole, pieces)
+    let what = mismatchKind(whole, pieces, noun: "request")
     if knownFailures.contains(Substring(what)) { return 0 }
     fatalError(
       """
@@ -263,9 +162,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
       head \(options.limits.maxHeadBytes), fields \(options.limits.maxHeaderCount), \
       body \(options.limits.maxBodyBytes); \(describe(reads))
       whole:
-      \(describe(whole))
+      \(describe(whole, reportLine))
       split:
-      \(describe(pieces))
+      \(describe(pieces, reportLine))
       """)
   }
   return 0

@@ -37,19 +37,6 @@ private struct Response: Equatable {
   var body: [UInt8]
 }
 
-private struct Field: Equatable {
-  var name: String
-  var value: String
-}
-
-/// What one run over the input gave: the responses, then the error that ended the connection or
-/// the number of bytes received but not used by a response.
-private struct Outcome: Equatable {
-  var responses: [Response] = []
-  var failure: HTTPParseError?
-  var unconsumed = 0
-}
-
 private struct Options {
   var limits = HTTPLimits()
   var byteByByte = false
@@ -86,63 +73,6 @@ private func decode(_ input: UnsafeBufferPointer<UInt8>) -> (Options, UnsafeBuff
   return (options, UnsafeBufferPointer(rebasing: input[(2 + cuts)...]))
 }
 
-/// Calls the parser on an exact-size copy of `bytes`, so AddressSanitizer catches any read past
-/// the end (the bounds checks of unsafe buffers are off in optimized builds).
-private func parse(_ parser: inout HTTPResponseParser, _ bytes: ArraySlice<UInt8>, _ body: Bool)
-  -> ParseResult<HTTPClientResponse>
-{
-  let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-  defer { copy.deallocate() }
-  copy.copyBytes(from: bytes)
-  return parser.parse(UnsafeRawBufferPointer(copy), expectBody: body)
-}
-
-/// Feeds `reads` to a parser as a client connection does and records what it saw.
-private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome {
-  var parser = HTTPResponseParser(limits: options.limits)
-  var outcome = Outcome()
-  var input: [UInt8] = []
-  var start = 0
-  for read in reads {
-    input.append(contentsOf: read)
-    parsing: while start < input.count {
-      let pending = input[start...]
-      let expectBody = options.expectBody(outcome.responses.count)
-      switch parse(&parser, pending, expectBody) {
-      case .needMore:
-        if options.repeatNeedMore {
-          let again = parse(&parser, pending, expectBody)
-          guard case .needMore = again else {
-            fatalError("the same bytes answered .needMore, then \(again)")
-          }
-        }
-        break parsing
-      case .complete(let response, let consumed):
-        guard consumed >= 1 && consumed <= pending.count else {
-          fatalError("consumed \(consumed) of \(pending.count) bytes")
-        }
-        check(response, expectBody: expectBody, parser.limits)
-        outcome.responses.append(snapshot(response))
-        start += consumed
-      case .failed(let error):
-        // The error must not depend on how the bytes arrived: a fresh parser agrees.
-        var fresh = HTTPResponseParser(limits: options.limits)
-        guard case .failed(let again) = parse(&fresh, pending, expectBody), again == error else {
-          fatalError("failed with \(error) here, but a fresh parser on the same bytes did not")
-        }
-        outcome.failure = error
-        return outcome
-      }
-    }
-    if start > 4096 {  // drop used bytes now and then, as a connection does
-      input.removeFirst(start)
-      start = 0
-    }
-  }
-  outcome.unconsumed = input.count - start
-  return outcome
-}
-
 /// Invariants of every parsed response.
 private func check(_ response: HTTPClientResponse, expectBody: Bool, _ limits: HTTPLimits) {
   let code = response.statusCode
@@ -163,48 +93,25 @@ private func check(_ response: HTTPClientResponse, expectBody: Bool, _ limits: H
 
 private func snapshot(_ response: HTTPClientResponse) -> Response {
   Response(
-    statusCode: response.statusCode, reason: response.reason,
-    headers: response.headers.fields.map { Field(name: $0.name, value: $0.value) },
+    statusCode: response.statusCode, reason: response.reason, headers: fields(response.headers),
     body: response.body)
 }
 
-/// The reads of the split run.
-
-/// Names a mismatch by where the runs part, in words that do not depend on the input's details
-/// (numbers in error messages become N), so that one bug gives only a few kinds.
-private func kind(_ whole: Outcome, _ split: Outcome) -> String {
-  let index = zip(whole.responses, split.responses).prefix(while: { $0 == $1 }).count
-  if index < whole.responses.count && index < split.responses.count {
-    return "split-vs-whole: the responses differ"
-  }
-  func state(_ outcome: Outcome) -> String {
-    if index < outcome.responses.count { return "got a response" }
-    if outcome.failure != nil { return "failed otherwise" }
-    return "waits for more"
-  }
-  func error(_ error: HTTPParseError) -> String {
-    let message = error.message.split(whereSeparator: \.isNumber).joined(separator: "N")
-    return "\(error.status.code) (\(message))"
-  }
-  if let failure = split.failure, index == split.responses.count {
-    return
-      "split-vs-whole: the split run failed \(error(failure)) where the whole run \(state(whole))"
-  }
-  if let failure = whole.failure, index == whole.responses.count {
-    return
-      "split-vs-whole: the whole run failed \(error(failure)) where the split run \(state(split))"
-  }
-  return "split-vs-whole: the whole run \(state(whole)) where the split run \(state(split))"
+/// Feeds `reads` to a response parser as a client connection does.
+private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Response> {
+  run(
+    reads, repeatNeedMore: options.repeatNeedMore,
+    makeParser: { HTTPResponseParser(limits: options.limits) },
+    parse: { parser, bytes, index in parser.parse(bytes, expectBody: options.expectBody(index)) },
+    accept: { response, parser, index in
+      check(response, expectBody: options.expectBody(index), parser.limits)
+      return snapshot(response)
+    })
 }
 
-private func describe(_ outcome: Outcome) -> String {
-  var lines = outcome.responses.enumerated().map { index, r -> String in
-    let headers = r.headers.map { "\($0.name): \($0.value)" }.joined(separator: " | ")
-    return "  \(index): \(r.statusCode) \(r.reason) [\(headers)] body \(r.body.count) bytes"
-  }
-  if let failure = outcome.failure { lines.append("  failed: \(failure)") }
-  lines.append("  unconsumed: \(outcome.unconsumed) bytes")
-  return lines.joined(separator: "\n")
+/// A response as a line of a report.
+private func reportLine(_ r: Response) -> String {
+  "\(r.statusCode) \(r.reason) [\(describe(r.headers))] body \(r.body.count) bytes"
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -216,7 +123,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
   let pieces = run(reads, options)
   if whole != pieces {
-    let what = kind(whole, pieces)
+    let what = mismatchKind(whole, pieces, noun: "response")
     if knownFailures.contains(Substring(what)) { return 0 }
     fatalError(
       """
@@ -224,9 +131,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
       limits: head \(options.limits.maxHeadBytes), fields \(options.limits.maxHeaderCount); \
       \(describe(reads))
       whole:
-      \(describe(whole))
+      \(describe(whole, reportLine))
       split:
-      \(describe(pieces))
+      \(describe(pieces, reportLine))
       """)
   }
   return 0
