@@ -6,6 +6,14 @@
 # (empty-lines, bodies, disconnect, factorial, descriptors; default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+for scenario in "$@"; do
+  case "$scenario" in
+    empty-lines | bodies | disconnect | factorial | descriptors) ;;
+    *) echo "abuse.sh: no scenario '$scenario' (--help for the list)" >&2; exit 2 ;;
+  esac
+done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 swift build -c release --product balancer >/dev/null
 swift build -c release --product factorial-server >/dev/null

@@ -17,9 +17,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/callgrind_counters.sh
 . bench/processes.sh  # free_ports
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 3 "$@"
 CYCLES_A="${1:-2000}"
 CYCLES_B="${2:-4000}"
 SCRATCH="${3:-.build-hot}"
+whole_number CYCLES_A "$CYCLES_A"
+whole_number CYCLES_B "$CYCLES_B"
+[ "$CYCLES_B" -gt "$CYCLES_A" ] || { echo "callgrind-cycle.sh: CYCLES_B must be more than CYCLES_A" >&2; exit 2; }
 OUT="${OUT:-/tmp/callgrind-cycle}"
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }

@@ -18,9 +18,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/callgrind_counters.sh
 . bench/processes.sh  # free_ports
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 4 "$@"
 N="${1:-100}"
 JOBS_A="${2:-500}"
 JOBS_B="${3:-1500}"
+whole_number N "$N"
+whole_number JOBS_A "$JOBS_A"
+whole_number JOBS_B "$JOBS_B"
+[ "$JOBS_B" -gt "$JOBS_A" ] || { echo "callgrind-server.sh: JOBS_B must be more than JOBS_A" >&2; exit 2; }
 SCRATCH="${4:-.build}"
 OUT="${OUT:-/tmp/callgrind-server}"
 

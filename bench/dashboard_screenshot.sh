@@ -6,7 +6,12 @@
 # Installs chromium if missing. Usage: bench/dashboard_screenshot.sh [OUT.png, default docs/dashboard.png]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 1 "$@"
 OUT="${1:-docs/dashboard.png}"
+case "$OUT" in *.png) ;; *) echo "dashboard_screenshot.sh: the output must be a .png file, not '$OUT'" >&2; exit 2 ;; esac
+[ -d "$(dirname "$OUT")" ] || { echo "dashboard_screenshot.sh: no folder $(dirname "$OUT") for $OUT" >&2; exit 2; }
 if ! command -v chromium >/dev/null 2>&1; then
   echo "Installing chromium..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null

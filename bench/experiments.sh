@@ -7,8 +7,13 @@
 # headless Chromium. Usage: bench/experiments.sh [requests, default 10000] [concurrency, default 64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 2 "$@"
 REQUESTS="${1:-10000}"
 CONCURRENCY="${2:-64}"
+whole_number requests "$REQUESTS"
+whole_number concurrency "$CONCURRENCY"
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 
 swift build -c release >/dev/null

@@ -6,7 +6,11 @@
 # in headless Chromium. Usage: bench/policies.sh [visits per run, default 3000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 1 "$@"
 REQUESTS="${1:-3000}"
+whole_number visits "$REQUESTS"
 swift build -c release >/dev/null
 BIN="$(swift build -c release --show-bin-path)"
 mkdir -p docs/charts docs/results

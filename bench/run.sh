@@ -7,8 +7,13 @@
 # Usage: bench/run.sh [seconds per wrk run, default 10] [rounds, default 3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 2 "$@"
 DURATION="${1:-10}"
 ROUNDS="${2:-3}"
+whole_number seconds "$DURATION"
+whole_number rounds "$ROUNDS"
 CONNECTIONS=64
 
 need() { command -v "$1" >/dev/null 2>&1 || PACKAGES+=("$2"); }

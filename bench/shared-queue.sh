@@ -16,8 +16,13 @@
 # Installs redis-server, curl and python3 from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 2 "$@"
 ROUNDS="${1:-3}"
 REQUESTS="${2:-4000}"
+whole_number rounds "$ROUNDS"
+whole_number visits "$REQUESTS"
 CONCURRENCY="${CONCURRENCY:-32}"
 
 PACKAGES=()

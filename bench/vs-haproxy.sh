@@ -50,10 +50,17 @@
 # Installs haproxy (and nginx, wrk for the other bench scripts) from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/arguments.sh
+help_if_asked "$@"
+at_most 2 "$@"
 ROUNDS="${1:-3}"
 JOBS="${2:-8000}"
 IDLE="${IDLE:-10}"
 SEED="${SEED:-1}"
+whole_number rounds "$ROUNDS"
+whole_number jobs "$JOBS"
+whole_number IDLE "$IDLE"
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "vs-haproxy.sh: SEED must be a whole number, not '$SEED'" >&2; exit 2; }
 CHECKED=20
 HELPER=bench/vs_haproxy_client.py
 
