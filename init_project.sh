@@ -8,6 +8,22 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+for argument in "$@"; do
+  if [ "$argument" = --help ] || [ "$argument" = -h ]; then
+    echo "usage: ./init_project.sh [balancer options]    (LB_PORT=PORT for another port than 8001)"
+    echo
+    sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' init_project.sh
+    if [ -x .build/release/balancer ]; then
+      echo
+      .build/release/balancer --help
+    else
+      echo
+      echo "The balancer's options: .build/release/balancer --help, once a first run has built it."
+    fi
+    exit 0
+  fi
+done
+
 LB_PORT="${LB_PORT:-8001}"
 CONFIG="servers.json"
 

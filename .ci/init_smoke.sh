@@ -2,7 +2,7 @@
 # Smoke test of the README's first command: ./init_project.sh builds and runs the whole system
 # (and builds the load tester the README runs), prints the URL to open once the balancer listens,
 # answers curl -L, stops everything on SIGTERM, and refuses to start on a port in use without
-# printing a URL.
+# printing a URL; and that --help answers without starting anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LB_PORT=18001
@@ -11,6 +11,14 @@ LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 ports() { python3 -c 'import json; print(" ".join(str(p) for p in json.load(open("servers.json"))["available_servers"]))'; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# --help answers at once, without building or starting anything.
+HELP="$(timeout 10 ./init_project.sh --help)" || { echo "init_smoke: --help failed" >&2; exit 1; }
+case "$HELP" in
+  "usage: ./init_project.sh"*) echo "init_smoke: --help answered" ;;
+  *) echo "init_smoke: unexpected --help: ${HELP:0:80}" >&2; exit 1 ;;
+esac
+port_open "$LB_PORT" && { echo "init_smoke: --help started a balancer" >&2; exit 1; }
 
 # The README runs .build/release/loadtest after ./init_project.sh: the script must build it.
 rm -f .build/release/loadtest
