@@ -44,6 +44,8 @@ usage() {
   echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|all} SECONDS" >&2
   exit 2
 }
+. "$ROOT/bench/arguments.sh"
+help_if_asked "$@"
 [ $# -eq 2 ] || usage
 [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || usage
 SECONDS_PER_TARGET="$2"
