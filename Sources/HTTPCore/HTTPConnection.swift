@@ -90,10 +90,15 @@ final class HTTPConnection: EventHandler, ResponseSink {
     process()
     if endOfInput {
       // The client is gone (or will send nothing more): a parked request has nobody to answer;
-      // answers already given go out, then the connection closes.
-      if current != nil || outputStart == output.count {
+      // answers already given to the requests before it go out, then the connection closes.
+      if outputStart == output.count {
         close()
       } else {
+        if let parked = current {
+          current = nil
+          isParked = false
+          parked.cancel()
+        }
         closeAfterWrite = true
         flush()
       }

@@ -137,6 +137,26 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(server.onLoop { server.server.connectionCount }, 0)
   }
 
+  /// The same with a request parked behind an answered one: the parked one is cancelled (its
+  /// client will not be there to read), the answer already given still goes out, then the
+  /// connection closes.
+  func testAnAnswerGivenBeforeAParkedRequestGoesOutWhenTheClientShutsItsSide() throws {
+    var configuration = HTTPServer.Configuration(host: "127.0.0.1")
+    configuration.idleTimeout = 30
+    let server = try RunningServer(configuration: configuration)
+    defer { server.stop() }
+    let client = try TestClient(port: server.port, timeout: 3)
+    server.loop.execute { Thread.sleep(forTimeInterval: 0.3) }
+    try client.send(
+      "GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /park HTTP/1.1\r\nHost: a\r\n\r\n")
+    shutdown(client.fd, Int32(SHUT_WR))
+    XCTAssertEqual(try client.readResponse().text, "GET /echo/1 0\n")
+    XCTAssertTrue(client.isClosedByPeer(), "still open after the answer")
+    XCTAssertEqual(server.onLoop { server.handler.cancelled }, 1)
+    XCTAssertEqual(server.onLoop { server.handler.parked.count }, 1)
+    XCTAssertEqual(server.onLoop { server.server.connectionCount }, 0)
+  }
+
   func testBodiesAreRead() throws {
     let client = try TestClient(port: running.port)
     try client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello")
