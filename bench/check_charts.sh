@@ -4,16 +4,16 @@
 # Usage: bench/check_charts.sh [FILE.svg ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v chromium >/dev/null 2>&1; then
-  echo "Installing chromium..."
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-fi
 . bench/arguments.sh
 help_if_asked "$@"
 if [ $# -eq 0 ]; then set -- docs/charts/*.svg; fi
 for svg in "$@"; do
   [ -f "$svg" ] || { echo "check_charts.sh: no such file: $svg (--help for usage)" >&2; exit 2; }
 done
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "Installing chromium..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 PNGS=()

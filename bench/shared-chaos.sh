@@ -39,7 +39,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  sed -n '/^# Usage:/,/^#   folder/p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '/^# Usage:/,/^#   folder/p' "bench/$(basename "$0")" | sed 's/^# \{0,1\}//'
 }
 SEED=1 DURATION=90 SETTLE=15 CLIENTS=6 LT_CONCURRENCY=4 LEASE_TIMEOUT=10 KEEP="" GRACE=4
 CONVERGE=30
