@@ -90,18 +90,15 @@ final class HTTPConnection: EventHandler, ResponseSink {
     process()
     if endOfInput {
       // The client is gone (or will send nothing more): a parked request has nobody to answer;
-      // answers already given to the requests before it go out, then the connection closes.
-      if outputStart == output.count {
-        close()
-      } else {
-        if let parked = current {
-          current = nil
-          isParked = false
-          parked.cancel()
-        }
-        closeAfterWrite = true
-        flush()
+      // answers already given to the requests before it go out, then the connection closes
+      // (at once if there are none).
+      if let parked = current {
+        current = nil
+        isParked = false
+        parked.cancel()
       }
+      closeAfterWrite = true
+      flush()
     } else {
       flush()
     }
