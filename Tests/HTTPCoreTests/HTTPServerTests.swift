@@ -117,20 +117,32 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(running.onLoop { self.running.server.connectionCount }, 0)
   }
 
-  /// A client that sends its requests and shuts its side at once gets every answer, and then
-  /// the connection closes: it will send nothing more. Its requests and its FIN reach the
-  /// server together (the loop is kept busy meanwhile), so a single event says both, and the
-  /// read that drains the socket does not itself reach the end.
-  func testAClientThatSendsAndShutsItsSideAtOnceIsAnsweredThenClosed() throws {
+  /// A server (idle timeout 30 s, so only the client's FIN can close the connection) and a
+  /// client that has sent GET `paths`, pipelined, and shut its side: its requests and its FIN
+  /// reach the server together (the loop is kept busy meanwhile), so a single event says both,
+  /// and the read that drains the socket does not itself reach the end. The caller stops the
+  /// server.
+  private func sendAndShutAtOnce(_ paths: String...) throws -> (RunningServer, TestClient) {
     var configuration = HTTPServer.Configuration(host: "127.0.0.1")
     configuration.idleTimeout = 30
     let server = try RunningServer(configuration: configuration)
+    do {
+      let client = try TestClient(port: server.port, timeout: 3)
+      server.loop.execute { Thread.sleep(forTimeInterval: 0.3) }
+      try client.send(paths.map { "GET \($0) HTTP/1.1\r\nHost: a\r\n\r\n" }.joined())
+      shutdown(client.fd, Int32(SHUT_WR))
+      return (server, client)
+    } catch {
+      server.stop()
+      throw error
+    }
+  }
+
+  /// A client that sends its requests and shuts its side at once gets every answer, and then
+  /// the connection closes: it will send nothing more.
+  func testAClientThatSendsAndShutsItsSideAtOnceIsAnsweredThenClosed() throws {
+    let (server, client) = try sendAndShutAtOnce("/echo/1", "/echo/2")
     defer { server.stop() }
-    let client = try TestClient(port: server.port, timeout: 3)
-    server.loop.execute { Thread.sleep(forTimeInterval: 0.3) }
-    try client.send(
-      "GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/2 HTTP/1.1\r\nHost: a\r\n\r\n")
-    shutdown(client.fd, Int32(SHUT_WR))
     XCTAssertEqual(try client.readResponse().text, "GET /echo/1 0\n")
     XCTAssertEqual(try client.readResponse().text, "GET /echo/2 0\n")
     XCTAssertTrue(client.isClosedByPeer(), "still open after the answers")
@@ -141,15 +153,8 @@ final class HTTPServerTests: XCTestCase {
   /// client will not be there to read), the answer already given still goes out, then the
   /// connection closes.
   func testAnAnswerGivenBeforeAParkedRequestGoesOutWhenTheClientShutsItsSide() throws {
-    var configuration = HTTPServer.Configuration(host: "127.0.0.1")
-    configuration.idleTimeout = 30
-    let server = try RunningServer(configuration: configuration)
+    let (server, client) = try sendAndShutAtOnce("/echo/1", "/park")
     defer { server.stop() }
-    let client = try TestClient(port: server.port, timeout: 3)
-    server.loop.execute { Thread.sleep(forTimeInterval: 0.3) }
-    try client.send(
-      "GET /echo/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /park HTTP/1.1\r\nHost: a\r\n\r\n")
-    shutdown(client.fd, Int32(SHUT_WR))
     XCTAssertEqual(try client.readResponse().text, "GET /echo/1 0\n")
     XCTAssertTrue(client.isClosedByPeer(), "still open after the answer")
     XCTAssertEqual(server.onLoop { server.handler.cancelled }, 1)
