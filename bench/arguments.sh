@@ -24,6 +24,17 @@ whole_number() {
   fi
 }
 
+# two_runs NAME_A A NAME_B B: exits with status 2 unless A and B are whole numbers of at least 1
+# and B is more than A (the sizes of two runs whose difference is measured).
+two_runs() {
+  whole_number "$1" "$2"
+  whole_number "$3" "$4"
+  if [ "$4" -le "$2" ]; then
+    echo "$(basename "$0"): $3 must be more than $1 ($4 is not more than $2)" >&2
+    exit 2
+  fi
+}
+
 # at_most COUNT "$@": exits with status 2 if more than COUNT arguments were given.
 at_most() {
   local count="$1"

@@ -23,9 +23,7 @@ at_most 3 "$@"
 CYCLES_A="${1:-2000}"
 CYCLES_B="${2:-4000}"
 SCRATCH="${3:-.build-hot}"
-whole_number CYCLES_A "$CYCLES_A"
-whole_number CYCLES_B "$CYCLES_B"
-[ "$CYCLES_B" -gt "$CYCLES_A" ] || { echo "callgrind-cycle.sh: CYCLES_B must be more than CYCLES_A" >&2; exit 2; }
+two_runs CYCLES_A "$CYCLES_A" CYCLES_B "$CYCLES_B"
 OUT="${OUT:-/tmp/callgrind-cycle}"
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }

@@ -25,9 +25,7 @@ N="${1:-100}"
 JOBS_A="${2:-500}"
 JOBS_B="${3:-1500}"
 [[ "$N" =~ ^[0-9]+$ ]] || { echo "callgrind-server.sh: N must be a whole number (0 or more), not '$N'" >&2; exit 2; }
-whole_number JOBS_A "$JOBS_A"
-whole_number JOBS_B "$JOBS_B"
-[ "$JOBS_B" -gt "$JOBS_A" ] || { echo "callgrind-server.sh: JOBS_B must be more than JOBS_A" >&2; exit 2; }
+two_runs JOBS_A "$JOBS_A" JOBS_B "$JOBS_B"
 SCRATCH="${4:-.build}"
 OUT="${OUT:-/tmp/callgrind-server}"
 
