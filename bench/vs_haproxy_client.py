@@ -38,30 +38,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def per_thread(pid, name):
+    """The text of /proc/<pid>/task/<tid>/<name> for each live thread of a process (a thread that
+    ends while they are read is skipped)."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/{name}") as f:
+                yield f.read()
+        except FileNotFoundError:
+            pass
+
+
 def run_ns(pid):
     """Time on CPU of a process's live threads, in nanoseconds (/proc/<pid>/task/*/schedstat):
     /proc/<pid>/stat counts in clock ticks (10 ms), too coarse for a few idle seconds."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:
-            pass
-    return total
+    return sum(int(text.split()[0]) for text in per_thread(pid, "schedstat"))
 
 
 def context_switches(pid):
     """Voluntary and involuntary context switches of a process's live threads: each voluntary
     one is the process going to sleep (in epoll_wait, say) to be woken again later."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/status") as f:
-                total += sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
-        except FileNotFoundError:
-            pass
-    return total
+    return sum(
+        int(line.split()[1])
+        for text in per_thread(pid, "status")
+        for line in text.splitlines()
+        if "ctxt_switches" in line
+    )
 
 
 def machine_busy():
