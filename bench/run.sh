@@ -2,7 +2,10 @@
 # Benchmarks the balancer side by side with nginx on this machine, in one run:
 #  1. the lease/report cycle (GET / then GET /port_update/<port>) with wrk against the balancer,
 #     and the same script against nginx (one worker) answering 302 for / and 200 for
-#     /port_update/, printing both request rates and their ratio;
+#     /port_update/, printing both request rates and their ratio, and each server's CPU per
+#     request (user and system, from /proc/<pid>/stat over the wrk run): wrk has one core and
+#     the server the other, so when both servers keep up with wrk the rates say little and the
+#     CPU per request says which is cheaper;
 #  2. the balancer's resident memory with 10,000 clients waiting at once.
 # Usage: bench/run.sh [seconds per wrk run, default 10] [rounds, default 3]
 set -euo pipefail
@@ -73,9 +76,25 @@ CONF
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
 wait_port "$NGINX_PORT"
 
-rate() {
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/cycle.lua "http://127.0.0.1:$1/" |
-    awk '/Requests\/sec/ {print $2}'
+# ticks PID: the process's user and system CPU so far, in clock ticks ("utime stime").
+ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+TICK_US="$(python3 -c 'import os; print(1e6 / os.sysconf("SC_CLK_TCK"))')"
+
+# run PORT PID: wrk against 127.0.0.1:PORT; prints "REQ_PER_S USER_US SYSTEM_US", the last two
+# PID's CPU per request over the run.
+run() {
+  local before after out
+  before="$(ticks "$2")"
+  out="$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s bench/cycle.lua "http://127.0.0.1:$1/")"
+  after="$(ticks "$2")"
+  python3 - "$TICK_US" "$before" "$after" "$out" <<'PY'
+import re, sys
+tick_us, before, after, out = float(sys.argv[1]), sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+user, system = ((int(a) - int(b)) * tick_us / requests for a, b in zip(after, before))
+print(f"{rate:.0f} {user:.1f} {system:.1f}")
+PY
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -83,17 +102,31 @@ echo "== Lease/report cycle: wrk -t1 -c$CONNECTIONS -d${DURATION}s, $ROUNDS alte
 BALANCER_RATES=()
 NGINX_RATES=()
 RATIOS=()
+CPU_RATIOS=()
+NGINX_CPUS=()
+BALANCER_CPUS=()
+# nginx's master only starts its worker, which answers every request.
+NGINX_WORKER="$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)"
+[ -n "$NGINX_WORKER" ] || { echo "run.sh: nginx has no worker process" >&2; exit 1; }
 for round in $(seq "$ROUNDS"); do
-  n="$(rate "$NGINX_PORT")"
-  b="$(rate "$LB_PORT")"
+  read -r n nu ns <<<"$(run "$NGINX_PORT" "$NGINX_WORKER")"
+  read -r b bu bs <<<"$(run "$LB_PORT" "${PIDS[0]}")"
   r="$(python3 -c "print(f'{$b/$n:.2f}')")"
-  echo "round $round: nginx $n req/s, balancer $b req/s, ratio $r"
+  c="$(python3 -c "print(f'{($bu+$bs)/($nu+$ns):.2f}')")"
+  echo "round $round: nginx $n req/s, balancer $b req/s, ratio $r;" \
+    "CPU per request: nginx ${nu}+${ns} µs, balancer ${bu}+${bs} µs (user+system), ratio $c"
   NGINX_RATES+=("$n")
   BALANCER_RATES+=("$b")
   RATIOS+=("$r")
+  NGINX_CPUS+=("$(python3 -c "print(f'{$nu+$ns:.1f}')")")
+  BALANCER_CPUS+=("$(python3 -c "print(f'{$bu+$bs:.1f}')")")
+  CPU_RATIOS+=("$c")
 done
 echo "median: nginx $(median "${NGINX_RATES[@]}") req/s, balancer $(median "${BALANCER_RATES[@]}") req/s," \
   "ratio balancer/nginx $(median "${RATIOS[@]}") (median of the per-round ratios)"
+echo "median CPU per request: nginx $(median "${NGINX_CPUS[@]}") µs, balancer" \
+  "$(median "${BALANCER_CPUS[@]}") µs, ratio balancer/nginx $(median "${CPU_RATIOS[@]}")" \
+  "(median of the per-round ratios; lower is cheaper)"
 curl -s "http://127.0.0.1:$LB_PORT/health" 2>/dev/null || python3 -c "
 import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$LB_PORT/health').read().decode().strip())"
 
