@@ -348,10 +348,12 @@ extension BalancerApp {
       let workers = configuration.serverWorkers
       let quiet = configuration.quiet
       let format = configuration.logFormat
+      let reportHost = configuration.reportHost
+      let bind = configuration.serverBindAddress
       launcher.arguments = { [unowned app] child in
         [
-          "--port", "\(child.port)", "--balancer", "127.0.0.1:\(app.port)", "--exit-with-parent",
-          "--workers", "\(workers)",
+          "--port", "\(child.port)", "--bind", bind, "--balancer", "\(reportHost):\(app.port)",
+          "--exit-with-parent", "--workers", "\(workers)",
         ] + (quiet ? ["--quiet"] : []) + ["--log-format", format.rawValue]
       }
       launcher.log = app.log

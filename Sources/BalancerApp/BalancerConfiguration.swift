@@ -157,6 +157,24 @@ public struct BalancerConfiguration: Sendable {
     checkConfigOnly = options.isSet("check-config")
   }
 
+  /// The host the servers the balancer starts send their reports to: the address it listens on,
+  /// or loopback when it listens on all interfaces (`127.0.0.1`, `[::1]` for IPv6).
+  var reportHost: String {
+    let host =
+      bindAddress.hasPrefix("[") && bindAddress.hasSuffix("]")
+      ? String(bindAddress.dropFirst().dropLast()) : bindAddress
+    switch host {
+    case "0.0.0.0": return "127.0.0.1"
+    case "::": return "[::1]"
+    default: return host.contains(":") ? "[\(host)]" : host
+    }
+  }
+
+  /// The address the servers the balancer starts listen on: every IPv4 interface, or every
+  /// interface (IPv6 and IPv4) when the balancer listens on IPv6, so that a redirect naming the
+  /// host a client used for the balancer reaches them.
+  var serverBindAddress: String { bindAddress.contains(":") ? "::" : "0.0.0.0" }
+
   /// The routing policy `policy` names, or nil for the availability queue.
   func makeRoutingPolicy() -> RoutingPolicy? {
     switch policy {

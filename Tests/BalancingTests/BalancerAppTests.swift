@@ -46,6 +46,18 @@ final class BalancerConfigurationTests: XCTestCase {
     XCTAssertEqual(parsed.adminToken, "s3cret")
   }
 
+  func testTheServersItStartsReportToTheAddressItListensOn() throws {
+    for (bind, reportHost, serverBind) in [
+      ("0.0.0.0", "127.0.0.1", "0.0.0.0"), ("127.0.0.2", "127.0.0.2", "0.0.0.0"),
+      ("::", "[::1]", "::"), ("::1", "[::1]", "::"), ("[::1]", "[::1]", "::"),
+      ("localhost", "localhost", "0.0.0.0"),
+    ] {
+      let parsed = try configuration(["--bind", bind])
+      XCTAssertEqual(parsed.reportHost, reportHost, bind)
+      XCTAssertEqual(parsed.serverBindAddress, serverBind, bind)
+    }
+  }
+
   func testBadValuesAreExplained() {
     for (arguments, message) in [
       (["--policy", "fastest"], "--policy: 'fastest' is not one of queue, round-robin"),

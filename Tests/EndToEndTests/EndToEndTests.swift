@@ -1,3 +1,4 @@
+import Documents
 import Factorial
 import Foundation
 import HTTPCore
@@ -113,5 +114,57 @@ final class EndToEndTests: SystemTestCase {
     let server = try ManagedProcess("factorial-server", ["--port", "\(port)"])
     XCTAssertEqual(server.waitForExit(), 1)
     XCTAssertTrue(server.output.contains("port \(port) is already in use"), server.output)
+  }
+}
+
+/// A balancer listening on one address, not all: the servers it starts must reach it there.
+final class BindAddressEndToEndTests: SystemTestCase {
+  /// Starts a balancer on `bind` that starts one server itself, and waits until that server is
+  /// free (asking the balancer at `host`).
+  private func startOnAddress(_ bind: String, host: String) throws -> Int {
+    serverPorts = try freePorts(1)
+    try writeConfig(serverPorts)
+    // A lease timeout far past the test's waits: only the report can free the server in time.
+    try startBalancer(["--bind", bind, "--lease-timeout", "120", "--quiet"])
+    try eventually("the started server is free") { try self.balancerHealth(on: host).free == 1 }
+    return serverPorts[0]
+  }
+
+  private func balancerHealth(on host: String) throws -> BalancerHealth {
+    try BalancerHealth.decode(TestClient(host: host, port: balancerPort).get("/health").body)
+  }
+
+  /// One job through the balancer at `host` (written `urlHost` in URLs), by hand as curl -L
+  /// does it; returns the factorial server's answer.
+  private func job(host: String, urlHost: String) throws -> HTTPClientResponse {
+    let redirect = try TestClient(host: host, port: balancerPort).get(
+      "/?n=20", hostHeader: "\(urlHost):\(balancerPort)")
+    XCTAssertEqual(redirect.statusCode, 302)
+    let location = try XCTUnwrap(redirect.headers["Location"])
+    let prefix = "http://\(urlHost):\(serverPorts[0])"
+    XCTAssertTrue(location.hasPrefix(prefix + "/"), location)
+    return try TestClient(host: host, port: serverPorts[0]).get(
+      String(location.dropFirst(prefix.count)), hostHeader: "\(urlHost):\(serverPorts[0])")
+  }
+
+  func testServersItStartsReportToTheIPv4AddressItListensOn() throws {
+    _ = try startOnAddress("127.0.0.2", host: "127.0.0.2")
+    for _ in 0..<2 {
+      let answer = try job(host: "127.0.0.2", urlHost: "127.0.0.2")
+      XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
+      // The report reached the balancer: the server is free again long before any timeout.
+      try eventually("the report frees the server", timeout: 5) {
+        try self.balancerHealth(on: "127.0.0.2").free == 1
+      }
+    }
+  }
+
+  func testServersItStartsAnswerAndReportOverIPv6WhenItListensOnIPv6() throws {
+    _ = try startOnAddress("::1", host: "::1")
+    let answer = try job(host: "::1", urlHost: "[::1]")
+    XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
+    try eventually("the report frees the server", timeout: 5) {
+      try self.balancerHealth(on: "::1").free == 1
+    }
   }
 }
