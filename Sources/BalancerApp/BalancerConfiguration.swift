@@ -66,7 +66,7 @@ public struct BalancerConfiguration: Sendable {
         ),
         .value(
           "max-leases-per-client", "N",
-          "answer 429 to a client holding N leases it has not used (default 0: no limit)"),
+          "answer 429 to a client holding or waiting for N unused leases (default 0: no limit)"),
         .value(
           "wait-timeout", "SECONDS",
           "answer 503 to a client still waiting after this long (default 30)"),

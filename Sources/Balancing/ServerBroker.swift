@@ -24,7 +24,8 @@ public final class ServerBroker {
   /// The current monotonic time in nanoseconds.
   public var clock: () -> UInt64 = MonotonicClock.now
   public private(set) var isShuttingDown = false
-  /// How many unclaimed leases one client address may hold; more get 429 (0: no limit).
+  /// How many unclaimed leases one client address may hold, counting its requests still waiting
+  /// for one; more get 429 (0: no limit).
   public var maxLeasesPerClient = 0
   /// Resolves servers' names when a configuration is applied (never per request).
   public var identifier = ServerIdentifier.loopbackOnly
@@ -37,6 +38,9 @@ public final class ServerBroker {
   public private(set) var refusedReports: [String: Int] = [:]
   /// Clients refused a lease because they held too many unclaimed ones.
   public private(set) var refusedClients = 0
+  /// Requests still waiting for a server, by client address (counted only with a limit per
+  /// client): each will become an unclaimed lease.
+  private var waitingByClient: [String: Int] = [:]
   private var identities: [ServerAddress: ServerIdentity] = [:]
   /// Servers that have reported with a lease: a report without one is not theirs.
   private var reportsWithLeases: Set<ServerAddress> = []
@@ -74,15 +78,26 @@ public final class ServerBroker {
       claim.answer(.unavailable("the balancer is shutting down"))
       return
     }
-    if maxLeasesPerClient > 0 && store.unclaimedCount(of: claim.client) >= maxLeasesPerClient {
+    guard maxLeasesPerClient > 0 else { return dispatcher.dispatch(claim) }
+    let client = claim.client
+    let waiting = waitingByClient[client] ?? 0
+    if store.unclaimedCount(of: client) + waiting >= maxLeasesPerClient {
       refusedClients += 1
-      note("\(claim.client): refused a lease: it holds \(maxLeasesPerClient) unused ones")
+      note("\(client): refused a lease: it holds or waits for \(maxLeasesPerClient) unused ones")
       claim.answer(
         .tooManyLeases(
-          "this client holds \(maxLeasesPerClient) leases it has not used; use them first"))
+          "this client holds or waits for \(maxLeasesPerClient) leases it has not used;"
+            + " use them first"))
       return
     }
     dispatcher.dispatch(claim)
+    guard claim.isOpen else { return }
+    // It waits in line: it counts toward the limit until it is answered or leaves.
+    waitingByClient[client] = waiting + 1
+    claim.whenSettled { [unowned self] in
+      let left = (self.waitingByClient[client] ?? 1) - 1
+      self.waitingByClient[client] = left > 0 ? left : nil
+    }
   }
 
   /// A server reports that its job is done: `/port_update/<port>[?lease=<token>]`, from the

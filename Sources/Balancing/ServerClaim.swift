@@ -19,6 +19,8 @@ public final class ServerClaim {
   public private(set) var waited = false
   /// Called if the client leaves before it is answered; set by the dispatcher that parks it.
   private var onAbandon: (() -> Void)?
+  /// Called once the claim is settled, answered or abandoned; set by whoever counts open claims.
+  private var onSettled: (() -> Void)?
   private let deliver: (ClaimAnswer, _ waited: Bool) -> Bool
   private var isAnswered = false
 
@@ -43,12 +45,19 @@ public final class ServerClaim {
     self.onAbandon = onAbandon
   }
 
+  /// `settled` runs once the claim is answered or abandoned (at once if it already is).
+  public func whenSettled(_ settled: @escaping () -> Void) {
+    guard !isAnswered else { return settled() }
+    onSettled = settled
+  }
+
   /// Sends the answer, once. Returns false if the client was gone (or had its answer already).
   @discardableResult
   public func answer(_ answer: ClaimAnswer) -> Bool {
     guard !isAnswered else { return false }
     isAnswered = true
     onAbandon = nil
+    settle()
     return deliver(answer, waited)
   }
 
@@ -58,6 +67,13 @@ public final class ServerClaim {
     isAnswered = true
     let abandoned = onAbandon
     onAbandon = nil
+    settle()
     abandoned?()
+  }
+
+  private func settle() {
+    let settled = onSettled
+    onSettled = nil
+    settled?()
   }
 }

@@ -106,6 +106,43 @@ final class ClaimCheckTests: XCTestCase {
     XCTAssertEqual(try PoolStatus.decode(statusBody()).refusedClients, 1)
   }
 
+  /// A client may not hoard servers by queueing for them: a request waiting in line counts
+  /// toward the limit as the lease it will become.
+  func testRequestsWaitingInLineCountTowardTheLimit() throws {
+    balancer = makeBalancer([5001, 5002], clock: clock)
+    balancer.broker.maxLeasesPerClient = 1
+    let holders = [FakeClient(), FakeClient()]
+    holders[0].request(balancer, "/", from: "10.0.0.2")
+    holders[1].request(balancer, "/", from: "10.0.0.3")
+    let first = FakeClient()
+    let second = FakeClient()
+    first.request(balancer, "/", from: "10.0.0.4")
+    XCTAssertEqual(first.responses.count, 0, "it waits for a server")
+    second.request(balancer, "/", from: "10.0.0.4")
+    XCTAssertEqual(second.status, 429, "one unused lease or place in line already")
+    for holder in holders {
+      let port = try XCTUnwrap(holder.server?.components(separatedBy: "/").last)
+      FakeClient().request(balancer, "/port_update/\(port)?lease=\(holder.lease!)")
+    }
+    XCTAssertEqual(first.status, 302)
+    XCTAssertEqual(balancer.broker.store.unclaimedCount(of: "10.0.0.4"), 1, "one lease, not two")
+
+    // A place in line given up no longer counts.
+    let leaving = FakeClient()
+    leaving.request(balancer, "/", from: "10.0.0.5")
+    XCTAssertEqual(leaving.status, 302, "the second server was free")
+    balancer.broker.store.setClaim(leaving.lease!, .started)
+    let gone = FakeClient()
+    gone.request(balancer, "/", from: "10.0.0.5")
+    XCTAssertEqual(gone.responses.count, 0, "it waits")
+    gone.responder?.cancel()
+    XCTAssertEqual(balancer.waitingCount, 0)
+    let back = FakeClient()
+    back.request(balancer, "/", from: "10.0.0.5")
+    XCTAssertEqual(back.responses.count, 0, "not refused: it waits again")
+    XCTAssertEqual(try PoolStatus.decode(statusBody()).refusedClients, 1)
+  }
+
   private func statusBody() -> [UInt8] {
     let client = FakeClient()
     client.request(balancer, "/status")
