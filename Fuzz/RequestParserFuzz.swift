@@ -41,6 +41,7 @@ private struct Request: Equatable {
   var minorVersion: Int
   var headers: [Field]
   var body: [UInt8]
+  var authority: String?
 }
 
 private struct Options {
@@ -110,8 +111,16 @@ private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
   guard request.path + (request.query.map { "?" + $0 } ?? "") == request.target else {
     fatalError("path \(request.path) and query \(request.query ?? "nil") of \(request.target)")
   }
+  guard !request.target.utf8.contains(UInt8(ascii: "#")) else {
+    fatalError("a fragment in the target \(request.target)")
+  }
+  // Every Host let through names a host: a redirect built from it points somewhere.
+  if request.authority != nil || request.headers["Host"] != nil {
+    guard let host = request.hostName, !host.isEmpty else {
+      fatalError("no host name in \(request.authority ?? request.headers["Host"] ?? "")")
+    }
+  }
   _ = request.keepAlive
-  _ = request.hostName
   _ = request.queryValue("n")
   _ = request.queryValue("")
 }
@@ -119,7 +128,8 @@ private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
 private func snapshot(_ request: HTTPRequest) -> Request {
   Request(
     method: request.method, target: request.target, path: request.path, query: request.query,
-    minorVersion: request.minorVersion, headers: fields(request.headers), body: request.body)
+    minorVersion: request.minorVersion, headers: fields(request.headers), body: request.body,
+    authority: request.authority)
 }
 
 /// Feeds `reads` to a request parser as a connection does.

@@ -12,6 +12,9 @@ public struct HTTPRequest: Sendable {
   public var body: [UInt8]
   /// The client's numeric IP address, as the server saw it ("" when not from a socket).
   public var remoteAddress = ""
+  /// The `host[:port]` of a target sent in absolute form (`GET http://host:port/path`), which
+  /// stands in for the Host header (RFC 9112 §3.2.2); nil for the usual origin form.
+  public var authority: String?
   /// The UTF-8 offset of the `?` that starts the query in `target`, if any.
   private var queryMark: Int?
 
@@ -120,9 +123,15 @@ public struct HTTPRequest: Sendable {
     return true
   }
 
-  /// The host name from the Host header, without its port (IPv6 literals keep their brackets).
+  /// The host name the client asked for, without its port (IPv6 literals keep their brackets):
+  /// from an absolute-form target if it had one, else from the Host header.
   public var hostName: String? {
-    headers.withValue(of: "Host") { host -> String? in
+    if var authority {
+      return authority.withUTF8 { host in
+        Self.hostNameEnd(host).map { String(decoding: host[..<$0], as: UTF8.self) }
+      }
+    }
+    return headers.withValue(of: "Host") { host -> String? in
       guard let end = Self.hostNameEnd(host) else { return nil }
       return String(decoding: UnsafeBufferPointer(rebasing: host[..<end]), as: UTF8.self)
     } ?? nil

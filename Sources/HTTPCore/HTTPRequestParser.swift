@@ -144,22 +144,37 @@ public struct HTTPRequestParser {
     guard Self.isVisibleASCII(bytes, parts.1) else {
       return .failure(HTTPParseError(.badRequest, "invalid character in the request target"))
     }
+    // A fragment is the client's own (RFC 9110 §7.1): one sent would end up in a redirect.
+    guard
+      HTTPHeadScanner.find(
+        UInt8(ascii: "#"), in: bytes, from: parts.1.lowerBound, limit: parts.1.upperBound) == nil
+    else {
+      return .failure(HTTPParseError(.badRequest, "a request target has no fragment ('#')"))
+    }
     let minorVersion: Int
     switch HTTPHeadScanner.parseVersion(bytes, parts.2) {
     case .success(let value): minorVersion = value
     case .failure(let error): return .failure(error)
     }
     let method = Self.method(bytes, parts.0)
-    let target: String
     if bytes[parts.1.lowerBound] == UInt8(ascii: "/") {
-      target = HTTPHeadScanner.string(bytes, parts.1)  // the origin form: nearly every request
-    } else if let other = originForm(HTTPHeadScanner.string(bytes, parts.1), method: method) {
-      target = other
-    } else {
+      // The origin form: nearly every request.
+      let target = HTTPHeadScanner.string(bytes, parts.1)
+      return .success(
+        HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+    }
+    guard let form = otherForm(HTTPHeadScanner.string(bytes, parts.1), method: method) else {
       return .failure(HTTPParseError(.badRequest, "request target must start with '/'"))
     }
-    return .success(
-      HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+    var request = HTTPRequest(
+      method: method, target: form.target, minorVersion: minorVersion, headers: headers)
+    if let authority = form.authority {
+      guard authority.utf8.withContiguousStorageIfAvailable({ isValidHost($0) }) == true else {
+        return .failure(HTTPParseError(.badRequest, "invalid host in the request target"))
+      }
+      request.authority = authority
+    }
+    return .success(request)
   }
 
   /// Whether every byte in `range` is visible ASCII (0x21…0x7E), as a request target's must be.
@@ -202,15 +217,19 @@ public struct HTTPRequestParser {
     text.withUTF8Buffer { bytes.elementsEqual($0) }
   }
 
-  /// The origin form (`/path?query`) of a target given in origin, absolute or asterisk form.
-  private static func originForm(_ target: String, method: String) -> String? {
-    if target.hasPrefix("/") { return target }
-    if target == "*" && method == "OPTIONS" { return target }
+  /// A target in absolute form (`http://host:port/path?query`) as its origin form and its
+  /// authority (`host:port`), or the asterisk form of OPTIONS; nil for anything else.
+  private static func otherForm(_ target: String, method: String)
+    -> (target: String, authority: String?)?
+  {
+    if target == "*" && method == "OPTIONS" { return (target, nil) }
     for scheme in ["http://", "https://"] where target.lowercased().hasPrefix(scheme) {
       let rest = target.dropFirst(scheme.count)
-      guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else { return "/" }
+      guard let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) else {
+        return ("/", String(rest))
+      }
       let tail = rest[slash...]
-      return tail.hasPrefix("?") ? "/" + tail : String(tail)
+      return (tail.hasPrefix("?") ? "/" + tail : String(tail), String(rest[..<slash]))
     }
     return nil
   }
@@ -252,19 +271,47 @@ public struct HTTPRequestParser {
     return lengths.outcome
   }
 
-  /// A Host value's bytes: a name, IPv4 or bracketed IPv6 literal, with an optional port.
+  /// A Host value's bytes (RFC 9110 §7.2, RFC 3986 §3.2.2): a name or IPv4 address (letters,
+  /// digits, `.`, `-`, `_`), or an IPv6 address in brackets (hex digits, `:` and `.`), then an
+  /// optional `:` and port (digits, at most 65535).
   static func isValidHost(_ host: UnsafeBufferPointer<UInt8>) -> Bool {
     guard !host.isEmpty, host.count <= 255 else { return false }
-    for byte in host {
-      switch byte {
-      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"),
-        UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_"):
-        continue
-      default:
-        return false
+    var index = 0
+    if host[0] == UInt8(ascii: "[") {
+      index = 1
+      var hasColon = false
+      while index < host.count, host[index] != UInt8(ascii: "]") {
+        switch host[index] {
+        case UInt8(ascii: ":"): hasColon = true
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
+          UInt8(ascii: "A")...UInt8(ascii: "F"), UInt8(ascii: "."):
+          break
+        default: return false
+        }
+        index += 1
       }
+      guard index < host.count, hasColon else { return false }
+      index += 1
+    } else {
+      while index < host.count, host[index] != UInt8(ascii: ":") {
+        switch host[index] {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+          UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"),
+          UInt8(ascii: "_"):
+          index += 1
+        default: return false
+        }
+      }
+      guard index > 0 else { return false }
     }
-    return true
+    guard index < host.count else { return true }
+    // `:` then the port: digits, possibly none (RFC 3986: `port = *DIGIT`).
+    guard host[index] == UInt8(ascii: ":"), host.count - index - 1 <= 5 else { return false }
+    var port = 0
+    for byte in host[(index + 1)...] {
+      guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return false }
+      port = port * 10 + Int(byte - UInt8(ascii: "0"))
+    }
+    return port <= 65535
   }
 }

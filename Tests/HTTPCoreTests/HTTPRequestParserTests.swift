@@ -85,6 +85,53 @@ final class HTTPRequestParserTests: XCTestCase {
     XCTAssertEqual(result.requests.first?.query, "x=1")
   }
 
+  /// RFC 9112 §3.2.2: the host of an absolute-form target, not the Host header, is the one asked
+  /// for (a redirect names it).
+  func testAnAbsoluteFormTargetsHostStandsInForTheHostHeader() {
+    for (target, host) in [
+      ("http://foo:9/", "foo"), ("http://[::1]:9/x", "[::1]"), ("HTTP://bar?n=1", "bar"),
+    ] {
+      let request = parseAll("GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n").requests.first
+      XCTAssertEqual(request?.hostName, host, target)
+      XCTAssertEqual(request?.headers["Host"], "x", target)
+    }
+    XCTAssertEqual(parseAll("GET / HTTP/1.1\r\nHost: x:1\r\n\r\n").requests.first?.hostName, "x")
+  }
+
+  /// Only what RFC 3986 calls a host, with an optional numeric port, is a Host: anything else
+  /// would end up in a redirect's Location, pointing nowhere.
+  func testHostValues() {
+    let valid = [
+      "a", "lb.example:8001", "127.0.0.1:8001", "[::1]", "[::1]:8001", "[2001:db8::7]:1", "x:",
+      "a_b-c.d", "h:65535", "[::1]:",
+    ]
+    for host in valid {
+      XCTAssertTrue(parseAll("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n").error == nil, host)
+    }
+    let invalid = [
+      ":8001", ":", "]]]:1", "[::1", "[::1]x", "[]:1", "[1.2.3.4]", "[::g]", "x:abc", "x:99999",
+      "x:123456", "x:-1", "a:b:c", "a]", "x::1", "a@b", "a%2e",
+    ]
+    for host in invalid {
+      let result = parseAll("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+      XCTAssertEqual(result.error?.status.code, 400, host)
+      XCTAssertTrue(result.requests.isEmpty, host)
+    }
+    for target in ["http://:9/", "http://]]]/", "http://a:b/", "http:///x"] {
+      let result = parseAll("GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n")
+      XCTAssertEqual(result.error?.status.code, 400, target)
+    }
+  }
+
+  /// A fragment is never sent (RFC 9110 §7.1); one in a target would land in the redirect's
+  /// Location, after which a browser drops the lease with it.
+  func testATargetWithAFragmentIsRefused() {
+    for target in ["/?n=5#frag", "/#", "http://a/x#y"] {
+      let result = parseAll("GET \(target) HTTP/1.1\r\nHost: x\r\n\r\n")
+      XCTAssertEqual(result.error?.status.code, 400, target)
+    }
+  }
+
   func testConnectionHeader() {
     XCTAssertFalse(
       parseAll("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").requests[0].keepAlive)
