@@ -293,19 +293,8 @@ extension BalancerApp {
   public static func make(_ configuration: BalancerConfiguration) throws(StartupError)
     -> BalancerApp
   {
-    let file: ServersFile
-    do {
-      file = try ServersFile.load(path: configuration.configPath)
-    } catch {
-      throw StartupError(description: error.description, exitCode: 2)
-    }
     let identifier = ServerIdentifier.system()
-    do {
-      _ = try identifier.identities(
-        of: file.servers, balancerPort: configuration.port == 0 ? nil : configuration.port)
-    } catch {
-      throw StartupError(description: "\(configuration.configPath): \(error)", exitCode: 2)
-    }
+    let file = try loadServers(configuration, identifier: identifier)
     let loop: EventLoop
     do {
       loop = try EventLoop()
@@ -371,12 +360,31 @@ extension BalancerApp {
     return (try? BalancerHealth.decode(response.body)) != nil
   }
 
-  /// The local ports of servers.json at `configPath`, in order (`--check-config`).
-  public static func localPorts(configPath: String) throws(StartupError) -> [Int] {
+  /// servers.json as the balancer starts with it: read, and every server one identity (names
+  /// resolve, no server listed twice, none at the balancer's own address).
+  static func loadServers(
+    _ configuration: BalancerConfiguration, identifier: ServerIdentifier = .system()
+  ) throws(StartupError) -> ServersFile {
+    let file: ServersFile
     do {
-      return try ServersFile.load(path: configPath).servers.filter { $0.host == nil }.map(\.port)
+      file = try ServersFile.load(path: configuration.configPath)
     } catch {
       throw StartupError(description: error.description, exitCode: 2)
     }
+    do {
+      _ = try identifier.identities(
+        of: file.servers, balancerPort: configuration.port == 0 ? nil : configuration.port)
+    } catch {
+      throw StartupError(description: "\(configuration.configPath): \(error)", exitCode: 2)
+    }
+    return file
+  }
+
+  /// The local ports of servers.json, in order, if the balancer would start with it
+  /// (`--check-config`: the same checks as a start, nothing started).
+  public static func localPorts(_ configuration: BalancerConfiguration) throws(StartupError)
+    -> [Int]
+  {
+    try loadServers(configuration).servers.filter { $0.host == nil }.map(\.port)
   }
 }

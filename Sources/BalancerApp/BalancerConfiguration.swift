@@ -99,7 +99,9 @@ public struct BalancerConfiguration: Sendable {
           "let clients other than loopback call /add and /rm with Authorization: Bearer TOKEN"),
         .flag("quiet", "do not log one line per request (nor routine lease changes)"),
         .logFormat,
-        .flag("check-config", "validate the config, print its local ports one per line, and exit"),
+        .flag(
+          "check-config",
+          "validate the config as a start would, print its local ports one per line, and exit"),
       ])
   }
 

@@ -15,7 +15,7 @@ do {
 }
 if configuration.checkConfigOnly {
   do {
-    for port in try BalancerApp.localPorts(configPath: configuration.configPath) { print(port) }
+    for port in try BalancerApp.localPorts(configuration) { print(port) }
     exit(0)
   } catch {
     Program.fail(error.description, code: error.exitCode, program: "balancer")

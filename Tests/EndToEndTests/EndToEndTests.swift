@@ -107,6 +107,27 @@ final class EndToEndTests: SystemTestCase {
     XCTAssertTrue(help.output.contains("--balancer HOST:PORT"))
   }
 
+  /// `--check-config` says yes only to a file the balancer would start with.
+  func testCheckConfigRefusesWhatAStartRefuses() throws {
+    func check(_ json: String, _ extra: [String] = []) throws -> (Int32?, String) {
+      try writeConfig(json)
+      let process = try ManagedProcess(
+        "balancer", ["--check-config"] + extra, directory: directory)
+      return (process.waitForExit(), process.output)
+    }
+    XCTAssertEqual(try check("{\"available_servers\": [\"47101\", \"10.0.0.7:5003\"]}").0, 0)
+    XCTAssertEqual(try check("{\"available_servers\": [\"47101\", 47102]}").1, "47101\n47102\n")
+    for (json, extra, message) in [
+      ("[\"47101\", \"localhost:47101\"]", [], "the same server"),
+      ("[\"47101\"]", ["--port", "47101"], "balancer's own address"),
+      ("[\"no-such-host.invalid:47101\"]", [], "does not resolve"),
+    ] {
+      let (code, output) = try check("{\"available_servers\": \(json)}", extra)
+      XCTAssertEqual(code, 2, json)
+      XCTAssertTrue(output.contains(message), output)
+    }
+  }
+
   func testAPortInUseIsReportedByNumber() throws {
     let taken = try Socket.listen(host: "0.0.0.0", port: 0)
     defer { close(taken) }
