@@ -157,6 +157,9 @@ public final class ReplicaManager {
           $0.displayName == name || $0.address.description == name
         })
       else { return failure("<Error> \(name) is not in the pool") }
+      guard !chosen.contains(entry) else {
+        return failure("<Error> hostnames names \(entry.displayName) twice")
+      }
       chosen.append(entry)
     }
     // Then others of the balancer's choosing: the most recently added first.

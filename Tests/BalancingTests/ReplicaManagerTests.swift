@@ -166,6 +166,17 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(launcher.stopped, [])
   }
 
+  /// A label and an address of one server are one server: naming both removes one, so it is
+  /// refused rather than answered as if two went.
+  func testRemoveRefusesOneServerNamedTwoWays() throws {
+    _ = call("POST", "/add", #"{"n": 1, "hostnames": ["S4"]}"#)  // S4 on 5004
+    let (status, json) = call("DELETE", "/rm", #"{"n": 2, "hostnames": ["S4", "5004"]}"#)
+    XCTAssertEqual(status, 400, "\(json)")
+    XCTAssertTrue((json["message"] as? String ?? "").contains("twice"), "\(json)")
+    XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001, 5002, 5003, 5004])
+    XCTAssertEqual(launcher.stopped, [])
+  }
+
   func testOnlyLoopbackOrTheAdminTokenMayChangeReplicas() {
     XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#, from: "10.0.0.5").status, 403)
     XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1}"#, from: "192.168.1.9").status, 403)
