@@ -267,12 +267,33 @@ public final class Balancer: HTTPHandler {
   /// only with the admin token.
   private func adminRefusal(_ request: HTTPRequest) -> HTTPResponse? {
     if request.isFromLoopback { return nil }
-    if let adminToken, request.headers["Authorization"] == "Bearer \(adminToken)" { return nil }
+    if let adminToken, let given = request.headers["Authorization"].flatMap(Self.bearerToken),
+      Self.equalInConstantTime(given, adminToken)
+    {
+      return nil
+    }
     let reason =
       adminToken == nil
       ? "only clients on the balancer's machine may change the replicas"
       : "changing the replicas needs Authorization: Bearer <admin token>"
     return .json(.forbidden, ReplicasFailure("<Error> \(reason)").encoded())
+  }
+
+  /// The token of an `Authorization: Bearer <token>` value (the scheme's name in any case,
+  /// RFC 9110 §11.1), or nil for another scheme.
+  static func bearerToken(_ value: String) -> Substring? {
+    let parts = value.split(separator: " ", maxSplits: 1)
+    guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+    let token = parts[1].drop { $0 == " " }
+    return token.isEmpty ? nil : token
+  }
+
+  /// Whether two tokens are equal, in a time that does not tell how much of them matched.
+  static func equalInConstantTime(_ given: Substring, _ expected: String) -> Bool {
+    var difference = given.utf8.count ^ expected.utf8.count
+    var others = expected.utf8.makeIterator()
+    for byte in given.utf8 { difference |= Int(byte ^ (others.next() ?? 0)) }
+    return difference == 0
   }
 
   private func unavailable(_ reason: String) -> HTTPResponse {

@@ -187,12 +187,23 @@ final class ReplicaManagerTests: XCTestCase {
       balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
       headers: [("Authorization", "Bearer wrong")])
     XCTAssertEqual(client.status, 403)
+    for refused in ["Bearer s3cre", "Bearer s3cretx", "Basic s3cret", "Bearers3cret", "s3cret"] {
+      client.request(
+        balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
+        headers: [("Authorization", refused)])
+      XCTAssertEqual(client.status, 403, refused)
+    }
     client.request(
       balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
       headers: [("Authorization", "Bearer s3cret")])
     XCTAssertEqual(client.status, 200)
+    // The scheme's name is case-insensitive (RFC 9110 §11.1), and more than one space may follow.
+    client.request(
+      balancer, "/add", method: "POST", body: #"{"n": 1}"#, from: "10.0.0.5",
+      headers: [("Authorization", "bearer  s3cret")])
+    XCTAssertEqual(client.status, 200)
     XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#, from: "::1").status, 200)
-    XCTAssertEqual(launcher.started.count, 2)
+    XCTAssertEqual(launcher.started.count, 3)
   }
 
   func testWrongMethodsAndHeartbeat() {
