@@ -6,6 +6,8 @@ public final class ConfigWatcher {
   public let path: String
   private var lastSeen: Data?
   private var lastStamp: (Date, Int)?
+  /// Whether the last check found no file (said once, not at every check until it is back).
+  private var wasMissing = false
 
   /// Starts from the file as it is now (already loaded by the caller).
   public init(path: String) {
@@ -25,6 +27,8 @@ public final class ConfigWatcher {
   public func poll(force: Bool = false) -> Change {
     let current = stamp()
     if !force, let current, let lastStamp, current == lastStamp { return .unchanged }
+    if !force && current == nil && wasMissing { return .unchanged }
+    wasMissing = current == nil
     lastStamp = current
     guard let data = FileManager.default.contents(atPath: path) else {
       return .invalid("\(path): cannot read the file")

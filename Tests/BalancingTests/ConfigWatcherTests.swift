@@ -202,6 +202,10 @@ final class ConfigWatcherTests: XCTestCase {
 
     try FileManager.default.removeItem(atPath: path)
     XCTAssertEqual(message(watcher.poll()), "\(path): cannot read the file")
+    // Said once: the balancer logs every problem a check finds, and it checks every second.
+    assertUnchanged(watcher.poll())
+    assertUnchanged(watcher.poll())
+    XCTAssertEqual(message(watcher.poll(force: true)), "\(path): cannot read the file")
 
     try replace(with: #"{"available_servers": ["5001", "5002"]}"#)
     XCTAssertEqual(servers(watcher.poll()), ports(5001, 5002))
