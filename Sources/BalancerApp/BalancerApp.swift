@@ -314,7 +314,10 @@ extension BalancerApp {
         configuration.serverBinary
         ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("factorial-server").path
-      guard FileManager.default.isExecutableFile(atPath: binary) else {
+      var isDirectory: ObjCBool = false
+      guard FileManager.default.fileExists(atPath: binary, isDirectory: &isDirectory),
+        !isDirectory.boolValue, FileManager.default.isExecutableFile(atPath: binary)
+      else {
         throw StartupError(
           description: "cannot run \(binary) (use --server-binary PATH, or --no-spawn)",
           exitCode: 2)

@@ -98,6 +98,17 @@ final class EndToEndTests: SystemTestCase {
     XCTAssertEqual(
       badConfig.output, "balancer: servers.json: \"available_servers\" is empty\n")
 
+    // A directory is executable (searchable), but no program to start.
+    try writeConfig([47101])
+    for binary in ["/tmp", directory + "/nothing-here"] {
+      let badBinary = try ManagedProcess(
+        "balancer", ["--port", "0", "--server-binary", binary], directory: directory)
+      XCTAssertEqual(badBinary.waitForExit(timeout: 10), 2, binary)
+      XCTAssertEqual(
+        badBinary.output,
+        "balancer: cannot run \(binary) (use --server-binary PATH, or --no-spawn)\n")
+    }
+
     let badPort = try ManagedProcess("factorial-server", ["--port", "99999"])
     XCTAssertEqual(badPort.waitForExit(), 2)
     XCTAssertTrue(badPort.output.contains("not a port"), badPort.output)
