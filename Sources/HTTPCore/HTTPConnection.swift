@@ -34,6 +34,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
   /// when the read that drained the socket did not reach the end (a request and its FIN that
   /// arrive together make one edge-triggered event, and no later one).
   private var clientFinished = false
+  /// `100 Continue` went out for the request whose body is awaited.
+  private var continueSent = false
   /// When the request was parked; a long wait moves it to the loop's background set.
   private var parkedAt: UInt64 = 0
   private var isInBackground = false
@@ -56,6 +58,9 @@ final class HTTPConnection: EventHandler, ResponseSink {
       limits: server.configuration.limits, bodyLimit: server.configuration.bodyLimit)
     lastActivity = clock.now
   }
+
+  /// The interim answer to a request that waits to be told to send its body.
+  private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
   /// The interest a connection is registered with, for its whole life (edge-triggered).
   static let interest: Readiness = [.readable, .writable]
@@ -118,12 +123,18 @@ final class HTTPConnection: EventHandler, ResponseSink {
       switch consume result {
       case .needMore:
         if requestStarted == nil { requestStarted = clock.now }
+        if parser.expectsContinue && !continueSent {
+          // Every request before it is answered (the loop runs only then): this comes next.
+          continueSent = true
+          output.append(contentsOf: Self.continueLine)
+        }
         compactInput()
         return
       case .complete(var request, let consumed):
         request.remoteAddress = remoteAddress
         inputStart += consumed
         requestStarted = nil
+        continueSent = false
         let responder = HTTPResponder(
           sink: self, isHead: request.method == "HEAD", closesConnection: !request.keepAlive)
         current = responder

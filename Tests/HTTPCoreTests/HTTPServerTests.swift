@@ -170,6 +170,40 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(try client.readResponse().text, "POST /echo 11\n")
   }
 
+  /// curl sends `Expect: 100-continue` with a body over 1 KiB (or with -H) and waits a second
+  /// for `100 Continue` before sending the body.
+  func testARequestExpectingContinueIsToldToSendItsBody() throws {
+    let client = try TestClient(port: running.port, timeout: 2)
+    try client.send(
+      "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 5\r\n\r\n")
+    XCTAssertEqual(try readRaw(client, 25), "HTTP/1.1 100 Continue\r\n\r\n")
+    try client.send("hel")
+    Thread.sleep(forTimeInterval: 0.05)
+    try client.send("lo")
+    XCTAssertEqual(try client.readResponse().text, "POST /echo 5\n", "and only one 100")
+    // A body sent with its head needs no 100; nor does HTTP/1.0, which does not know it.
+    try client.send(
+      "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi")
+    XCTAssertEqual(try client.readResponse().text, "POST /echo 2\n")
+    let old = try TestClient(port: running.port, timeout: 0.3)
+    try old.send("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    XCTAssertThrowsError(try readRaw(old, 1), "nothing before the body")
+  }
+
+  /// Reads exactly `count` bytes as text, or throws at the client's read timeout.
+  private func readRaw(_ client: TestClient, _ count: Int) throws -> String {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: count)
+    while bytes.count < count {
+      let read = chunk.withUnsafeMutableBytes {
+        Glibc.read(client.fd, $0.baseAddress, count - bytes.count)
+      }
+      guard read > 0 else { throw TestFailure("read \(bytes.count) of \(count) bytes") }
+      bytes += chunk[..<read]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+
   func testMalformedRequestGets400AndTheConnectionCloses() throws {
     let client = try TestClient(port: running.port)
     try client.send("HELLO\r\n\r\n")
