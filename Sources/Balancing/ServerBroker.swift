@@ -94,9 +94,10 @@ public final class ServerBroker {
     guard claim.isOpen else { return }
     // It waits in line: it counts toward the limit until it is answered or leaves.
     waitingByClient[client] = waiting + 1
-    claim.whenSettled { [unowned self] in
-      let left = (self.waitingByClient[client] ?? 1) - 1
-      self.waitingByClient[client] = left > 0 ? left : nil
+    claim.whenSettled { [weak self] in
+      guard let self else { return }
+      let left = (waitingByClient[client] ?? 1) - 1
+      waitingByClient[client] = left > 0 ? left : nil
     }
   }
 
