@@ -53,11 +53,12 @@ public final class BlockingHTTPClient {
     }
   }
 
-  /// Sends `GET path` with the given Host header (default `host:port`).
+  /// Sends `GET path` with the given Host header (default `host:port`, `[host]:port` for IPv6).
   public func get(_ path: String, hostHeader: String? = nil, method: String = "GET") throws
     -> HTTPClientResponse
   {
-    try send("\(method) \(path) HTTP/1.1\r\nHost: \(hostHeader ?? "\(host):\(port)")\r\n\r\n")
+    let hostValue = hostHeader ?? HTTPHeaders.hostValue(host, port: port)
+    try send("\(method) \(path) HTTP/1.1\r\nHost: \(hostValue)\r\n\r\n")
     return try readResponse(expectBody: method != "HEAD")
   }
 

@@ -78,7 +78,7 @@ public final class HTTPClient: EventHandler {
     self.loop = loop
     self.host = host
     self.port = port
-    hostLine = Array(" HTTP/1.1\r\nHost: \(host):\(port)\r\n".utf8)
+    hostLine = Array(" HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n".utf8)
   }
 
   /// Sends a request; `completion` runs on the loop with the response or the final failure.

@@ -248,3 +248,11 @@ public struct HTTPHeaders: Sendable, Sequence {
     text.withUTF8Buffer { equalsIgnoringCase(left, $0) }
   }
 }
+
+extension HTTPHeaders {
+  /// A Host field's value for `host` and `port`: an IPv6 address goes in brackets (RFC 9110
+  /// §7.2, RFC 3986 §3.2.2), as a server's parser requires.
+  public static func hostValue(_ host: String, port: Int) -> String {
+    host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+  }
+}

@@ -163,7 +163,12 @@ final class BindAddressEndToEndTests: SystemTestCase {
   }
 
   private func balancerHealth(on host: String) throws -> BalancerHealth {
-    try BalancerHealth.decode(TestClient(host: host, port: balancerPort).get("/health").body)
+    let response = try TestClient(host: host, port: balancerPort).get("/health")
+    do {
+      return try BalancerHealth.decode(response.body)
+    } catch {
+      throw TestFailure("/health on \(host) answered \(response.statusCode): \(response.text)")
+    }
   }
 
   /// One job through the balancer at `host` (written `urlHost` in URLs), by hand as curl -L
@@ -189,6 +194,31 @@ final class BindAddressEndToEndTests: SystemTestCase {
         try self.balancerHealth(on: "127.0.0.2").free == 1
       }
     }
+  }
+
+  /// A server listed by its IPv6 address is probed, served and reports: every client of ours
+  /// writes such an address in brackets in its Host field, as a server's parser requires.
+  func testAServerListedByItsIPv6AddressIsProbedAndServed() throws {
+    serverPorts = try freePorts(1)
+    try writeConfig("{\"available_servers\": [\"[::1]:\(serverPorts[0])\"]}")
+    try startBalancer(["--no-spawn", "--lease-timeout", "120", "--heartbeat-interval", "0.2"])
+    let server = try ManagedProcess(
+      "factorial-server",
+      ["--port", "\(serverPorts[0])", "--bind", "::", "--balancer", "127.0.0.1:\(balancerPort)"])
+    processes.append(server)
+    try server.waitForOutput("listening on port \(serverPorts[0])")
+    try waitForHealth(free: 1)
+    let redirect = try get("/?n=20")
+    let location = try XCTUnwrap(redirect.headers["Location"])
+    let prefix = "http://[::1]:\(serverPorts[0])"
+    XCTAssertTrue(location.hasPrefix(prefix + "/"), location)
+    let answer = try TestClient(host: "::1", port: serverPorts[0]).get(
+      String(location.dropFirst(prefix.count)))
+    XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
+    try waitForHealth(free: 1, timeout: 5)
+    // Heartbeats went on meanwhile: still up.
+    Thread.sleep(forTimeInterval: 0.6)
+    XCTAssertEqual(try serverStates()["[::1]:\(serverPorts[0])"], "free")
   }
 
   func testServersItStartsAnswerAndReportOverIPv6WhenItListensOnIPv6() throws {

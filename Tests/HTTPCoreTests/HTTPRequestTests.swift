@@ -8,6 +8,13 @@ final class HTTPRequestTests: XCTestCase {
       method: "GET", target: target, headers: HTTPHeaders(host.map { [("Host", $0)] } ?? []))
   }
 
+  func testHostValuesPutIPv6AddressesInBrackets() {
+    XCTAssertEqual(HTTPHeaders.hostValue("::1", port: 80), "[::1]:80")
+    XCTAssertEqual(HTTPHeaders.hostValue("[::1]", port: 80), "[::1]:80")
+    XCTAssertEqual(HTTPHeaders.hostValue("127.0.0.1", port: 8001), "127.0.0.1:8001")
+    XCTAssertEqual(HTTPHeaders.hostValue("lb.example", port: 1), "lb.example:1")
+  }
+
   func testTheTargetSplitsIntoPathAndQuery() {
     XCTAssertEqual(request("/a/b?x=1").path, "/a/b")
     XCTAssertEqual(request("/a/b?x=1").query, "x=1")
