@@ -154,7 +154,9 @@ public final class ServerBroker {
     case .released(let lease):
       leaseEnded(
         lease.server, routine: true,
-        reason: "reported after \(ServerPool.seconds(self.clock() - lease.issued))")
+        reason:
+          "reported after \(ServerPool.seconds(MonotonicClock.elapsed(from: lease.issued, to: self.clock())))"
+      )
     default:
       refuse(outcome, token: token)
     }
@@ -227,7 +229,7 @@ public final class ServerBroker {
     case .busy:
       store.extend(lease.token, until: now + MonotonicClock.nanoseconds(leaseTimeout))
       note(
-        "\(lease.server): lease unreported for \(ServerPool.seconds(now - lease.issued)), server busy: extended"
+        "\(lease.server): lease unreported for \(ServerPool.seconds(MonotonicClock.elapsed(from: lease.issued, to: now))), server busy: extended"
       )
     case .idle:
       store.expire(lease.token) { [weak self] ended in
@@ -359,7 +361,8 @@ public final class ServerBroker {
         server: server.description, state: stateName(server), inFlight: leases.count,
         leases: store.servedCount(server))
       if let oldest = leases.first {
-        entry.leaseAge = Seconds.from(nanoseconds: now &- oldest.issued)
+        entry.leaseAge = Seconds.from(
+          nanoseconds: MonotonicClock.elapsed(from: oldest.issued, to: now))
         entry.leaseExtensions = oldest.extensions
       }
       if case .down(let since, _, _)? = pool.health(of: server) {

@@ -105,8 +105,9 @@ public final class SharedLeaseStore: LeaseStore {
       SharedScripts.issue,
       [
         lease.token, lease.server.description, lease.client, balancerID,
-        Self.milliseconds(lease.deadline &- lease.issued),
-        lease.claimDeadline == .max ? "0" : Self.milliseconds(lease.claimDeadline &- now),
+        Self.milliseconds(MonotonicClock.elapsed(from: lease.issued, to: lease.deadline)),
+        lease.claimDeadline == .max
+          ? "0" : Self.milliseconds(MonotonicClock.elapsed(from: now, to: lease.claimDeadline)),
       ]
     ) { [self] result in
       if case .success(let reply) = result, let parts = reply.array, parts.count == 2 {
@@ -389,10 +390,7 @@ public final class SharedLeaseStore: LeaseStore {
       let server = parts[1].string.flatMap(ServerAddress.init(parsing:)),
       let issued = parts[4].int, let deadline = parts[5].int, let claimDeadline = parts[6].int
     else { return nil }
-    let local = { (milliseconds: Int64) -> UInt64 in
-      let delta = (milliseconds - redisNow) * 1_000_000
-      return delta >= 0 ? now &+ UInt64(delta) : now &- min(now, UInt64(-delta))
-    }
+    let local = { (milliseconds: Int64) in Self.local(milliseconds, redisNow: redisNow, now: now) }
     var lease = Lease(
       token: token, server: server, issued: local(issued), deadline: local(deadline))
     lease.client = parts[2].string ?? ""
@@ -424,8 +422,7 @@ public final class SharedLeaseStore: LeaseStore {
     if text == "free" { return .free }
     if text.hasPrefix("leased:") { return .leased }
     if text.hasPrefix("idle:"), let since = Int64(text.dropFirst(5)) {
-      let age = UInt64(max(0, redisNow - since)) * 1_000_000
-      return .idle(since: now &- min(now, age))
+      return .idle(since: min(now, local(since, redisNow: redisNow, now: now)))
     }
     return .out
   }
@@ -436,6 +433,20 @@ public final class SharedLeaseStore: LeaseStore {
       guard let name = items[index].string, let value = items[index + 1].string else { return nil }
       return (name, value)
     }
+  }
+
+  /// A time on Redis's clock (milliseconds) on this machine's (nanoseconds; `now` here is
+  /// `redisNow` there). It saturates: a time no clock reaches (a hand-edited or corrupt entry)
+  /// becomes the earliest or the latest one, never an overflow.
+  static func local(_ milliseconds: Int64, redisNow: Int64, now: UInt64) -> UInt64 {
+    let (difference, overflow) = milliseconds.subtractingReportingOverflow(redisNow)
+    if overflow { return milliseconds > redisNow ? .max : 0 }
+    let (nanoseconds, tooFar) = difference.magnitude.multipliedReportingOverflow(by: 1_000_000)
+    if difference >= 0 {
+      let (later, past) = now.addingReportingOverflow(nanoseconds)
+      return tooFar || past ? .max : later
+    }
+    return tooFar || nanoseconds >= now ? 0 : now - nanoseconds
   }
 
   static func milliseconds(_ nanoseconds: UInt64) -> String { String(nanoseconds / 1_000_000) }

@@ -143,6 +143,32 @@ final class ClaimCheckTests: XCTestCase {
     XCTAssertEqual(try PoolStatus.decode(statusBody()).refusedClients, 1)
   }
 
+  /// A lease's times may come from another balancer's books, ahead of this clock: the time it
+  /// ran is then 0, not an overflow that stops the balancer.
+  func testALeaseIssuedAheadOfTheClockIsReportedAndCheckedWithoutOverflow() throws {
+    clock.advance(100)
+    balancer = makeBalancer([5001, 5002], clock: clock)
+    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    supervisor.heartbeatInterval = .infinity
+    var lines: [String] = []
+    balancer.broker.log = { lines.append($0) }
+    let reported = FakeClient()
+    reported.request(balancer, "/")
+    let checked = FakeClient()
+    checked.request(balancer, "/")
+    balancer.broker.store.setClaim(checked.lease!, .started)
+    clock.now -= 10_000_000_000  // the clock now reads 10 s before both leases were issued
+    let report = FakeClient()
+    report.request(balancer, "/port_update/5001?lease=\(reported.lease!)")
+    XCTAssertEqual(report.status, 200)
+    XCTAssertTrue(lines.contains { $0.contains("reported after 0.000 s") }, "\(lines)")
+    // The other lease comes due (60 s on, by this clock) and its server says it is busy.
+    tick(after: 71)
+    XCTAssertEqual(probe.answer(5002, .busy), 1)
+    XCTAssertTrue(lines.contains { $0.contains("lease unreported for 61.000 s") }, "\(lines)")
+    XCTAssertNotNil(try PoolStatus.decode(statusBody()).servers.first { $0.leaseAge != nil })
+  }
+
   private func statusBody() -> [UInt8] {
     let client = FakeClient()
     client.request(balancer, "/status")

@@ -301,3 +301,43 @@ final class SharedQueueTests: SharedBooksTestCase {
     }
   }
 }
+
+/// Times read from the shared books are Redis's (milliseconds); a hand-edited or corrupt entry
+/// may hold any number, and none may stop a balancer.
+final class SharedBooksTimeTests: XCTestCase {
+  private let now: UInt64 = 5_000_000_000_000
+
+  private func lease(issued: Int64, deadline: Int64, claimDeadline: Int64) -> Lease? {
+    SharedLeaseStore.lease(
+      .array(
+        [
+          "t", "5001", "c", "b", "\(issued)", "\(deadline)", "\(claimDeadline)", "started", "0",
+        ].map { RESPValue.bulk($0) }),
+      redisNow: 1_000_000, now: now)
+  }
+
+  func testTimesNoClockReachesSaturateInsteadOfOverflowing() throws {
+    let ordinary = try XCTUnwrap(lease(issued: 999_000, deadline: 1_060_000, claimDeadline: 0))
+    XCTAssertEqual(ordinary.issued, now - 1_000_000_000)
+    XCTAssertEqual(ordinary.deadline, now + 60_000_000_000)
+    XCTAssertEqual(ordinary.claimDeadline, .max, "0: no claim check")
+    let far = try XCTUnwrap(
+      lease(issued: .min, deadline: 99_999_999_999_999_999, claimDeadline: .max))
+    XCTAssertEqual(far.issued, 0)
+    XCTAssertEqual(far.deadline, .max)
+    XCTAssertEqual(far.claimDeadline, .max)
+    XCTAssertEqual(SharedLeaseStore.local(-9_000_000_000_000_000_000, redisNow: 1, now: now), 0)
+    XCTAssertEqual(SharedLeaseStore.local(.max, redisNow: -1, now: now), .max)
+    XCTAssertEqual(SharedLeaseStore.local(1_000_001, redisNow: 1_000_000, now: .max), .max)
+    guard
+      case .idle(let since) = SharedLeaseStore.state(
+        "idle:-9000000000000000000", redisNow: 1_000_000, now: now)
+    else { return XCTFail("idle") }
+    XCTAssertEqual(since, 0)
+    guard
+      case .idle(let future) = SharedLeaseStore.state(
+        "idle:9000000000000000000", redisNow: 1_000_000, now: now)
+    else { return XCTFail("idle") }
+    XCTAssertEqual(future, now, "idle since the future: since now")
+  }
+}
