@@ -138,6 +138,9 @@ public final class SharedLeaseStore: LeaseStore {
     _ server: ServerAddress, completion: @escaping (ReportOutcome) -> Void
   ) {
     run(SharedScripts.endLeaseOfServer, [server.description, "reported"]) { [self] result in
+      if case .success(let reply) = result, reply.array?.first?.int == 2 {
+        return completion(.leaseRequired(server))
+      }
       switch ended(result, reason: \.reported) {
       case .failure(let failure): completion(.storeUnavailable(failure.description))
       case .success(let lease?): completion(.released(lease))

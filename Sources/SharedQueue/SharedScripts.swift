@@ -13,6 +13,8 @@ import RedisClient
 ///   `balancer`, `issued`, `deadline`, `cdl` (claim deadline, 0 for none), `claim`, `ext`,
 ///   `checking`, `csince`), times in Redis's milliseconds;
 /// - `P:counts`: issued, reported, expired, reclaimed; `P:served`: leases per server;
+/// - `P:lease_reporters`: servers that have reported with a lease: a report without one is not
+///   theirs, whichever balancer it reaches;
 /// - `P:alive:<balancer>`: present while a balancer runs; `P:coordinator`: which balancer runs
 ///   the expiry and claim checks; `P:config`, `P:config:version`: the pool, as servers.json.
 ///
@@ -204,6 +206,7 @@ enum SharedScripts {
       return {0, t}
     end
     local f = end_lease(ARGV[1], 'reported', t)
+    if f then redis.call('SADD', P .. ':lease_reporters', server) end
     local st = redis.call('HGET', P .. ':state', server)
     if #ARGV >= 5 and st and string.sub(st, 1, 5) == 'idle:'
       and redis.call('SISMEMBER', P .. ':withdrawn', server) == 0 then
@@ -213,10 +216,14 @@ enum SharedScripts {
     """)
 
   /// ARGV: server, reason. Ends the server's lease, if it holds one: `{1, now, lease}` or
-  /// `{0, now}`.
+  /// `{0, now}`; `{2, now}` for a report (reason `reported`) of a server that has reported with
+  /// a lease, which a report without one cannot be.
   static let endLeaseOfServer = script(
     """
     local t = now()
+    if ARGV[2] == 'reported' and redis.call('SISMEMBER', P .. ':lease_reporters', ARGV[1]) == 1 then
+      return {2, t}
+    end
     local st = redis.call('HGET', P .. ':state', ARGV[1])
     if not (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
     local f = end_lease(string.sub(st, 8), ARGV[2], t)

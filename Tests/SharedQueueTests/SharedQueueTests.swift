@@ -206,6 +206,40 @@ final class SharedQueueTests: SharedBooksTestCase {
     eventually("5001 is free again") { redisCommand(["LLEN", "test:free"])?.int == 1 }
   }
 
+  /// Once a server has reported with a lease, a report without one is not its own, at every
+  /// balancer of the group: it would free the server while its client's job may still run.
+  func testAReportWithoutALeaseIsRefusedEverywhereOnceTheServerUsedLeases() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    let server = ServerAddress(port: 5001)
+    _ = running.sync { a.dispatcher.serverFreed(server) }
+    claim("first", at: a, answers: answers)
+    eventually("first is answered") { answers.lease(of: "first") != nil }
+    // Before any report with a lease, one without is accepted (a server of the original).
+    let unleased: ReportOutcome? = wait { done in
+      b.store.reportWithoutToken(server, completion: done)
+    }
+    guard case .released? = unleased else { return XCTFail("\(String(describing: unleased))") }
+    _ = running.sync { a.dispatcher.serverFreed(server) }
+    claim("second", at: a, answers: answers)
+    eventually("second is answered") { answers.lease(of: "second") != nil }
+    guard case .released? = report(try XCTUnwrap(answers.lease(of: "second")), at: a) else {
+      return XCTFail("the report with a lease was not accepted")
+    }
+    claim("third", at: a, answers: answers)
+    eventually("third is answered") { answers.lease(of: "third") != nil }
+    for side in [a, b] {
+      let refused: ReportOutcome? = wait { done in
+        side.store.reportWithoutToken(server, completion: done)
+      }
+      XCTAssertEqual(refused, .leaseRequired(server), side.store.balancerID)
+    }
+    XCTAssertEqual(
+      redisCommand(["HGET", "test:state", "5001"])?.string,
+      "leased:\(try XCTUnwrap(answers.lease(of: "third")).token)")
+  }
+
   func testAServerFreedSkipsClientsOfABalancerThatIsNoLongerAlive() throws {
     let a = side("A")
     let gone = side("gone", alive: false)
