@@ -32,6 +32,9 @@ public final class SharedLeaseStore: LeaseStore {
   var putArguments: (() -> [String])?
   /// Receives the answer of the put a report made, before the report's completion runs.
   var onPut: ((RESPValue, ServerAddress) -> Void)?
+  /// Told, before the report's completion runs, that a report left its server out because a
+  /// balancer withdrew it (down, or left the pool).
+  var onWithdrawnAtReport: ((ServerAddress) -> Void)?
 
   public private(set) var counts = LeaseCounts()
   /// The free servers, oldest first, as last seen.
@@ -124,7 +127,11 @@ public final class SharedLeaseStore: LeaseStore {
       if case .success(let lease?) = outcome, case .success(let reply) = result,
         let parts = reply.array, parts.count == 4
       {
-        onPut?(parts[3], lease.server)
+        if parts[3].string == "withdrawn" {
+          onWithdrawnAtReport?(lease.server)
+        } else {
+          onPut?(parts[3], lease.server)
+        }
       }
       switch outcome {
       case .failure(let failure): completion(.storeUnavailable(failure.description))

@@ -37,9 +37,11 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// Tickets whose take has not been answered yet, and grants that arrived for them first.
   private var takesInFlight: Set<UInt64> = []
   private var earlyGrants: [UInt64: Lease] = [:]
-  /// Servers a report put back in the same step, and when: the broker's put that follows is
-  /// skipped.
-  private var putByReport: [ServerAddress: UInt64] = [:]
+  /// Servers a report settled in the same step, and when: put back, or left out because a
+  /// balancer withdrew them. The broker's put that follows is skipped: it would find the server
+  /// taken, or clear a withdrawal that this balancer has not heard of yet (a `/rm` or a down
+  /// server seen at another balancer).
+  private var settledByReport: [ServerAddress: UInt64] = [:]
   private var isListening = false
   /// Whether the books have been read (see `open`).
   public private(set) var isOpen = false
@@ -55,8 +57,11 @@ public final class SharedQueueDispatcher: Dispatcher {
     // A report puts its server back in the same step; the put that follows is then skipped.
     store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
     store.onPut = { [unowned self] reply, server in
-      if reply.array?.first?.int != 2 { self.putByReport[server] = self.clock() }
+      if reply.array?.first?.int != 2 { self.settledByReport[server] = self.clock() }
       self.settlePut(reply, of: server)
+    }
+    store.onWithdrawnAtReport = { [unowned self] server in
+      self.settledByReport[server] = self.clock()
     }
   }
 
@@ -110,8 +115,8 @@ public final class SharedQueueDispatcher: Dispatcher {
 
   public func serverFreed(_ server: ServerAddress) {
     guard isOpen else { return }
-    if let when = putByReport.removeValue(forKey: server), clock() &- when < 1_000_000_000 {
-      return  // its report put it back already
+    if let when = settledByReport.removeValue(forKey: server), clock() &- when < 1_000_000_000 {
+      return  // its report put it back already, or found it withdrawn
     }
     store.run(SharedScripts.put, [store.balancerID, server.description] + leaseTimes) {
       [unowned self] result in

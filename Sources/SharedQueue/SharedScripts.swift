@@ -196,8 +196,8 @@ enum SharedScripts {
 
   /// ARGV: token, port[, balancer, lease ms, claim ms]. Ends the lease if its server has that
   /// port, and (given the last three) puts the server back in the same step unless it was
-  /// withdrawn (down, or left the pool): `{1, now, lease, put}` (`put` as `put_server` answers; absent if not put back), or
-  /// `{0, now}`.
+  /// withdrawn (down, or left the pool): `{1, now, lease, put}` (`put` as `put_server`
+  /// answers), `{1, now, lease, 'withdrawn'}`, `{1, now, lease}` (not put back), or `{0, now}`.
   static let report = script(
     """
     local t = now()
@@ -208,8 +208,10 @@ enum SharedScripts {
     local f = end_lease(ARGV[1], 'reported', t)
     if f then redis.call('SADD', P .. ':lease_reporters', server) end
     local st = redis.call('HGET', P .. ':state', server)
-    if #ARGV >= 5 and st and string.sub(st, 1, 5) == 'idle:'
-      and redis.call('SISMEMBER', P .. ':withdrawn', server) == 0 then
+    if #ARGV >= 5 and f and redis.call('SISMEMBER', P .. ':withdrawn', server) == 1 then
+      return {1, t, f, 'withdrawn'}
+    end
+    if #ARGV >= 5 and st and string.sub(st, 1, 5) == 'idle:' then
       return {1, t, f, put_server(server, ARGV[3], ARGV[4], ARGV[5], t)}
     end
     return {1, t, f}

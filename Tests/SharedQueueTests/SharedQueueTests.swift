@@ -206,6 +206,33 @@ final class SharedQueueTests: SharedBooksTestCase {
     eventually("5001 is free again") { redisCommand(["LLEN", "test:free"])?.int == 1 }
   }
 
+  /// A server withdrawn at one balancer (`/rm`, or found down) stays out when its lease is
+  /// reported at another that has not heard of it yet: the put the broker makes after the
+  /// report must not clear the withdrawal and hand the server to the next client.
+  func testAReportAtABalancerThatHasNotHeardOfAWithdrawalKeepsTheServerOut() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    let server = ServerAddress(port: 5001)
+    _ = running.sync { a.dispatcher.serverFreed(server) }
+    claim("first", at: a, answers: answers)
+    eventually("first is answered") { answers.lease(of: "first") != nil }
+    claim("waiting", at: a, answers: answers)
+    eventually("a client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    _ = running.sync { b.dispatcher.serverStopped(server) }
+    eventually("5001 is withdrawn") {
+      redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int == 1
+    }
+    // A's broker, which still counts 5001 in its pool, reports and then puts it back.
+    guard case .released? = report(try XCTUnwrap(answers.lease(of: "first")), at: a) else {
+      return XCTFail("the report was not accepted")
+    }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertNil(answers.lease(of: "waiting"), "a withdrawn server went to the waiting client")
+    XCTAssertEqual(redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int, 1)
+    XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
+  }
+
   /// Once a server has reported with a lease, a report without one is not its own, at every
   /// balancer of the group: it would free the server while its client's job may still run.
   func testAReportWithoutALeaseIsRefusedEverywhereOnceTheServerUsedLeases() throws {
