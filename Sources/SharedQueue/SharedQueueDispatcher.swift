@@ -42,6 +42,9 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// taken, or clear a withdrawal that this balancer has not heard of yet (a `/rm` or a down
   /// server seen at another balancer).
   private var settledByReport: [ServerAddress: UInt64] = [:]
+  /// Leases a rejoin handed again to clients whose grant seemed lost: a grant of one that
+  /// was only late (read before the rejoin, answered after it) is then ignored, not given back.
+  private var deliveredByRejoin: Set<String> = []
   private var isListening = false
   /// Whether the books have been read (see `open`).
   public private(set) var isOpen = false
@@ -54,6 +57,8 @@ public final class SharedQueueDispatcher: Dispatcher {
     // After Redis was away (restarted, perhaps without its data), the clients waiting here
     // take their places in the line again.
     store.onLineLost = { [weak self] in self?.rejoin() }
+    // Also when the grants connection was lost: a grant read just before may never have come.
+    grants.onConnect = { [weak self] _ in self?.rejoin() }
     // A report puts its server back in the same step; the put that follows is then skipped.
     store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
     store.onPut = { [unowned self] reply, server in
@@ -188,9 +193,10 @@ public final class SharedQueueDispatcher: Dispatcher {
         parts.count == 2, let redisNow = parts[0].int
       else { return }
       for grant in parts[1].array ?? [] {
-        guard let pair = grant.array, pair.count == 2, let ticket = pair[0].int,
+        guard let pair = grant.array, pair.count >= 2, let ticket = pair[0].int,
           let lease = self.store.adopt(pair[1], redisNow: redisNow)
         else { continue }
+        if pair.count == 3 { self.deliveredByRejoin.insert(lease.token) }
         self.serve(UInt64(ticket), with: lease)
       }
     }
@@ -246,6 +252,7 @@ public final class SharedQueueDispatcher: Dispatcher {
     let fields = text.split(separator: "|", maxSplits: 7, omittingEmptySubsequences: false)
     guard fields.count == 8, let ticket = UInt64(fields[0]), let redisNow = Int64(fields[1])
     else { return }
+    if deliveredByRejoin.remove(String(fields[2])) != nil { return }
     let lease = RESPValue.array([
       .bulk(String(fields[2])), .bulk(String(fields[3])), .bulk(String(fields[7])),
       .bulk(store.balancerID), .bulk(String(fields[4])), .bulk(String(fields[5])),
@@ -259,6 +266,8 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// lease ends and the server goes to the next one.
   private func serve(_ ticket: UInt64, with lease: Lease) {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
+      // Handed to its client already by a rejoin, before this late answer came.
+      if deliveredByRejoin.remove(lease.token) != nil { return }
       // Granted before the answer to its take arrived (the grant came on the other
       // connection): kept for that answer.
       if takesInFlight.contains(ticket) {

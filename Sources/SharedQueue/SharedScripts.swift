@@ -129,9 +129,11 @@ enum SharedScripts {
   static let leave = script("return redis.call('LREM', P .. ':waiting', 1, ARGV[1])")
 
   /// ARGV: lease ms, claim ms, then entries, oldest first. Clients waiting at a balancer whose
-  /// connection to Redis was lost take their places again, unless they are still in the line or
-  /// were served: a free server at once if there is one (leased: `{ticket, lease}` in the
-  /// answer), else the end of the line. `{now, {{ticket, lease}...}}`.
+  /// connection to Redis was lost take their places again, unless they are still in the line:
+  /// a free server at once if there is one (leased: `{ticket, lease}` in the answer), else the
+  /// end of the line. One that was served while the answer was lost (its lease exists) gets
+  /// that lease again, `{ticket, lease, 1}`, and a grant of it still queued is dropped.
+  /// `{now, {{ticket, lease[, 1]}...}}`.
   static let rejoin = script(
     """
     local t = now()
@@ -139,8 +141,16 @@ enum SharedScripts {
     for i = 3, #ARGV do
       local e = ARGV[i]
       local b, ticket, token, client = string.match(e, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
-      if token and not redis.call('LPOS', P .. ':waiting', e)
-        and redis.call('EXISTS', lease_key(token)) == 0 then
+      local f = token and fields(token)
+      if f and f[4] == b then
+        local g = P .. ':grants:' .. b
+        for _, text in ipairs(redis.call('LRANGE', g, 0, -1)) do
+          if string.sub(text, 1, #ticket + 1) == ticket .. '|' then
+            redis.call('LREM', g, 1, text)
+          end
+        end
+        table.insert(served, {ticket, f, 1})
+      elseif token and not f and not redis.call('LPOS', P .. ':waiting', e) then
         local server = false
         while true do
           local s = redis.call('LPOP', P .. ':free')

@@ -16,11 +16,11 @@ final class SharedQueueTests: SharedBooksTestCase {
     let store: SharedLeaseStore
     let dispatcher: SharedQueueDispatcher
 
-    init(id: String, main: RedisConnection, grants: RedisConnection) {
+    init(id: String, main: RedisConnection, grants: RedisConnection, listens: Bool = true) {
       store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
-      dispatcher.listenForGrants()
+      if listens { dispatcher.listenForGrants() }
       dispatcher.open(offering: [])
     }
 
@@ -41,11 +41,13 @@ final class SharedQueueTests: SharedBooksTestCase {
     try startRedis()
   }
 
-  private func side(_ id: String, alive: Bool = true, unavailableTimeout: Double = 10) -> Side {
+  private func side(
+    _ id: String, alive: Bool = true, unavailableTimeout: Double = 10, listens: Bool = true
+  ) -> Side {
     let made = running.sync {
       Side(
         id: id, main: self.connection(unavailableTimeout: unavailableTimeout),
-        grants: self.connection(unavailableTimeout: unavailableTimeout))
+        grants: self.connection(unavailableTimeout: unavailableTimeout), listens: listens)
     }!
     register(made.dispatcher)
     if alive { XCTAssertNotNil(wait { done in made.heartbeat { _ in done(()) } }) }
@@ -204,6 +206,52 @@ final class SharedQueueTests: SharedBooksTestCase {
     // Once it may serve again (a put), it is free.
     _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
     eventually("5001 is free again") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+  }
+
+  /// A client served while the answer was lost (a grant read but never received, when a
+  /// connection to Redis dropped) gets that lease when the balancer reconnects, instead of
+  /// waiting until its timeout while the lease is reclaimed and the server sits free.
+  func testAClientWhoseGrantWasLostGetsItsLeaseWhenTheBalancerReconnects() throws {
+    // A reads no grants yet: one pushed to it stays in its list, or is lost if taken out.
+    let a = side("A", listens: false)
+    let b = side("B")
+    let answers = Answers()
+    let servers = [ServerAddress(port: 5001), ServerAddress(port: 5002)]
+    _ = running.sync { for server in servers { b.dispatcher.serverFreed(server) } }
+    for name in ["busy1", "busy2"] {
+      claim(name, at: b, answers: answers)
+      eventually("\(name) is answered") { answers.lease(of: name) != nil }
+    }
+    for (index, name) in ["lost", "queued"].enumerated() {
+      claim(name, at: a, answers: answers)
+      eventually("\(name) waits") {
+        redisCommand(["LLEN", "test:waiting"])?.int == Int64(index + 1)
+      }
+    }
+    guard case .released? = report(try XCTUnwrap(answers.lease(of: "busy1")), at: b) else {
+      return XCTFail("the first report was not accepted")
+    }
+    XCTAssertEqual(redisCommand(["DEL", "test:grants:A"])?.int, 1, "the grant read, then lost")
+    guard case .released? = report(try XCTUnwrap(answers.lease(of: "busy2")), at: b) else {
+      return XCTFail("the second report was not accepted")
+    }
+    XCTAssertEqual(redisCommand(["LLEN", "test:grants:A"])?.int, 1)
+    // Redis drops every connection; they reconnect, and A's clients rejoin.
+    _ = redisCommand(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+    eventually("both clients of A are served") {
+      answers.lease(of: "lost") != nil && answers.lease(of: "queued") != nil
+    }
+    XCTAssertEqual(redisCommand(["LLEN", "test:grants:A"])?.int ?? 0, 0, "no grant left")
+    // A now reads its grants: nothing comes that would give a served lease back.
+    _ = running.sync { a.dispatcher.listenForGrants() }
+    Thread.sleep(forTimeInterval: 1.2)
+    for name in ["lost", "queued"] {
+      let lease = try XCTUnwrap(answers.lease(of: name))
+      XCTAssertEqual(
+        redisCommand(["HGET", "test:state", lease.server.description])?.string,
+        "leased:\(lease.token)", name)
+    }
+    XCTAssertEqual(answers.all.count, 4, "each client answered once")
   }
 
   /// A server withdrawn at one balancer (`/rm`, or found down) stays out when its lease is
