@@ -115,7 +115,7 @@ public final class SharedCoordinator {
       case nil: misplaced = canServe
       case .idle(let since)?: misplaced = now &- since > grace
       case .out?: misplaced = canServe
-      case .free?: misplaced = !canServe
+      case .free?: misplaced = !canServe || !store.freeList.contains(server)
       case .leased?: misplaced = false
       }
       guard misplaced else { continue }

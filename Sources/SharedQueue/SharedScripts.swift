@@ -62,9 +62,14 @@ enum SharedScripts {
     -- A server that holds no lease goes to the oldest client waiting at a running balancer,
     -- leased at once: to the calling balancer's {2, now, ticket, lease}, to another's through
     -- its grants list {1, now}; else it joins the free list {3, now}. Nothing happens to a
-    -- server already free or leased {0, now}.
+    -- server already free or leased {0, now}, except that a free one missing from the free
+    -- list (a step cut short, a hand edit) joins it {3, now}.
     local function put_server(server, balancer, lease_ms, claim_ms, t)
       local st = redis.call('HGET', P .. ':state', server)
+      if st == 'free' and not redis.call('LPOS', P .. ':free', server) then
+        redis.call('RPUSH', P .. ':free', server)
+        return {3, t}
+      end
       if st == 'free' or (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
       while true do
         local e = redis.call('LPOP', P .. ':waiting')

@@ -312,6 +312,28 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// coordinator's sweep (2 s grace, two sightings) while clients wait (at c204bbc; since
   /// f55b613 the report's own script puts it back). The former coordinator also keeps it
   /// `down` in its pool and /status, and never probes it, until it coordinates again.
+  /// A server marked free in the books but missing from the free list (a hand edit, or a step
+  /// cut short) would never be handed out again: the coordinator's sweep puts it back.
+  func testAFreeServerMissingFromTheFreeListIsPutBackByTheSweep() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let a = member("A")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      a.coordinator.heartbeat()
+    }
+    eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    XCTAssertEqual(redisCommand(["LREM", "test:free", "0", "5001"])?.int, 1)
+    XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string, "free")
+    eventually("the sweep puts 5001 back", timeout: 5) {
+      _ = wait { done in a.coordinator.refresh(completion: done) }
+      return redisCommand(["LLEN", "test:free"])?.int == 1
+    }
+    let answers = Answers()
+    claim("client", at: a, answers: answers)
+    eventually("the client gets 5001") { answers.lease(of: "client")?.server == server }
+  }
+
   func testAFormerCoordinatorFollowsTheBooksForAServerItFoundDown() throws {
     try startRedis()
     let server = ServerAddress(port: 5001)
