@@ -29,6 +29,12 @@ enum SharedScripts {
       return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     end
     local function lease_key(token) return P .. ':lease:' .. token end
+    -- Adds one to a counter; one that holds no number (a hand edit) starts again at 1 rather
+    -- than failing the step that counts, which would fail every lease.
+    local function count(key, field)
+      local counted = redis.pcall('HINCRBY', key, field, 1)
+      if type(counted) == 'table' and counted.err then redis.call('HSET', key, field, 1) end
+    end
     local function fields(token)
       local f = redis.call('HMGET', lease_key(token), 'server', 'client', 'balancer', 'issued',
         'deadline', 'cdl', 'claim', 'ext')
@@ -43,8 +49,8 @@ enum SharedScripts {
         'claim', 'unclaimed', 'ext', 0, 'checking', 0, 'csince', 0)
       redis.call('SADD', P .. ':leases', token)
       redis.call('HSET', P .. ':state', server, 'leased:' .. token)
-      redis.call('HINCRBY', P .. ':served', server, 1)
-      redis.call('HINCRBY', P .. ':counts', 'issued', 1)
+      count(P .. ':served', server)
+      count(P .. ':counts', 'issued')
       return fields(token)
     end
     local function end_lease(token, reason, t)
@@ -55,7 +61,7 @@ enum SharedScripts {
       if redis.call('HGET', P .. ':state', f[2]) == 'leased:' .. token then
         redis.call('HSET', P .. ':state', f[2], 'idle:' .. t)
       end
-      redis.call('HINCRBY', P .. ':counts', reason, 1)
+      count(P .. ':counts', reason)
       return f
     end
 

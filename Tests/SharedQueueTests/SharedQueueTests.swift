@@ -254,6 +254,23 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual(answers.all.count, 4, "each client answered once")
   }
 
+  /// A counter in the books that holds no number (a hand edit) must not fail every lease.
+  func testACorruptCounterStartsAgainInsteadOfStoppingEveryLease() throws {
+    let a = side("A")
+    let answers = Answers()
+    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
+    eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    _ = redisCommand(["HSET", "test:counts", "issued", "abc", "reported", "x"])
+    _ = redisCommand(["HSET", "test:served", "5001", "y"])
+    claim("client", at: a, answers: answers)
+    eventually("the client is answered") { !answers.all.isEmpty }
+    let lease = try XCTUnwrap(answers.lease(of: "client"), "\(answers.all)")
+    XCTAssertEqual(redisCommand(["HGET", "test:counts", "issued"])?.string, "1")
+    guard case .released? = report(lease, at: a) else { return XCTFail("the report failed") }
+    XCTAssertEqual(redisCommand(["HGET", "test:counts", "reported"])?.string, "1")
+    XCTAssertEqual(redisCommand(["EXISTS", "test:lease:\(lease.token)"])?.int, 0)
+  }
+
   /// A server withdrawn at one balancer (`/rm`, or found down) stays out when its lease is
   /// reported at another that has not heard of it yet: the put the broker makes after the
   /// report must not clear the withdrawal and hand the server to the next client.
