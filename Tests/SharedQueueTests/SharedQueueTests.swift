@@ -58,6 +58,16 @@ final class SharedQueueTests: SharedBooksTestCase {
     claim(name, answers: answers) { side.dispatcher.dispatch($0) }
   }
 
+  /// Frees `server` at `side` and has client `name` take it there; returns its lease.
+  private func freeAndLease(
+    _ server: ServerAddress, to name: String, at side: Side, answers: Answers
+  ) throws -> Lease {
+    _ = running.sync { side.dispatcher.serverFreed(server) }
+    claim(name, at: side, answers: answers)
+    eventually("\(name) is answered") { !answers.all.filter { $0.name == name }.isEmpty }
+    return try XCTUnwrap(answers.lease(of: name), "\(answers.all)")
+  }
+
   /// Reports `lease` through `side`'s store and frees its server there, as a balancer does.
   private func report(_ lease: Lease, at side: Side) -> ReportOutcome? {
     wait { done in
@@ -257,14 +267,10 @@ final class SharedQueueTests: SharedBooksTestCase {
   /// A counter in the books that holds no number (a hand edit) must not fail every lease.
   func testACorruptCounterStartsAgainInsteadOfStoppingEveryLease() throws {
     let a = side("A")
-    let answers = Answers()
-    _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
-    eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
     _ = redisCommand(["HSET", "test:counts", "issued", "abc", "reported", "x"])
     _ = redisCommand(["HSET", "test:served", "5001", "y"])
-    claim("client", at: a, answers: answers)
-    eventually("the client is answered") { !answers.all.isEmpty }
-    let lease = try XCTUnwrap(answers.lease(of: "client"), "\(answers.all)")
+    let lease = try freeAndLease(
+      ServerAddress(port: 5001), to: "client", at: a, answers: Answers())
     XCTAssertEqual(redisCommand(["HGET", "test:counts", "issued"])?.string, "1")
     guard case .released? = report(lease, at: a) else { return XCTFail("the report failed") }
     XCTAssertEqual(redisCommand(["HGET", "test:counts", "reported"])?.string, "1")
@@ -279,9 +285,7 @@ final class SharedQueueTests: SharedBooksTestCase {
     let b = side("B")
     let answers = Answers()
     let server = ServerAddress(port: 5001)
-    _ = running.sync { a.dispatcher.serverFreed(server) }
-    claim("first", at: a, answers: answers)
-    eventually("first is answered") { answers.lease(of: "first") != nil }
+    let first = try freeAndLease(server, to: "first", at: a, answers: answers)
     claim("waiting", at: a, answers: answers)
     eventually("a client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
     _ = running.sync { b.dispatcher.serverStopped(server) }
@@ -289,7 +293,7 @@ final class SharedQueueTests: SharedBooksTestCase {
       redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int == 1
     }
     // A's broker, which still counts 5001 in its pool, reports and then puts it back.
-    guard case .released? = report(try XCTUnwrap(answers.lease(of: "first")), at: a) else {
+    guard case .released? = report(first, at: a) else {
       return XCTFail("the report was not accepted")
     }
     Thread.sleep(forTimeInterval: 0.3)
@@ -305,18 +309,14 @@ final class SharedQueueTests: SharedBooksTestCase {
     let b = side("B")
     let answers = Answers()
     let server = ServerAddress(port: 5001)
-    _ = running.sync { a.dispatcher.serverFreed(server) }
-    claim("first", at: a, answers: answers)
-    eventually("first is answered") { answers.lease(of: "first") != nil }
+    _ = try freeAndLease(server, to: "first", at: a, answers: answers)
     // Before any report with a lease, one without is accepted (a server of the original).
     let unleased: ReportOutcome? = wait { done in
       b.store.reportWithoutToken(server, completion: done)
     }
     guard case .released? = unleased else { return XCTFail("\(String(describing: unleased))") }
-    _ = running.sync { a.dispatcher.serverFreed(server) }
-    claim("second", at: a, answers: answers)
-    eventually("second is answered") { answers.lease(of: "second") != nil }
-    guard case .released? = report(try XCTUnwrap(answers.lease(of: "second")), at: a) else {
+    let second = try freeAndLease(server, to: "second", at: a, answers: answers)
+    guard case .released? = report(second, at: a) else {
       return XCTFail("the report with a lease was not accepted")
     }
     claim("third", at: a, answers: answers)
