@@ -158,7 +158,7 @@ public final class ReplicaManager {
         })
       else { return failure("<Error> \(name) is not in the pool") }
       guard !chosen.contains(entry) else {
-        return failure("<Error> hostnames names \(entry.displayName) twice")
+        return failure("<Error> \(entry.displayName) is named twice in hostnames")
       }
       chosen.append(entry)
     }

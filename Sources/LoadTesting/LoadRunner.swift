@@ -332,7 +332,8 @@ private struct Worker {
   )
     throws -> HTTPClientResponse
   {
-    let response = try connection.get(path, hostHeader: "\(connection.host):\(connection.port)")
+    let response = try connection.get(
+      path, hostHeader: HTTPHeaders.hostValue(connection.host, port: connection.port))
     if response.headers.contains("Connection", token: "close") { client = nil }
     return response
   }

@@ -42,9 +42,10 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// taken, or clear a withdrawal that this balancer has not heard of yet (a `/rm` or a down
   /// server seen at another balancer).
   private var settledByReport: [ServerAddress: UInt64] = [:]
-  /// Leases a rejoin handed again to clients whose grant seemed lost: a grant of one that
-  /// was only late (read before the rejoin, answered after it) is then ignored, not given back.
-  private var deliveredByRejoin: Set<String> = []
+  /// Leases a rejoin handed again to clients whose grant seemed lost, and when: a grant of one
+  /// that was only late (read before the rejoin, answered after it) is then ignored, not given
+  /// back. Kept 10 s: a late grant comes within a round trip.
+  private var deliveredByRejoin: [String: UInt64] = [:]
   private var isListening = false
   /// Whether the books have been read (see `open`).
   public private(set) var isOpen = false
@@ -136,10 +137,10 @@ public final class SharedQueueDispatcher: Dispatcher {
     guard let parts = reply.array, let code = parts.first?.int else { return }
     switch code {
     case 2 where parts.count == 4:
-      guard let ticket = parts[2].int,
+      guard let ticket = parts[2].int.flatMap({ UInt64(exactly: $0) }),
         let lease = store.adopt(parts[3], redisNow: parts[1].int ?? 0)
       else { return }
-      serve(UInt64(ticket), with: lease)
+      serve(ticket, with: lease)
     case 3:
       store.noteFree(server, true)
     default:
@@ -192,12 +193,19 @@ public final class SharedQueueDispatcher: Dispatcher {
       guard let self, case .success(let reply) = result, let parts = reply.array,
         parts.count == 2, let redisNow = parts[0].int
       else { return }
+      let now = self.clock()
+      self.deliveredByRejoin = self.deliveredByRejoin.filter { now &- $0.value < 10_000_000_000 }
       for grant in parts[1].array ?? [] {
-        guard let pair = grant.array, pair.count >= 2, let ticket = pair[0].int,
+        guard let pair = grant.array, pair.count >= 2,
+          let ticket = pair[0].int.flatMap({ UInt64(exactly: $0) }),
           let lease = self.store.adopt(pair[1], redisNow: redisNow)
         else { continue }
-        if pair.count == 3 { self.deliveredByRejoin.insert(lease.token) }
-        self.serve(UInt64(ticket), with: lease)
+        // A lease handed over again goes to its client if it still waits, and is given back
+        // if it left meanwhile.
+        if pair.count == 3 && self.waiters[ticket] != nil {
+          self.deliveredByRejoin[lease.token] = now
+        }
+        self.serve(ticket, with: lease)
       }
     }
   }
@@ -252,7 +260,7 @@ public final class SharedQueueDispatcher: Dispatcher {
     let fields = text.split(separator: "|", maxSplits: 7, omittingEmptySubsequences: false)
     guard fields.count == 8, let ticket = UInt64(fields[0]), let redisNow = Int64(fields[1])
     else { return }
-    if deliveredByRejoin.remove(String(fields[2])) != nil { return }
+    if deliveredByRejoin.removeValue(forKey: String(fields[2])) != nil { return }
     let lease = RESPValue.array([
       .bulk(String(fields[2])), .bulk(String(fields[3])), .bulk(String(fields[7])),
       .bulk(store.balancerID), .bulk(String(fields[4])), .bulk(String(fields[5])),
@@ -267,7 +275,7 @@ public final class SharedQueueDispatcher: Dispatcher {
   private func serve(_ ticket: UInt64, with lease: Lease) {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
       // Handed to its client already by a rejoin, before this late answer came.
-      if deliveredByRejoin.remove(lease.token) != nil { return }
+      if deliveredByRejoin.removeValue(forKey: lease.token) != nil { return }
       // Granted before the answer to its take arrived (the grant came on the other
       // connection): kept for that answer.
       if takesInFlight.contains(ticket) {

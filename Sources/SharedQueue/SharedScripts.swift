@@ -33,7 +33,7 @@ enum SharedScripts {
     -- than failing the step that counts, which would fail every lease.
     local function count(key, field)
       local counted = redis.pcall('HINCRBY', key, field, 1)
-      if type(counted) == 'table' and counted.err then redis.call('HSET', key, field, 1) end
+      if type(counted) == 'table' and counted.err then redis.pcall('HSET', key, field, 1) end
     end
     local function fields(token)
       local f = redis.call('HMGET', lease_key(token), 'server', 'client', 'balancer', 'issued',
@@ -69,14 +69,11 @@ enum SharedScripts {
     -- leased at once: to the calling balancer's {2, now, ticket, lease}, to another's through
     -- its grants list {1, now}; else it joins the free list {3, now}. Nothing happens to a
     -- server already free or leased {0, now}, except that a free one missing from the free
-    -- list (a step cut short, a hand edit) joins it {3, now}.
+    -- list (a step cut short, a hand edit) is put back as any other.
     local function put_server(server, balancer, lease_ms, claim_ms, t)
       local st = redis.call('HGET', P .. ':state', server)
-      if st == 'free' and not redis.call('LPOS', P .. ':free', server) then
-        redis.call('RPUSH', P .. ':free', server)
-        return {3, t}
-      end
-      if st == 'free' or (st and string.sub(st, 1, 7) == 'leased:') then return {0, t} end
+      if st == 'free' and redis.call('LPOS', P .. ':free', server) then return {0, t} end
+      if st and string.sub(st, 1, 7) == 'leased:' then return {0, t} end
       while true do
         local e = redis.call('LPOP', P .. ':waiting')
         if not e then break end
@@ -271,7 +268,7 @@ enum SharedScripts {
     local k = lease_key(ARGV[1])
     if redis.call('EXISTS', k) == 0 then return 0 end
     redis.call('HSET', k, 'deadline', now() + tonumber(ARGV[2]), 'checking', 0)
-    if ARGV[3] == '1' then redis.call('HINCRBY', k, 'ext', 1) end
+    if ARGV[3] == '1' then count(k, 'ext') end
     return 1
     """)
 
@@ -321,6 +318,7 @@ enum SharedScripts {
     redis.call('HDEL', P .. ':state', ARGV[1])
     redis.call('HDEL', P .. ':served', ARGV[1])
     redis.call('SREM', P .. ':withdrawn', ARGV[1])
+    redis.call('SREM', P .. ':lease_reporters', ARGV[1])
     return 1
     """)
 

@@ -303,17 +303,9 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
         + "which is not in the shared pool")
   }
 
-  /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
-  /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
-  /// down in its pool for as long as another coordinates, though the new coordinator found it
-  /// up and put it back. Every report of that server reaching the former coordinator (the
-  /// servers report to the balancer that last answered) then ends the lease without putting the
-  /// server back (`leaseEnded`: `canServe` is false there): it sits `idle` until the
-  /// coordinator's sweep (2 s grace, two sightings) while clients wait (at c204bbc; since
-  /// f55b613 the report's own script puts it back). The former coordinator also keeps it
-  /// `down` in its pool and /status, and never probes it, until it coordinates again.
   /// A server marked free in the books but missing from the free list (a hand edit, or a step
-  /// cut short) would never be handed out again: the coordinator's sweep puts it back.
+  /// cut short) would never be handed out again, while clients pile up in line: the
+  /// coordinator's sweep puts it back, to the oldest of them.
   func testAFreeServerMissingFromTheFreeListIsPutBackByTheSweep() throws {
     try startRedis()
     let server = ServerAddress(port: 5001)
@@ -325,15 +317,25 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     eventually("5001 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
     XCTAssertEqual(redisCommand(["LREM", "test:free", "0", "5001"])?.int, 1)
     XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string, "free")
-    eventually("the sweep puts 5001 back", timeout: 5) {
-      _ = wait { done in a.coordinator.refresh(completion: done) }
-      return redisCommand(["LLEN", "test:free"])?.int == 1
-    }
     let answers = Answers()
-    claim("client", at: a, answers: answers)
-    eventually("the client gets 5001") { answers.lease(of: "client")?.server == server }
+    claim("waiting", at: a, answers: answers)
+    eventually("a client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    eventually("the sweep gives 5001 to the waiting client", timeout: 5) {
+      _ = wait { done in a.coordinator.refresh(completion: done) }
+      return answers.lease(of: "waiting")?.server == server
+    }
+    XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
   }
 
+  /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
+  /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
+  /// down in its pool for as long as another coordinates, though the new coordinator found it
+  /// up and put it back. Every report of that server reaching the former coordinator (the
+  /// servers report to the balancer that last answered) then ends the lease without putting the
+  /// server back (`leaseEnded`: `canServe` is false there): it sits `idle` until the
+  /// coordinator's sweep (2 s grace, two sightings) while clients wait (at c204bbc; since
+  /// f55b613 the report's own script puts it back). The former coordinator also keeps it
+  /// `down` in its pool and /status, and never probes it, until it coordinates again.
   func testAFormerCoordinatorFollowsTheBooksForAServerItFoundDown() throws {
     try startRedis()
     let server = ServerAddress(port: 5001)

@@ -264,6 +264,37 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual(answers.all.count, 4, "each client answered once")
   }
 
+  /// A client that leaves while a rejoin hands its lease over again: the lease is given back
+  /// and the server freed, not kept for nobody until the claim check.
+  func testALeaseHandedOverAgainToAClientThatLeftMeanwhileIsGivenBack() throws {
+    let a = side("A", listens: false)
+    let b = side("B")
+    let answers = Answers()
+    let server = ServerAddress(port: 5001)
+    let first = try freeAndLease(server, to: "first", at: b, answers: answers)
+    let leaving = running.sync {
+      let claim = ServerClaim(client: "127.0.0.1", key: "leaving") { answer, _ in
+        answers.record("leaving", answer)
+        return true
+      }
+      a.dispatcher.dispatch(claim)
+      return claim
+    }!
+    eventually("the client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    guard case .released? = report(first, at: b) else { return XCTFail("the report failed") }
+    XCTAssertEqual(redisCommand(["LLEN", "test:grants:A"])?.int, 1, "its grant waits for A")
+    // A's connection comes back (its clients rejoin) and the client leaves before the answer.
+    _ = running.sync {
+      a.store.onLineLost?()
+      leaving.abandon()
+    }
+    eventually("5001 is free again") {
+      redisCommand(["HGET", "test:state", "5001"])?.string == "free"
+    }
+    XCTAssertEqual(redisCommand(["SCARD", "test:leases"])?.int, 0)
+    XCTAssertNil(answers.lease(of: "leaving"))
+  }
+
   /// A counter in the books that holds no number (a hand edit) must not fail every lease.
   func testACorruptCounterStartsAgainInsteadOfStoppingEveryLease() throws {
     let a = side("A")
@@ -296,7 +327,9 @@ final class SharedQueueTests: SharedBooksTestCase {
     guard case .released? = report(first, at: a) else {
       return XCTFail("the report was not accepted")
     }
-    Thread.sleep(forTimeInterval: 0.3)
+    // A step after it on A's connection: the put the report's completion sent has run, and a
+    // lease it made for A's waiting client would have been answered by now.
+    _ = wait { done in a.store.run(SharedScripts.leave, ["nobody"]) { _ in done(()) } }
     XCTAssertNil(answers.lease(of: "waiting"), "a withdrawn server went to the waiting client")
     XCTAssertEqual(redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int, 1)
     XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
@@ -327,9 +360,16 @@ final class SharedQueueTests: SharedBooksTestCase {
       }
       XCTAssertEqual(refused, .leaseRequired(server), side.store.balancerID)
     }
-    XCTAssertEqual(
-      redisCommand(["HGET", "test:state", "5001"])?.string,
-      "leased:\(try XCTUnwrap(answers.lease(of: "third")).token)")
+    XCTAssertEqual(redisCommand(["SISMEMBER", "test:lease_reporters", "5001"])?.int, 1)
+    let third = try XCTUnwrap(answers.lease(of: "third"))
+    XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string, "leased:\(third.token)")
+    // A server that leaves the pool is forgotten, this with it: one that comes back at that
+    // address may be a server of the original again.
+    guard case .released? = report(third, at: a) else { return XCTFail("the report failed") }
+    _ = running.sync { a.store.forget(server) }
+    eventually("5001 is forgotten") {
+      redisCommand(["SISMEMBER", "test:lease_reporters", "5001"])?.int == 0
+    }
   }
 
   func testAServerFreedSkipsClientsOfABalancerThatIsNoLongerAlive() throws {
