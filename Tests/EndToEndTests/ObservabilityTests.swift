@@ -146,8 +146,10 @@ final class ObservabilityTests: SystemTestCase {
 
   /// A second copy started while one runs says so, instead of naming a server's port.
   func testASecondCopySaysABalancerAlreadyRuns() throws {
-    let port = try freePort()
-    serverPorts = try freePorts(1)
+    // Chosen together, so that the server's port is never the balancer's.
+    let ports = try freePorts(2)
+    let port = ports[0]
+    serverPorts = [ports[1]]
     try writeConfig(serverPorts)
     balancer = try ManagedProcess(
       "balancer", ["--port", "\(port)", "--no-spawn"], directory: directory)

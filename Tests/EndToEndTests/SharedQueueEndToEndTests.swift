@@ -25,8 +25,11 @@ final class SharedQueueEndToEndTests: SystemTestCase {
   ) throws {
     redis = try RedisServerProcess(
       executable: try RedisServerProcess.requireExecutable(), persistent: persistent)
-    serverPorts = try freePorts(count)
-    balancerPorts = try freePorts(balancers)
+    // Chosen together: two separate picks may hand a port just released to both (a balancer
+    // then refuses a servers.json listing its own port; seen once in CI).
+    let ports = try freePorts(count + balancers)
+    serverPorts = Array(ports[..<count])
+    balancerPorts = Array(ports[count...])
     for index in balancerPorts.indices {
       try writeConfig(serverPorts, name: "b\(index).json")
       try startSharedBalancer(index, arguments: arguments)
