@@ -35,6 +35,8 @@ public final class SharedLeaseStore: LeaseStore {
   /// Told, before the report's completion runs, that a report left its server out because a
   /// balancer withdrew it (down, or left the pool).
   var onWithdrawnAtReport: ((ServerAddress) -> Void)?
+  /// Told once the completion of a report that ended a lease has run.
+  var onReportSettled: ((ServerAddress) -> Void)?
 
   public private(set) var counts = LeaseCounts()
   /// The free servers, oldest first, as last seen.
@@ -135,7 +137,9 @@ public final class SharedLeaseStore: LeaseStore {
       }
       switch outcome {
       case .failure(let failure): completion(.storeUnavailable(failure.description))
-      case .success(let lease?): completion(.released(lease))
+      case .success(let lease?):
+        completion(.released(lease))
+        onReportSettled?(lease.server)
       case .success(nil): completion(.wrongToken(port: port))
       }
     }

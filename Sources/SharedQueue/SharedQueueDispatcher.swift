@@ -37,11 +37,11 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// Tickets whose take has not been answered yet, and grants that arrived for them first.
   private var takesInFlight: Set<UInt64> = []
   private var earlyGrants: [UInt64: Lease] = [:]
-  /// Servers a report settled in the same step, and when: put back, or left out because a
-  /// balancer withdrew them. The broker's put that follows is skipped: it would find the server
-  /// taken, or clear a withdrawal that this balancer has not heard of yet (a `/rm` or a down
-  /// server seen at another balancer).
-  private var settledByReport: [ServerAddress: UInt64] = [:]
+  /// Servers a report settled in the same step: put back, or left out because a balancer
+  /// withdrew them. The broker's put in that report's completion is skipped: it would find the
+  /// server taken, or clear a withdrawal that this balancer has not heard of yet (a `/rm` or a
+  /// down server seen at another balancer). Any later put goes ahead.
+  private var settledByReport: Set<ServerAddress> = []
   /// Leases a rejoin handed again to clients whose grant seemed lost, and when: a grant of one
   /// that was only late (read before the rejoin, answered after it) is then ignored, not given
   /// back. Kept 10 s: a late grant comes within a round trip.
@@ -63,12 +63,11 @@ public final class SharedQueueDispatcher: Dispatcher {
     // A report puts its server back in the same step; the put that follows is then skipped.
     store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
     store.onPut = { [unowned self] reply, server in
-      if reply.array?.first?.int != 2 { self.settledByReport[server] = self.clock() }
+      if reply.array?.first?.int != 2 { self.settledByReport.insert(server) }
       self.settlePut(reply, of: server)
     }
-    store.onWithdrawnAtReport = { [unowned self] server in
-      self.settledByReport[server] = self.clock()
-    }
+    store.onWithdrawnAtReport = { [unowned self] server in self.settledByReport.insert(server) }
+    store.onReportSettled = { [unowned self] server in self.settledByReport.remove(server) }
   }
 
   public var freeServers: [ServerAddress] { store.freeList }
@@ -121,7 +120,7 @@ public final class SharedQueueDispatcher: Dispatcher {
 
   public func serverFreed(_ server: ServerAddress) {
     guard isOpen else { return }
-    if let when = settledByReport.removeValue(forKey: server), clock() &- when < 1_000_000_000 {
+    if settledByReport.remove(server) != nil {
       return  // its report put it back already, or found it withdrawn
     }
     store.run(SharedScripts.put, [store.balancerID, server.description] + leaseTimes) {

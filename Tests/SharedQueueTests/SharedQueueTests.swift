@@ -335,6 +335,33 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
   }
 
+  /// Only the put in a report's own completion is skipped: a later one (the server found up
+  /// again, or added back) goes ahead at once.
+  func testAPutAfterAReportThatFoundItsServerWithdrawnGoesAhead() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    let server = ServerAddress(port: 5001)
+    let first = try freeAndLease(server, to: "first", at: a, answers: answers)
+    claim("waiting", at: a, answers: answers)
+    eventually("a client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    _ = running.sync { b.dispatcher.serverStopped(server) }
+    eventually("5001 is withdrawn") {
+      redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int == 1
+    }
+    // The report ends the lease; A's broker puts nothing back in its completion (the server
+    // does not serve there either).
+    let outcome: ReportOutcome? = wait { done in
+      a.store.report(token: first.token, port: 5001, completion: done)
+    }
+    guard case .released? = outcome else { return XCTFail("\(String(describing: outcome))") }
+    // Then the server may serve again: the put goes ahead, to the waiting client.
+    _ = running.sync { a.dispatcher.serverFreed(server) }
+    eventually("the waiting client gets 5001", timeout: 3) {
+      answers.lease(of: "waiting")?.server == server
+    }
+  }
+
   /// Once a server has reported with a lease, a report without one is not its own, at every
   /// balancer of the group: it would free the server while its client's job may still run.
   func testAReportWithoutALeaseIsRefusedEverywhereOnceTheServerUsedLeases() throws {
