@@ -218,8 +218,7 @@ public final class Balancer: HTTPHandler {
     switch outcome {
     case .released(let lease):
       let now = broker.clock()
-      metrics.observeJob(
-        lease.server, nanoseconds: MonotonicClock.elapsed(from: lease.issued, to: now))
+      metrics.observeJob(lease.server, nanoseconds: lease.age(at: now))
       history.recordJob(now: now)
       response = .text(.ok, bytes: Self.reported(lease.server))
     case .notInPool(let port):

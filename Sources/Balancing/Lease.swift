@@ -1,3 +1,5 @@
+import HTTPCore
+
 /// One client's one-time right to a server: issued with the redirect, ended by the server's
 /// report, by expiry, by a claim check that found it unused, or by the server going down.
 public struct Lease: Sendable, Equatable {
@@ -37,6 +39,10 @@ public struct Lease: Sendable, Equatable {
     self.issued = issued
     self.deadline = deadline
   }
+
+  /// How long it has run at `now` (nanoseconds), or 0 if `now` is not later: a lease read from
+  /// shared books may have been issued ahead of this clock.
+  public func age(at now: UInt64) -> UInt64 { MonotonicClock.elapsed(from: issued, to: now) }
 }
 
 /// Lease counts since start; they always add up:

@@ -154,9 +154,7 @@ public final class ServerBroker {
     case .released(let lease):
       leaseEnded(
         lease.server, routine: true,
-        reason:
-          "reported after \(ServerPool.seconds(MonotonicClock.elapsed(from: lease.issued, to: self.clock())))"
-      )
+        reason: "reported after \(ServerPool.seconds(lease.age(at: self.clock())))")
     default:
       refuse(outcome, token: token)
     }
@@ -229,7 +227,7 @@ public final class ServerBroker {
     case .busy:
       store.extend(lease.token, until: now + MonotonicClock.nanoseconds(leaseTimeout))
       note(
-        "\(lease.server): lease unreported for \(ServerPool.seconds(MonotonicClock.elapsed(from: lease.issued, to: now))), server busy: extended"
+        "\(lease.server): lease unreported for \(ServerPool.seconds(lease.age(at: now))), server busy: extended"
       )
     case .idle:
       store.expire(lease.token) { [weak self] ended in
@@ -361,8 +359,7 @@ public final class ServerBroker {
         server: server.description, state: stateName(server), inFlight: leases.count,
         leases: store.servedCount(server))
       if let oldest = leases.first {
-        entry.leaseAge = Seconds.from(
-          nanoseconds: MonotonicClock.elapsed(from: oldest.issued, to: now))
+        entry.leaseAge = Seconds.from(nanoseconds: oldest.age(at: now))
         entry.leaseExtensions = oldest.extensions
       }
       if case .down(let since, _, _)? = pool.health(of: server) {
