@@ -123,7 +123,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       switch consume result {
       case .needMore:
         if requestStarted == nil { requestStarted = clock.now }
-        if parser.expectsContinue && !continueSent {
+        if !continueSent && parser.expectsContinue {
           // Every request before it is answered (the loop runs only then): this comes next.
           continueSent = true
           output.append(contentsOf: Self.continueLine)

@@ -126,15 +126,15 @@ public struct HTTPRequest: Sendable {
   /// The host name the client asked for, without its port (IPv6 literals keep their brackets):
   /// from an absolute-form target if it had one, else from the Host header.
   public var hostName: String? {
-    if var authority {
-      return authority.withUTF8 { host in
-        Self.hostNameEnd(host).map { String(decoding: host[..<$0], as: UTF8.self) }
-      }
+    if var authority { return authority.withUTF8(Self.hostName(in:)) }
+    return headers.withValue(of: "Host", Self.hostName(in:)) ?? nil
+  }
+
+  /// The host name in a Host value or an authority (`host[:port]`), nil if there is none.
+  private static func hostName(in host: UnsafeBufferPointer<UInt8>) -> String? {
+    hostNameEnd(host).map {
+      String(decoding: UnsafeBufferPointer(rebasing: host[..<$0]), as: UTF8.self)
     }
-    return headers.withValue(of: "Host") { host -> String? in
-      guard let end = Self.hostNameEnd(host) else { return nil }
-      return String(decoding: UnsafeBufferPointer(rebasing: host[..<end]), as: UTF8.self)
-    } ?? nil
   }
 
   /// Where the host name ends in a Host value (its port left out), nil if there is none.

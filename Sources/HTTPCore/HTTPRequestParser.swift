@@ -17,18 +17,14 @@ public struct HTTPRequestParser {
   private var lineEnd: Int?
   private var lineScanned = 0
   /// A parsed head waiting for its body: the request so far, the head's length and body length.
-  private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)? {
-    didSet {
-      expectsContinue =
-        pending.map {
-          $0.request.minorVersion == 1
-            && $0.request.headers["Expect"]?.lowercased() == "100-continue"
-        } ?? false
-    }
-  }
+  private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)?
+
   /// The head parsed so far asked to be told to send its body (`Expect: 100-continue`, HTTP/1.1)
   /// and the body has not all arrived: the server answers `100 Continue` (RFC 9110 §10.1.1).
-  public private(set) var expectsContinue = false
+  public var expectsContinue: Bool {
+    guard let request = pending?.request, request.minorVersion == 1 else { return false }
+    return request.headers["Expect"]?.lowercased() == "100-continue"
+  }
 
   public init(
     limits: HTTPLimits = HTTPLimits(),

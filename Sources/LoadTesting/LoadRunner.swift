@@ -332,8 +332,7 @@ private struct Worker {
   )
     throws -> HTTPClientResponse
   {
-    let response = try connection.get(
-      path, hostHeader: HTTPHeaders.hostValue(connection.host, port: connection.port))
+    let response = try connection.get(path)
     if response.headers.contains("Connection", token: "close") { client = nil }
     return response
   }
