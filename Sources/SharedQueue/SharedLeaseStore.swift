@@ -30,11 +30,10 @@ public final class SharedLeaseStore: LeaseStore {
   /// The arguments with which a report puts its server back in the same step (this balancer,
   /// the lease and claim times); nil: a report only ends the lease. Set by the dispatcher.
   var putArguments: (() -> [String])?
-  /// Receives the answer of the put a report made, before the report's completion runs.
-  var onPut: ((RESPValue, ServerAddress) -> Void)?
-  /// Told, before the report's completion runs, that a report left its server out because a
-  /// balancer withdrew it (down, or left the pool).
-  var onWithdrawnAtReport: ((ServerAddress) -> Void)?
+  /// Told, before the report's completion runs, what a report did with its server: the answer
+  /// of the put it made, or nil when it left the server out because a balancer withdrew it
+  /// (down, or left the pool).
+  var onPut: ((RESPValue?, ServerAddress) -> Void)?
   /// Told once the completion of a report that ended a lease has run.
   var onReportSettled: ((ServerAddress) -> Void)?
 
@@ -129,11 +128,7 @@ public final class SharedLeaseStore: LeaseStore {
       if case .success(let lease?) = outcome, case .success(let reply) = result,
         let parts = reply.array, parts.count == 4
       {
-        if parts[3].string == "withdrawn" {
-          onWithdrawnAtReport?(lease.server)
-        } else {
-          onPut?(parts[3], lease.server)
-        }
+        onPut?(parts[3].string == "withdrawn" ? nil : parts[3], lease.server)
       }
       switch outcome {
       case .failure(let failure): completion(.storeUnavailable(failure.description))

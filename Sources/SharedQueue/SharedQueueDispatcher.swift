@@ -63,10 +63,10 @@ public final class SharedQueueDispatcher: Dispatcher {
     // A report puts its server back in the same step; the put that follows is then skipped.
     store.putArguments = { [unowned self] in [self.store.balancerID] + self.leaseTimes }
     store.onPut = { [unowned self] reply, server in
-      if reply.array?.first?.int != 2 { self.settledByReport.insert(server) }
-      self.settlePut(reply, of: server)
+      // Unless the put leased it to a client here: its broker's put then finds it leased.
+      if reply?.array?.first?.int != 2 { self.settledByReport.insert(server) }
+      if let reply { self.settlePut(reply, of: server) }
     }
-    store.onWithdrawnAtReport = { [unowned self] server in self.settledByReport.insert(server) }
     store.onReportSettled = { [unowned self] server in self.settledByReport.remove(server) }
   }
 
@@ -137,7 +137,7 @@ public final class SharedQueueDispatcher: Dispatcher {
     switch code {
     case 2 where parts.count == 4:
       guard let ticket = parts[2].int.flatMap({ UInt64(exactly: $0) }),
-        let lease = store.adopt(parts[3], redisNow: parts[1].int ?? 0)
+        let lease = adoptGrant(parts[3], redisNow: parts[1].int ?? 0)
       else { return }
       serve(ticket, with: lease)
     case 3:
@@ -259,22 +259,30 @@ public final class SharedQueueDispatcher: Dispatcher {
     let fields = text.split(separator: "|", maxSplits: 7, omittingEmptySubsequences: false)
     guard fields.count == 8, let ticket = UInt64(fields[0]), let redisNow = Int64(fields[1])
     else { return }
-    if deliveredByRejoin.removeValue(forKey: String(fields[2])) != nil { return }
     let lease = RESPValue.array([
       .bulk(String(fields[2])), .bulk(String(fields[3])), .bulk(String(fields[7])),
       .bulk(store.balancerID), .bulk(String(fields[4])), .bulk(String(fields[5])),
       .bulk(String(fields[6])), .bulk("unclaimed"), .integer(0),
     ])
-    guard let adopted = store.adopt(lease, redisNow: redisNow) else { return }
+    guard let adopted = adoptGrant(lease, redisNow: redisNow) else { return }
     serve(ticket, with: adopted)
+  }
+
+  /// A lease made for a client here (a grant, or a put's answer) joins the view, unless a rejoin
+  /// handed it to its client already and this answer came late: nil then.
+  private func adoptGrant(_ fields: RESPValue, redisNow: Int64) -> Lease? {
+    if let token = fields.array?.first?.string,
+      deliveredByRejoin.removeValue(forKey: token) != nil
+    {
+      return nil
+    }
+    return store.adopt(fields, redisNow: redisNow)
   }
 
   /// Gives the lease made for the waiter holding `ticket` to its client; if it has gone, the
   /// lease ends and the server goes to the next one.
   private func serve(_ ticket: UInt64, with lease: Lease) {
     guard let waiter = waiters.removeValue(forKey: ticket) else {
-      // Handed to its client already by a rejoin, before this late answer came.
-      if deliveredByRejoin.removeValue(forKey: lease.token) != nil { return }
       // Granted before the answer to its take arrived (the grant came on the other
       // connection): kept for that answer.
       if takesInFlight.contains(ticket) {
