@@ -1,4 +1,3 @@
-import Documents
 import Factorial
 import Foundation
 import HTTPCore
@@ -167,17 +166,8 @@ final class BindAddressEndToEndTests: SystemTestCase {
     try writeConfig(serverPorts)
     // A lease timeout far past the test's waits: only the report can free the server in time.
     try startBalancer(["--bind", bind, "--lease-timeout", "120", "--quiet"])
-    try eventually("the started server is free") { try self.balancerHealth(on: host).free == 1 }
+    try eventually("the started server is free") { try self.health(at: host).free == 1 }
     return serverPorts[0]
-  }
-
-  private func balancerHealth(on host: String) throws -> BalancerHealth {
-    let response = try TestClient(host: host, port: balancerPort).get("/health")
-    do {
-      return try BalancerHealth.decode(response.body)
-    } catch {
-      throw TestFailure("/health on \(host) answered \(response.statusCode): \(response.text)")
-    }
   }
 
   /// One job through the balancer at `host` (written `urlHost` in URLs), by hand as curl -L
@@ -200,7 +190,7 @@ final class BindAddressEndToEndTests: SystemTestCase {
       XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
       // The report reached the balancer: the server is free again long before any timeout.
       try eventually("the report frees the server", timeout: 5) {
-        try self.balancerHealth(on: "127.0.0.2").free == 1
+        try self.health(at: "127.0.0.2").free == 1
       }
     }
   }
@@ -237,7 +227,7 @@ final class BindAddressEndToEndTests: SystemTestCase {
     let answer = try job(host: "::1", urlHost: "[::1]")
     XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
     try eventually("the report frees the server", timeout: 5) {
-      try self.balancerHealth(on: "::1").free == 1
+      try self.health(at: "::1").free == 1
     }
   }
 }

@@ -86,13 +86,17 @@ class SystemTestCase: XCTestCase {
     try TestClient(port: balancerPort).get(path)
   }
 
-  /// The balancer's /health, decoded.
-  func health() throws -> BalancerHealth {
-    let response = try get("/health")
+  /// The balancer's /health, decoded; at `host`, one of its addresses, if given.
+  func health(at host: String? = nil) throws -> BalancerHealth {
+    let response =
+      try host.map { try TestClient(host: $0, port: balancerPort).get("/health") }
+      ?? get("/health")
     do {
       return try BalancerHealth.decode(response.body)
     } catch {
-      throw TestFailure("/health answered \(response.statusCode): \(response.text)")
+      throw TestFailure(
+        "/health\(host.map { " on \($0)" } ?? "") answered \(response.statusCode): "
+          + response.text)
     }
   }
 

@@ -308,13 +308,11 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual(redisCommand(["EXISTS", "test:lease:\(lease.token)"])?.int, 0)
   }
 
-  /// A server withdrawn at one balancer (`/rm`, or found down) stays out when its lease is
-  /// reported at another that has not heard of it yet: the put the broker makes after the
-  /// report must not clear the withdrawal and hand the server to the next client.
-  func testAReportAtABalancerThatHasNotHeardOfAWithdrawalKeepsTheServerOut() throws {
+  /// Balancers A and B; 5001 leased at A to client `first`, client `waiting` in line at A, and
+  /// 5001 withdrawn at B (as a `/rm` or a down server there would). Returns A and the lease.
+  private func withdrawnWhileLeasedAtA(answers: Answers) throws -> (Side, Lease) {
     let a = side("A")
     let b = side("B")
-    let answers = Answers()
     let server = ServerAddress(port: 5001)
     let first = try freeAndLease(server, to: "first", at: a, answers: answers)
     claim("waiting", at: a, answers: answers)
@@ -323,6 +321,15 @@ final class SharedQueueTests: SharedBooksTestCase {
     eventually("5001 is withdrawn") {
       redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int == 1
     }
+    return (a, first)
+  }
+
+  /// A server withdrawn at one balancer (`/rm`, or found down) stays out when its lease is
+  /// reported at another that has not heard of it yet: the put the broker makes after the
+  /// report must not clear the withdrawal and hand the server to the next client.
+  func testAReportAtABalancerThatHasNotHeardOfAWithdrawalKeepsTheServerOut() throws {
+    let answers = Answers()
+    let (a, first) = try withdrawnWhileLeasedAtA(answers: answers)
     // A's broker, which still counts 5001 in its pool, reports and then puts it back.
     guard case .released? = report(first, at: a) else {
       return XCTFail("the report was not accepted")
@@ -338,17 +345,9 @@ final class SharedQueueTests: SharedBooksTestCase {
   /// Only the put in a report's own completion is skipped: a later one (the server found up
   /// again, or added back) goes ahead at once.
   func testAPutAfterAReportThatFoundItsServerWithdrawnGoesAhead() throws {
-    let a = side("A")
-    let b = side("B")
     let answers = Answers()
-    let server = ServerAddress(port: 5001)
-    let first = try freeAndLease(server, to: "first", at: a, answers: answers)
-    claim("waiting", at: a, answers: answers)
-    eventually("a client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
-    _ = running.sync { b.dispatcher.serverStopped(server) }
-    eventually("5001 is withdrawn") {
-      redisCommand(["SISMEMBER", "test:withdrawn", "5001"])?.int == 1
-    }
+    let (a, first) = try withdrawnWhileLeasedAtA(answers: answers)
+    let server = first.server
     // The report ends the lease; A's broker puts nothing back in its completion (the server
     // does not serve there either).
     let outcome: ReportOutcome? = wait { done in
