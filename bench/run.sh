@@ -80,8 +80,8 @@ wait_port "$NGINX_PORT"
 ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 TICK_US="$(python3 -c 'import os; print(1e6 / os.sysconf("SC_CLK_TCK"))')"
 
-# run PORT PID: wrk against 127.0.0.1:PORT; prints "REQ_PER_S USER_US SYSTEM_US", the last two
-# PID's CPU per request over the run.
+# run PORT PID: wrk against 127.0.0.1:PORT; prints "REQ_PER_S USER_US SYSTEM_US TOTAL_US", the
+# last three PID's CPU per request over the run.
 run() {
   local before after out
   before="$(ticks "$2")"
@@ -93,7 +93,7 @@ tick_us, before, after, out = float(sys.argv[1]), sys.argv[2].split(), sys.argv[
 requests = int(re.search(r"(\d+) requests in", out).group(1))
 rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 user, system = ((int(a) - int(b)) * tick_us / requests for a, b in zip(after, before))
-print(f"{rate:.0f} {user:.1f} {system:.1f}")
+print(f"{rate:.0f} {user:.1f} {system:.1f} {user + system:.1f}")
 PY
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -109,17 +109,16 @@ BALANCER_CPUS=()
 NGINX_WORKER="$(pgrep -P "$(cat "$WORK/nginx.pid")" | head -1)"
 [ -n "$NGINX_WORKER" ] || { echo "run.sh: nginx has no worker process" >&2; exit 1; }
 for round in $(seq "$ROUNDS"); do
-  read -r n nu ns <<<"$(run "$NGINX_PORT" "$NGINX_WORKER")"
-  read -r b bu bs <<<"$(run "$LB_PORT" "${PIDS[0]}")"
-  r="$(python3 -c "print(f'{$b/$n:.2f}')")"
-  c="$(python3 -c "print(f'{($bu+$bs)/($nu+$ns):.2f}')")"
+  read -r n nu ns nt <<<"$(run "$NGINX_PORT" "$NGINX_WORKER")"
+  read -r b bu bs bt <<<"$(run "$LB_PORT" "${PIDS[0]}")"
+  read -r r c <<<"$(python3 -c "print(f'{$b/$n:.2f} {$bt/$nt:.2f}')")"
   echo "round $round: nginx $n req/s, balancer $b req/s, ratio $r;" \
     "CPU per request: nginx ${nu}+${ns} µs, balancer ${bu}+${bs} µs (user+system), ratio $c"
   NGINX_RATES+=("$n")
   BALANCER_RATES+=("$b")
   RATIOS+=("$r")
-  NGINX_CPUS+=("$(python3 -c "print(f'{$nu+$ns:.1f}')")")
-  BALANCER_CPUS+=("$(python3 -c "print(f'{$bu+$bs:.1f}')")")
+  NGINX_CPUS+=("$nt")
+  BALANCER_CPUS+=("$bt")
   CPU_RATIOS+=("$c")
 done
 echo "median: nginx $(median "${NGINX_RATES[@]}") req/s, balancer $(median "${BALANCER_RATES[@]}") req/s," \
