@@ -6,6 +6,9 @@
 #                    (Fuzz/ResponseParserFuzz.swift)
 #   servers-file     ServersFile.parse: no crash; an accepted file round-trips through its `json`
 #                    (Fuzz/ServersFileFuzz.swift)
+#   resp-parser      RESPParser (what Redis sends): no crash; whole input and split reads give
+#                    the same values and final error; every value within the limits and
+#                    written back by RESPEncoder to the same value (Fuzz/RESPParserFuzz.swift)
 #
 # Usage: bench/fuzz.sh TARGET SECONDS     TARGET is one of the above, or `all` for each in turn
 #
@@ -41,7 +44,7 @@ SCRIPT="$ROOT/bench/fuzz.sh"
 OUT="${FUZZ_BUILD_DIR:-$ROOT/.build-fuzz}"
 
 usage() {
-  echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|all} SECONDS" >&2
+  echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|resp-parser|all} SECONDS" >&2
   exit 2
 }
 . "$ROOT/bench/arguments.sh"
@@ -50,8 +53,8 @@ help_if_asked "$@"
 [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || usage
 SECONDS_PER_TARGET="$2"
 case "$1" in
-  all) SELECTED=(request-parser response-parser servers-file) ;;
-  request-parser | response-parser | servers-file) SELECTED=("$1") ;;
+  all) SELECTED=(request-parser response-parser servers-file resp-parser) ;;
+  request-parser | response-parser | servers-file | resp-parser) SELECTED=("$1") ;;
   *) usage ;;
 esac
 
@@ -181,6 +184,7 @@ run_target() {
     request-parser) entry=Fuzz/RequestParserFuzz.swift ;;
     response-parser) entry=Fuzz/ResponseParserFuzz.swift ;;
     servers-file) entry=Fuzz/ServersFileFuzz.swift ;;
+    resp-parser) entry=Fuzz/RESPParserFuzz.swift ;;
   esac
   local bin="$OUT/bin/$target" work="$OUT/run/$target" regressions="Fuzz/regressions/$target"
   build_target "$target" "$entry"

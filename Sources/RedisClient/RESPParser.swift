@@ -22,7 +22,8 @@ public struct RESPParser: Sendable {
   public struct Limits: Sendable {
     /// The longest bulk string, in bytes (Redis' own limit is 512 MiB).
     public var maxBulkBytes = 512 << 20
-    /// The deepest nesting of arrays (an array of arrays is depth 2).
+    /// The deepest nesting of arrays (an array of arrays is depth 2; an empty or null array adds
+    /// none).
     public var maxDepth = 32
     /// The most elements in one array.
     public var maxArrayCount = 1 << 24
@@ -142,17 +143,19 @@ public struct RESPParser: Sendable {
   }
 
   /// The index of the CR ending the line that starts at `position`, nil if it has not arrived.
+  /// A line is too long as soon as its bytes pass the limit, whatever follows them: the same
+  /// error whether the rest of the line has arrived or not.
   private mutating func findLineEnd(_ bytes: UnsafeRawBufferPointer) -> Result<Int?, RESPParseError>
   {
     var index = max(lineScanned, position + 1)
     while index < bytes.count {
+      guard index - position - 1 <= limits.maxLineBytes else {
+        return .failure(.lineTooLong(limit: limits.maxLineBytes))
+      }
       let byte = bytes[index]
       if byte == cr {
         guard index + 1 < bytes.count else { break }
         guard bytes[index + 1] == lf else { return .failure(.badLineEnding) }
-        guard index - position - 1 <= limits.maxLineBytes else {
-          return .failure(.lineTooLong(limit: limits.maxLineBytes))
-        }
         lineScanned = 0
         return .success(index)
       }

@@ -192,6 +192,16 @@ final class RESPParserTests: XCTestCase {
     assertParses("+12345678\r\n", .simple("12345678"), limits: limits)
     assertFails("+123456789\r\n", .lineTooLong(limit: 8), limits: limits)
     assertFails("+123456789", .lineTooLong(limit: 8), limits: limits)  // before the CR arrives
+    // The limit is passed before the bare LF: that is the error, however the bytes arrive
+    // (found by bench/fuzz.sh resp-parser: in one read it was "line not terminated by CR LF").
+    assertFails("+123456789\n", .lineTooLong(limit: 8), limits: limits)
+    var byteByByte = RESPParser(limits: limits)
+    let bytes = Array("+123456789\n".utf8)
+    for length in 1..<bytes.count where parse(&byteByByte, bytes[..<length]) != .needMore {
+      XCTAssertEqual(parse(&byteByByte, bytes[..<length]), .failed(.lineTooLong(limit: 8)))
+      break
+    }
+    assertFails("+1234567\n", .badLineEnding, limits: limits)  // within the limit
     assertParses(
       "*3\r\n:1\r\n:2\r\n:3\r\n", .array([.integer(1), .integer(2), .integer(3)]), limits: limits)
     assertFails("*4\r\n", .arrayTooLong(count: 4, limit: 3), limits: limits)
