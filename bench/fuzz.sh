@@ -9,6 +9,9 @@
 #   resp-parser      RESPParser (what Redis sends): no crash; whole input and split reads give
 #                    the same values and final error; every value within the limits and
 #                    written back by RESPEncoder to the same value (Fuzz/RESPParserFuzz.swift)
+#   admin-body       the bodies of POST /add and DELETE /rm, a few in a row on a fresh pool: a
+#                    refusal (400) says why and changes nothing; an accepted one does exactly what
+#                    it asked; the replicas stay usable (Fuzz/AdminBodyFuzz.swift)
 #
 # Usage: bench/fuzz.sh TARGET SECONDS     TARGET is one of the above, or `all` for each in turn
 #
@@ -44,7 +47,7 @@ SCRIPT="$ROOT/bench/fuzz.sh"
 OUT="${FUZZ_BUILD_DIR:-$ROOT/.build-fuzz}"
 
 usage() {
-  echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|resp-parser|all} SECONDS" >&2
+  echo "usage: bench/fuzz.sh {request-parser|response-parser|servers-file|resp-parser|admin-body|all} SECONDS" >&2
   exit 2
 }
 . "$ROOT/bench/arguments.sh"
@@ -53,8 +56,8 @@ help_if_asked "$@"
 [[ "$2" =~ ^[0-9]+$ ]] && [ "$2" -gt 0 ] || usage
 SECONDS_PER_TARGET="$2"
 case "$1" in
-  all) SELECTED=(request-parser response-parser servers-file resp-parser) ;;
-  request-parser | response-parser | servers-file | resp-parser) SELECTED=("$1") ;;
+  all) SELECTED=(request-parser response-parser servers-file resp-parser admin-body) ;;
+  request-parser | response-parser | servers-file | resp-parser | admin-body) SELECTED=("$1") ;;
   *) usage ;;
 esac
 
@@ -185,6 +188,7 @@ run_target() {
     response-parser) entry=Fuzz/ResponseParserFuzz.swift ;;
     servers-file) entry=Fuzz/ServersFileFuzz.swift ;;
     resp-parser) entry=Fuzz/RESPParserFuzz.swift ;;
+    admin-body) entry=Fuzz/AdminBodyFuzz.swift ;;
   esac
   local bin="$OUT/bin/$target" work="$OUT/run/$target" regressions="Fuzz/regressions/$target"
   build_target "$target" "$entry"

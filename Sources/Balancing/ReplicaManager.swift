@@ -102,7 +102,7 @@ public final class ReplicaManager {
     var taken = Set(entries.map(\.address))
     var added: [ServerEntry] = []
     for name in request.names {
-      if entries.contains(where: { $0.displayName == name || $0.address.description == name }) {
+      if entries.contains(where: { Self.names(name, $0) }) {
         return failure("<Error> \(name) is already in the pool")
       }
       if let address = ServerAddress(parsing: name) {
@@ -152,11 +152,9 @@ public final class ReplicaManager {
     }
     var chosen: [ServerEntry] = []
     for name in request.names {
-      guard
-        let entry = entries.first(where: {
-          $0.displayName == name || $0.address.description == name
-        })
-      else { return failure("<Error> \(name) is not in the pool") }
+      guard let entry = entries.first(where: { Self.names(name, $0) }) else {
+        return failure("<Error> \(name) is not in the pool")
+      }
       guard !chosen.contains(entry) else {
         return failure("<Error> \(entry.displayName) is named twice in hostnames")
       }
@@ -174,6 +172,13 @@ public final class ReplicaManager {
   }
 
   // MARK: - Helpers
+
+  /// Whether `name`, from a request's hostnames, names `entry`: its name, its address as
+  /// servers.json writes it, or that address written another way (`05002` for `5002`).
+  private static func names(_ name: String, _ entry: ServerEntry) -> Bool {
+    entry.displayName == name || entry.address.description == name
+      || ServerAddress(parsing: name) == entry.address
+  }
 
   private func parse(_ body: [UInt8], verb: String, example: String) -> Result<
     (n: Int, names: [String]), Message

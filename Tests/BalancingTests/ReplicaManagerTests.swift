@@ -177,6 +177,17 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(launcher.stopped, [])
   }
 
+  func testRemoveFindsAServerByTheAddressItWasAddedAs() throws {
+    // A port with a leading zero is the same port: /add stored it as a.b:7001, and /rm must
+    // find it by the text it was added with (found by bench/fuzz.sh admin-body).
+    XCTAssertEqual(call("POST", "/add", #"{"n": 1, "hostnames": ["a.b:07001"]}"#).status, 200)
+    let (status, json) = call("DELETE", "/rm", #"{"n": 1, "hostnames": ["a.b:07001"]}"#)
+    XCTAssertEqual(status, 200, "\(json)")
+    XCTAssertEqual(try fileOnDisk().servers.map(\.description), ["5001", "5002", "5003"])
+    XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1, "hostnames": ["05002"]}"#).status, 200)
+    XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001, 5003])
+  }
+
   func testOnlyLoopbackOrTheAdminTokenMayChangeReplicas() {
     XCTAssertEqual(call("POST", "/add", #"{"n": 1}"#, from: "10.0.0.5").status, 403)
     XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1}"#, from: "192.168.1.9").status, 403)
