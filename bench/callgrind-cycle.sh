@@ -10,8 +10,10 @@
 # bench/cycle_client.py (GET / -> 302 with a lease on one keep-alive connection, then
 # GET /port_update/<port>?lease=T -> 200 on another). The counters are zeroed before and dumped
 # after each run; the difference of the two counts over the difference of the cycles is the cost
-# of one cycle, without start-up, warm-up or shutdown. Prints that, then the top functions of the
-# CYCLES_B run (self and inclusive, per cycle). The dumps are left in $OUT (default
+# of one cycle, without start-up, warm-up or shutdown. Prints that; then the same count for nginx
+# (the reference for raw HTTP, if installed) answering the same client with `return 302` and
+# `return 200`, and the ratio; then the top functions of the balancer's CYCLES_B run (self and
+# inclusive). The dumps are left in $OUT (default
 # /tmp/callgrind-cycle) for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,8 +59,57 @@ trap - EXIT
 
 A="$(callgrind_total "$FILE_A")"
 B="$(callgrind_total "$FILE_B")"
+PER_CYCLE=$(( (B - A) / (CYCLES_B - CYCLES_A) ))
 echo "instructions: $A for $CYCLES_A cycles, $B for $CYCLES_B cycles"
-echo "per cycle: $(( (B - A) / (CYCLES_B - CYCLES_A) ))"
+echo "per cycle: $PER_CYCLE"
+
+# The reference, counted the same way: nginx (one process, no master) answering the same client
+# with `return 302` to a Location of the same shape (a port and a 32-digit lease) and `return 200`
+# with the same text to the reports.
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+if [ -x "$NGINX" ]; then
+  NGINX_PORT="$(free_ports 1)"
+  cat >"$OUT/nginx.conf" <<CONF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $OUT/nginx.pid;
+error_log $OUT/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $OUT;
+  proxy_temp_path $OUT;
+  fastcgi_temp_path $OUT;
+  uwsgi_temp_path $OUT;
+  scgi_temp_path $OUT;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /port_update/ { return 200 "40001 reported its lease\n"; }
+    location / { return 302 http://\$host:40001/40001?lease=0123456789abcdef0123456789abcdef; }
+  }
+}
+CONF
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+    "$NGINX" -c "$OUT/nginx.conf" -p "$OUT" >"$OUT/nginx.log" 2>&1 &
+  PID=$!
+  trap 'kill $PID 2>/dev/null || true' EXIT
+  callgrind_wait_port "$PID" "$NGINX_PORT" "$OUT/nginx.log"
+  python3 bench/cycle_client.py "$NGINX_PORT" 200
+  NGINX_A="$(callgrind_total "$(callgrind_count "$PID" "nginx-cycles-$CYCLES_A" \
+    python3 bench/cycle_client.py "$NGINX_PORT" "$CYCLES_A")")"
+  NGINX_B="$(callgrind_total "$(callgrind_count "$PID" "nginx-cycles-$CYCLES_B" \
+    python3 bench/cycle_client.py "$NGINX_PORT" "$CYCLES_B")")"
+  kill -TERM "$PID"
+  wait "$PID" 2>/dev/null || true
+  trap - EXIT
+  NGINX_PER_CYCLE=$(( (NGINX_B - NGINX_A) / (CYCLES_B - CYCLES_A) ))
+  echo "nginx, the same client and cycles: $NGINX_PER_CYCLE per cycle;" \
+    "ratio balancer/nginx $(python3 -c "print(f'{$PER_CYCLE / $NGINX_PER_CYCLE:.2f}')")"
+else
+  echo "(nginx not installed: no reference count; apt-get install nginx)"
+fi
 echo
 echo "== top functions, $CYCLES_B cycles (callgrind_annotate $FILE_B) =="
 # (Zeroing the counters leaves the callers on the stack at 100 %: those lines are dropped.)
