@@ -139,11 +139,21 @@ public struct ServersFile: Equatable, Sendable {
 
   private static func port(_ value: Any) -> Int? {
     if let text = value as? String { return ServerAddress.parsePort(Substring(text)) }
-    // JSON true/false also bridge to Int; they are not ports.
-    guard !isJSONBoolean(value), let port = value as? Int, (1...65535).contains(port) else {
+    // JSON true/false also bridge to Int, and so does a number written with a fraction or an
+    // exponent whose value is whole (48101.0, 4.8101e4): none of them is a port.
+    guard !isJSONBoolean(value), !isJSONFractional(value), let port = value as? Int,
+      (1...65535).contains(port)
+    else {
       return nil
     }
     return port
+  }
+
+  /// Whether a number from JSONSerialization was written with a fraction or an exponent (read as
+  /// a floating-point or decimal number, even when its value is whole).
+  static func isJSONFractional(_ value: Any) -> Bool {
+    guard let number = value as? NSNumber else { return false }
+    return ["d", "f"].contains(String(cString: number.objCType))
   }
 
   /// Whether a value from JSONSerialization was `true` or `false` (which also bridge to numbers,

@@ -67,6 +67,21 @@ final class ServersFileTests: XCTestCase {
       problem(#"{"available_servers": ["5001", 5001]}"#), "entry 2 (5001) is listed twice")
   }
 
+  /// A port is a whole number written as one: `48101.0`, `4.8101e4` or `48101e0` (which JSON
+  /// reads as the same value) are refused like `5001.5`, as a plain entry and as a labelled one.
+  func testPortsWithAFractionOrAnExponentAreRefused() {
+    for number in ["48101.0", "4.8101e4", "48101e0", "48101.000000000001"] {
+      let message = problem(#"{"available_servers": [\#(number)]}"#)
+      XCTAssertTrue(message.hasPrefix("entry 1 ("), message)
+      XCTAssertTrue(message.contains("is not a port from 1 to 65535"), message)
+      XCTAssertTrue(
+        problem(#"{"available_servers": [{"name": "S4", "port": \#(number)}]}"#)
+          .contains("entry 1 (an object)"), number)
+    }
+    XCTAssertEqual(
+      try? parse(#"{"available_servers": [48101]}"#).servers, [ServerAddress(port: 48101)])
+  }
+
   func testLoadNamesTheFile() throws {
     let path = NSTemporaryDirectory() + "servers-\(UUID().uuidString).json"
     defer { try? FileManager.default.removeItem(atPath: path) }

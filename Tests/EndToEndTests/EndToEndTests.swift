@@ -132,6 +132,7 @@ final class EndToEndTests: SystemTestCase {
       ("[\"47101\", \"localhost:47101\"]", [], "the same server"),
       ("[\"47101\"]", ["--port", "47101"], "balancer's own address"),
       ("[\"no-such-host.invalid:47101\"]", [], "does not resolve"),
+      ("[47101.0]", [], "entry 1 (47101.0) is not a port"),
     ] {
       let (code, output) = try check("{\"available_servers\": \(json)}", extra)
       XCTAssertEqual(code, 2, json)
