@@ -174,8 +174,14 @@ public struct BalancerConfiguration: Sendable {
 
   /// The address the servers the balancer starts listen on: every IPv4 interface, or every
   /// interface (IPv6 and IPv4) when the balancer listens on IPv6, so that a redirect naming the
-  /// host a client used for the balancer reaches them.
-  var serverBindAddress: String { bindAddress.contains(":") ? "::" : "0.0.0.0" }
+  /// host a client used for the balancer reaches them. A name counts by the address the
+  /// balancer's listener takes for it (the first it resolves to): `ip6-localhost` is IPv6.
+  var serverBindAddress: String {
+    let listensOnIPv6 =
+      bindAddress.contains(":")
+      || AddressResolution.resolve(bindAddress).first?.contains(":") == true
+    return listensOnIPv6 ? "::" : "0.0.0.0"
+  }
 
   /// The routing policy `policy` names, or nil for the availability queue.
   func makeRoutingPolicy() -> RoutingPolicy? {

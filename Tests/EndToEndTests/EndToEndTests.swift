@@ -231,4 +231,42 @@ final class BindAddressEndToEndTests: SystemTestCase {
       try self.health(at: "::1").free == 1
     }
   }
+
+  /// `--bind` a host name that resolves to `::1` only (`ip6-localhost`): the balancer listens on
+  /// IPv6, so the servers it starts must too, or a redirect naming `[::1]` reaches nobody. The
+  /// name is given its address in a private /etc/hosts (a mount namespace of the balancer's
+  /// own, which its servers inherit), whatever the machine's file says.
+  func testServersItStartsListenOnIPv6WhenItsBindNameResolvesToIPv6() throws {
+    try requireIPv6Loopback()
+    let hosts = directory + "/hosts"
+    try "127.0.0.1 localhost\n::1 ip6-localhost\n".write(
+      toFile: hosts, atomically: true, encoding: .utf8)
+    // unshare then sh exec in turn, so the process the test stops is the balancer itself.
+    let wrapper = ["--mount", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts]
+    let check = try ManagedProcess(
+      "/usr/bin/unshare", wrapper + ["getent", "ahosts", "ip6-localhost"])
+    guard check.waitForExit() == 0, check.output.hasPrefix("::1 ") else {
+      throw XCTSkip("cannot give ip6-localhost a private address here: \(check.output)")
+    }
+    serverPorts = try freePorts(1)
+    try writeConfig(serverPorts)
+    var port = try freePort()
+    while serverPorts.contains(port) { port = try freePort() }
+    let binary = ManagedProcess.productsDirectory.appendingPathComponent("balancer").path
+    balancer = try ManagedProcess(
+      "/usr/bin/unshare",
+      wrapper + [
+        binary, "--port", "\(port)", "--bind", "ip6-localhost", "--lease-timeout", "120",
+        "--quiet",
+      ], directory: directory)
+    processes.append(balancer)
+    try balancer.waitForOutput("[balancer] listening on port \(port)")
+    balancerPort = port
+    try eventually("the started server is free") { try self.health(at: "::1").free == 1 }
+    let answer = try job(host: "::1", urlHost: "[::1]")
+    XCTAssertEqual(answer.text, "Factorial of 20 = 2432902008176640000\n")
+    try eventually("the report frees the server", timeout: 5) {
+      try self.health(at: "::1").free == 1
+    }
+  }
 }
