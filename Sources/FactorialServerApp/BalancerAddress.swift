@@ -1,3 +1,4 @@
+import Glibc
 import HTTPCore
 
 /// One balancer a factorial server reports to: a host (a name, an IPv4 address or an IPv6
@@ -23,9 +24,7 @@ public struct BalancerAddress: Hashable, Sendable, CustomStringConvertible {
         return .failure(Reason("no ']' closes the IPv6 address"))
       }
       host = text[text.index(after: text.startIndex)..<close]
-      guard !host.isEmpty, host.contains(":"),
-        host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." || $0 == "%" || $0.isLetter })
-      else {
+      guard isIPv6Address(host) else {
         return .failure(Reason("'\(host)' between brackets is not an IPv6 address"))
       }
       let rest = text[text.index(after: close)...]
@@ -53,6 +52,20 @@ public struct BalancerAddress: Hashable, Sendable, CustomStringConvertible {
       return .failure(Reason("the port must be a number from 1 to 65535"))
     }
     return .success(BalancerAddress(host: String(host), port: port))
+  }
+
+  /// Whether `text` is an IPv6 address (`inet_pton` reads it), with an optional zone after `%`
+  /// (`fe80::1%eth0`).
+  static func isIPv6Address(_ text: Substring) -> Bool {
+    let address = text.prefix { $0 != "%" }
+    if address.count < text.count {
+      let zone = text.dropFirst(address.count + 1)
+      guard !zone.isEmpty,
+        zone.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+      else { return false }
+    }
+    var bytes = in6_addr()
+    return inet_pton(AF_INET6, String(address), &bytes) == 1
   }
 
   /// Why a text is not `HOST:PORT`.

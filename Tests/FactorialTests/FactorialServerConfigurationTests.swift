@@ -106,6 +106,23 @@ final class FactorialServerConfigurationTests: XCTestCase {
       "--balancer: 'http://lb:8001' is not HOST:PORT: 'http://lb' is not a host name or address")
   }
 
+  /// Between brackets goes an IPv6 address, nothing else made of its characters: reports to
+  /// `[10.0.0.1:99]:8001` could only ever fail.
+  func testOnlyAnIPv6AddressGoesBetweenBrackets() throws {
+    for text in [
+      "[10.0.0.1:99]:8001", "[1:2]:8001", "[::1::2]:8001", "[fe80::1%]:8001", "[:]:8001",
+    ] {
+      let host = text.dropFirst().prefix { $0 != "]" }
+      XCTAssertEqual(
+        problem(text),
+        "--balancer: '\(text)' is not HOST:PORT: '\(host)' between brackets is not an IPv6 address")
+    }
+    XCTAssertEqual(
+      try balancers(["--balancer", "[::1]:8001,[2001:db8::7]:8002,[::ffff:10.0.0.1]:8003"]),
+      ["[::1]:8001", "[2001:db8::7]:8002", "[::ffff:10.0.0.1]:8003"])
+    XCTAssertEqual(try balancers(["--balancer", "[fe80::1%lo]:8001"]), ["[fe80::1%lo]:8001"])
+  }
+
   func testTheSameBalancerTwiceIsRefused() {
     XCTAssertEqual(
       problem("127.0.0.1:8001,10.0.0.2:8001,127.0.0.1:8001"),
