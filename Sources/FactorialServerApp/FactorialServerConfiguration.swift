@@ -64,11 +64,26 @@ public struct FactorialServerConfiguration: Sendable {
     } else {
       let host = environment["LB_IP_ADDR"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
       let port = try options.port(nil, environment: "LB_PORT", default: 8001, in: environment)
-      balancers = [BalancerAddress(host: host, port: port)]
+      balancers = [try Self.environmentBalancer(host: host, port: port)]
     }
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
     exitsWithParent = options.isSet("exit-with-parent")
+  }
+
+  /// The balancer `$LB_IP_ADDR` and `$LB_PORT` name, checked as an item of `--balancer` is (an
+  /// IPv6 address may come without its brackets).
+  static func environmentBalancer(host: String, port: Int) throws(CommandLineOptions.UsageError)
+    -> BalancerAddress
+  {
+    let text = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    switch BalancerAddress.parse(text) {
+    case .failure(let reason):
+      throw CommandLineOptions.UsageError(
+        description: "LB_IP_ADDR and LB_PORT: '\(text)' is not HOST:PORT: \(reason)")
+    case .success(let balancer):
+      return balancer
+    }
   }
 
   /// Reads `--balancer`: `HOST:PORT[,HOST:PORT...]`, spaces around an item ignored; no empty

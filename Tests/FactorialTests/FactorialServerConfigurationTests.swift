@@ -45,6 +45,26 @@ final class FactorialServerConfigurationTests: XCTestCase {
       ["10.0.0.7:8002"])
   }
 
+  /// `$LB_IP_ADDR` and `$LB_PORT` name a balancer as `--balancer` does, checked the same way:
+  /// port 0 or a host that is no host name or address stops the server at start, instead of
+  /// every report failing.
+  func testTheEnvironmentIsCheckedAsTheFlagIs() {
+    for (environment, text) in [
+      (["LB_PORT": "0"], "127.0.0.1:0"),
+      (["LB_IP_ADDR": "10.0.0.1:8001"], "[10.0.0.1:8001]:8001"),
+      (["LB_IP_ADDR": "not a host", "LB_PORT": "9100"], "not a host:9100"),
+      (["LB_IP_ADDR": "http://lb"], "[http://lb]:8001"),
+    ] {
+      XCTAssertThrowsError(try configuration([], environment: environment), "\(environment)") {
+        XCTAssertTrue(
+          "\($0)".hasPrefix("LB_IP_ADDR and LB_PORT: '\(text)' is not HOST:PORT: "), "\($0)")
+      }
+    }
+    XCTAssertEqual(try balancers([], environment: ["LB_IP_ADDR": "[::1]"]), ["[::1]:8001"])
+    XCTAssertEqual(
+      try balancers([], environment: ["LB_IP_ADDR": "lb.example"]), ["lb.example:8001"])
+  }
+
   func testOneBalancerIsReadAsBefore() throws {
     let parsed = try configuration(["--balancer", "lb1.example:8002"])
     XCTAssertEqual(parsed.balancers, [BalancerAddress(host: "lb1.example", port: 8002)])
