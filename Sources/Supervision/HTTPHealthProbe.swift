@@ -19,6 +19,10 @@ public final class HTTPHealthProbe: HealthProbe {
   {
     send(to: server, method: "GET", path: "/health") { result in
       switch result {
+      case .success(let response) where response.statusCode >= 500:
+        // Alive, but it tells nothing of its jobs (503: all its connections are taken, as
+        // while a crowd holds them): it may be busy, so a lease on it is not ended as idle.
+        completion(.busy)
       case .success(let response):
         // Any answer means it is alive; a server written for the original has no /health of
         // ours and counts as idle.
