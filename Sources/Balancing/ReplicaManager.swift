@@ -191,7 +191,9 @@ public final class ReplicaManager {
       return .failure(
         Message(text: "<Error> unknown field \(unknown.sorted().joined(separator: ", "))"))
     }
-    guard let value = object["n"], !ServersFile.isJSONBoolean(value), let n = value as? Int, n > 0
+    // true and 1.0 bridge to Int too; neither is a whole number written as one.
+    guard let value = object["n"], !ServersFile.isJSONBoolean(value),
+      !ServersFile.isJSONFractional(value), let n = value as? Int, n > 0
     else {
       return .failure(
         Message(text: "<Error> n must be a positive whole number of servers to \(verb)"))

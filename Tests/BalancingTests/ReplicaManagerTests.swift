@@ -104,6 +104,8 @@ final class ReplicaManagerTests: XCTestCase {
       (#"{"n": 0}"#, "positive whole number"),
       (#"{"n": -1}"#, "positive whole number"),
       (#"{"n": 1.5}"#, "positive whole number"),
+      (#"{"n": 1.0}"#, "positive whole number"),
+      (#"{"n": 1e0}"#, "positive whole number"),
       (#"{"n": "2"}"#, "positive whole number"),
       (#"{"n": true}"#, "positive whole number"),
       (#"{"hostnames": []}"#, "positive whole number"),
