@@ -322,11 +322,13 @@ extension BalancerApp {
           description: "cannot run \(binary) (use --server-binary PATH, or --no-spawn)",
           exitCode: 2)
       }
-      // A port someone else already uses would make its server die at every start.
-      for server in file.servers where server.host == nil && !Socket.isPortFree(server.port) {
+      // A port someone else already uses would make its server die at every start. Servers
+      // that a killed balancer left behind let go of theirs within half a second (they watch
+      // their parent): a restart right after a crash waits for them.
+      let ports = file.servers.filter { $0.host == nil }.map(\.port)
+      if let taken = Self.portStillTaken(ports, waiting: 2) {
         throw StartupError(
-          description:
-            "port \(server.port) is already in use (listed in \(configuration.configPath))",
+          description: "port \(taken) is already in use (listed in \(configuration.configPath))",
           exitCode: 1)
       }
       launcher = ProcessLauncher(loop: loop, executable: URL(fileURLWithPath: binary))
@@ -355,6 +357,17 @@ extension BalancerApp {
 }
 
 extension BalancerApp {
+  /// The first of `ports` that is still in use after up to `seconds` of waiting for all of them
+  /// to be free, or nil once they are.
+  static func portStillTaken(_ ports: [Int], waiting seconds: Double) -> Int? {
+    let deadline = MonotonicClock.now() + MonotonicClock.nanoseconds(seconds)
+    while let taken = ports.first(where: { !Socket.isPortFree($0) }) {
+      guard MonotonicClock.now() < deadline else { return taken }
+      usleep(50_000)
+    }
+    return nil
+  }
+
   /// Whether what listens on `port` of this machine is a balancer (answers our /health).
   static func runningBalancer(on port: Int) -> Bool {
     guard let client = try? BlockingHTTPClient(port: port, timeout: 1),

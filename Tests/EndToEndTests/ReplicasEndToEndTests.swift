@@ -38,6 +38,15 @@ final class ReplicasEndToEndTests: SystemTestCase {
 
   private func isAlive(_ pid: Int32) -> Bool { kill(pid, 0) == 0 }
 
+  /// Whether `pid` runs: alive and not a zombie (an orphan that exited waits for whoever adopted
+  /// it to reap it).
+  private func isRunning(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = stat.lastIndex(of: ")")
+    else { return false }
+    return !stat[close...].hasPrefix(") Z")
+  }
+
   /// A burst of visits through the balancer; every one must end with a factorial. A client sent
   /// to a server that was killed a moment before goes back to the balancer once, as a person
   /// pressing reload would.
@@ -104,6 +113,21 @@ final class ReplicasEndToEndTests: SystemTestCase {
     Thread.sleep(forTimeInterval: 0.2)
     XCTAssertEqual(pids.filter(isAlive), [], "servers left running")
     for port in serverPorts { XCTAssertTrue(Socket.isPortFree(port), "port \(port) still taken") }
+  }
+
+  func testARestartRightAfterAKillWaitsForTheOldServersToLetGoOfTheirPorts() throws {
+    // A supervisor restarts a crashed balancer at once. Its old servers notice that their parent
+    // is gone within half a second and exit; until then their ports are taken, and the new
+    // balancer exited 1 ("port ... is already in use") instead of waiting for them.
+    try startSupervised(servers: 2)
+    let old = serverPorts.compactMap(pid(of:))
+    XCTAssertEqual(old.count, 2)
+    balancer.signal(SIGKILL)
+    _ = balancer.waitForExit(timeout: 5)
+    try startBalancer()
+    try waitUntilEveryServerIsFree()
+    XCTAssertEqual(old.filter(isRunning), [], "the old servers still run")
+    burst(6)
   }
 
   func testAddAndRemoveReplicasOverHTTP() throws {
