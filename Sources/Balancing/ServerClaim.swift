@@ -11,7 +11,7 @@ public enum ClaimAnswer: Sendable {
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
 /// how to answer, and whether the client is still there.
 public final class ServerClaim {
-  /// The key a hashing policy uses: the client's `?key=`, else its address.
+  /// The key a hashing policy uses: the client's `?key=` unless empty, else its address.
   public let key: String
   /// The client's numeric address.
   public let client: String
@@ -25,13 +25,14 @@ public final class ServerClaim {
   private var isAnswered = false
 
   /// - Parameters:
-  ///   - key: the client's `?key=`, if it gave one (else the key is its address).
+  ///   - key: the client's `?key=`, if it gave one (else, or if it is empty, the key is its
+  ///     address).
   ///   - deliver: sends the answer to the client (and whether it waited in line for it);
   ///     returns false if the client is gone.
   public init(
     client: String, key: String?, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
   ) {
-    self.key = key ?? client
+    self.key = key.flatMap { $0.isEmpty ? nil : $0 } ?? client
     self.client = client
     self.deliver = deliver
   }

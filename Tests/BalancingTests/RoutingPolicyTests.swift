@@ -130,6 +130,13 @@ final class RoutingPolicyTests: XCTestCase {
       return client.server!
     }
     XCTAssertEqual(Set(byAddress).count, 3, "client addresses should spread over the servers")
+    // An empty key is no key: the clients spread by address, not all onto the server of "".
+    let emptyKey = (0..<40).map { index -> String in
+      let client = FakeClient()
+      client.request(balancer, "/?key=", from: "10.0.0.\(index)")
+      return client.server!
+    }
+    XCTAssertEqual(emptyKey, byAddress)
   }
 
   func testUnreportedJobsExpireAndDownServersAreSkipped() {
