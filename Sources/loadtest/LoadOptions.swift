@@ -54,11 +54,10 @@ enum LoadOptions {
     }
     var configuration = LoadRunner.Configuration(balancers: balancers)
     do {
-      configuration.requests = Int(
-        try options.number("requests", in: 1...10_000_000, default: 10000))
-      configuration.concurrency = Int(try options.number("concurrency", in: 1...4096, default: 64))
+      configuration.requests = try options.integer("requests", in: 1...10_000_000, default: 10000)
+      configuration.concurrency = try options.integer("concurrency", in: 1...4096, default: 64)
       configuration.timeout = try options.number("timeout", in: 0.1...3600, default: 30)
-      configuration.retries = Int(try options.number("retries", in: 0...100, default: 3))
+      configuration.retries = try options.integer("retries", in: 0...100, default: 3)
     } catch {
       fail(error.description)
     }
@@ -78,11 +77,12 @@ enum LoadOptions {
         fail(error.description)
       }
     }
-    if let keys = options["keys"] {
-      guard let value = Int(keys), value > 0 else {
-        fail("--keys: '\(keys)' is not a positive number")
+    if options["keys"] != nil {
+      do {
+        configuration.keys = try options.integer("keys", in: 1...10_000_000, default: 1)
+      } catch {
+        fail(error.description)
       }
-      configuration.keys = value
     }
     if let seed = options["seed"] {
       guard let value = UInt64(seed) else { fail("--seed: '\(seed)' is not a whole number") }

@@ -30,7 +30,7 @@ func runPolicies(_ arguments: [String]) {
   let servers: Int
   var loads: [Double] = []
   do {
-    servers = Int(try options.number("servers", in: 1...64, default: 5))
+    servers = try options.integer("servers", in: 1...64, default: 5)
   } catch {
     LoadOptions.fail(error.description)
   }
@@ -40,6 +40,8 @@ func runPolicies(_ arguments: [String]) {
     }
     loads.append(load)
   }
+  // The load's flags are checked now, before any system starts (each run reads them again).
+  _ = LoadOptions.configuration(url: "http://127.0.0.1:1/", options)
   let binary =
     options["balancer-binary"]
     ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()

@@ -24,12 +24,14 @@ func runScaling(_ arguments: [String]) {
   let from: Int
   let to: Int
   do {
-    from = Int(try options.number("from", in: 1...64, default: 2))
-    to = Int(try options.number("to", in: 1...64, default: 6))
+    from = try options.integer("from", in: 1...64, default: 2)
+    to = try options.integer("to", in: 1...64, default: 6)
   } catch {
     LoadOptions.fail(error.description)
   }
   guard from <= to else { LoadOptions.fail("--from must not be above --to") }
+  // The load's flags are checked now, before any system starts (each run reads them again).
+  _ = LoadOptions.configuration(url: "http://127.0.0.1:1/", options)
   let binary =
     options["balancer-binary"]
     ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()

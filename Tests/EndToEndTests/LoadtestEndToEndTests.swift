@@ -167,6 +167,31 @@ final class LoadtestEndToEndTests: SystemTestCase {
     let (badStatus, badOutput) = try runLoadtest(["--requests", "x"])
     XCTAssertEqual(badStatus, 2, badOutput)
   }
+
+  /// A count is a whole number: `--requests 2.5` is refused (exit 2), not run as 2 visits, and so
+  /// are fractions of every other count of `loadtest`, `loadtest scale` and `loadtest policies`.
+  func testAFractionalCountIsRefused() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    for arguments in [
+      [url, "--requests", "2.5"], [url, "--requests", "1e1"],
+      [url, "--requests", "3", "--concurrency", "1.5"],
+      [url, "--requests", "3", "--retries", "0.5"], [url, "--requests", "3", "--keys", "2.5"],
+      // A balancer that cannot start: an unfixed loadtest fails there rather than run a system.
+      ["scale", "--from", "1.5", "--balancer-binary", "/nonexistent"],
+      ["scale", "--to", "2.5", "--balancer-binary", "/nonexistent"],
+      [
+        "scale", "--from", "1", "--to", "1", "--requests", "2.5", "--balancer-binary",
+        "/nonexistent",
+      ],
+      ["policies", "--servers", "2.5", "--balancer-binary", "/nonexistent"],
+      ["policies", "--requests", "2.5", "--balancer-binary", "/nonexistent"],
+    ] {
+      let (status, output) = try runLoadtest(arguments + ["--quiet"], timeout: 10)
+      XCTAssertEqual(status, 2, "\(arguments): \(output)")
+      XCTAssertTrue(output.contains("is not a whole number"), "\(arguments): \(output)")
+      XCTAssertFalse(output.contains("visits to"), "\(arguments) ran: \(output)")
+    }
+  }
 }
 
 /// The routing policies with real processes: each redirects at once, servers take jobs
