@@ -19,7 +19,7 @@ func runScaling(_ arguments: [String]) {
       .value("to", "N", "most servers (default 6)"),
       .value("balancer-binary", "PATH", "the balancer to run (default: beside this program)"),
       .value("throughput-chart", "FILE.svg", "draw throughput against N"),
-    ] + LoadOptions.common.filter { !["timeline-chart", "run-at"].contains($0.name) })
+    ] + LoadOptions.common.filter { !["timeline-chart", "run-at", "csv"].contains($0.name) })
   CommandLineOptions.parseOrExit(&options, arguments)
   let from: Int
   let to: Int

@@ -192,6 +192,18 @@ final class LoadtestEndToEndTests: SystemTestCase {
       XCTAssertFalse(output.contains("visits to"), "\(arguments) ran: \(output)")
     }
   }
+
+  /// `loadtest scale` writes no file per visit: `--csv` is refused (exit 2) rather than accepted
+  /// and never written, as `loadtest policies` refuses it.
+  func testScaleRefusesCSV() throws {
+    let csv = directory + "/scale.csv"
+    for command in ["scale", "policies"] {
+      let (status, output) = try runLoadtest(
+        [command, "--csv", csv, "--balancer-binary", "/nonexistent", "--quiet"], timeout: 10)
+      XCTAssertEqual(status, 2, "\(command): \(output)")
+      XCTAssertTrue(output.contains("unknown option --csv"), "\(command): \(output)")
+    }
+  }
 }
 
 /// The routing policies with real processes: each redirects at once, servers take jobs
