@@ -111,21 +111,53 @@ enum LoadOptions {
     return report
   }
 
-  static func write(_ report: LoadReport, _ options: CommandLineOptions) {
-    save(report.json, to: options["json"])
-    save(report.csv, to: options["csv"])
-    if let path = options["chart"] { save(report.serverChart(), to: path) }
+  /// Writes the files `options` asks for; false if one could not be written (said on stderr).
+  static func write(_ report: LoadReport, _ options: CommandLineOptions) -> Bool {
+    var written = save(report.json, to: options["json"])
+    written = save(report.csv, to: options["csv"]) && written
+    if let path = options["chart"] { written = save(report.serverChart(), to: path) && written }
     if let path = options["timeline-chart"] {
-      save(report.timelineChart(bucket: max(0.1, report.duration / 40)), to: path)
+      written =
+        save(report.timelineChart(bucket: max(0.1, report.duration / 40)), to: path) && written
+    }
+    return written
+  }
+
+  /// Exits 2 with the reason unless every file of `paths` can be written: its directory exists
+  /// and takes new files, and it is not a directory. Checked before a run, so that a mistyped
+  /// path does not cost the run's results.
+  static func checkWritable(_ paths: [String?]) {
+    for case let path? in paths {
+      var isDirectory: ObjCBool = false
+      if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
+        isDirectory.boolValue
+      {
+        fail("cannot write \(path): it is a directory")
+      }
+      let parent = (path as NSString).deletingLastPathComponent
+      if access(parent.isEmpty ? "." : parent, W_OK | X_OK) != 0 {
+        fail("cannot write \(path): \(String(cString: strerror(errno)))")
+      }
     }
   }
 
-  static func save(_ text: String, to path: String?) {
-    guard let path else { return }
+  /// Writes `text` to `path` (if given) at once; false, said in one line on stderr, if it could
+  /// not.
+  @discardableResult
+  static func save(_ text: String, to path: String?) -> Bool {
+    guard let path else { return true }
     do {
       try text.write(toFile: path, atomically: true, encoding: .utf8)
+      return true
     } catch {
-      FileHandle.standardError.write(Data("loadtest: cannot write \(path): \(error)\n".utf8))
+      var reason = error.localizedDescription
+      if let underlying = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError,
+        underlying.domain == NSPOSIXErrorDomain
+      {
+        reason = String(cString: strerror(Int32(underlying.code)))
+      }
+      FileHandle.standardError.write(Data("loadtest: cannot write \(path): \(reason)\n".utf8))
+      return false
     }
   }
 }

@@ -42,6 +42,11 @@ func runPolicies(_ arguments: [String]) {
   }
   // The load's flags are checked now, before any system starts (each run reads them again).
   _ = LoadOptions.configuration(url: "http://127.0.0.1:1/", options)
+  LoadOptions.checkWritable(
+    [options["json"]]
+      + ["-mean.svg", "-p99.svg", "-spread.svg"].map { suffix in
+        options["chart-prefix"].map { $0 + suffix }
+      })
   let binary =
     options["balancer-binary"]
     ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -113,6 +118,7 @@ func runPolicies(_ arguments: [String]) {
           total.mean, total.p50, total.p99, row.spread, row.report.throughput,
           row.report.visits.count - row.report.succeeded))
   }
+  var written = true
   if let path = options["json"] {
     let items = rows.map { row -> String in
       let total = row.report.total
@@ -126,7 +132,7 @@ func runPolicies(_ arguments: [String]) {
           row.report.throughput, row.report.visits.count - row.report.succeeded)
         + "\"jobs_per_server\": {\(perServer)}}"
     }
-    LoadOptions.save(
+    written = LoadOptions.save(
       String(format: "{\"capacity_rps\": %.1f, \"runs\": [\n  ", capacity)
         + items.joined(separator: ",\n  ") + "\n]}\n", to: path)
   }
@@ -142,14 +148,18 @@ func runPolicies(_ arguments: [String]) {
       return SVGChart(title: title, xLabel: "offered load (% of capacity)", yLabel: yLabel)
         .lines(series, xTicks: ticks)
     }
-    LoadOptions.save(
-      chart("Mean latency by policy", "mean latency (ms)") { $0.report.total.mean },
-      to: prefix + "-mean.svg")
-    LoadOptions.save(
-      chart("99th percentile latency by policy", "p99 latency (ms)") { $0.report.total.p99 },
-      to: prefix + "-p99.svg")
-    LoadOptions.save(
-      chart("Spread of jobs across servers by policy", "(most − least) / mean") { $0.spread },
-      to: prefix + "-spread.svg")
+    written =
+      LoadOptions.save(
+        chart("Mean latency by policy", "mean latency (ms)") { $0.report.total.mean },
+        to: prefix + "-mean.svg") && written
+    written =
+      LoadOptions.save(
+        chart("99th percentile latency by policy", "p99 latency (ms)") { $0.report.total.p99 },
+        to: prefix + "-p99.svg") && written
+    written =
+      LoadOptions.save(
+        chart("Spread of jobs across servers by policy", "(most − least) / mean") { $0.spread },
+        to: prefix + "-spread.svg") && written
   }
+  if !written { exit(2) }
 }

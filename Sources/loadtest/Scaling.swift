@@ -32,6 +32,7 @@ func runScaling(_ arguments: [String]) {
   guard from <= to else { LoadOptions.fail("--from must not be above --to") }
   // The load's flags are checked now, before any system starts (each run reads them again).
   _ = LoadOptions.configuration(url: "http://127.0.0.1:1/", options)
+  LoadOptions.checkWritable(["json", "chart", "throughput-chart"].map { options[$0] })
   let binary =
     options["balancer-binary"]
     ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
@@ -63,9 +64,12 @@ func runScaling(_ arguments: [String]) {
         spread.most,
         row.report.throughput, row.report.visits.count - row.report.succeeded))
   }
-  if let path = options["chart"] { LoadOptions.save(ScalingCharts.perServer(rows), to: path) }
+  var written = true
+  if let path = options["chart"] {
+    written = LoadOptions.save(ScalingCharts.perServer(rows), to: path) && written
+  }
   if let path = options["throughput-chart"] {
-    LoadOptions.save(ScalingCharts.throughput(rows), to: path)
+    written = LoadOptions.save(ScalingCharts.throughput(rows), to: path) && written
   }
   if let path = options["json"] {
     let items = rows.map { row -> String in
@@ -76,8 +80,10 @@ func runScaling(_ arguments: [String]) {
         row.servers, spread.mean, spread.least, spread.most, row.report.throughput,
         row.report.visits.count - row.report.succeeded)
     }
-    LoadOptions.save("[\n  " + items.joined(separator: ",\n  ") + "\n]\n", to: path)
+    written =
+      LoadOptions.save("[\n  " + items.joined(separator: ",\n  ") + "\n]\n", to: path) && written
   }
+  if !written { exit(2) }
 }
 
 /// A balancer with N servers it supervises, on free ports, in a scratch directory.

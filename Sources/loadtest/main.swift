@@ -25,7 +25,7 @@ func runLoad(_ arguments: [String]) {
       codes, latency (total, at the balancer, at the server: mean, p50, p90, p99, max) and
       throughput. Refused connections, 503s and wrong bodies are counted, never fatal; a visit
       whose server is unreachable goes back to the balancer (--retries). Exits 0 when every visit
-      got a factorial, 3 otherwise.
+      got a factorial, 3 otherwise, 2 on a bad flag or an output file it cannot write.
 
       URL may list several balancers that share one queue, separated by commas
       (http://127.0.0.1:8001/,http://127.0.0.1:8002/): visit i starts at the balancer
@@ -53,9 +53,10 @@ func runLoad(_ arguments: [String]) {
     LoadOptions.fail("give the balancer's URL, e.g. http://127.0.0.1:8001/ (see --help)")
   }
   let configuration = LoadOptions.configuration(url: url, options)
+  LoadOptions.checkWritable(["json", "csv", "chart", "timeline-chart"].map { options[$0] })
   let report = LoadOptions.run(configuration, quiet: options.isSet("quiet"))
   print(report.text)
-  LoadOptions.write(report, options)
+  guard LoadOptions.write(report, options) else { exit(2) }
   let failed = report.visits.count - report.succeeded
   exit(failed == 0 ? 0 : 3)
 }

@@ -193,6 +193,36 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// An output file that cannot be written (its directory is missing, or it is a directory) is
+  /// refused before any visit, exit 2 with the reason in one line, rather than reported after the
+  /// whole run with exit 0 and the results lost.
+  func testAnUnwritableOutputIsRefusedBeforeTheRun() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    let missing = directory + "/missing/out"
+    for arguments in [
+      [url, "--json", missing + ".json"], [url, "--csv", missing + ".csv"],
+      [url, "--chart", missing + ".svg"], [url, "--timeline-chart", directory],
+      ["scale", "--json", missing + ".json", "--balancer-binary", "/nonexistent"],
+      ["scale", "--chart", missing + ".svg", "--balancer-binary", "/nonexistent"],
+      ["scale", "--throughput-chart", missing + ".svg", "--balancer-binary", "/nonexistent"],
+      ["policies", "--json", missing + ".json", "--balancer-binary", "/nonexistent"],
+      ["policies", "--chart-prefix", missing, "--balancer-binary", "/nonexistent"],
+    ] {
+      let (status, output) = try runLoadtest(
+        arguments + ["--requests", "2", "--quiet"], timeout: 10)
+      XCTAssertEqual(status, 2, "\(arguments): \(output)")
+      XCTAssertTrue(output.hasPrefix("loadtest"), "\(arguments): \(output)")
+      XCTAssertTrue(output.contains(": cannot write "), "\(arguments): \(output)")
+      XCTAssertFalse(output.contains("visits to"), "\(arguments) ran: \(output)")
+      XCTAssertEqual(output.split(separator: "\n").count, 1, "\(arguments): \(output)")
+    }
+    // A writable one is written, of course.
+    let json = directory + "/out.json"
+    let (status, output) = try runLoadtest([url, "--requests", "2", "--quiet", "--json", json])
+    XCTAssertEqual(status, 3, output)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: json), output)
+  }
+
   /// `loadtest scale` writes no file per visit: `--csv` is refused (exit 2) rather than accepted
   /// and never written, as `loadtest policies` refuses it.
   func testScaleRefusesCSV() throws {
