@@ -58,7 +58,9 @@ public final class DashboardHistory {
   public func data(status: PoolStatus, now: UInt64) -> DashboardData {
     let current = now / 1_000_000_000
     var seconds: [DashboardData.Second] = []
-    var allWaits: [Double] = []
+    // Every kept wait with the number of waits it stands for: a second's sample weighs as many
+    // waits as the second had, so a busy second is not outweighed by quiet ones.
+    var allWaits: [(seconds: Double, weight: Double)] = []
     var jobs = 0
     for back in stride(from: 60, through: 1, by: -1) {
       let second = current &- UInt64(back)
@@ -73,9 +75,10 @@ public final class DashboardHistory {
           jobs: bucket.jobs, waitP50: Self.percentile(sorted, 0.5),
           waitP99: Self.percentile(sorted, 0.99)))
       jobs += bucket.jobs
-      allWaits += bucket.waits
+      let weight = Double(bucket.waitCount) / Double(max(1, bucket.waits.count))
+      allWaits += bucket.waits.map { ($0, weight) }
     }
-    allWaits.sort()
+    allWaits.sort { $0.seconds < $1.seconds }
     return DashboardData(
       status: status, seconds: seconds, jobsPerSecond: Double(jobs) / 60,
       waitP50: Self.percentile(allWaits, 0.5), waitP90: Self.percentile(allWaits, 0.9),
@@ -99,6 +102,24 @@ public final class DashboardHistory {
     guard !sorted.isEmpty else { return nil }
     let rank = Int((fraction * Double(sorted.count)).rounded(.up))
     return sorted[min(sorted.count - 1, max(0, rank - 1))]
+  }
+
+  /// The `fraction` percentile (nearest rank) of values sorted by `seconds`, each standing for
+  /// `weight` values: the first whose running weight reaches `fraction` of the whole. nil if
+  /// there are none.
+  static func percentile(_ sorted: [(seconds: Double, weight: Double)], _ fraction: Double)
+    -> Double?
+  {
+    guard let last = sorted.last else { return nil }
+    let total = sorted.reduce(0) { $0 + $1.weight }
+    let rank = (fraction * total).rounded(.up)
+    var running = 0.0
+    for value in sorted {
+      running += value.weight
+      // Weights are ratios of counts: allow for the rounding of their sum.
+      if running >= rank - 1e-9 * total { return value.seconds }
+    }
+    return last.seconds
   }
 }
 
