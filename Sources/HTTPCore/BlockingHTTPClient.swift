@@ -92,7 +92,8 @@ public final class BlockingHTTPClient {
   }
 }
 
-/// An `http://host:port/path` URL, split for a client.
+/// An `http://host:port/path` URL, split for a client: a host, and a port from 1 to 65535 in
+/// digits.
 public struct HTTPURL: Sendable, CustomStringConvertible {
   public let host: String
   public let port: Int
@@ -109,8 +110,10 @@ public struct HTTPURL: Sendable, CustomStringConvertible {
     let authority = rest[..<slash]
     path = slash == rest.endIndex ? "/" : String(rest[slash...])
     guard let colon = authority.lastIndex(of: ":"),
-      let port = Int(authority[authority.index(after: colon)...])
-    else { throw HTTPClient.Failure.protocolError("URL without a port: \(text)") }
+      case let digits = authority[authority.index(after: colon)...],
+      digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits),
+      (1...65535).contains(port), colon > authority.startIndex
+    else { throw HTTPClient.Failure.protocolError("URL without a host and a port: \(text)") }
     host = String(authority[..<colon])
     self.port = port
   }
