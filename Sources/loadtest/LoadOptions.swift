@@ -94,6 +94,11 @@ enum LoadOptions {
         guard parts.count == 2, let visits = Int(parts[0]), visits > 0 else {
           fail("--run-at: '\(item)' is not N:COMMAND")
         }
+        guard visits <= configuration.requests else {
+          fail(
+            "--run-at: '\(item)' would never run: N is above --requests"
+              + " (\(configuration.requests))")
+        }
         configuration.runAt.append((visits, String(parts[1])))
       }
     }

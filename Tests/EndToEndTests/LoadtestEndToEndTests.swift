@@ -193,6 +193,24 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// `--run-at N:COMMAND` with N above --requests would never run its command (a failover
+  /// experiment without its failure): refused, exit 2, before any visit.
+  func testARunAtBeyondTheLastVisitIsRefused() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    let marker = directory + "/ran"
+    let (status, output) = try runLoadtest(
+      [url, "--requests", "5", "--run-at", "3:touch \(marker);6:touch \(marker)", "--quiet"],
+      timeout: 10)
+    XCTAssertEqual(status, 2, output)
+    XCTAssertTrue(output.contains("--run-at: '6:touch"), output)
+    XCTAssertFalse(output.contains("visits to"), output)
+    // At the last visit it runs.
+    let (lastStatus, lastOutput) = try runLoadtest(
+      [url, "--requests", "5", "--run-at", "5:touch \(marker)", "--quiet"], timeout: 10)
+    XCTAssertEqual(lastStatus, 3, lastOutput)
+    XCTAssertTrue(lastOutput.contains("ran: touch"), lastOutput)
+  }
+
   /// An output file that cannot be written (its directory is missing, or it is a directory) is
   /// refused before any visit, exit 2 with the reason in one line, rather than reported after the
   /// whole run with exit 0 and the results lost.
