@@ -55,8 +55,12 @@ func runPolicies(_ arguments: [String]) {
 
   // 1. Capacity: the queue policy kept saturated by a closed loop.
   var capacity = 0.0
-  if let given = options["capacity"], let value = Double(given), value > 0 {
-    capacity = value
+  if options["capacity"] != nil {
+    do {
+      capacity = try options.number("capacity", in: 0.001...1_000_000, default: 1)
+    } catch {
+      LoadOptions.fail(error.description)
+    }
   } else {
     do {
       let system = try RunningSystem(balancer: binary, servers: servers)

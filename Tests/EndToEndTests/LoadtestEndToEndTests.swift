@@ -193,6 +193,18 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
+  /// favour of a capacity measurement the user asked to skip.
+  func testPoliciesRefusesABadCapacity() throws {
+    for value in ["abc", "0", "-5"] {
+      let (status, output) = try runLoadtest(
+        ["policies", "--capacity", value, "--balancer-binary", "/nonexistent", "--quiet"],
+        timeout: 10)
+      XCTAssertEqual(status, 2, "\(value): \(output)")
+      XCTAssertTrue(output.contains("--capacity: '\(value)' is not a number"), output)
+    }
+  }
+
   /// `--run-at N:COMMAND` with N above --requests would never run its command (a failover
   /// experiment without its failure): refused, exit 2, before any visit.
   func testARunAtBeyondTheLastVisitIsRefused() throws {
