@@ -274,7 +274,8 @@ private struct Worker {
 
   /// Whether a balancer refused or dropped the connection before answering — it may be gone, and
   /// a visit loses nothing by asking another — rather than answered badly or too slowly (it is
-  /// alive, and a timed-out request may still be in its line).
+  /// alive, and a timed-out request may still be in its line). The same tells a kept connection
+  /// its server closed while idle from one it is still answering on (`request`).
   static func balancerDropped(_ error: Error) -> Bool {
     switch error {
     case SocketError.system("connect", _), SocketError.badAddress:
@@ -306,7 +307,9 @@ private struct Worker {
     }
   }
 
-  /// GET on a kept-alive connection, reconnecting once if a kept connection went stale.
+  /// GET on a kept-alive connection, reconnecting once if a kept connection went stale (closed
+  /// or reset by its server while idle). A request that timed out or got a bad answer is not
+  /// sent again: its server has it, and may still be working on it (a client waiting in line).
   private func request(_ client: inout BlockingHTTPClient?, host: String, port: Int, path: String)
     throws -> HTTPClientResponse
   {
@@ -314,7 +317,9 @@ private struct Worker {
       do {
         return try exchange(existing, &client, path: path)
       } catch {
-        client = nil  // the server may have closed an idle connection: try a fresh one
+        client = nil
+        // The server may have closed an idle connection: try a fresh one.
+        guard Self.balancerDropped(error) else { throw error }
       }
     }
     let fresh = try BlockingHTTPClient(host: host, port: port, timeout: configuration.timeout)

@@ -16,6 +16,10 @@ private final class FakeBalancer: @unchecked Sendable {
     case reset
     /// Reads the request and never answers.
     case silent
+    /// Answers the first request it reads (as `answer`), then never answers another.
+    case answerOnce
+    /// Answers (as `answer`), then closes the connection, as a server closing an idle one.
+    case answerThenClose
   }
 
   let behaviour: Behaviour
@@ -77,12 +81,21 @@ private final class FakeBalancer: @unchecked Sendable {
       buffer += chunk[0..<count]
       while let head = buffer.firstRange(of: end) {
         buffer.removeSubrange(..<head.upperBound)
-        lock.withLock { requests += 1 }
+        let number = lock.withLock {
+          requests += 1
+          return requests
+        }
         switch behaviour {
-        case .answer:
+        case .answerOnce where number > 1:
+          continue  // held open until stop()
+        case .answer, .answerOnce, .answerThenClose:
           let body = "Factorial of 3 = 6\n"
           let response = "HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
           _ = Array(response.utf8).withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+          if behaviour == .answerThenClose {
+            usleep(20_000)  // after the client has read the answer
+            return release(connection)
+          }
         case .close:
           return release(connection)
         case .reset:
@@ -298,6 +311,32 @@ final class SeveralBalancersTests: XCTestCase {
     XCTAssertEqual(report.retries, 0)
     XCTAssertFalse(report.visits[0].detail.hasPrefix("127.0.0.1:"), report.visits[0].detail)
     XCTAssertTrue(report.answeredPerBalancer.isEmpty)
+  }
+
+  /// A request that times out on a kept-alive connection is not sent again on a new one: the
+  /// balancer has it (a waiting client in its line), so sending it again doubled the visit's
+  /// wait to twice --timeout and put a second request in the line. Only a connection the
+  /// balancer closed while it was idle is retried.
+  func testATimedOutRequestOnAKeptConnectionIsNotSentAgain() throws {
+    let once = try fake(.answerOnce)
+    let started = Date()
+    let report = try run([once.url], requests: 2, concurrency: 1, timeout: 0.5)
+    let elapsed = Date().timeIntervalSince(started)
+    XCTAssertEqual(report.visits.map(\.outcome), [.ok, .balancerUnreachable])
+    XCTAssertEqual(once.counts.requests, 2, "the timed-out request was sent again")
+    XCTAssertEqual(once.counts.connections, 1)
+    XCTAssertLessThan(report.visits[1].totalMilliseconds, 900, "waited twice the timeout")
+    XCTAssertLessThan(elapsed, 2)
+  }
+
+  /// A kept-alive connection the balancer closed while idle is retried on a new one: the
+  /// request was never read.
+  func testAKeptConnectionClosedWhileIdleIsRetried() throws {
+    let closing = try fake(.answerThenClose)
+    let report = try run([closing.url], requests: 3, concurrency: 1, timeout: 2)
+    XCTAssertEqual(report.succeeded, 3, report.visits.map(\.detail).description)
+    XCTAssertEqual(closing.counts.connections, 3)
+    XCTAssertEqual(closing.counts.requests, 3)
   }
 }
 
