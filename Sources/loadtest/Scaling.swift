@@ -3,6 +3,7 @@ import Foundation
 import HTTPCore
 import LoadTesting
 import ProgramSupport
+import Synchronization
 
 /// `loadtest scale --from 2 --to 6`: runs the whole system with N servers for each N, the same
 /// load each time, and charts mean (and least and most) requests per server and throughput.
@@ -105,7 +106,9 @@ final class RunningSystem {
     process.arguments =
       ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"] + arguments
     process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+    _ = Self.stopAllOnSignal
     try process.run()
+    Self.running.withLock { $0[ObjectIdentifier(self)] = self }
     // Ready once every server has joined the queue.
     let deadline = Date(timeIntervalSinceNow: 20)
     while Date() < deadline {
@@ -123,11 +126,30 @@ final class RunningSystem {
   }
 
   func stop() {
+    Self.running.withLock { $0[ObjectIdentifier(self)] = nil }
     if process.isRunning {
       process.terminate()
       process.waitUntilExit()
     }
     try? FileManager.default.removeItem(atPath: directory)
   }
+
+  /// The systems running now.
+  private static let running = Mutex<[ObjectIdentifier: RunningSystem]>([:])
+  /// SIGINT or SIGTERM to loadtest stops every running system before it exits (128 + the
+  /// signal's number), so that no balancer (and none of its servers) outlives it.
+  private static let stopAllOnSignal: Void = {
+    for number in [SIGINT, SIGTERM] {
+      signal(number, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler {
+        for system in running.withLock({ Array($0.values) }) { system.stop() }
+        exit(128 + number)
+      }
+      source.resume()
+      signalSources.append(source)
+    }
+  }()
+  private nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
 
 }

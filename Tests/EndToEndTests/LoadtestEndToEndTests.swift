@@ -193,6 +193,52 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// `loadtest scale` told to stop (SIGTERM, as `timeout` or a test's clean-up sends, or SIGINT)
+  /// stops the balancer it started, which stops its servers: none outlives it. Before, the
+  /// balancer and its server ran on, children of init, until someone killed them by hand.
+  func testScaleStoppedLeavesNoBalancerBehind() throws {
+    /// The processes whose parent is `pid`.
+    func children(of pid: Int32) -> [Int32] {
+      let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+      return tasks.flatMap { task -> [Int32] in
+        let text =
+          (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap {
+          Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+      }
+    }
+    func alive(_ pid: Int32) -> Bool {
+      // A zombie has exited: only its parent has not waited for it yet.
+      guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else {
+        return false
+      }
+      return !stat.contains(") Z ")
+    }
+    for signal in [SIGTERM, SIGINT] {
+      let loadtest = try ManagedProcess(
+        "loadtest",
+        [
+          "scale", "--from", "1", "--to", "1", "--requests", "10000000", "--concurrency", "1",
+          "--quiet",
+        ])
+      processes.append(loadtest)
+      var started: [Int32] = []
+      defer { for pid in started { kill(pid, SIGKILL) } }  // whatever happens, none is left
+      try eventually("loadtest \(signal): its balancer and server", timeout: 20) {
+        let balancers = children(of: loadtest.process.processIdentifier)
+        started = balancers + balancers.flatMap(children(of:))
+        return started.count == 2
+      }
+      Thread.sleep(forTimeInterval: 0.5)  // the visits under way
+      loadtest.signal(signal)
+      XCTAssertNotNil(loadtest.waitForExit(timeout: 10), "loadtest did not exit on \(signal)")
+      try eventually("loadtest \(signal): its balancer and server gone", timeout: 8) {
+        started.allSatisfy { !alive($0) }
+      }
+    }
+  }
+
   /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
   /// favour of a capacity measurement the user asked to skip.
   func testPoliciesRefusesABadCapacity() throws {
