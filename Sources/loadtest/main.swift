@@ -3,6 +3,9 @@ import HTTPCore
 import LoadTesting
 import ProgramSupport
 
+// Each visiting thread keeps a connection to the balancer and one to every server: the
+// open-file limit is raised as the balancer's is (and SIGPIPE ignored, stdout line-buffered).
+Program.prepare()
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "scale" {
   runScaling(Array(arguments.dropFirst()))
