@@ -16,6 +16,8 @@ public final class BlockingHTTPClient {
     self.port = port
     let address = try SocketAddress(host: host, port: port)
     fd = socket(address.family, Int32(SOCK_STREAM.rawValue), 0)
+    // No descriptor (EMFILE): say so, rather than connect -1 and report EBADF.
+    guard fd >= 0 else { throw SocketError.system("socket", errno) }
     var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

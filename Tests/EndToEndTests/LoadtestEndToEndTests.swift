@@ -262,6 +262,28 @@ final class LoadtestEndToEndTests: SystemTestCase {
     XCTAssertTrue(output.contains("succeeded: 400"), output)
   }
 
+  /// A connection that cannot be made for want of a descriptor says so ("Too many open files"),
+  /// rather than "connect failed: Bad file descriptor" from connecting a socket that was never
+  /// made.
+  func testNoDescriptorLeftIsSaidPlainly() throws {
+    try startSystem(servers: 1, balancerArguments: ["--wait-timeout", "2", "--quiet"])
+    let csv = directory + "/emfile.csv"
+    let loadtest = ManagedProcess.productsDirectory.appendingPathComponent("loadtest").path
+    let (status, output) = try runLoadtest(
+      [
+        "-c", "ulimit -n 30 && exec \"$0\" \"$@\"", loadtest, balancerURL, "--requests", "100",
+        "--concurrency", "40", "--csv", csv, "--quiet",
+      ], shell: true)
+    XCTAssertEqual(status, 3, output)
+    let rows = try String(contentsOfFile: csv, encoding: .utf8).split(separator: "\n").dropFirst()
+    // (Others wait out --wait-timeout: a lease whose server could not be reached holds it.)
+    let failed = rows.filter { $0.contains("_unreachable,") }
+    XCTAssertFalse(failed.isEmpty, "40 connections at once fit in 30 descriptors?")
+    for row in failed {
+      XCTAssertTrue(row.contains(String(cString: strerror(EMFILE))), String(row))
+    }
+  }
+
   /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
   /// favour of a capacity measurement the user asked to skip.
   func testPoliciesRefusesABadCapacity() throws {
