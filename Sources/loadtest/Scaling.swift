@@ -95,19 +95,24 @@ final class RunningSystem {
   var url: String { "http://127.0.0.1:\(port)/" }
 
   init(balancer: String, servers: Int, arguments: [String] = []) throws {
-    directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let ports = try Socket.freePorts(servers + 1)
     port = ports[0]
-    let list = ports.dropFirst().map { "\"\($0)\"" }.joined(separator: ", ")
-    try "{\"available_servers\": [\(list)]}".write(
-      toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
-    process.executableURL = URL(fileURLWithPath: balancer)
-    process.arguments =
-      ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"] + arguments
-    process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-    _ = Self.stopAllOnSignal
-    try process.run()
+    directory = NSTemporaryDirectory() + "loadtest-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    do {
+      let list = ports.dropFirst().map { "\"\($0)\"" }.joined(separator: ", ")
+      try "{\"available_servers\": [\(list)]}".write(
+        toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
+      process.executableURL = URL(fileURLWithPath: balancer)
+      process.arguments =
+        ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"] + arguments
+      process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+      _ = Self.stopAllOnSignal
+      try process.run()
+    } catch {
+      try? FileManager.default.removeItem(atPath: directory)  // a balancer never started
+      throw error
+    }
     Self.running.withLock { $0[ObjectIdentifier(self)] = self }
     // Ready once every server has joined the queue.
     let deadline = Date(timeIntervalSinceNow: 20)

@@ -284,6 +284,21 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// A balancer that cannot be started leaves no scratch directory behind (its servers.json in
+  /// a loadtest-UUID directory of $TMPDIR, one per attempt).
+  func testAFailedStartLeavesNoScratchDirectory() throws {
+    let scratch = directory + "/tmp"
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+    for command in ["scale", "policies"] {
+      let process = try ManagedProcess(
+        "loadtest", [command, "--balancer-binary", "/nonexistent", "--quiet"],
+        environment: ["TMPDIR": scratch + "/"])
+      processes.append(process)
+      XCTAssertEqual(process.waitForExit(timeout: 10), 2, process.output)
+      XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch), [], command)
+    }
+  }
+
   /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
   /// favour of a capacity measurement the user asked to skip.
   func testPoliciesRefusesABadCapacity() throws {
