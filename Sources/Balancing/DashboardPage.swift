@@ -1,6 +1,6 @@
 /// The live dashboard, `GET /dashboard`: one HTML page with its CSS, script and charts inline (no
 /// external assets). It polls `/dashboard/data` once a second and updates in place: a tile per
-/// server with its state and lease age, the waiting line, jobs per second and wait percentiles
+/// server with its state, the leases it was handed and its lease age, the waiting line, jobs per second and wait percentiles
 /// over the last minute as small SVG charts, and the recent changes. It keeps no growing state:
 /// tiles are reused by server, charts are redrawn from the fixed minute, the change list is
 /// replaced.
@@ -108,7 +108,8 @@ public enum DashboardPage {
         tile.dataset.state = server.state;
         tile.querySelector(".name").textContent = server.server;
         tile.querySelector(".state").textContent =
-          server.state + (server.removed ? " (removed)" : "") + " · " + server.leases + " jobs";
+          server.state + (server.removed ? " (removed)" : "") + " · " + server.leases +
+          (server.leases === 1 ? " lease" : " leases");
         tile.querySelector(".age").textContent =
           server.lease_age !== undefined ? "lease " + seconds(server.lease_age) : "";
       });

@@ -129,6 +129,12 @@ final class ObservabilityTests: SystemTestCase {
         dom.contains("data-server=\"\(name)\" data-state=\"\(state)\"")
           || dom.contains("data-state=\"\(state)\" data-server=\"\(name)\""),
         "tile of \(name) should say \(state)")
+      // Its count is of leases handed out (one is unused, another ended with its server's
+      // crash): not of jobs served.
+      let leases = server["leases"] as! Int
+      XCTAssertTrue(
+        dom.contains(">\(state) · \(leases) lease\(leases == 1 ? "" : "s")<"),
+        "tile of \(name) should count \(leases) leases")
     }
     let totals = current["totals"] as! [String: Int]
     for (id, value) in [
