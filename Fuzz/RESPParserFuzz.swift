@@ -32,9 +32,7 @@ import RedisClient
 
 private struct Options {
   var limits = RESPParser.Limits()
-  var byteByByte = false
-  var repeatNeedMore = false
-  var readLengths: [Int] = []
+  var split = SplitPlan()
 }
 
 /// Splits the raw input into options and the bytes of the connection.
@@ -55,11 +53,8 @@ private func decode(_ input: UnsafeBufferPointer<UInt8>) -> (Options, UnsafeBuff
   default:  // the client's defaults
     break
   }
-  options.byteByByte = first & 0b100 != 0
-  options.repeatNeedMore = first & 0b1000 != 0
-  let cuts = min(Int(first >> 4), input.count - 1)
-  options.readLengths = input[1..<(1 + cuts)].map { Int($0) + 1 }
-  return (options, UnsafeBufferPointer(rebasing: input[(1 + cuts)...]))
+  options.split = SplitPlan(options: first, cutsAt: 1, in: input)
+  return (options, UnsafeBufferPointer(rebasing: input[options.split.payloadStart...]))
 }
 
 /// What one run over the input gave: the values, then the error that ended the connection or the
@@ -83,7 +78,7 @@ private func replies(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Replie
       let pending = input[start...]
       switch onExactCopy(pending, { parser.parse($0) }) {
       case .needMore:
-        if options.repeatNeedMore {
+        if options.split.repeatNeedMore {
           let again = onExactCopy(pending) { parser.parse($0) }
           guard again == .needMore else {
             fatalError("the same bytes answered .needMore, then \(again)")
@@ -192,7 +187,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let (options, payload) = decode(UnsafeBufferPointer(start: data, count: size))
   let bytes = Array(payload)
   let whole = replies(bytes.isEmpty ? [] : [bytes[...]], options)
-  let reads = splitReads(bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
+  let reads = options.split.reads(of: bytes)
   let pieces = replies(reads, options)
   if whole != pieces {
     let what = mismatch(whole, pieces)

@@ -47,9 +47,7 @@ private struct Request: Equatable {
 private struct Options {
   var limits = HTTPLimits()
   var bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)?
-  var byteByByte = false
-  var repeatNeedMore = false
-  var readLengths: [Int] = []
+  var split = SplitPlan()
 }
 
 /// Splits the raw input into options and the bytes of the connection.
@@ -77,11 +75,8 @@ private func decode(_ input: UnsafeBufferPointer<UInt8>) -> (Options, UnsafeBuff
   default:  // the server's defaults
     break
   }
-  options.byteByByte = first & 0b100 != 0
-  options.repeatNeedMore = first & 0b1000 != 0
-  let cuts = min(Int(first >> 4), input.count - 1)
-  options.readLengths = input[1..<(1 + cuts)].map { Int($0) + 1 }
-  return (options, UnsafeBufferPointer(rebasing: input[(1 + cuts)...]))
+  options.split = SplitPlan(options: first, cutsAt: 1, in: input)
+  return (options, UnsafeBufferPointer(rebasing: input[options.split.payloadStart...]))
 }
 
 /// Body limits by route: none for GET and HEAD, 4 bytes for /port_update/..., else 12 bytes.
@@ -135,7 +130,7 @@ private func snapshot(_ request: HTTPRequest) -> Request {
 /// Feeds `reads` to a request parser as a connection does.
 private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Request> {
   run(
-    reads, repeatNeedMore: options.repeatNeedMore,
+    reads, repeatNeedMore: options.split.repeatNeedMore,
     makeParser: { HTTPRequestParser(limits: options.limits, bodyLimit: options.bodyLimit) },
     parse: { parser, bytes, _ in parser.parse(bytes) },
     accept: { request, parser, _ in
@@ -157,8 +152,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let (options, payload) = decode(UnsafeBufferPointer(start: data, count: size))
   let bytes = Array(payload)
   let whole = run(bytes.isEmpty ? [] : [bytes[...]], options)
-  let reads = splitReads(
-    bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
+  let reads = options.split.reads(of: bytes)
   let pieces = run(reads, options)
   let failedEarly =
     whole.failure == nil && pieces.failure != nil && whole.messages == pieces.messages

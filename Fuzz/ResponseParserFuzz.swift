@@ -39,10 +39,8 @@ private struct Response: Equatable {
 
 private struct Options {
   var limits = HTTPLimits()
-  var byteByByte = false
-  var repeatNeedMore = false
+  var split = SplitPlan()
   var headMask: UInt8 = 0
-  var readLengths: [Int] = []
 
   func expectBody(_ index: Int) -> Bool { headMask & (1 << UInt8(index % 8)) == 0 }
 }
@@ -65,12 +63,9 @@ private func decode(_ input: UnsafeBufferPointer<UInt8>) -> (Options, UnsafeBuff
   default:  // the client's defaults
     break
   }
-  options.byteByByte = first & 0b100 != 0
-  options.repeatNeedMore = first & 0b1000 != 0
   options.headMask = input[1]
-  let cuts = min(Int(first >> 4), input.count - 2)
-  options.readLengths = input[2..<(2 + cuts)].map { Int($0) + 1 }
-  return (options, UnsafeBufferPointer(rebasing: input[(2 + cuts)...]))
+  options.split = SplitPlan(options: first, cutsAt: 2, in: input)
+  return (options, UnsafeBufferPointer(rebasing: input[options.split.payloadStart...]))
 }
 
 /// Invariants of every parsed response.
@@ -100,7 +95,7 @@ private func snapshot(_ response: HTTPClientResponse) -> Response {
 /// Feeds `reads` to a response parser as a client connection does.
 private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Response> {
   run(
-    reads, repeatNeedMore: options.repeatNeedMore,
+    reads, repeatNeedMore: options.split.repeatNeedMore,
     makeParser: { HTTPResponseParser(limits: options.limits) },
     parse: { parser, bytes, index in parser.parse(bytes, expectBody: options.expectBody(index)) },
     accept: { response, parser, index in
@@ -119,8 +114,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let (options, payload) = decode(UnsafeBufferPointer(start: data, count: size))
   let bytes = Array(payload)
   let whole = run(bytes.isEmpty ? [] : [bytes[...]], options)
-  let reads = splitReads(
-    bytes, byteByByte: options.byteByByte, readLengths: options.readLengths)
+  let reads = options.split.reads(of: bytes)
   let pieces = run(reads, options)
   if whole != pieces {
     let what = mismatchKind(whole, pieces, noun: "response")

@@ -69,28 +69,8 @@ echo "per cycle: $PER_CYCLE"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 if [ -x "$NGINX" ]; then
   NGINX_PORT="$(free_ports 1)"
-  cat >"$OUT/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $OUT/nginx.pid;
-error_log $OUT/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $OUT;
-  proxy_temp_path $OUT;
-  fastcgi_temp_path $OUT;
-  uwsgi_temp_path $OUT;
-  scgi_temp_path $OUT;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /port_update/ { return 200 "40001 reported its lease\n"; }
-    location / { return 302 http://\$host:40001/40001?lease=0123456789abcdef0123456789abcdef; }
-  }
-}
-CONF
+  nginx_cycle_conf "$OUT" "$NGINX_PORT" single \
+    'http://$host:40001/40001?lease=0123456789abcdef0123456789abcdef' '40001 reported its lease\n'
   valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
     "$NGINX" -c "$OUT/nginx.conf" -p "$OUT" >"$OUT/nginx.log" 2>&1 &
   PID=$!

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the balancer side by side with nginx on this machine, in one run:
 #  1. the lease/report cycle (GET / then GET /port_update/<port>) with wrk against the balancer,
-#     and the same script against nginx (one worker) answering 302 for / and 200 for
+#     and the same script against nginx (one worker, connections kept for any number of
+#     requests) answering 302 for / and 200 for
 #     /port_update/, printing both request rates and their ratio, and each server's CPU per
 #     request (user and system, from /proc/<pid>/stat over the wrk run): wrk has one core and
 #     the server the other, so when both servers keep up with wrk the rates say little and the
@@ -53,26 +54,7 @@ PIDS+=($!)
 wait_port "$LB_PORT"
 
 NGINX_PORT="$(free_ports 1)"
-cat >"$WORK/nginx.conf" <<CONF
-worker_processes 1;
-daemon on;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK;
-  proxy_temp_path $WORK;
-  fastcgi_temp_path $WORK;
-  uwsgi_temp_path $WORK;
-  scgi_temp_path $WORK;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /port_update/ { return 200 "ok\n"; }
-    location / { return 302 http://\$host:5001/5001; }
-  }
-}
-CONF
+nginx_cycle_conf "$WORK" "$NGINX_PORT" daemon 'http://$host:5001/5001' 'ok\n'
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
 wait_port "$NGINX_PORT"
 
