@@ -19,9 +19,12 @@ public final class HTTPHealthProbe: HealthProbe {
   {
     send(to: server, method: "GET", path: "/health") { result in
       switch result {
-      case .success(let response) where response.statusCode >= 500:
-        // Alive, but it tells nothing of its jobs (503: all its connections are taken, as
+      case .success(let response) where response.statusCode == 503:
+        // Alive, but too loaded to say more (our server: all its connections are taken, as
         // while a crowd holds them): it may be busy, so a lease on it is not ended as idle.
+        // Another 5xx is a server that fails on /health (one written for the original may
+        // fail on any path it does not know): it counts as idle, or its lease would be
+        // extended for ever.
         completion(.busy)
       case .success(let response):
         // Any answer means it is alive; a server written for the original has no /health of
