@@ -152,9 +152,8 @@ public final class ReplicaManager {
     }
     var chosen: [ServerEntry] = []
     for name in request.names {
-      guard let entry = entries.first(where: { Self.names(name, $0) }) else {
-        return failure("<Error> \(name) is not in the pool")
-      }
+      guard let entry = entries.first(where: { Self.names(name, $0) }) ?? sameServer(as: name)
+      else { return failure("<Error> \(name) is not in the pool") }
       guard !chosen.contains(entry) else {
         return failure("<Error> \(entry.displayName) is named twice in hostnames")
       }
@@ -178,6 +177,16 @@ public final class ReplicaManager {
   private static func names(_ name: String, _ entry: ServerEntry) -> Bool {
     entry.displayName == name || entry.address.description == name
       || ServerAddress(parsing: name) == entry.address
+  }
+
+  /// The replica that `name`, an address, is another name for (`127.0.0.1:5002` or
+  /// `localhost:5002` for `5002`: the same port on the same machine, as /add and servers.json
+  /// tell them apart); nil if it names none, or is no address.
+  private func sameServer(as name: String) -> ServerEntry? {
+    guard let address = ServerAddress(parsing: name),
+      case .success(let named) = broker.identifier.identity(of: address)
+    else { return nil }
+    return entries.first { broker.identity(of: $0.address)?.overlaps(named) ?? false }
   }
 
   private func parse(_ body: [UInt8], verb: String, example: String) -> Result<

@@ -324,6 +324,10 @@ public final class ServerBroker {
     return change
   }
 
+  /// Who `server` is, as worked out when its configuration was applied (nil if it is not in the
+  /// pool).
+  public func identity(of server: ServerAddress) -> ServerIdentity? { identities[server] }
+
   /// A numeric address to reach `server` at, resolved when its configuration was applied (nil
   /// for a server on this machine listed by port): so that probes never resolve names.
   public func numericHost(of server: ServerAddress) -> String? {

@@ -188,6 +188,10 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(try fileOnDisk().servers.map(\.description), ["5001", "5002", "5003"])
     XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1, "hostnames": ["05002"]}"#).status, 200)
     XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001, 5003])
+    // The same server on this machine by another address, as /add refuses it ("127.0.0.1:5003
+    // and 5003 are the same server"): /rm finds it too (found in review).
+    XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1, "hostnames": ["127.0.0.1:5003"]}"#).status, 200)
+    XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001])
   }
 
   func testOnlyLoopbackOrTheAdminTokenMayChangeReplicas() {
