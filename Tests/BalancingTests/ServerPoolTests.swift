@@ -183,7 +183,8 @@ final class ServerPoolTests: XCTestCase {
     guard case .down = pool.health(of: ServerAddress(port: 5001)) else { return XCTFail("down") }
     clock.advance(1)
     supervisor.tick(now: clock.now)
-    XCTAssertEqual(probe.pending.map(\.server.port), [5001])  // the down one is probed, 5002 not yet
+    // The down one is probed, 5002 not yet.
+    XCTAssertEqual(probe.pending.map(\.server.port), [5001])
     probe.answer(5001, .idle)
     XCTAssertEqual(free, [5002, 5001])
     clock.advance(5)

@@ -74,7 +74,8 @@ final class LoadtestEndToEndTests: SystemTestCase {
     let json = directory + "/failover.json"
     let (status, output) = try runLoadtest([
       balancerURL, "--requests", "2000", "--concurrency", "16", "--json", json,
-      "--run-at", "1000:pkill -9 -f -- '[f]actorial-server --port \(victim) '",  // [f]: not matching itself
+      // [f]: the pattern does not match pkill itself.
+      "--run-at", "1000:pkill -9 -f -- '[f]actorial-server --port \(victim) '",
     ])
     XCTAssertEqual(status, 0, output)
     XCTAssertTrue(output.contains("ran: pkill"), output)
