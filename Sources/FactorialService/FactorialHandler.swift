@@ -225,6 +225,14 @@ public final class FactorialHandler: HTTPHandler {
       },
       { [weak self] body in
         guard let self, let body else { return }  // dropped: settled when its client left
+        guard !responder.isFinished else {
+          // Its client left while it ran: nobody to answer, but the lease was used and the
+          // server is free again.
+          self.activeJobs -= 1
+          if let reportPath { self.report?(reportPath) }
+          self.log?("\(request.method) \(request.target) not answered: the client left")
+          return
+        }
         let response = HTTPResponse(status: .ok, headers: Self.answerHeaders, body: body)
         // Answer first; report only once the answer is out (or the client is gone).
         responder.respond(response) { [weak self] in

@@ -210,4 +210,34 @@ final class FactorialQueueTests: XCTestCase {
     XCTAssertEqual(Set(reports), ["/port_update/5001?lease=t0", "/port_update/5001?lease=t1"])
     XCTAssertEqual(handler.activeJobs, 0)
   }
+
+  /// A client that leaves while its job runs (a reset or a FIN after a large request): nobody
+  /// gets the answer, but the lease was used and the server is free again, so the job leaves the
+  /// queue and its lease is reported. (Before, the finished job was kept as active for ever, so
+  /// `/health` said busy and the balancer extended the lease without end.)
+  func testAJobWhoseClientLeftWhileItRanIsStillReported() {
+    var work: (() -> [UInt8]?)?
+    var deliver: (([UInt8]?) -> Void)?
+    let handler = FactorialHandler(port: 5001) { job, done in
+      work = job
+      deliver = done
+    }
+    handler.inlineLimit = -1
+    var reports: [String] = []
+    handler.report = { reports.append($0) }
+    let sink = Sink()
+    let responder = HTTPResponder(sink: sink)
+    handler.handle(
+      HTTPRequest(
+        method: "GET", target: "/5001?n=5&lease=t0", headers: HTTPHeaders([("Host", "x")])),
+      responder: responder)
+    let body = work?()  // a worker starts the job
+    XCTAssertNotNil(body)
+    responder.cancel()  // its client leaves meanwhile
+    XCTAssertEqual(handler.droppedJobs, 0, "too late to drop: it started")
+    deliver?(body)
+    XCTAssertTrue(sink.responses.isEmpty, "nobody to answer")
+    XCTAssertEqual(reports, ["/port_update/5001?lease=t0"])
+    XCTAssertEqual(handler.activeJobs, 0)
+  }
 }
