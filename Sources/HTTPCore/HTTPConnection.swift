@@ -277,7 +277,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
           .write(into: &output, close: true, omitBody: false)
         flush()
       }
-    } else if now - lastActivity > MonotonicClock.nanoseconds(configuration.idleTimeout) {
+    } else if now - max(lastActivity, writeStarted)
+      > MonotonicClock.nanoseconds(configuration.idleTimeout)
+    {
+      // Idle since the last read or the last answer's last write, whichever came later: a
+      // request that waited long (parked) was not idle meanwhile.
       close()
     }
   }

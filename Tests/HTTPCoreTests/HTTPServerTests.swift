@@ -242,6 +242,20 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertGreaterThan(Date().timeIntervalSince(start), 0.3)
   }
 
+  /// The idle timeout counts from the connection's last activity, its answer included: a request
+  /// that waited (parked) longer than the idle timeout leaves its connection open for the next
+  /// one once answered. (Before, the connection was closed within one sweep of the answer, as
+  /// idle since its request was read: a client reusing it lost its next request.)
+  func testAConnectionAnsweredAfterALongWaitIsNotClosedAsIdle() throws {
+    let client = try TestClient(port: running.port, timeout: 3)
+    try client.send("GET /park HTTP/1.1\r\nHost: a\r\n\r\n")
+    Thread.sleep(forTimeInterval: 1.0)  // longer than the idle timeout (0.6 s)
+    running.onLoop { self.running.handler.release() }
+    XCTAssertEqual(try client.readResponse().text, "released\n")
+    Thread.sleep(forTimeInterval: 0.3)  // well within the idle timeout
+    XCTAssertEqual(try client.get("/echo/again").text, "GET /echo/again 0\n")
+  }
+
   func testHeadOmitsTheBody() throws {
     let client = try TestClient(port: running.port)
     let response = try client.get("/echo", method: "HEAD")
