@@ -278,7 +278,13 @@ public final class HTTPClient: EventHandler {
     }
     // A response and the close after it often arrive together: read the response first.
     if inFlight {
-      let result = input.withUnsafeBytes { parser.parse($0) }
+      var result = input.withUnsafeBytes { parser.parse($0) }
+      // An interim answer (1xx) is not the answer (RFC 9110 §15.2): taken for it, every later
+      // request would be matched to its predecessor's answer.
+      while case .complete(let interim, let consumed) = result, interim.statusCode < 200 {
+        input.removeFirst(consumed)
+        result = input.withUnsafeBytes { parser.parse($0) }
+      }
       switch result {
       case .needMore:
         break

@@ -322,6 +322,53 @@ final class HTTPClientTests: XCTestCase {
     XCTAssertEqual(results.withLock { $0 }.last, "GET /echo/3 0\n")
   }
 
+  /// An interim answer (`100 Continue`, `103 Early Hints`) is not the answer: the client skips
+  /// it (RFC 9110 §15.2), or every later request would be matched to its predecessor's answer
+  /// (a report refused with 503 taken for delivered, with the 200 of the one before).
+  func testInterimAnswersAreSkipped() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+    let port = Socket.localPort(listener)
+    Thread.detachNewThread {
+      var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+      guard poll(&pollfd, 1, 5000) == 1 else { return }
+      let fd = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 1024)
+      for answer in [
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+          + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 6\r\n\r\nsecond",
+      ] {
+        guard read(fd, &buffer, buffer.count) > 0 else { break }
+        _ = write(fd, answer, answer.utf8.count)
+      }
+      Thread.sleep(forTimeInterval: 0.5)
+      close(fd)
+      close(listener)
+    }
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = 5
+    let outcomes = Mutex<[String]>([])
+    loop.execute {
+      for path in ["/1", "/2"] {
+        client.send(path: path) { result in
+          let count = outcomes.withLock {
+            switch result {
+            case .success(let response): $0.append("\(response.statusCode) \(response.text)")
+            case .failure(let failure): $0.append("failed: \(failure)")
+            }
+            return $0.count
+          }
+          if count == 2 { loop.stop() }
+        }
+      }
+    }
+    loop.run()
+    client.shutdown()
+    XCTAssertEqual(outcomes.withLock { $0 }, ["200 first", "503 second"])
+  }
+
   /// A server that answers with `Connection: close` and closes at once: the response and the
   /// end of the stream arrive together, and the response must still be delivered.
   func testResponseFollowedByCloseIsDelivered() throws {
