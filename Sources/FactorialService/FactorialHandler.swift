@@ -90,9 +90,11 @@ public final class FactorialHandler: HTTPHandler {
         // Not sent by a balancer that gives leases (or by hand): the job, but no report.
         return job(request, responder, lease: nil)
       }
-      switch leases.admit(lease) {
+      // HEAD is safe (RFC 9110 §9.2.1): it gets what a GET would, and uses up no lease.
+      let isHead = request.method == "HEAD"
+      switch isHead ? leases.peek(lease) : leases.admit(lease) {
       case .start:
-        job(request, responder, lease: lease)
+        job(request, responder, lease: isHead ? nil : lease)
       case .revoked:
         askAgain(request, responder, "this lease was revoked: it was not used in time")
       case .usedAlready:

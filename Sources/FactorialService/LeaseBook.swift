@@ -26,6 +26,12 @@ public struct LeaseBook {
     return started.insert(token) ? .start : .usedAlready
   }
 
+  /// What `admit` would answer for `token` now, recording nothing (for a HEAD).
+  public func peek(_ token: String) -> Admission {
+    if revoked.contains(token) { return .revoked }
+    return started.contains(token) ? .usedAlready : .start
+  }
+
   /// The balancer asks to revoke `token`: true if it is now revoked (its job never started),
   /// false if its client came already.
   public mutating func revoke(_ token: String) -> Bool {

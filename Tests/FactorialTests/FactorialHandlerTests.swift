@@ -42,6 +42,25 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(handler.activeJobs, 0)
   }
 
+  /// HEAD is safe (RFC 9110 §9.2.1): with a lease it gets what a GET would, and uses up
+  /// nothing: the lease stays the client's, no report. (Before, a HEAD, a link checker's or a
+  /// prefetch, used the lease, and the client's GET was sent back to the balancer.)
+  func testAHeadWithALeaseUsesNothingUp() throws {
+    let handler = makeHandler()
+    handler.balancerLocation = { _ in "http://x:8001/" }
+    let head = get(handler, "/5001?n=10&lease=t1", method: "HEAD")
+    XCTAssertEqual(head.status.code, 200)
+    XCTAssertEqual(reports, [])
+    let revocation = get(handler, "/revoke?lease=t1", method: "POST")
+    XCTAssertEqual(try LeaseRevocation.decode(revocation.body).state, .revoked)
+    // A revoked lease gets the same answer by HEAD as by GET.
+    XCTAssertEqual(get(handler, "/5001?lease=t1", method: "HEAD").status.code, 302)
+    let job = get(handler, "/5001?n=10&lease=t2", method: "HEAD")
+    XCTAssertEqual(job.body, get(handler, "/5001?n=10&lease=t2").body)
+    XCTAssertEqual(reports, ["/port_update/5001?lease=t2"])
+    XCTAssertEqual(get(handler, "/5001?lease=t2", method: "HEAD").status.code, 302)
+  }
+
   /// Small jobs are computed at once, without a hand-off to the workers.
   func testSmallJobsAreComputedWithoutAHandOff() {
     var handedOff = 0
