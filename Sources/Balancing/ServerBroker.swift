@@ -260,7 +260,7 @@ public final class ServerBroker {
       let detail = ended.isEmpty ? reason : "\(reason), \(ended.count) lease(s) unreported"
       if self.pool.isRetired(server) && self.store.inFlight(server) == 0 {
         self.pool.drop(server, reason: detail + "; removed from the pool")
-        self.forget(server)
+        self.forgetRetired(server)
       } else {
         self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
       }
@@ -272,7 +272,7 @@ public final class ServerBroker {
   public func dropIfRetiredAndIdle(_ server: ServerAddress) {
     guard pool.isRetired(server), store.inFlight(server) == 0 else { return }
     pool.drop(server, reason: "its last lease ended at another balancer; removed from the pool")
-    forget(server)
+    forgetRetired(server)
   }
 
   /// Down servers due for a probe; each is marked as being probed.
@@ -411,7 +411,7 @@ public final class ServerBroker {
     let standing = pool.standing(of: server)
     if standing == .retired {
       pool.drop(server, reason: reason() + "; removed from the pool")
-      forget(server)
+      forgetRetired(server)
       return
     }
     let available = standing == .serving
@@ -435,8 +435,29 @@ public final class ServerBroker {
     reportsWithLeases.remove(server)
   }
 
-  /// Offers a server that came up to the dispatcher, if it holds no lease.
+  /// Forgets a retired server whose last lease ended: the same process listed under another
+  /// name (`localhost:5002` for `5002`), held back meanwhile, may take clients now.
+  private func forgetRetired(_ server: ServerAddress) {
+    let identity = identities[server]
+    forget(server)
+    guard let identity else { return }
+    for other in pool.servers where identities[other]?.overlaps(identity) ?? false {
+      offer(other)
+    }
+  }
+
+  /// Offers a server that came up to the dispatcher, if it holds no lease and is not busy under
+  /// another name: a retired entry for the same process (`5002` replaced by `localhost:5002`)
+  /// whose job still runs.
   private func offer(_ server: ServerAddress) {
-    if store.inFlight(server) == 0 && pool.canServe(server) { dispatcher.serverFreed(server) }
+    guard store.inFlight(server) == 0 && pool.canServe(server) else { return }
+    if let identity = identities[server],
+      pool.servers.contains(where: {
+        $0 != server && store.inFlight($0) > 0 && (identities[$0]?.overlaps(identity) ?? false)
+      })
+    {
+      return
+    }
+    dispatcher.serverFreed(server)
   }
 }

@@ -234,6 +234,30 @@ final class ServerPoolTests: XCTestCase {
     assertCountersAddUp()
   }
 
+  /// `5002` replaced by `127.0.0.1:5002` (the same process) while `5002` runs a job: the new
+  /// spelling is not handed out until that job's lease ends, then once.
+  func testAServerReaddedUnderAnotherSpellingWaitsForItsOldLease() throws {
+    _ = take()  // 5001
+    let leased = take()  // 5002
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5002)
+    try broker.reconfigure([ServerAddress(port: 5001), respelled])
+    XCTAssertEqual(free, [], "the process behind 5002 is still busy with its job")
+    let waiting = take()
+    XCTAssertNil(waiting.status)
+    FakeClient().request(balancer, "/port_update/5002?lease=\(leased.lease!)")
+    XCTAssertEqual(waiting.status, 302)
+    XCTAssertEqual(waiting.server, "http://127.0.0.1:5002/5002")
+    XCTAssertEqual(free, [])
+    XCTAssertEqual(broker.stateName(respelled), "leased")
+
+    // And back to the first spelling while the second one's job runs.
+    try broker.reconfigure([ServerAddress(port: 5001), ServerAddress(port: 5002)])
+    XCTAssertEqual(free, [])
+    FakeClient().request(balancer, "/port_update/5002?lease=\(waiting.lease!)")
+    XCTAssertEqual(free, [5002])
+    assertCountersAddUp()
+  }
+
   func testReconfigureToTheSameListChangesNothing() throws {
     let leased = take()
     let change = try broker.reconfigure([5001, 5002].map { ServerAddress(port: $0) })
