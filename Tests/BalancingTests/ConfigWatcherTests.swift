@@ -167,17 +167,40 @@ final class ConfigWatcherTests: XCTestCase {
     assertUnchanged(watcher.poll())
   }
 
-  func testForcedPollSeesAnEditWhoseStampLooksTheSame() throws {
+  func testAnEditOfTheSameSizeAndModificationTimeIsSeen() throws {
     let stamp = Date(timeIntervalSince1970: 1_600_000_000)
     try replace(with: #"{"available_servers": ["5001"]}"#)
     try setModificationDate(stamp)
     let watcher = ConfigWatcher(path: path)
 
-    // Same size and same modification time: only a forced poll (SIGHUP) looks inside.
+    // Same size and same modification time, but another file (renamed over it).
     try replace(with: #"{"available_servers": ["5009"]}"#, sameSizeAllowed: true)
     try setModificationDate(stamp)
-    assertUnchanged(watcher.poll())
+    XCTAssertEqual(servers(watcher.poll()), ports(5009))
     XCTAssertEqual(servers(watcher.poll(force: true)), ports(5009))
+    assertUnchanged(watcher.poll())
+  }
+
+  /// servers.json a symbolic link to one of two versions of the same size and modification time
+  /// (as files in a Nix store, all dated 1970), the link swapped to the other: an edit.
+  func testASymlinkSwappedToAnotherFileOfTheSameStampIsAnEdit() throws {
+    let stamp = Date(timeIntervalSince1970: 1)
+    let first = directory.appendingPathComponent("first.json").path
+    let second = directory.appendingPathComponent("second.json").path
+    for (target, port) in [(first, 5001), (second, 5002)] {
+      try Data(#"{"available_servers": ["\#(port)"]}"#.utf8).write(to: URL(fileURLWithPath: target))
+      try FileManager.default.setAttributes([.modificationDate: stamp], ofItemAtPath: target)
+    }
+    XCTAssertEqual(symlink(first, path), 0)
+    let watcher = ConfigWatcher(path: path)
+    assertUnchanged(watcher.poll())
+
+    // Swapped atomically, as `ln -sfn` through a temporary link does.
+    let link = path + ".link"
+    XCTAssertEqual(symlink(second, link), 0)
+    XCTAssertEqual(rename(link, path), 0)
+    XCTAssertEqual(servers(watcher.poll()), ports(5002))
+    assertUnchanged(watcher.poll())
   }
 
   func testForcedPollReportsAnInvalidFileAgain() throws {
