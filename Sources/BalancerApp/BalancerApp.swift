@@ -200,6 +200,7 @@ public final class BalancerApp {
       }
     }
     loop.schedule(every: 1) { [weak self] in self?.reloadConfig(force: false) }
+    balancer.replicas.beforeChange = { [weak self] in self?.reloadConfig(force: false) }
     if handlingSignals {
       loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
       for signal in [SIGINT, SIGTERM] {

@@ -27,6 +27,9 @@ public final class ReplicaManager {
   /// Receives the pool after each change made here (a reload, /add, /rm), to pass on to the
   /// balancers that share it; not called for a pool adopted from them.
   public var onChange: ((ServersFile) -> Void)?
+  /// Called before /add or /rm works out its change from `entries`: the balancer takes a hand
+  /// edit of servers.json it has not checked yet, which the rewrite would otherwise lose.
+  public var beforeChange: (() -> Void)?
 
   public init(broker: ServerBroker, entries: [ServerEntry]) {
     self.broker = broker
@@ -93,6 +96,7 @@ public final class ReplicaManager {
     case .failure(let message): return failure(message)
     case .success(let value): request = value
     }
+    beforeChange?()
     guard request.n <= maxAddedAtOnce else {
       return failure("<Error> n may be at most \(maxAddedAtOnce) in one request")
     }
@@ -143,6 +147,7 @@ public final class ReplicaManager {
     case .failure(let message): return failure(message)
     case .success(let value): request = value
     }
+    beforeChange?()
     guard request.names.count <= request.n else {
       return failure("<Error> Length of hostname list is more than removable instances")
     }

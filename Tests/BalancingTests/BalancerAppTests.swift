@@ -162,6 +162,31 @@ final class BalancerAppTests: XCTestCase {
       "\(logged)")
   }
 
+  /// servers.json edited by hand, then `/add` and `/rm` before the next check of the file (within
+  /// the second): each starts from the edited pool, and its rewrite of the file keeps the edit.
+  func testAddAndRemoveRightAfterAHandEditKeepTheEdit() throws {
+    settle()
+    try #"{"available_servers": ["5001", "5002", "5003"]}"#.write(
+      toFile: configPath, atomically: true, encoding: .utf8)
+    let admin = FakeClient()
+    admin.request(
+      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(
+      try ServersFile.load(path: configPath).servers.map(\.description),
+      ["5001", "5002", "5003", "10.9.9.9:5010"])
+
+    try #"{"available_servers": ["5001", "5002", "5003", "10.9.9.9:5010", "5004"]}"#.write(
+      toFile: configPath, atomically: true, encoding: .utf8)
+    admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1, "hostnames": ["5001"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(
+      try ServersFile.load(path: configPath).servers.map(\.description),
+      ["5002", "5003", "10.9.9.9:5010", "5004"])
+    XCTAssertEqual(
+      broker.pool.servers.map(\.description), ["5002", "5003", "10.9.9.9:5010", "5004"])
+  }
+
   func testStopAnswersWaitingClientsAndRefusesNewOnes() {
     settle()
     let clients = (0..<3).map { _ in FakeClient() }
