@@ -64,26 +64,7 @@ public final class PoolSupervisor {
     }
     for server in broker.serversToProbe(now: now) {
       probe.check(server) { [weak self] result in
-        self?.settleProbe(of: server, result: result)
-      }
-    }
-  }
-
-  /// A probe of a down server answered. If the server answers, the leases that ended while it
-  /// was down are revoked there first (their clients may come once a partition heals), and only
-  /// then is it back: no late client starts a job on it once it is handed to another.
-  private func settleProbe(of server: ServerAddress, result: ServerPool.CheckResult) {
-    let stranded =
-      result == .unreachable || result == .inconclusive
-      ? [] : broker.takeLeasesEndedWhileDown(server)
-    guard !stranded.isEmpty else {
-      return broker.finishProbe(of: server, result: result, now: broker.clock())
-    }
-    var left = stranded.count
-    for lease in stranded {
-      probe.revoke(lease) { [weak self] _ in
-        left -= 1
-        guard left == 0, let broker = self?.broker else { return }
+        guard let broker = self?.broker else { return }
         broker.finishProbe(of: server, result: result, now: broker.clock())
       }
     }

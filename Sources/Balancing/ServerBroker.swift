@@ -46,10 +46,6 @@ public final class ServerBroker {
   private var reportsWithLeases: Set<ServerAddress> = []
   /// The store, when it is the in-process ledger: reports with a lease are then settled at once.
   private let ledger: LeaseLedger?
-  /// Leases that ended unreported when their server was found down, by server: their clients may
-  /// still come once it answers again (a partition that heals lets their connections through),
-  /// so they are revoked there before the server is handed out again.
-  private var endedWhileDown: [ServerAddress: [Lease]] = [:]
 
   /// Every server of `pool` that can serve starts free in `dispatcher`.
   public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
@@ -247,7 +243,7 @@ public final class ServerBroker {
         } else {
           self.markDown(
             lease.server, now: now, failedCheck: true,
-            reason: "leased server does not answer: down", unreported: [lease])
+            reason: "leased server does not answer: down")
         }
       }
     }
@@ -255,10 +251,8 @@ public final class ServerBroker {
 
   /// Marks a server down at once (a check found it silent, or its process exited): it is not
   /// handed out, and its leases end unreported.
-  /// `unreported`: leases of the server that ended just before (its check found it silent).
   public func markDown(
-    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down",
-    unreported: [Lease] = []
+    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
   ) {
     // Out of the dispatcher at once; then one line for the event, with the leases it ended.
     if pool.canServe(server) { dispatcher.serverStopped(server) }
@@ -269,9 +263,6 @@ public final class ServerBroker {
         self.forgetRetired(server)
       } else {
         self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
-        if !unreported.isEmpty || !ended.isEmpty {
-          self.endedWhileDown[server, default: []] += unreported + ended
-        }
       }
     }
   }
@@ -286,16 +277,6 @@ public final class ServerBroker {
 
   /// Down servers due for a probe; each is marked as being probed.
   public func serversToProbe(now: UInt64) -> [ServerAddress] { pool.serversToProbe(now: now) }
-
-  /// The leases of `server` that ended unreported while it was down, taken (asked for once): a
-  /// probe that finds it answering revokes them there before `finishProbe` brings it back.
-  public func takeLeasesEndedWhileDown(_ server: ServerAddress) -> [Lease] {
-    guard let leases = endedWhileDown.removeValue(forKey: server) else { return [] }
-    note(
-      "\(server): answers; revoking there the \(leases.count) lease(s) that ended while it was down"
-        + " before it is handed out again")
-    return leases
-  }
 
   /// The outcome of probing a down server: any answer brings it back.
   public func finishProbe(of server: ServerAddress, result: ServerPool.CheckResult, now: UInt64) {
@@ -450,7 +431,6 @@ public final class ServerBroker {
   /// Forgets a server that left the pool.
   private func forget(_ server: ServerAddress) {
     store.forget(server)
-    endedWhileDown[server] = nil
     identities[server] = nil
     reportsWithLeases.remove(server)
   }
