@@ -322,29 +322,37 @@ final class HTTPClientTests: XCTestCase {
     XCTAssertEqual(results.withLock { $0 }.last, "GET /echo/3 0\n")
   }
 
-  /// An interim answer (`100 Continue`, `103 Early Hints`) is not the answer: the client skips
-  /// it (RFC 9110 §15.2), or every later request would be matched to its predecessor's answer
-  /// (a report refused with 503 taken for delivered, with the 200 of the one before).
-  func testInterimAnswersAreSkipped() throws {
+  /// A server of one connection, on a thread of its own: for each request it reads it writes the
+  /// next of `answers` as they are, then closes after `linger` seconds. Returns its port.
+  private func scriptedServer(_ answers: [String], linger: Double = 0) throws -> Int {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)
     let port = Socket.localPort(listener)
     Thread.detachNewThread {
+      defer { close(listener) }
       var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
       guard poll(&pollfd, 1, 5000) == 1 else { return }
       let fd = accept(listener, nil, nil)
       var buffer = [UInt8](repeating: 0, count: 1024)
-      for answer in [
-        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-          + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 6\r\n\r\nsecond",
-      ] {
+      for answer in answers {
         guard read(fd, &buffer, buffer.count) > 0 else { break }
         _ = write(fd, answer, answer.utf8.count)
       }
-      Thread.sleep(forTimeInterval: 0.5)
+      if linger > 0 { Thread.sleep(forTimeInterval: linger) }
       close(fd)
-      close(listener)
     }
+    return port
+  }
+
+  /// An interim answer (`100 Continue`, `103 Early Hints`) is not the answer: the client skips
+  /// it (RFC 9110 §15.2), or every later request would be matched to its predecessor's answer
+  /// (a report refused with 503 taken for delivered, with the 200 of the one before).
+  func testInterimAnswersAreSkipped() throws {
+    let port = try scriptedServer(
+      [
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+          + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 6\r\n\r\nsecond",
+      ], linger: 0.5)
     let loop = try EventLoop()
     let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
     client.retryWindow = 0
@@ -372,20 +380,9 @@ final class HTTPClientTests: XCTestCase {
   /// A server that answers with `Connection: close` and closes at once: the response and the
   /// end of the stream arrive together, and the response must still be delivered.
   func testResponseFollowedByCloseIsDelivered() throws {
-    let listener = try Socket.listen(host: "127.0.0.1", port: 0)
-    let port = Socket.localPort(listener)
-    Thread.detachNewThread {
-      var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-      guard poll(&pollfd, 1, 5000) == 1 else { return }
-      let fd = accept(listener, nil, nil)
-      var buffer = [UInt8](repeating: 0, count: 1024)
-      _ = read(fd, &buffer, buffer.count)
-      let answer = Array(
-        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello".utf8)
-      _ = write(fd, answer, answer.count)
-      close(fd)
-      close(listener)
-    }
+    let port = try scriptedServer([
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    ])
     let loop = try EventLoop()
     let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
     client.retryWindow = 0
