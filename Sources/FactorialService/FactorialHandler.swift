@@ -206,11 +206,8 @@ public final class FactorialHandler: HTTPHandler {
     let claim = JobClaim()
     responder.onCancel = { [weak self] in
       guard claim.abandon(), let self else { return }
-      self.activeJobs -= 1
       self.droppedJobs += 1
-      // The lease was used, and the server is free again: the balancer must hear it.
-      if let reportPath { self.report?(reportPath) }
-      self.log?("\(request.method) \(request.target) dropped: the client left first")
+      self.endUnanswered(request, reportPath: reportPath, "dropped: the client left first")
     }
     let run: JobRunner = n <= inlineLimit ? { work, deliver in deliver(work()) } : runJob
     run(
@@ -228,12 +225,9 @@ public final class FactorialHandler: HTTPHandler {
       { [weak self] body in
         guard let self, let body else { return }  // dropped: settled when its client left
         guard !responder.isFinished else {
-          // Its client left while it ran: nobody to answer, but the lease was used and the
-          // server is free again.
-          self.activeJobs -= 1
-          if let reportPath { self.report?(reportPath) }
-          self.log?("\(request.method) \(request.target) not answered: the client left")
-          return
+          // Its client left while it ran: nobody to answer.
+          return self.endUnanswered(
+            request, reportPath: reportPath, "not answered: the client left")
         }
         let response = HTTPResponse(status: .ok, headers: Self.answerHeaders, body: body)
         // Answer first; report only once the answer is out (or the client is gone).
@@ -246,6 +240,14 @@ public final class FactorialHandler: HTTPHandler {
         }
         self.log?("\(request.method) \(request.target) 200 n=\(n)")
       })
+  }
+
+  /// Ends a job whose client left, before it started or while it ran: the lease was used, and
+  /// the server is free again, so the balancer must hear it.
+  private func endUnanswered(_ request: HTTPRequest, reportPath: String?, _ what: String) {
+    activeJobs -= 1
+    if let reportPath { report?(reportPath) }
+    log?("\(request.method) \(request.target) \(what)")
   }
 
   private func finish(_ responder: HTTPResponder, _ request: HTTPRequest, _ response: HTTPResponse)
