@@ -1,4 +1,5 @@
 import Foundation
+import HTTPCore
 import ProgramSupport
 
 /// Everything the factorial server's flags decide, validated.
@@ -76,7 +77,7 @@ public struct FactorialServerConfiguration: Sendable {
   static func environmentBalancer(host: String, port: Int) throws(CommandLineOptions.UsageError)
     -> BalancerAddress
   {
-    let text = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    let text = HTTPHeaders.hostValue(host, port: port)
     switch BalancerAddress.parse(text) {
     case .failure(let reason):
       throw CommandLineOptions.UsageError(
