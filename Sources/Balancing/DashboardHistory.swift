@@ -69,14 +69,14 @@ public final class DashboardHistory {
         seconds.append(DashboardData.Second(jobs: 0, waitP50: nil, waitP99: nil))
         continue
       }
-      let sorted = bucket.waits.sorted()
+      let sorted = bucket.waits.sorted().map { (seconds: $0, weight: 1.0) }
       seconds.append(
         DashboardData.Second(
           jobs: bucket.jobs, waitP50: Self.percentile(sorted, 0.5),
           waitP99: Self.percentile(sorted, 0.99)))
       jobs += bucket.jobs
       let weight = Double(bucket.waitCount) / Double(max(1, bucket.waits.count))
-      allWaits += bucket.waits.map { ($0, weight) }
+      allWaits += sorted.map { ($0.seconds, weight) }
     }
     allWaits.sort { $0.seconds < $1.seconds }
     return DashboardData(
@@ -97,16 +97,9 @@ public final class DashboardHistory {
     change(&buckets[index])
   }
 
-  /// The `fraction` percentile of sorted values (nearest rank), nil if there are none.
-  static func percentile(_ sorted: [Double], _ fraction: Double) -> Double? {
-    guard !sorted.isEmpty else { return nil }
-    let rank = Int((fraction * Double(sorted.count)).rounded(.up))
-    return sorted[min(sorted.count - 1, max(0, rank - 1))]
-  }
-
   /// The `fraction` percentile (nearest rank) of values sorted by `seconds`, each standing for
-  /// `weight` values: the first whose running weight reaches `fraction` of the whole. nil if
-  /// there are none.
+  /// `weight` values (1 each within one second): the first whose running weight reaches
+  /// `fraction` of the whole. nil if there are none.
   static func percentile(_ sorted: [(seconds: Double, weight: Double)], _ fraction: Double)
     -> Double?
   {

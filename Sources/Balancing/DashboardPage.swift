@@ -1,9 +1,9 @@
 /// The live dashboard, `GET /dashboard`: one HTML page with its CSS, script and charts inline (no
 /// external assets). It polls `/dashboard/data` once a second and updates in place: a tile per
-/// server with its state, the leases it was handed and its lease age, the waiting line, jobs per second and wait percentiles
-/// over the last minute as small SVG charts, and the recent changes. It keeps no growing state:
-/// tiles are reused by server, charts are redrawn from the fixed minute, the change list is
-/// replaced.
+/// server with its state, the leases it was handed and its lease age, the waiting line, jobs per
+/// second and wait percentiles over the last minute as small SVG charts, and the recent changes.
+/// It keeps no growing state: tiles are reused by server, charts are redrawn from the fixed
+/// minute, the change list is replaced.
 public enum DashboardPage {
   public static let html = #"""
     <!doctype html>
