@@ -118,13 +118,22 @@ enum LoadOptions {
 
   /// Writes the files `options` asks for; false if one could not be written (said on stderr).
   static func write(_ report: LoadReport, _ options: CommandLineOptions) -> Bool {
-    var written = save(report.json, to: options["json"])
-    written = save(report.csv, to: options["csv"]) && written
-    if let path = options["chart"] { written = save(report.serverChart(), to: path) && written }
-    if let path = options["timeline-chart"] {
-      written =
-        save(report.timelineChart(bucket: max(0.1, report.duration / 40)), to: path) && written
-    }
+    save([
+      (options["json"], { report.json }),
+      (options["csv"], { report.csv }),
+      (options["chart"], { report.serverChart() }),
+      (
+        options["timeline-chart"],
+        { report.timelineChart(bucket: max(0.1, report.duration / 40)) }
+      ),
+    ])
+  }
+
+  /// Writes each of `files` whose path is given, its text made only then; false if one could
+  /// not be written (each said on stderr). Every one is tried.
+  static func save(_ files: [(path: String?, text: () -> String)]) -> Bool {
+    var written = true
+    for case (let path?, let text) in files { written = save(text(), to: path) && written }
     return written
   }
 
@@ -146,11 +155,8 @@ enum LoadOptions {
     }
   }
 
-  /// Writes `text` to `path` (if given) at once; false, said in one line on stderr, if it could
-  /// not.
-  @discardableResult
-  static func save(_ text: String, to path: String?) -> Bool {
-    guard let path else { return true }
+  /// Writes `text` to `path` at once; false, said in one line on stderr, if it could not.
+  private static func save(_ text: String, to path: String) -> Bool {
     do {
       try text.write(toFile: path, atomically: true, encoding: .utf8)
       return true

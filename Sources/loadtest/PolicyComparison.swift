@@ -122,8 +122,7 @@ func runPolicies(_ arguments: [String]) {
           total.mean, total.p50, total.p99, row.spread, row.report.throughput,
           row.report.visits.count - row.report.succeeded))
   }
-  var written = true
-  if let path = options["json"] {
+  let json = { () -> String in
     let items = rows.map { row -> String in
       let total = row.report.total
       let perServer = row.report.jobsPerServer.map { "\"\($0.0)\": \($0.1)" }.joined(
@@ -136,14 +135,14 @@ func runPolicies(_ arguments: [String]) {
           row.report.throughput, row.report.visits.count - row.report.succeeded)
         + "\"jobs_per_server\": {\(perServer)}}"
     }
-    written = LoadOptions.save(
-      String(format: "{\"capacity_rps\": %.1f, \"runs\": [\n  ", capacity)
-        + items.joined(separator: ",\n  ") + "\n]}\n", to: path)
+    return String(format: "{\"capacity_rps\": %.1f, \"runs\": [\n  ", capacity)
+      + items.joined(separator: ",\n  ") + "\n]}\n"
   }
-  if let prefix = options["chart-prefix"] {
-    let policies = ["queue", "round-robin", "random", "least-connections", "consistent-hash"]
-    let ticks = loads.map { $0 * 100 }
-    func chart(_ title: String, _ yLabel: String, _ value: (Row) -> Double) -> String {
+  let policies = ["queue", "round-robin", "random", "least-connections", "consistent-hash"]
+  let ticks = loads.map { $0 * 100 }
+  func chart(_ title: String, _ yLabel: String, _ value: @escaping (Row) -> Double) -> () -> String
+  {
+    {
       let series = policies.map { policy in
         SVGChart.Series(
           name: policy,
@@ -152,18 +151,22 @@ func runPolicies(_ arguments: [String]) {
       return SVGChart(title: title, xLabel: "offered load (% of capacity)", yLabel: yLabel)
         .lines(series, xTicks: ticks)
     }
-    written =
-      LoadOptions.save(
-        chart("Mean latency by policy", "mean latency (ms)") { $0.report.total.mean },
-        to: prefix + "-mean.svg") && written
-    written =
-      LoadOptions.save(
-        chart("99th percentile latency by policy", "p99 latency (ms)") { $0.report.total.p99 },
-        to: prefix + "-p99.svg") && written
-    written =
-      LoadOptions.save(
-        chart("Spread of jobs across servers by policy", "(most − least) / mean") { $0.spread },
-        to: prefix + "-spread.svg") && written
   }
+  let prefix = options["chart-prefix"]
+  let written = LoadOptions.save([
+    (options["json"], json),
+    (
+      prefix.map { $0 + "-mean.svg" },
+      chart("Mean latency by policy", "mean latency (ms)") { $0.report.total.mean }
+    ),
+    (
+      prefix.map { $0 + "-p99.svg" },
+      chart("99th percentile latency by policy", "p99 latency (ms)") { $0.report.total.p99 }
+    ),
+    (
+      prefix.map { $0 + "-spread.svg" },
+      chart("Spread of jobs across servers by policy", "(most − least) / mean") { $0.spread }
+    ),
+  ])
   if !written { exit(2) }
 }

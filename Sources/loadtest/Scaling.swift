@@ -65,14 +65,7 @@ func runScaling(_ arguments: [String]) {
         spread.most,
         row.report.throughput, row.report.visits.count - row.report.succeeded))
   }
-  var written = true
-  if let path = options["chart"] {
-    written = LoadOptions.save(ScalingCharts.perServer(rows), to: path) && written
-  }
-  if let path = options["throughput-chart"] {
-    written = LoadOptions.save(ScalingCharts.throughput(rows), to: path) && written
-  }
-  if let path = options["json"] {
+  let json = { () -> String in
     let items = rows.map { row -> String in
       let spread = row.perServer
       return String(
@@ -81,9 +74,13 @@ func runScaling(_ arguments: [String]) {
         row.servers, spread.mean, spread.least, spread.most, row.report.throughput,
         row.report.visits.count - row.report.succeeded)
     }
-    written =
-      LoadOptions.save("[\n  " + items.joined(separator: ",\n  ") + "\n]\n", to: path) && written
+    return "[\n  " + items.joined(separator: ",\n  ") + "\n]\n"
   }
+  let written = LoadOptions.save([
+    (options["chart"], { ScalingCharts.perServer(rows) }),
+    (options["throughput-chart"], { ScalingCharts.throughput(rows) }),
+    (options["json"], json),
+  ])
   if !written { exit(2) }
 }
 
