@@ -1,7 +1,8 @@
 /// The balancer's periodic duties: ending waits that ran out, asking servers to revoke leases
-/// their clients never used, checking leases that were never reported, asking idle servers now and then whether they are alive, and probing down servers
-/// until they answer. `tick` does one round; the program calls it from a timer, tests call it
-/// with the time they choose.
+/// their clients never used, checking leases that were never reported, asking idle servers now
+/// and then whether they are alive, and probing down servers until they answer (then revoking
+/// there the leases that ended while they were down). `tick` does one round; the program calls
+/// it from a timer, tests call it with the time they choose.
 public final class PoolSupervisor {
   public let broker: ServerBroker
   private let probe: HealthProbe
@@ -64,8 +65,34 @@ public final class PoolSupervisor {
     }
     for server in broker.serversToProbe(now: now) {
       probe.check(server) { [weak self] result in
-        guard let broker = self?.broker else { return }
-        broker.finishProbe(of: server, result: result, now: broker.clock())
+        self?.settleProbe(of: server, result: result)
+      }
+    }
+  }
+
+  /// A probe of a down server answered. A server that answers while leases that ended during
+  /// its outage are still to be revoked there (their clients may come once a partition heals)
+  /// has them revoked first, then is checked afresh: only that check can bring it back (if
+  /// idle: see `ServerBroker.finishProbe`). A revoke that gets no answer keeps it down; it is
+  /// asked again at the next probe.
+  private func settleProbe(of server: ServerAddress, result: ServerPool.CheckResult) {
+    let stranded = result == .idle || result == .busy ? broker.strandedLeases(of: server) : []
+    guard !stranded.isEmpty else {
+      return broker.finishProbe(of: server, result: result, now: broker.clock())
+    }
+    var left = stranded.count
+    for lease in stranded {
+      probe.revoke(lease) { [weak self] outcome in
+        guard let self else { return }
+        broker.finishRevocation(of: lease, result: outcome)
+        left -= 1
+        guard left == 0 else { return }
+        guard broker.strandedLeases(of: server).isEmpty else {
+          return broker.finishProbe(of: server, result: .unreachable, now: broker.clock())
+        }
+        probe.check(server) { [weak self] result in
+          self?.settleProbe(of: server, result: result)
+        }
       }
     }
   }

@@ -46,6 +46,11 @@ public final class ServerBroker {
   private var reportsWithLeases: Set<ServerAddress> = []
   /// The store, when it is the in-process ledger: reports with a lease are then settled at once.
   private let ledger: LeaseLedger?
+  /// Down servers held back by leases that ended unreported when they were found down, with
+  /// those not yet revoked there: their clients may still come once a partition heals. Such a
+  /// server is handed out again only once none is left (each revoked, found started, or asked
+  /// of a server that cannot tell) and a check after that finds it idle.
+  private var stranded: [ServerAddress: [Lease]] = [:]
 
   /// Every server of `pool` that can serve starts free in `dispatcher`.
   public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
@@ -211,7 +216,7 @@ public final class ServerBroker {
       }
     case .started:
       store.setClaim(lease.token, .started)
-    case .unknown:
+    case .unknown, .unreachable:
       store.setClaim(lease.token, .unknown)
     }
   }
@@ -243,16 +248,18 @@ public final class ServerBroker {
         } else {
           self.markDown(
             lease.server, now: now, failedCheck: true,
-            reason: "leased server does not answer: down")
+            reason: "leased server does not answer: down", unreported: [lease])
         }
       }
     }
   }
 
   /// Marks a server down at once (a check found it silent, or its process exited): it is not
-  /// handed out, and its leases end unreported.
+  /// handed out, and its leases end unreported. They, and `unreported` (its leases that ended
+  /// just before: its check found it silent), hold it back until they are revoked there.
   public func markDown(
-    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
+    _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down",
+    unreported: [Lease] = []
   ) {
     // Out of the dispatcher at once; then one line for the event, with the leases it ended.
     if pool.canServe(server) { dispatcher.serverStopped(server) }
@@ -263,6 +270,8 @@ public final class ServerBroker {
         self.forgetRetired(server)
       } else {
         self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
+        let leases = unreported + ended
+        if !leases.isEmpty { self.stranded[server, default: []] += leases }
       }
     }
   }
@@ -278,9 +287,35 @@ public final class ServerBroker {
   /// Down servers due for a probe; each is marked as being probed.
   public func serversToProbe(now: UInt64) -> [ServerAddress] { pool.serversToProbe(now: now) }
 
-  /// The outcome of probing a down server: any answer brings it back.
+  /// The outcome of probing a down server: any answer brings it back; but a server held back by
+  /// stranded leases only an idle answer once none is left to revoke (else it stays down, and
+  /// is asked again in a second).
   public func finishProbe(of server: ServerAddress, result: ServerPool.CheckResult, now: UInt64) {
+    if let left = stranded[server], result == .idle || result == .busy {
+      guard left.isEmpty, result == .idle else { return pool.keepDown(server, now: now) }
+      stranded[server] = nil
+    }
     if pool.finishProbe(of: server, result: result, now: now) { offer(server) }
+  }
+
+  /// The leases of a down server still to be revoked there before it is handed out again: they
+  /// ended unreported when it was found down (see `markDown`).
+  public func strandedLeases(of server: ServerAddress) -> [Lease] { stranded[server] ?? [] }
+
+  /// The outcome of revoking a stranded lease at its server, which answers again: any answer
+  /// settles it (a started job keeps the server out until a check finds it idle, as for any
+  /// held-back server); no answer leaves it to be asked again at the server's next probe.
+  public func finishRevocation(of lease: Lease, result: RevokeResult) {
+    let server = lease.server
+    let what = "a lease that ended while it was down"
+    switch result {
+    case .unreachable:
+      return note("\(server): no answer to the revoke of \(what): down until it is revoked")
+    case .revoked: note("\(server): \(what) revoked there")
+    case .started: note("\(server): the job of \(what) started: held back until it is idle")
+    case .unknown: note("\(server): cannot revoke \(what) (a server written for the original)")
+    }
+    stranded[server]?.removeAll { $0.token == lease.token }
   }
 
   /// Idle servers not asked for `interval` seconds whether they are alive; each is stamped.
@@ -431,6 +466,7 @@ public final class ServerBroker {
   /// Forgets a server that left the pool.
   private func forget(_ server: ServerAddress) {
     store.forget(server)
+    stranded[server] = nil
     identities[server] = nil
     reportsWithLeases.remove(server)
   }

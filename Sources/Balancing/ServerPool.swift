@@ -138,12 +138,11 @@ public final class ServerPool {
   public func finishProbe(of server: ServerAddress, result: CheckResult, now: UInt64) -> Bool {
     guard var member = members[server], case .down(let since, _, let failures) = member.health
     else { return false }
-    member.isProbing = false
     if result == .inconclusive {
-      member.health = .down(since: since, nextProbe: now + 1_000_000_000, failures: failures)
-      members[server] = member
+      keepDown(server, now: now)
       return false
     }
+    member.isProbing = false
     if result == .unreachable {
       let delay = min(30.0, pow(2.0, Double(min(failures, 10))))
       member.health = .down(
@@ -161,6 +160,16 @@ public final class ServerPool {
       log?("\(server): answers again after \(Self.seconds(now - since)) down: back in the pool")
     }
     return true
+  }
+
+  /// A down server whose probe told nothing, or that answered but may not take clients yet:
+  /// it stays down and is probed again in a second, without back-off.
+  public func keepDown(_ server: ServerAddress, now: UInt64) {
+    guard var member = members[server], case .down(let since, _, let failures) = member.health
+    else { return }
+    member.health = .down(since: since, nextProbe: now + 1_000_000_000, failures: failures)
+    member.isProbing = false
+    members[server] = member
   }
 
   /// Probes a down server soon (its process was just restarted), without waiting for back-off.

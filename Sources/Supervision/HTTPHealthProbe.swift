@@ -3,7 +3,8 @@ import Documents
 import HTTPCore
 
 /// Asks servers over HTTP, on the balancer's event loop, within `timeout` seconds: `GET /health`
-/// (busy or idle) and `POST /revoke?lease=<token>` (the claim check).
+/// (busy or idle) and `POST /revoke?lease=<token>` (the claim check, and the revocation of a
+/// lease that ended while its server was down).
 public final class HTTPHealthProbe: HealthProbe {
   private let loop: EventLoop
   /// The host used for servers listed by port only.
@@ -41,8 +42,11 @@ public final class HTTPHealthProbe: HealthProbe {
 
   public func revoke(_ lease: Lease, completion: @escaping (RevokeResult) -> Void) {
     send(to: lease.server, method: "POST", path: "/revoke?lease=\(lease.token)") { result in
-      guard case .success(let response) = result,
-        let answer = try? LeaseRevocation.decode(response.body), answer.lease == lease.token
+      // No answer, or a 503 (all its connections taken, as in `check`): it may not have heard.
+      guard case .success(let response) = result, response.statusCode != 503 else {
+        return completion(.unreachable)
+      }
+      guard let answer = try? LeaseRevocation.decode(response.body), answer.lease == lease.token
       else { return completion(.unknown) }  // no such route: a server written for the original
       completion(answer.state == .revoked ? .revoked : .started)
     }

@@ -7,7 +7,7 @@ import TestSupport
 import XCTest
 
 /// `HTTPHealthProbe` against a server of the test's own on a real socket: what an answer to
-/// `GET /health` tells the balancer about a server.
+/// `GET /health` or to `POST /revoke` tells the balancer about a server.
 final class HTTPHealthProbeTests: XCTestCase {
   /// Answers every request with one response.
   private final class FixedAnswer: HTTPHandler {
@@ -18,22 +18,46 @@ final class HTTPHealthProbeTests: XCTestCase {
 
   /// What the probe makes of a server that answers `/health` with `response`.
   private func check(answering response: HTTPResponse) throws -> ServerPool.CheckResult? {
+    try ask(answering: response) { probe, server, completion in
+      probe.check(server, completion: completion)
+    }
+  }
+
+  /// What the probe makes of a server that answers `/revoke` with `response`, or of none
+  /// listening (nil).
+  private func revoke(answering response: HTTPResponse?) throws -> RevokeResult? {
+    try ask(answering: response) { probe, server, completion in
+      let lease = Lease(token: "t1", server: server, issued: 0, deadline: 0)
+      probe.revoke(lease, completion: completion)
+    }
+  }
+
+  /// Runs `question` against a server of the test's that answers every request with
+  /// `response` (or against a port where none listens, if nil) and returns its answer.
+  private func ask<Answer: Sendable>(
+    answering response: HTTPResponse?,
+    _ question: @escaping (HTTPHealthProbe, ServerAddress, @escaping (Answer) -> Void) -> Void
+  ) throws -> Answer? {
     let thread = try LoopThread()
     defer { thread.stop() }
     let started = thread.sync { () -> (HTTPServer, HTTPHealthProbe)? in
       let configuration = HTTPServer.Configuration(host: "127.0.0.1", port: 0)
+      let handler = FixedAnswer(response ?? .text(.ok, ""))
       guard
         let server = try? HTTPServer(
-          loop: thread.loop, configuration: configuration, handler: FixedAnswer(response)),
+          loop: thread.loop, configuration: configuration, handler: handler),
         (try? server.start()) != nil
       else { return nil }
+      if response == nil { server.stopAccepting() }
       return (server, HTTPHealthProbe(loop: thread.loop))
     }
     let (server, probe) = try XCTUnwrap(started ?? nil)
     defer { _ = thread.sync { server.stopAccepting() } }
-    let result = Mutex<ServerPool.CheckResult?>(nil)
+    let result = Mutex<Answer?>(nil)
     _ = thread.sync {
-      probe.check(ServerAddress(port: server.port)) { answer in result.withLock { $0 = answer } }
+      question(probe, ServerAddress(port: server.port)) { answer in
+        result.withLock { $0 = answer }
+      }
     }
     thread.eventually("the probe's answer") { result.withLock { $0 } != nil }
     return result.withLock { $0 }
@@ -58,5 +82,20 @@ final class HTTPHealthProbeTests: XCTestCase {
     // No /health of ours: any answer means alive, and it counts as idle, as before.
     XCTAssertEqual(try check(answering: .text(.notFound, "no such page")), .idle)
     XCTAssertEqual(try check(answering: .text(.ok, "hello")), .idle)
+  }
+
+  /// A revoke is settled by any answer of a server (ours says `revoked` or `started`; one
+  /// written for the original cannot tell), but not by no answer or a 503 (all its connections
+  /// taken): the server may not have heard, and a lease that ended while it was down is asked
+  /// again.
+  func testWhatARevokeTellsAndWhatItDoesNot() throws {
+    let revoked = LeaseRevocation(lease: "t1", state: .revoked).encoded()
+    let started = LeaseRevocation(lease: "t1", state: .started).encoded()
+    XCTAssertEqual(try revoke(answering: .json(.ok, revoked)), .revoked)
+    XCTAssertEqual(try revoke(answering: .json(.ok, started)), .started)
+    XCTAssertEqual(try revoke(answering: .text(.notFound, "no such page")), .unknown)
+    let full = HTTPResponse.text(.serviceUnavailable, "too many connections, retry")
+    XCTAssertEqual(try revoke(answering: full), .unreachable)
+    XCTAssertEqual(try revoke(answering: nil), .unreachable)
   }
 }

@@ -17,13 +17,14 @@ final class ScriptedProbe: HealthProbe {
     revocations.append((lease, completion))
   }
 
-  /// Answers every pending claim check with `result`; returns how many there were.
+  /// Answers every pending revoke (of `port`'s leases only, if given) with `result`; returns
+  /// how many there were.
   @discardableResult
-  func answerRevocations(_ result: RevokeResult) -> Int {
-    let all = revocations
-    revocations.removeAll()
-    for check in all { check.completion(result) }
-    return all.count
+  func answerRevocations(_ result: RevokeResult, port: Int? = nil) -> Int {
+    let matching = revocations.filter { port == nil || $0.lease.server.port == port }
+    revocations.removeAll { port == nil || $0.lease.server.port == port }
+    for check in matching { check.completion(result) }
+    return matching.count
   }
 
   /// Answers every pending check of `port` with `result`; returns how many there were.
@@ -140,6 +141,10 @@ final class ServerPoolTests: XCTestCase {
 
     clock.advance(10)
     supervisor.tick(now: clock.now)
+    probe.answer(5001, .idle)
+    // Back once the lease that ended while it was down is revoked there, and it is still idle.
+    XCTAssertEqual(probe.revocations.last?.lease.token, client.lease)
+    probe.answerRevocations(.revoked, port: 5001)
     probe.answer(5001, .idle)
     XCTAssertEqual(waiting.server, "http://lb.example:5001/5001")
     assertCountersAddUp()
@@ -299,9 +304,10 @@ final class ServerPoolTests: XCTestCase {
       case 6:
         clients.randomElement(using: &random)?.responder?.cancel()
       case 7:
-        // Claim checks: the server revoked the unused lease, saw its client, or cannot tell.
-        let results: [RevokeResult] = [.revoked, .started, .unknown]
-        probe.answerRevocations(results[Int(random.next() % 3)])
+        // Claim checks, and revokes of leases that ended while their server was down: the
+        // server revoked the lease, saw its client, cannot tell, or does not answer.
+        let results: [RevokeResult] = [.revoked, .started, .unknown, .unreachable]
+        probe.answerRevocations(results[Int(random.next() % 4)])
       case 8:
         // A late client's server reports a lease that may have been revoked meanwhile.
         if let client = clients.randomElement(using: &random), let lease = client.lease,

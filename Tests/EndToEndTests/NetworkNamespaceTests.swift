@@ -433,6 +433,67 @@ final class NetworkNamespaceTests: SystemTestCase {
     XCTAssertEqual(try totals()["reported"], 31)
   }
 
+  /// A partition between the balancer and a server (a blackhole route on the balancer's host
+  /// only) while the server holds a lease its client has not used yet: the lease's check gets no
+  /// answer, the lease ends and the server is down. Once the partition heals, the lease is
+  /// revoked there before the server is leased again, so the client held up meanwhile gets no
+  /// job on a server now leased to another: it is sent back to the balancer. (Before, the
+  /// server was back on the probe's first answer and that client's job ran beside the next.)
+  func testALeaseStrandedByAPartitionIsRevokedBeforeItsServerIsLeasedAgain() throws {
+    let host = serverHosts[0]
+    let name = "\(host):\(Self.serverPort)"
+    try writeConfig("{\"available_servers\": [\"\(name)\"]}")
+    balancerPort = Self.lbPort
+    let server = try startInNamespace(
+      serverNamespaces[0], "factorial-server",
+      [
+        "--port", "\(Self.serverPort)", "--balancer", "\(balancerHost):\(Self.lbPort)",
+        "--exit-with-parent",
+      ])
+    try server.waitForOutput("listening on port \(Self.serverPort)")
+    // A lease's check comes 2 s after it is issued; no claim checks, so that the held-up
+    // client's lease is only ever reported or ended by that check.
+    balancer = try startInNamespace(
+      balancerNamespace, "balancer",
+      [
+        "--port", "\(Self.lbPort)", "--config", configPath, "--no-spawn", "--lease-timeout", "2",
+        "--claim-timeout", "0", "--heartbeat-interval", "1",
+      ])
+    try balancer.waitForOutput("[balancer] listening on port \(Self.lbPort)")
+    try eventually("the server free") { try serverStates()[name] == "free" }
+
+    let held = try get("/")
+    XCTAssertEqual(held.statusCode, 302)
+    let heldURL = try XCTUnwrap(URL(string: held.headers["Location"] ?? ""))
+    XCTAssertEqual(heldURL.host, host)
+    let blackhole = ["-n", balancerNamespace, "route", "add", "blackhole", "\(host)/32"]
+    try ip(blackhole)
+    try eventually("the server to be down", timeout: 10) { try serverStates()[name] == "down" }
+    XCTAssertTrue(
+      balancer.output.contains("\(name): leased server does not answer: down"), balancer.output)
+    try ip(["-n", balancerNamespace, "route", "del", "blackhole", "\(host)/32"])
+    try eventually("the server back", timeout: 15) { try serverStates()[name] == "free" }
+    XCTAssertTrue(
+      balancer.output.contains("\(name): a lease that ended while it was down revoked there"),
+      balancer.output)
+
+    // The next client gets the server; the held-up one comes at last and gets no job.
+    let next = try get("/")
+    XCTAssertEqual(next.statusCode, 302)
+    XCTAssertEqual(try serverStates()[name], "leased")
+    let late = try TestClient(host: host, port: Self.serverPort, timeout: 5).get(
+      heldURL.path + "?" + (heldURL.query ?? ""))
+    XCTAssertEqual(late.statusCode, 302, "the stranded lease started a job: \(late.text)")
+    XCTAssertEqual(late.headers["Location"], balancerURL)
+    let (response, _) = try TestClient.follow(next.headers["Location"] ?? "", timeout: 10)
+    XCTAssertEqual(response.statusCode, 200, response.text)
+    assertCorrectFactorial(response.text)
+    try eventually("the next client's report", timeout: 5) { try totals()["reported"] == 1 }
+    XCTAssertEqual(
+      try totals(), ["leased": 2, "reported": 1, "expired": 1, "reclaimed": 0, "in_flight": 0])
+    XCTAssertEqual(try refusedReports(), [:])
+  }
+
   /// The status code of `GET path` sent to the balancer from inside `namespace`.
   private func statusLine(from namespace: String, _ path: String) throws -> Int? {
     let script =
