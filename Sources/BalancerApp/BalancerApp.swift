@@ -200,7 +200,11 @@ public final class BalancerApp {
       }
     }
     loop.schedule(every: 1) { [weak self] in self?.reloadConfig(force: false) }
-    balancer.replicas.beforeChange = { [weak self] in self?.reloadConfig(force: false) }
+    balancer.replicas.beforeChange = { [weak self] in
+      guard let self else { return nil }
+      self.reloadConfig(force: false)
+      return self.watcher.pendingProblem
+    }
     if handlingSignals {
       loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
       for signal in [SIGINT, SIGTERM] {
@@ -244,7 +248,8 @@ public final class BalancerApp {
   }
 
   /// Applies servers.json if it changed (or, with `force`, as SIGHUP asks, in any case); an
-  /// invalid file is reported and the last good pool kept.
+  /// invalid file is reported and the last good pool kept, and /add and /rm are refused until
+  /// the file is fixed or reverted (`ConfigWatcher.pendingProblem`).
   public func reloadConfig(force: Bool) {
     switch watcher.poll(force: force) {
     case .unchanged:
@@ -258,9 +263,9 @@ public final class BalancerApp {
           log("config reloaded: \(added.count) added, \(removed.count) removed")
         }
       } catch {
-        log(
-          "config not reloaded, keeping the last good pool: \(configuration.configPath): \(error.message)"
-        )
+        let reason = "\(configuration.configPath): \(error.message)"
+        watcher.reject(reason)
+        log("config not reloaded, keeping the last good pool: \(reason)")
       }
     }
   }

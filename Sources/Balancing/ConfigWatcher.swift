@@ -3,12 +3,20 @@ import Foundation
 /// Notices edits to servers.json: `poll()` compares the file's stamp (which file it is, its
 /// modification and change times and its size) and content with the last one seen and returns a
 /// new pool when they changed and it is valid.
+///
+/// It also keeps its verdict on the file as it last found it: `pendingProblem` says why the
+/// version on disk could not be loaded, so that the balancer does not rewrite servers.json over
+/// a hand edit that is still waiting to be fixed.
 public final class ConfigWatcher {
   public let path: String
   private var lastSeen: Data?
   private var lastStamp: Stamp?
   /// Whether the last check found no file (said once, not at every check until it is back).
   private var wasMissing = false
+  /// Why the file on disk, as of the last check (the version with `lastStamp`), could not be
+  /// loaded: it is not a valid pool, it cannot be read, or its pool was refused (`reject`). Nil
+  /// when that version was loaded, or when there is no file (a rewrite then loses nothing).
+  public private(set) var pendingProblem: String?
 
   /// Starts from the file as it is now (already loaded by the caller).
   public init(path: String) {
@@ -32,15 +40,29 @@ public final class ConfigWatcher {
     wasMissing = current == nil
     lastStamp = current
     guard let data = FileManager.default.contents(atPath: path) else {
-      return .invalid("\(path): cannot read the file")
+      let reason = "\(path): cannot read the file"
+      pendingProblem = current == nil ? nil : reason
+      return .invalid(reason)
     }
+    // The same text as last read: the same verdict.
     if !force && data == lastSeen { return .unchanged }
     lastSeen = data
     do {
-      return .valid(try ServersFile.parse(data))
+      let file = try ServersFile.parse(data)
+      pendingProblem = nil
+      return .valid(file)
     } catch {
-      return .invalid("\(path): \(error.message)")
+      let reason = "\(path): \(error.message)"
+      pendingProblem = reason
+      return .invalid(reason)
     }
+  }
+
+  /// Records that the pool of the version last returned as `.valid` could not be used (a name
+  /// that does not resolve, one server listed twice, the balancer's own address): it stays
+  /// pending, as an invalid file does, until the file changes.
+  public func reject(_ reason: String) {
+    pendingProblem = reason
   }
 
   /// What tells one version of the file from another without reading it: the file itself

@@ -28,8 +28,10 @@ public final class ReplicaManager {
   /// balancers that share it; not called for a pool adopted from them.
   public var onChange: ((ServersFile) -> Void)?
   /// Called before /add or /rm works out its change from `entries`: the balancer takes a hand
-  /// edit of servers.json it has not checked yet, which the rewrite would otherwise lose.
-  public var beforeChange: (() -> Void)?
+  /// edit of servers.json it has not checked yet, which the rewrite would otherwise lose, and
+  /// returns why the file must not be rewritten (it holds an edit that could not be loaded), or
+  /// nil. With a reason, /add and /rm answer `409` and change nothing.
+  public var beforeChange: (() -> String?)?
 
   public init(broker: ServerBroker, entries: [ServerEntry]) {
     self.broker = broker
@@ -96,7 +98,7 @@ public final class ReplicaManager {
     case .failure(let message): return failure(message)
     case .success(let value): request = value
     }
-    beforeChange?()
+    if let conflict = pendingEditConflict() { return conflict }
     guard request.n <= maxAddedAtOnce else {
       return failure("<Error> n may be at most \(maxAddedAtOnce) in one request")
     }
@@ -147,7 +149,7 @@ public final class ReplicaManager {
     case .failure(let message): return failure(message)
     case .success(let value): request = value
     }
-    beforeChange?()
+    if let conflict = pendingEditConflict() { return conflict }
     guard request.names.count <= request.n else {
       return failure("<Error> Length of hostname list is more than removable instances")
     }
@@ -223,6 +225,17 @@ public final class ReplicaManager {
       names = strings
     }
     return .success((n, names))
+  }
+
+  /// The `409` for a servers.json whose hand edit could not be loaded (after taking an edit not
+  /// yet checked); nil when the file may be rewritten.
+  private func pendingEditConflict() -> HTTPResponse? {
+    guard let problem = beforeChange?() else { return nil }
+    return respond(
+      .conflict,
+      ReplicasFailure(
+        "<Error> servers.json has an edit that could not be loaded: \(problem); fix or revert it"
+          + " first (nothing was changed)"))
   }
 
   /// A failure message for the client (an Error so that it can ride in a Result).

@@ -187,6 +187,84 @@ final class BalancerAppTests: XCTestCase {
       broker.pool.servers.map(\.description), ["5002", "5003", "10.9.9.9:5010", "5004"])
   }
 
+  /// servers.json edited by hand into something that cannot be loaded, then `/add` and `/rm`:
+  /// each answers `409` naming the problem and changes nothing (the edit stays on disk for the
+  /// admin to fix, the pool stays), while clients are still served; once the file is fixed, they
+  /// work again.
+  func testAddAndRemoveAreRefusedWhileAHandEditCannotBeLoaded() throws {
+    settle()
+    let broken = #"{"available_servers": ["5001", "5002", "5003""#
+    try broken.write(toFile: configPath, atomically: true, encoding: .utf8)
+    let admin = FakeClient()
+    for (path, method, body) in [
+      ("/add", "POST", #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#),
+      ("/rm", "DELETE", #"{"n": 1, "hostnames": ["5001"]}"#),
+    ] {
+      admin.request(app.balancer, path, method: method, body: body)
+      XCTAssertEqual(admin.status, 409, "\(path): \(admin.text)")
+      let message = (try? ReplicasFailure.decode(admin.last?.body ?? []))?.message ?? admin.text
+      XCTAssertTrue(
+        message.contains("servers.json has an edit that could not be loaded"), message)
+      XCTAssertTrue(message.contains("\(configPath): not valid JSON"), message)
+      XCTAssertTrue(message.contains("fix or revert it first"), message)
+      XCTAssertEqual(try String(contentsOfFile: configPath, encoding: .utf8), broken, path)
+      XCTAssertEqual(broker.pool.servers.map(\.description), ["5001", "5002"], path)
+    }
+    XCTAssertEqual(launcher.started, [5001, 5002], "no server started")
+    XCTAssertEqual(launcher.stopped, [], "no server stopped")
+    // The balancer keeps serving from the last good pool.
+    let client = FakeClient()
+    client.request(app.balancer, "/")
+    XCTAssertEqual(client.status, 302)
+    XCTAssertEqual(
+      logged.filter { $0.hasPrefix("config not reloaded") }.count, 1, "said once: \(logged)")
+
+    // Fixed by hand: taken at the next /add, which then works from it.
+    try #"{"available_servers": ["5001", "5002", "10.8.8.8:5011"]}"#.write(
+      toFile: configPath, atomically: true, encoding: .utf8)
+    admin.request(
+      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(
+      try ServersFile.load(path: configPath).servers.map(\.description),
+      ["5001", "5002", "10.8.8.8:5011", "10.9.9.9:5010"])
+  }
+
+  /// A hand edit that is valid JSON but whose pool is refused (one server listed under two
+  /// names) is pending as well, until the file is reverted.
+  func testAddAndRemoveAreRefusedWhileAHandEditedPoolIsRefused() throws {
+    settle()
+    let good = try String(contentsOfFile: configPath, encoding: .utf8)
+    let twice = #"{"available_servers": ["5001", "5002", "127.0.0.1:5002"]}"#
+    try twice.write(toFile: configPath, atomically: true, encoding: .utf8)
+    let admin = FakeClient()
+    admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1}"#)
+    XCTAssertEqual(admin.status, 409, admin.text)
+    XCTAssertTrue(admin.text.contains("could not be loaded"), admin.text)
+    XCTAssertEqual(try String(contentsOfFile: configPath, encoding: .utf8), twice)
+    XCTAssertEqual(broker.pool.servers.map(\.description), ["5001", "5002"])
+
+    // Reverted: /rm works again.
+    try good.write(toFile: configPath, atomically: true, encoding: .utf8)
+    admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(try ServersFile.load(path: configPath).servers.map(\.description), ["5001"])
+    XCTAssertEqual(broker.pool.servers.map(\.description), ["5001"])
+  }
+
+  /// A deleted servers.json holds no edit to lose: /add writes the pool back.
+  func testAddWritesTheFileBackWhenItWasDeleted() throws {
+    settle()
+    try FileManager.default.removeItem(atPath: configPath)
+    let admin = FakeClient()
+    admin.request(
+      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(
+      try ServersFile.load(path: configPath).servers.map(\.description),
+      ["5001", "5002", "10.9.9.9:5010"])
+  }
+
   func testStopAnswersWaitingClientsAndRefusesNewOnes() {
     settle()
     let clients = (0..<3).map { _ in FakeClient() }

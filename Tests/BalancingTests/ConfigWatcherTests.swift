@@ -145,6 +145,36 @@ final class ConfigWatcherTests: XCTestCase {
     XCTAssertEqual(servers(watcher.poll()), ports(5001, 5002, 5003))
   }
 
+  /// The watcher remembers whether the version on disk could be loaded, until the file changes.
+  func testThePendingProblemLastsAsLongAsTheVersionOnDisk() throws {
+    try replace(with: #"{"available_servers": ["5001"]}"#)
+    let watcher = ConfigWatcher(path: path)
+    XCTAssertNil(watcher.pendingProblem)
+
+    try replace(with: #"{"available_servers": ["#)
+    XCTAssertEqual(message(watcher.poll()), "\(path): not valid JSON")
+    XCTAssertEqual(watcher.pendingProblem, "\(path): not valid JSON")
+    assertUnchanged(watcher.poll())
+    XCTAssertEqual(watcher.pendingProblem, "\(path): not valid JSON", "still on disk")
+
+    // Valid JSON whose pool the balancer refuses: pending too, until the next edit.
+    try replace(with: #"{"available_servers": ["5001", "5002"]}"#)
+    XCTAssertEqual(servers(watcher.poll()), ports(5001, 5002))
+    XCTAssertNil(watcher.pendingProblem)
+    watcher.reject("\(path): refused")
+    assertUnchanged(watcher.poll())
+    XCTAssertEqual(watcher.pendingProblem, "\(path): refused")
+
+    try replace(with: #"{"available_servers": ["5001"]}"#)
+    XCTAssertEqual(servers(watcher.poll()), ports(5001))
+    XCTAssertNil(watcher.pendingProblem)
+
+    // No file: nothing a rewrite would lose.
+    try FileManager.default.removeItem(atPath: path)
+    XCTAssertEqual(message(watcher.poll()), "\(path): cannot read the file")
+    XCTAssertNil(watcher.pendingProblem)
+  }
+
   func testValidJSONThatIsNotAPoolIsInvalid() throws {
     try replace(with: #"{"available_servers": ["5001"]}"#)
     let watcher = ConfigWatcher(path: path)

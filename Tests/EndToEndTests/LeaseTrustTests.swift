@@ -119,7 +119,8 @@ final class LeaseTrustTests: SystemTestCase {
     XCTAssertTrue(itself.output.contains("is the balancer's own address"), itself.output)
   }
 
-  /// A live reload or /add that would alias a server changes nothing.
+  /// A live reload or /add that would alias a server changes nothing; while such an edit of
+  /// servers.json is pending, /add is refused (409) rather than rewrite the file over it.
   func testAliasesAreRefusedByReloadAndAdd() throws {
     try startSystem(servers: 2)
     let first = serverPorts[0]
@@ -129,8 +130,16 @@ final class LeaseTrustTests: SystemTestCase {
     XCTAssertEqual(try health().servers, 2)
     let client = try TestClient(port: balancerPort)
     let body = "{\"n\": 1, \"hostnames\": [\"127.0.0.1:\(serverPorts[1])\"]}"
-    try client.send(
-      "POST /add HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    let add = "POST /add HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    try client.send(add)
+    let pending = try client.readResponse()
+    XCTAssertEqual(pending.statusCode, 409, pending.text)
+    XCTAssertTrue(pending.text.contains("could not be loaded"), pending.text)
+    XCTAssertTrue(pending.text.contains("same server"), pending.text)
+    XCTAssertEqual(try health().servers, 2)
+
+    try writeConfig("{\"available_servers\": [\"\(first)\", \"\(serverPorts[1])\"]}")
+    try client.send(add)
     let added = try client.readResponse()
     XCTAssertEqual(added.statusCode, 400)
     XCTAssertTrue(added.text.contains("same server"), added.text)
