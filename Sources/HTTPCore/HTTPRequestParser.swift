@@ -242,7 +242,9 @@ public struct HTTPRequestParser {
   }
 
   /// Checks the rules of RFC 9112 that a request's headers must follow, on their bytes, in the
-  /// same pass that reads the body's length (Content-Length).
+  /// same pass that reads the body's length (Content-Length). An Expect field whose value is not
+  /// exactly `100-continue` (in any case) asks for something no route here does: `417` (RFC 9110
+  /// §10.1.1), once the message's framing is known to be sound.
   private static func validate(_ headers: HTTPHeaders, minorVersion: Int, limits: HTTPLimits)
     -> Result<Int, HTTPParseError>
   {
@@ -251,6 +253,7 @@ public struct HTTPRequestParser {
     var hasTransferEncoding = false
     var hasContentLength = false
     var lengths = HTTPHeadScanner.ContentLengthFields(limits: limits)
+    var unmetExpectation = false
     headers.forEachField { name, value in
       if HTTPHeaders.equalsIgnoringCase(name, "Host") {
         hosts += 1
@@ -260,6 +263,10 @@ public struct HTTPRequestParser {
       } else if HTTPHeaders.equalsIgnoringCase(name, "Content-Length") {
         hasContentLength = true
         _ = lengths.add(value)  // (past a disagreement its outcome stays; the walk goes on)
+      } else if HTTPHeaders.equalsIgnoringCase(name, "Expect"),
+        !HTTPHeaders.equalsIgnoringCase(value, "100-continue")
+      {
+        unmetExpectation = true
       }
       return true
     }
@@ -275,7 +282,12 @@ public struct HTTPRequestParser {
       return .failure(
         HTTPParseError(.notImplemented, "Transfer-Encoding is not supported; send Content-Length"))
     }
-    return lengths.outcome
+    let outcome = lengths.outcome
+    if unmetExpectation, case .success = outcome {
+      return .failure(
+        HTTPParseError(.expectationFailed, "the only expectation supported is 100-continue"))
+    }
+    return outcome
   }
 
   /// A Host value's bytes (RFC 9110 §7.2, RFC 3986 §3.2.2): a name or IPv4 address (letters,

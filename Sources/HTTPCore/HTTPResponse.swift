@@ -18,6 +18,7 @@ public struct HTTPStatus: Sendable, Equatable {
   public static let conflict = HTTPStatus(409, "Conflict")
   public static let contentTooLarge = HTTPStatus(413, "Content Too Large")
   public static let uriTooLong = HTTPStatus(414, "URI Too Long")
+  public static let expectationFailed = HTTPStatus(417, "Expectation Failed")
   public static let tooManyRequests = HTTPStatus(429, "Too Many Requests")
   public static let headerFieldsTooLarge = HTTPStatus(431, "Request Header Fields Too Large")
   public static let internalServerError = HTTPStatus(500, "Internal Server Error")

@@ -174,6 +174,41 @@ final class HTTPRequestParserTests: XCTestCase {
     }
   }
 
+  /// RFC 9110 §10.1.1: an expectation other than 100-continue may be answered 417; here any
+  /// Expect value but exactly `100-continue` (in any case) is, wherever the reads end.
+  func testAnExpectationOtherThanContinueGets417() {
+    let refused = [
+      "100-continue, x", "x, 100-continue", "x", "", "100-continue;a=b", "100-continued",
+      "100 continue",
+    ]
+    for expectation in refused {
+      for version in ["1.1", "1.0"] {
+        let text =
+          "POST / HTTP/\(version)\r\nHost: a\r\nExpect: \(expectation)\r\nContent-Length: 2\r\n\r\nhi"
+        for chunk in [nil, 1] {
+          let result = parseAll(text, chunkSize: chunk)
+          XCTAssertEqual(result.error?.status.code, 417, text.debugDescription)
+          XCTAssertEqual(result.error?.status.reason, "Expectation Failed")
+          XCTAssertTrue(result.requests.isEmpty, text.debugDescription)
+        }
+      }
+    }
+    // A second Expect field with another expectation is refused too.
+    XCTAssertEqual(
+      parseAll("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: y\r\n\r\n").error?
+        .status.code, 417)
+    for accepted in ["100-continue", "100-Continue", "100-CONTINUE"] {
+      let result = parseAll(
+        "POST / HTTP/1.1\r\nHost: a\r\nExpect: \(accepted)\r\nContent-Length: 2\r\n\r\nhi")
+      XCTAssertNil(result.error, accepted)
+      XCTAssertEqual(result.requests.first?.body, Array("hi".utf8), accepted)
+    }
+    // A broken frame is still a 400, not a 417.
+    XCTAssertEqual(
+      parseAll("POST / HTTP/1.1\r\nHost: a\r\nExpect: x\r\nContent-Length: 1x\r\n\r\n").error?
+        .status.code, 400)
+  }
+
   func testLimits() {
     var limits = HTTPLimits()
     limits.maxHeaderCount = 3

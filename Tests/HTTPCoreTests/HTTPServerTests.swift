@@ -195,6 +195,18 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertThrowsError(try readRaw(old, 1), "nothing before the body")
   }
 
+  /// An expectation the server does not know is answered `417` at once (no `100 Continue`, no
+  /// wait for the body), and the connection closes.
+  func testAnUnknownExpectationGets417() throws {
+    let client = try TestClient(port: running.port, timeout: 2)
+    try client.send(
+      "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\nContent-Length: 5\r\n\r\n")
+    let response = try client.readResponse()
+    XCTAssertEqual(response.statusCode, 417, response.text)
+    XCTAssertEqual(response.headers["Connection"], "close")
+    XCTAssertTrue(client.isClosedByPeer())
+  }
+
   /// Reads exactly `count` bytes as text, or throws at the client's read timeout.
   private func readRaw(_ client: TestClient, _ count: Int) throws -> String {
     var bytes: [UInt8] = []
