@@ -107,6 +107,14 @@ public final class Balancer: HTTPHandler {
   /// `GET /`: 302 to a server with a lease, now or once one is free; `HEAD /` names the server a
   /// GET would get now, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
+    // `?key=` (consistent hashing) percent-decoded: `a%20b` and `a b` are one key.
+    var key: String?
+    switch request.decodedQueryValue("key") {
+    case nil: break
+    case .failure(let malformed):
+      return respond(responder, request, .text(.badRequest, malformed.description))
+    case .success(let value): key = value
+    }
     let host = request.hostName ?? fallbackHost
     if request.method == "HEAD" {
       guard !broker.isShuttingDown, let server = broker.dispatcher.preview() else {
@@ -120,7 +128,7 @@ public final class Balancer: HTTPHandler {
     let arrived = broker.clock()
     let method = request.method
     let target = request.target
-    let claim = ServerClaim(client: request.remoteAddress, key: request.queryValue("key")) {
+    let claim = ServerClaim(client: request.remoteAddress, key: key) {
       [self] answer, waited in
       self.answer(
         answer, waited: waited, method: method, target: target, responder, host: host,
@@ -199,7 +207,14 @@ public final class Balancer: HTTPHandler {
       return respond(
         responder, request, .text(.badRequest, "'\(text)' is not a port number from 1 to 65535"))
     }
-    let token = request.queryValue("lease")
+    // Percent-decoded, then compared exactly with the tokens issued.
+    let token: String?
+    switch request.decodedQueryValue("lease") {
+    case nil: token = nil
+    case .failure(let malformed):
+      return respond(responder, request, .text(.badRequest, malformed.description))
+    case .success(let value): token = value
+    }
     // With the in-process ledger the report is settled at once, and no closure is built.
     if let outcome = broker.reportAtOnce(port: port, token: token) {
       return answerReport(outcome, request, responder)

@@ -86,7 +86,13 @@ public final class FactorialHandler: HTTPHandler {
     case "/":
       job(request, responder, lease: nil)
     case jobPath:
-      guard let lease = Self.lease(in: request) else {
+      let lease: String?
+      switch Self.lease(in: request) {
+      case .failure(let malformed):
+        return finish(responder, request, .text(.badRequest, malformed.description))
+      case .success(let value): lease = value
+      }
+      guard let lease else {
         // Not sent by a balancer that gives leases (or by hand): the job, but no report.
         return job(request, responder, lease: nil)
       }
@@ -123,15 +129,23 @@ public final class FactorialHandler: HTTPHandler {
   /// The fields of every answer, built once.
   private static let answerHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
 
-  /// Parses `?n=`: absent means a random N from 100 to 1000.
+  /// Parses `?n=`: absent means a random N from 100 to 1000. Percent-escapes are decoded first
+  /// (`%35` is `5`), and what they decode to must be digits like any other (`%2B5` is `+5`: no).
   static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
-    guard let text = request.queryValue("n") else { return .success(Int.random(in: 100...1000)) }
+    let text: String
+    switch request.decodedQueryValue("n") {
+    case nil: return .success(Int.random(in: 100...1000))
+    case .failure(let malformed): return .failure(InvalidN(message: malformed.description))
+    case .success(let value): text = value
+    }
     guard !text.isEmpty, text.utf8.count <= 6,
       text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
       let n = Int(text), n <= Factorial.maximumN
     else {
+      // Quoted as sent (escapes and all): what the client can find in its own URL.
+      let sent = request.queryValue("n") ?? ""
       return .failure(
-        InvalidN(message: "n must be a whole number from 0 to \(Factorial.maximumN), not '\(text)'")
+        InvalidN(message: "n must be a whole number from 0 to \(Factorial.maximumN), not '\(sent)'")
       )
     }
     return .success(n)
@@ -149,8 +163,13 @@ public final class FactorialHandler: HTTPHandler {
       response.headers.add("Allow", "POST")
       return finish(responder, request, response)
     }
-    guard let token = Self.lease(in: request) else {
+    let token: String
+    switch Self.lease(in: request) {
+    case .failure(let malformed):
+      return finish(responder, request, .text(.badRequest, malformed.description))
+    case .success(nil):
       return finish(responder, request, .text(.badRequest, "give the lease: /revoke?lease=TOKEN"))
+    case .success(let value?): token = value
     }
     let state: LeaseRevocation.State = leases.revoke(token) ? .revoked : .started
     finish(responder, request, .json(.ok, LeaseRevocation(lease: token, state: state).encoded()))
@@ -172,11 +191,21 @@ public final class FactorialHandler: HTTPHandler {
     finish(responder, request, .text(.conflict, "\(reason); ask the balancer for a server again"))
   }
 
-  /// The lease a request carries, if it is a plausible token.
-  private static func lease(in request: HTTPRequest) -> String? {
-    guard var lease = request.queryValue("lease"), !lease.isEmpty, lease.utf8.count <= 128 else {
-      return nil
+  /// The lease a request carries, percent-decoded, if it is a plausible token (compared with
+  /// the book's exactly: decoding only undoes an encoding of the token's own characters); a
+  /// failure if its escapes are malformed.
+  private static func lease(in request: HTTPRequest) -> Result<String?, MalformedQueryValue> {
+    switch request.decodedQueryValue("lease") {
+    case nil: return .success(nil)
+    case .failure(let malformed): return .failure(malformed)
+    case .success(let value): return .success(plausibleLease(value))
     }
+  }
+
+  /// `lease` if it may be a token: 1 to 128 letters, digits, `-` or `_`.
+  private static func plausibleLease(_ lease: String) -> String? {
+    var lease = lease
+    guard !lease.isEmpty, lease.utf8.count <= 128 else { return nil }
     // Over the contiguous bytes: a byte at a time through `String.UTF8View` costs more.
     let plausible = lease.withUTF8 { bytes in
       bytes.allSatisfy { byte in

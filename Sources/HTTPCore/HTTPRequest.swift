@@ -66,13 +66,63 @@ public struct HTTPRequest: Sendable {
       || remoteAddress.hasPrefix("::ffff:127.")
   }
 
-  /// The value of `name` in the query string (`a=1&b=2`), percent-decoding not applied. Works on
-  /// the target's contiguous bytes: no per-character work, no index arithmetic on the String.
+  /// The value of `name` in the query string (`a=1&b=2`) as sent, percent-decoding not applied.
+  /// Works on the target's contiguous bytes: no per-character work, no index arithmetic on the
+  /// String. Values a program acts on are read with `decodedQueryValue`.
   public func queryValue(_ name: String) -> String? {
     withQuery { query in
       var name = name
       return name.withUTF8 { wanted in Self.value(of: wanted, in: query) }
     } ?? nil
+  }
+
+  /// The value of `name` in the query string, percent-decoded (RFC 3986 §2.1: `%35` is `5`,
+  /// `%2B` is `+`; a `+` stays a `+`); nil if the query has no such pair. A `%` not followed by
+  /// two hex digits, or escapes that decode to bytes that are not UTF-8, are a failure that
+  /// says so. Names are matched as sent.
+  public func decodedQueryValue(_ name: String) -> Result<String, MalformedQueryValue>? {
+    guard let raw = queryValue(name) else { return nil }
+    guard let decoded = Self.percentDecoded(raw) else {
+      return .failure(MalformedQueryValue(name: name, value: raw))
+    }
+    return .success(decoded)
+  }
+
+  /// `text` with its percent-escapes decoded (RFC 3986 §2.1), or nil if one is malformed (a `%`
+  /// not followed by two hex digits) or the result is not UTF-8. Text without a `%` is returned
+  /// as it is, without a copy of its bytes.
+  public static func percentDecoded(_ text: String) -> String? {
+    var utf8 = text
+    let escaped = utf8.withUTF8 { $0.contains(UInt8(ascii: "%")) }
+    guard escaped else { return text }
+    return utf8.withUTF8 { bytes -> String? in
+      var decoded: [UInt8] = []
+      decoded.reserveCapacity(bytes.count)
+      var index = 0
+      while index < bytes.count {
+        let byte = bytes[index]
+        guard byte == UInt8(ascii: "%") else {
+          decoded.append(byte)
+          index += 1
+          continue
+        }
+        guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+          let low = hexValue(bytes[index + 2])
+        else { return nil }
+        decoded.append(high << 4 | low)
+        index += 3
+      }
+      return String(validating: decoded, as: UTF8.self)
+    }
+  }
+
+  private static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+    default: return nil
+    }
   }
 
   /// Calls `body` with the query's bytes (after `?`); nil if the target has no query.
@@ -145,5 +195,24 @@ public struct HTTPRequest: Sendable {
       return close + 1
     }
     return host.firstIndex(of: UInt8(ascii: ":")) ?? host.count
+  }
+}
+
+/// A query value whose percent-escapes cannot be decoded: a `%` not followed by two hex digits
+/// (`%`, `%3`, `%zz`), or escapes that do not spell UTF-8 text (`%FF`).
+public struct MalformedQueryValue: Error, Equatable, CustomStringConvertible, Sendable {
+  /// The pair's name, and its value as sent.
+  public let name: String
+  public let value: String
+
+  public init(name: String, value: String) {
+    self.name = name
+    self.value = value
+  }
+
+  /// What a `400` says.
+  public var description: String {
+    "\(name)=\(value) is not valid percent-encoding: each % must start an escape of two hex"
+      + " digits (%25 for % itself) that together spell UTF-8 text"
   }
 }

@@ -198,6 +198,35 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(balancer.free, [5002, 5003, 5004, 5005, 5001])
   }
 
+  /// A report's lease is percent-decoded, then compared exactly with the token issued: an
+  /// escaped character of the token is the token; another case is not; a malformed escape is a
+  /// 400 and changes nothing.
+  func testAReportsLeaseIsPercentDecodedAndComparedExactly() {
+    let balancer = makeBalancer([5001, 5002])
+    let client = FakeClient()
+    client.request(balancer, "/")
+    let token = client.lease!
+    let reporter = FakeClient()
+    for malformed in ["%", "%4", "%zz", token + "%"] {
+      reporter.request(balancer, "/port_update/5001?lease=\(malformed)")
+      XCTAssertEqual(reporter.status, 400, malformed)
+      XCTAssertTrue(reporter.text.hasPrefix("lease=\(malformed) is not valid"), reporter.text)
+    }
+    let other = token.uppercased()
+    XCTAssertNotEqual(other, token)
+    reporter.request(balancer, "/port_update/5001?lease=\(other)")
+    XCTAssertEqual(reporter.status, 409, "not the token: \(other)")
+    XCTAssertEqual(balancer.counts.reported, 0)
+    XCTAssertEqual(balancer.free, [5002])
+    // The first character escaped (%xx of its code): the same token.
+    let first = token.utf8.first!
+    let escaped = "%" + String(first, radix: 16, uppercase: true) + token.dropFirst()
+    reporter.request(balancer, "/port_update/5001?lease=\(escaped)")
+    XCTAssertEqual(reporter.status, 200, reporter.text)
+    XCTAssertEqual(balancer.counts.reported, 1)
+    XCTAssertEqual(balancer.free, [5002, 5001])
+  }
+
   func testReportWithoutATokenIsAcceptedOnceWhileLeased() {
     let balancer = makeBalancer([5001, 5002])
     FakeClient().request(balancer, "/")

@@ -124,6 +124,13 @@ final class RoutingPolicyTests: XCTestCase {
       seen.insert(client.server!)
     }
     XCTAssertEqual(seen.count, 1)
+    // Percent-encoded, the same key; a malformed escape is a 400.
+    let encoded = FakeClient()
+    encoded.request(balancer, "/?key=%61l%69ce")
+    XCTAssertEqual(encoded.server, seen.first)
+    encoded.request(balancer, "/?key=al%zzice")
+    XCTAssertEqual(encoded.status, 400)
+    XCTAssertTrue(encoded.text.hasPrefix("key=al%zzice is not valid"), encoded.text)
     let byAddress = (0..<40).map { index -> String in
       let client = FakeClient()
       client.request(balancer, "/", from: "10.0.0.\(index)")

@@ -135,6 +135,63 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(get(handler, "/?n=0").body, Array("Factorial of 0 = 1\n".utf8))
   }
 
+  /// A browser or client that percent-encodes the query (RFC 3986 §2.1) gets the same job; an
+  /// escape that is malformed is a 400 that says so; what an escape decodes to passes the same
+  /// strict digit check as any other text.
+  func testPercentEncodedNIsDecodedAndMalformedEscapesAre400() {
+    let handler = makeHandler()
+    for (encoded, n) in [("%35", 5), ("1%30", 10), ("%31%32", 12), ("%30", 0)] {
+      let response = get(handler, "/?n=\(encoded)")
+      XCTAssertEqual(response.status.code, 200, encoded)
+      XCTAssertTrue(
+        String(decoding: response.body, as: UTF8.self).hasPrefix("Factorial of \(n) = "), encoded)
+    }
+    XCTAssertEqual(get(handler, "/5001?n=%35").body, Array("Factorial of 5 = 120\n".utf8))
+    for sneaky in [
+      "%2B5", "%2b5", "%2D1", "%20%35", "%35%20", "%35%00", "1%2E0", "%EF%BC%95", "+5",
+    ] {
+      let response = get(handler, "/?n=\(sneaky)")
+      XCTAssertEqual(response.status.code, 400, sneaky)
+      let text = String(decoding: response.body, as: UTF8.self)
+      XCTAssertTrue(text.contains("from 0 to 100000, not '\(sneaky)'"), text)
+    }
+    for malformed in ["%", "%3", "%zz", "%3g", "5%", "%%35", "%FF"] {
+      let response = get(handler, "/?n=\(malformed)")
+      XCTAssertEqual(response.status.code, 400, malformed)
+      let text = String(decoding: response.body, as: UTF8.self)
+      XCTAssertTrue(text.hasPrefix("n=\(malformed) is not valid percent-encoding"), text)
+    }
+    XCTAssertEqual(reports, [])
+  }
+
+  /// A lease is decoded too, and then compared exactly as issued; a malformed escape in it is a
+  /// 400 (no job, no report).
+  func testAPercentEncodedLeaseIsTheSameLeaseAndAMalformedOneIs400() throws {
+    let handler = makeHandler()
+    XCTAssertEqual(get(handler, "/5001?n=3&lease=%61bc%2D1").status.code, 200)
+    XCTAssertEqual(reports, ["/port_update/5001?lease=abc-1"])
+    // Used: the same token however it is written.
+    handler.balancerLocation = nil
+    XCTAssertEqual(get(handler, "/5001?lease=abc-1").status.code, 409)
+    XCTAssertEqual(get(handler, "/5001?lease=ab%63-1").status.code, 409)
+    // Exactly as issued: another case is another token.
+    XCTAssertEqual(get(handler, "/5001?n=3&lease=ABC-1").status.code, 200)
+    XCTAssertEqual(reports.last, "/port_update/5001?lease=ABC-1")
+    let revoked = get(handler, "/revoke?lease=%75nused", method: "POST")
+    XCTAssertEqual(
+      try LeaseRevocation.decode(revoked.body), LeaseRevocation(lease: "unused", state: .revoked))
+    XCTAssertEqual(get(handler, "/5001?lease=unused").status.code, 409)
+    let reportCount = reports.count
+    for malformed in ["%", "%6", "%zz"] {
+      let job = get(handler, "/5001?n=3&lease=\(malformed)")
+      XCTAssertEqual(job.status.code, 400, malformed)
+      XCTAssertTrue(
+        String(decoding: job.body, as: UTF8.self).hasPrefix("lease=\(malformed) is not valid"))
+      XCTAssertEqual(get(handler, "/revoke?lease=\(malformed)", method: "POST").status.code, 400)
+    }
+    XCTAssertEqual(reports.count, reportCount)
+  }
+
   func testOtherRoutes() throws {
     let handler = makeHandler()
     XCTAssertEqual(get(handler, "/favicon.ico").status.code, 404)

@@ -51,6 +51,33 @@ final class HTTPRequestParserTests: XCTestCase {
     XCTAssertTrue(request.keepAlive)
   }
 
+  /// Query values percent-decoded (RFC 3986 §2.1), malformed escapes refused; the raw value
+  /// stays available as sent.
+  func testQueryValuesArePercentDecoded() {
+    let request = HTTPRequest(
+      method: "GET", target: "/?n=%35&k=a%20b%2Bc+d&e=&bad=%3&hex=%zz&u=%C3%A9&x=%FF&p=%25")
+    func decoded(_ name: String) -> String? {
+      guard case .success(let value)? = request.decodedQueryValue(name) else { return nil }
+      return value
+    }
+    XCTAssertEqual(decoded("n"), "5")
+    XCTAssertEqual(request.queryValue("n"), "%35")
+    XCTAssertEqual(decoded("k"), "a b+c+d", "a + stays a + (RFC 3986 is not form encoding)")
+    XCTAssertEqual(decoded("e"), "")
+    XCTAssertEqual(decoded("u"), "é")
+    XCTAssertEqual(decoded("p"), "%")
+    XCTAssertNil(request.decodedQueryValue("missing"))
+    for (name, value) in [("bad", "%3"), ("hex", "%zz"), ("x", "%FF")] {
+      XCTAssertEqual(
+        request.decodedQueryValue(name), .failure(MalformedQueryValue(name: name, value: value)))
+    }
+    for malformed in ["%", "%3", "%zz", "%g0", "a%", "%%"] {
+      XCTAssertNil(HTTPRequest.percentDecoded(malformed), malformed)
+    }
+    XCTAssertEqual(HTTPRequest.percentDecoded("plain"), "plain")
+    XCTAssertEqual(HTTPRequest.percentDecoded("%2b%2B"), "++")
+  }
+
   /// The same request split at every possible byte boundary parses the same.
   func testRequestSplitAtEveryByte() {
     let text = "POST /port_update/5001 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
