@@ -119,13 +119,14 @@ public struct CommandLineOptions {
     return port
   }
 
-  /// A number from the flag `name` within `range`, else `default`.
+  /// A finite number from the flag `name` within `range`, else `default` (`inf` and `nan`, which
+  /// `Double` reads, are refused whatever the range).
   public func number(_ name: String, in range: ClosedRange<Double>, default fallback: Double)
     throws(UsageError)
     -> Double
   {
     guard let text = values[name] else { return fallback }
-    guard let value = Double(text), range.contains(value) else {
+    guard let value = Double(text), value.isFinite, range.contains(value) else {
       throw UsageError(
         description:
           "--\(name): '\(text)' is not a number from \(range.lowerBound) to \(range.upperBound)")

@@ -64,10 +64,19 @@ enum LoadOptions {
     if let mix = options["mix"] {
       for item in mix.split(separator: ",") {
         let parts = item.split(separator: ":")
+        // A weight is a finite number above 0: `inf` (or `1e999`) would take every pick, and
+        // `nan` none.
         guard parts.count == 2, let n = Int(parts[0]), (0...100_000).contains(n),
-          let weight = Double(parts[1]), weight > 0
-        else { fail("--mix: '\(item)' is not N:WEIGHT with N from 0 to 100000 and WEIGHT above 0") }
+          let weight = Double(parts[1]), weight.isFinite, weight > 0
+        else {
+          fail(
+            "--mix: '\(item)' is not N:WEIGHT with N from 0 to 100000 and WEIGHT a finite number"
+              + " above 0")
+        }
         configuration.jobMix.append((n, weight))
+      }
+      guard configuration.jobMix.reduce(0, { $0 + $1.weight }).isFinite else {
+        fail("--mix: the weights add up to more than a number can hold; use smaller ones")
       }
     }
     if options["rate"] != nil {

@@ -35,7 +35,7 @@ func runPolicies(_ arguments: [String]) {
     LoadOptions.fail(error.description)
   }
   for item in (options["loads"] ?? "0.5,0.8,0.95").split(separator: ",") {
-    guard let load = Double(item), load > 0, load <= 2 else {
+    guard let load = Double(item), load.isFinite, load > 0, load <= 2 else {
       LoadOptions.fail("--loads: '\(item)' is not a fraction between 0 and 2")
     }
     loads.append(load)

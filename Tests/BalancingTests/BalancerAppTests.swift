@@ -65,6 +65,11 @@ final class BalancerConfigurationTests: XCTestCase {
       (["--max-waiting", "0"], "--max-waiting: '0' is not a whole number from 1"),
       (["--max-waiting", "2.5"], "--max-waiting: '2.5' is not a whole number"),
       (["--lease-timeout", "-1"], "--lease-timeout: '-1' is not a number"),
+      // Not finite: refused by every number-valued flag.
+      (["--lease-timeout", "inf"], "--lease-timeout: 'inf' is not a number"),
+      (["--claim-timeout", "nan"], "--claim-timeout: 'nan' is not a number"),
+      (["--heartbeat-interval", "1e999"], "--heartbeat-interval: '1e999' is not a number"),
+      (["--wait-timeout", "-inf"], "--wait-timeout: '-inf' is not a number"),
       (["--port", "http"], "--port: 'http' is not a port"),
       (["--log-format", "xml"], "--log-format: 'xml' is not text or json"),
     ] {

@@ -300,6 +300,45 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// A `--mix` weight must be a finite number above 0: `inf` (or `1e999`) would take every
+  /// pick and `nan` none, and weights whose sum is too large for a number break the picks as
+  /// well. Refused (exit 2) before any visit, as every other bad flag; and so are non-finite
+  /// values of the other number-valued flags of `loadtest`, `scale` and `policies`.
+  func testNonFiniteAndNegativeNumbersAreRefused() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    let load = [url, "--requests", "3"]
+    for (arguments, message) in [
+      (load + ["--mix", "100:inf"], "--mix: '100:inf' is not N:WEIGHT"),
+      (load + ["--mix", "100:1,200:Infinity"], "--mix: '200:Infinity' is not N:WEIGHT"),
+      (load + ["--mix", "100:nan"], "--mix: '100:nan' is not N:WEIGHT"),
+      (load + ["--mix", "100:1e999"], "--mix: '100:1e999' is not N:WEIGHT"),
+      (load + ["--mix", "100:-1"], "--mix: '100:-1' is not N:WEIGHT"),
+      (load + ["--mix", "100:1e308,200:1e308"], "--mix: the weights add up to more"),
+      (load + ["--rate", "inf"], "--rate: 'inf' is not a number"),
+      (load + ["--timeout", "nan"], "--timeout: 'nan' is not a number"),
+      (
+        [
+          "scale", "--from", "1", "--to", "1", "--mix", "5:inf", "--balancer-binary",
+          "/nonexistent",
+        ],
+        "--mix: '5:inf' is not N:WEIGHT"
+      ),
+      (
+        ["policies", "--loads", "0.5,inf", "--balancer-binary", "/nonexistent"],
+        "--loads: 'inf' is not a fraction"
+      ),
+      (
+        ["policies", "--capacity", "inf", "--balancer-binary", "/nonexistent"],
+        "--capacity: 'inf' is not a number"
+      ),
+    ] {
+      let (status, output) = try runLoadtest(arguments + ["--quiet"], timeout: 10)
+      XCTAssertEqual(status, 2, "\(arguments): \(output)")
+      XCTAssertTrue(output.contains(message), "\(arguments): \(output)")
+      XCTAssertFalse(output.contains("visits to"), "\(arguments) ran: \(output)")
+    }
+  }
+
   /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
   /// favour of a capacity measurement the user asked to skip.
   func testPoliciesRefusesABadCapacity() throws {

@@ -56,6 +56,23 @@ final class CommandLineOptionsTests: XCTestCase {
     XCTAssertEqual(try other.integer("missing", in: 0...10, default: 4), 4)
   }
 
+  /// `Double` reads `inf`, `nan` and numbers too large for it (`1e999`, which is `inf`): none is a
+  /// number a flag may take, even in a range without an upper bound.
+  func testNumbersMustBeFinite() throws {
+    for text in ["inf", "-inf", "infinity", "nan", "NaN", "1e999", "-1e999"] {
+      var parsed = options()
+      try parsed.parse(["--rate", text])
+      for range in [0...86400, -Double.infinity...Double.infinity] {
+        XCTAssertThrowsError(try parsed.number("rate", in: range, default: 1), text) { error in
+          XCTAssertTrue("\(error)".hasPrefix("--rate: '\(text)' is not a number"), "\(error)")
+        }
+      }
+    }
+    var parsed = options()
+    try parsed.parse(["--rate", "1e300"])
+    XCTAssertEqual(try parsed.number("rate", in: 0...Double.infinity, default: 1), 1e300)
+  }
+
   func testPortFallsBackToTheEnvironmentThenTheDefault() throws {
     let parsed = options()
     XCTAssertEqual(try parsed.port("port", environment: "LB_PORT", default: 8001, in: [:]), 8001)
