@@ -369,6 +369,37 @@ final class LoadtestEndToEndTests: SystemTestCase {
     XCTAssertTrue(lastOutput.contains("ran: touch"), lastOutput)
   }
 
+  /// loadtest ignores SIGPIPE, but a `--run-at` command is started as a shell would start it:
+  /// with SIGPIPE's default disposition (an ignored one is inherited across exec and no shell can
+  /// undo it, so `yes | head` and the like behave otherwise). The command reads its own
+  /// disposition, and that of a program it runs, from /proc.
+  func testARunAtCommandDoesNotInheritAnIgnoredSIGPIPE() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    let shell = directory + "/shell-status"
+    let child = directory + "/child-status"
+    // `$$` is the shell; grep reads its own status. (No `;`: it separates --run-at commands.)
+    let command =
+      "cat /proc/$$/status > \(shell).tmp && mv \(shell).tmp \(shell)"
+      + " && grep SigIgn /proc/self/status > \(child).tmp && mv \(child).tmp \(child)"
+    let (status, output) = try runLoadtest(
+      [url, "--requests", "1", "--run-at", "1:\(command)", "--quiet"], timeout: 10)
+    XCTAssertEqual(status, 3, output)
+    XCTAssertTrue(output.contains("ran: cat /proc/"), output)
+    let deadline = Date(timeIntervalSinceNow: 5)
+    while !FileManager.default.fileExists(atPath: child) && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.02)
+    }
+    for path in [shell, child] {
+      let text = try String(contentsOfFile: path, encoding: .utf8)
+      guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigIgn:") }),
+        let ignored = UInt64(
+          line.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+      else { return XCTFail("no SigIgn line in \(path): \(text)") }
+      XCTAssertEqual(
+        ignored & (1 << (UInt64(SIGPIPE) - 1)), 0, "SIGPIPE ignored in \(path): \(line)")
+    }
+  }
+
   /// An output file that cannot be written (its directory is missing, or it is a directory) is
   /// refused before any visit, exit 2 with the reason in one line, rather than reported after the
   /// whole run with exit 0 and the results lost.
