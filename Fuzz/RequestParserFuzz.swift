@@ -116,8 +116,14 @@ private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
     }
   }
   _ = request.keepAlive
-  _ = request.queryValue("n")
   _ = request.queryValue("")
+  // Percent-decoding: a value without `%` comes back as sent; each escape is three bytes to one.
+  if let raw = request.queryValue("n"), let decoded = try? request.decodedQueryValue("n") {
+    let escapes = raw.utf8.filter { $0 == UInt8(ascii: "%") }.count
+    guard decoded.utf8.count == raw.utf8.count - 2 * escapes, escapes > 0 || decoded == raw else {
+      fatalError("n=\(raw) decoded to \(decoded)")
+    }
+  }
 }
 
 private func snapshot(_ request: HTTPRequest) -> Request {

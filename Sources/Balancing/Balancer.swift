@@ -108,12 +108,9 @@ public final class Balancer: HTTPHandler {
   /// GET would get now, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
     // `?key=` (consistent hashing) percent-decoded: `a%20b` and `a b` are one key.
-    var key: String?
-    switch request.decodedQueryValue("key") {
-    case nil: break
-    case .failure(let malformed):
-      return respond(responder, request, .text(.badRequest, malformed.description))
-    case .success(let value): key = value
+    let key: String?
+    do { key = try request.decodedQueryValue("key") } catch {
+      return respond(responder, request, .text(.badRequest, error.description))
     }
     let host = request.hostName ?? fallbackHost
     if request.method == "HEAD" {
@@ -209,11 +206,8 @@ public final class Balancer: HTTPHandler {
     }
     // Percent-decoded, then compared exactly with the tokens issued.
     let token: String?
-    switch request.decodedQueryValue("lease") {
-    case nil: token = nil
-    case .failure(let malformed):
-      return respond(responder, request, .text(.badRequest, malformed.description))
-    case .success(let value): token = value
+    do { token = try request.decodedQueryValue("lease") } catch {
+      return respond(responder, request, .text(.badRequest, error.description))
     }
     // With the in-process ledger the report is settled at once, and no closure is built.
     if let outcome = broker.reportAtOnce(port: port, token: token) {

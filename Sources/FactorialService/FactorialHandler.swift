@@ -132,12 +132,11 @@ public final class FactorialHandler: HTTPHandler {
   /// Parses `?n=`: absent means a random N from 100 to 1000. Percent-escapes are decoded first
   /// (`%35` is `5`), and what they decode to must be digits like any other (`%2B5` is `+5`: no).
   static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
-    let text: String
-    switch request.decodedQueryValue("n") {
-    case nil: return .success(Int.random(in: 100...1000))
-    case .failure(let malformed): return .failure(InvalidN(message: malformed.description))
-    case .success(let value): text = value
+    let decoded: String?
+    do { decoded = try request.decodedQueryValue("n") } catch {
+      return .failure(InvalidN(message: error.description))
     }
+    guard let text = decoded else { return .success(Int.random(in: 100...1000)) }
     guard !text.isEmpty, text.utf8.count <= 6,
       text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
       let n = Int(text), n <= Factorial.maximumN
@@ -195,11 +194,8 @@ public final class FactorialHandler: HTTPHandler {
   /// the book's exactly: decoding only undoes an encoding of the token's own characters); a
   /// failure if its escapes are malformed.
   private static func lease(in request: HTTPRequest) -> Result<String?, MalformedQueryValue> {
-    switch request.decodedQueryValue("lease") {
-    case nil: return .success(nil)
-    case .failure(let malformed): return .failure(malformed)
-    case .success(let value): return .success(plausibleLease(value))
-    }
+    Result { () throws(MalformedQueryValue) in try request.decodedQueryValue("lease") }
+      .map { $0.flatMap(plausibleLease) }
   }
 
   /// `lease` if it may be a token: 1 to 128 letters, digits, `-` or `_`.

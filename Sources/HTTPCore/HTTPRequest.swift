@@ -70,50 +70,53 @@ public struct HTTPRequest: Sendable {
   /// Works on the target's contiguous bytes: no per-character work, no index arithmetic on the
   /// String. Values a program acts on are read with `decodedQueryValue`.
   public func queryValue(_ name: String) -> String? {
-    withQuery { query in
-      var name = name
-      return name.withUTF8 { wanted in Self.value(of: wanted, in: query) }
-    } ?? nil
+    withValue(named: name) { String(decoding: $0, as: UTF8.self) }
   }
 
   /// The value of `name` in the query string, percent-decoded (RFC 3986 §2.1: `%35` is `5`,
-  /// `%2B` is `+`; a `+` stays a `+`); nil if the query has no such pair. A `%` not followed by
-  /// two hex digits, or escapes that decode to bytes that are not UTF-8, are a failure that
-  /// says so. Names are matched as sent.
-  public func decodedQueryValue(_ name: String) -> Result<String, MalformedQueryValue>? {
-    guard let raw = queryValue(name) else { return nil }
-    guard let decoded = Self.percentDecoded(raw) else {
-      return .failure(MalformedQueryValue(name: name, value: raw))
+  /// `%2B` is `+`; a `+` stays a `+`); nil if the query has no such pair. Throws if a `%` is not
+  /// followed by two hex digits, or escapes decode to bytes that are not UTF-8. Names are
+  /// matched as sent. A value without `%` costs what `queryValue` does.
+  public func decodedQueryValue(_ name: String) throws(MalformedQueryValue) -> String? {
+    let decoded = withValue(named: name) { bytes -> String? in
+      let escaped =
+        HTTPHeadScanner.find(
+          UInt8(ascii: "%"), in: UnsafeRawBufferPointer(bytes), from: 0, limit: bytes.count) != nil
+      guard escaped else { return String(decoding: bytes, as: UTF8.self) }
+      return Self.percentDecoded(bytes)
     }
-    return .success(decoded)
+    guard let decoded else { return nil }
+    guard let value = decoded else {
+      throw MalformedQueryValue(name: name, value: queryValue(name) ?? "")
+    }
+    return value
   }
 
   /// `text` with its percent-escapes decoded (RFC 3986 §2.1), or nil if one is malformed (a `%`
-  /// not followed by two hex digits) or the result is not UTF-8. Text without a `%` is returned
-  /// as it is, without a copy of its bytes.
+  /// not followed by two hex digits) or the result is not UTF-8.
   public static func percentDecoded(_ text: String) -> String? {
-    var utf8 = text
-    let escaped = utf8.withUTF8 { $0.contains(UInt8(ascii: "%")) }
-    guard escaped else { return text }
-    return utf8.withUTF8 { bytes -> String? in
-      var decoded: [UInt8] = []
-      decoded.reserveCapacity(bytes.count)
-      var index = 0
-      while index < bytes.count {
-        let byte = bytes[index]
-        guard byte == UInt8(ascii: "%") else {
-          decoded.append(byte)
-          index += 1
-          continue
-        }
-        guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
-          let low = hexValue(bytes[index + 2])
-        else { return nil }
-        decoded.append(high << 4 | low)
-        index += 3
+    var text = text
+    return text.withUTF8 { bytes in percentDecoded(bytes) }
+  }
+
+  private static func percentDecoded(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    var decoded: [UInt8] = []
+    decoded.reserveCapacity(bytes.count)
+    var index = 0
+    while index < bytes.count {
+      let byte = bytes[index]
+      guard byte == UInt8(ascii: "%") else {
+        decoded.append(byte)
+        index += 1
+        continue
       }
-      return String(validating: decoded, as: UTF8.self)
+      guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]),
+        let low = hexValue(bytes[index + 2])
+      else { return nil }
+      decoded.append(high << 4 | low)
+      index += 3
     }
+    return String(validating: decoded, as: UTF8.self)
   }
 
   private static func hexValue(_ byte: UInt8) -> UInt8? {
@@ -123,6 +126,16 @@ public struct HTTPRequest: Sendable {
     case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
     default: return nil
     }
+  }
+
+  /// `body` applied to the bytes of `name`'s value in the query string; nil if there is none.
+  private func withValue<Value>(
+    named name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Value
+  ) -> Value? {
+    withQuery { query in
+      var name = name
+      return name.withUTF8 { wanted in Self.value(of: wanted, in: query, body) }
+    } ?? nil
   }
 
   /// Calls `body` with the query's bytes (after `?`); nil if the target has no query.
@@ -149,18 +162,16 @@ public struct HTTPRequest: Sendable {
   }
 
   /// The value of the first pair named `name` in `query`, "" for a pair without `=`.
-  private static func value(
-    of name: UnsafeBufferPointer<UInt8>, in query: UnsafeBufferPointer<UInt8>
-  ) -> String? {
-    var found: String?
+  private static func value<Value>(
+    of name: UnsafeBufferPointer<UInt8>, in query: UnsafeBufferPointer<UInt8>,
+    _ body: (UnsafeBufferPointer<UInt8>) -> Value
+  ) -> Value? {
+    var found: Value?
     forEachQueryPair(query) { pair in
       var equals = 0
       while equals < pair.count && pair[equals] != UInt8(ascii: "=") { equals += 1 }
       guard equals == name.count && Self.equal(pair, from: 0, name) else { return true }
-      found =
-        equals < pair.count
-        ? String(decoding: UnsafeBufferPointer(rebasing: pair[(equals + 1)...]), as: UTF8.self)
-        : ""
+      found = body(UnsafeBufferPointer(rebasing: pair[min(equals + 1, pair.count)...]))
       return false
     }
     return found

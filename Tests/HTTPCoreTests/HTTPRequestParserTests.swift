@@ -56,20 +56,18 @@ final class HTTPRequestParserTests: XCTestCase {
   func testQueryValuesArePercentDecoded() {
     let request = HTTPRequest(
       method: "GET", target: "/?n=%35&k=a%20b%2Bc+d&e=&bad=%3&hex=%zz&u=%C3%A9&x=%FF&p=%25")
-    func decoded(_ name: String) -> String? {
-      guard case .success(let value)? = request.decodedQueryValue(name) else { return nil }
-      return value
-    }
+    func decoded(_ name: String) -> String? { try? request.decodedQueryValue(name) }
     XCTAssertEqual(decoded("n"), "5")
     XCTAssertEqual(request.queryValue("n"), "%35")
     XCTAssertEqual(decoded("k"), "a b+c+d", "a + stays a + (RFC 3986 is not form encoding)")
     XCTAssertEqual(decoded("e"), "")
     XCTAssertEqual(decoded("u"), "é")
     XCTAssertEqual(decoded("p"), "%")
-    XCTAssertNil(request.decodedQueryValue("missing"))
+    XCTAssertNil(try request.decodedQueryValue("missing"))
     for (name, value) in [("bad", "%3"), ("hex", "%zz"), ("x", "%FF")] {
-      XCTAssertEqual(
-        request.decodedQueryValue(name), .failure(MalformedQueryValue(name: name, value: value)))
+      XCTAssertThrowsError(try request.decodedQueryValue(name)) { error in
+        XCTAssertEqual(error as? MalformedQueryValue, MalformedQueryValue(name: name, value: value))
+      }
     }
     for malformed in ["%", "%3", "%zz", "%g0", "a%", "%%"] {
       XCTAssertNil(HTTPRequest.percentDecoded(malformed), malformed)
