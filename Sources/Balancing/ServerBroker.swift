@@ -334,6 +334,24 @@ public final class ServerBroker {
     markDown(server, now: now)
   }
 
+  /// Offers a server to the dispatcher (it came up, joined, or was left out of the books), if it
+  /// can serve, holds no lease and is not busy under another name: a retired entry for the same
+  /// process (`5002` replaced by `localhost:5002`) whose job still runs, which offers it when
+  /// that lease ends. Whether it was offered.
+  @discardableResult
+  public func offer(_ server: ServerAddress) -> Bool {
+    guard store.inFlight(server) == 0 && pool.canServe(server) else { return false }
+    if let identity = identities[server],
+      pool.servers.contains(where: {
+        $0 != server && store.inFlight($0) > 0 && (identities[$0]?.overlaps(identity) ?? false)
+      })
+    {
+      return false
+    }
+    dispatcher.serverFreed(server)
+    return true
+  }
+
   /// Probes a down server soon (its process was just restarted), without waiting for back-off.
   public func probeSoon(_ server: ServerAddress, now: UInt64) { pool.probeSoon(server, now: now) }
 
@@ -480,20 +498,5 @@ public final class ServerBroker {
     for other in pool.servers where identities[other]?.overlaps(identity) ?? false {
       offer(other)
     }
-  }
-
-  /// Offers a server that came up to the dispatcher, if it holds no lease and is not busy under
-  /// another name: a retired entry for the same process (`5002` replaced by `localhost:5002`)
-  /// whose job still runs.
-  private func offer(_ server: ServerAddress) {
-    guard store.inFlight(server) == 0 && pool.canServe(server) else { return }
-    if let identity = identities[server],
-      pool.servers.contains(where: {
-        $0 != server && store.inFlight($0) > 0 && (identities[$0]?.overlaps(identity) ?? false)
-      })
-    {
-      return
-    }
-    dispatcher.serverFreed(server)
   }
 }

@@ -137,8 +137,9 @@ public final class SharedCoordinator {
       log?("\(server): out in the shared books: probing it")
       broker.markDown(server, now: now, reason: "out in the shared books")
     case (_, true):
+      // Held back while another entry for the same process holds a lease (`offer`).
+      guard broker.offer(server) else { return }
       log?("\(server): no lease and not on the free list: put back")
-      broker.dispatcher.serverFreed(server)
     case (_, false):
       broker.dispatcher.serverStopped(server)
     }

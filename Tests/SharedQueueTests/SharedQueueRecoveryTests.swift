@@ -327,6 +327,52 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertEqual(redisCommand(["LLEN", "test:free"])?.int, 0)
   }
 
+  /// A server listed again under another spelling (`5002` becomes `127.0.0.1:5002`) while its
+  /// old entry holds a lease is held back until that lease ends (`ServerBroker.offer`): both
+  /// entries are one process. The coordinator's sweep saw the new entry with no state in the
+  /// books and put it on the free list after its second sighting, past that rule: the process
+  /// was leased twice.
+  func testTheSweepHoldsBackAServerListedAgainUnderAnotherSpellingWhileItIsLeased() throws {
+    try startRedis()
+    let old = ServerAddress(port: 5002)
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5002)
+    let a = member("A")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([old])
+      a.coordinator.heartbeat()
+    }
+    eventually("A coordinates") { (running.sync { a.coordinator.isCoordinator }) == true }
+    eventually("5002 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    let answers = Answers()
+    claim("first", at: a, answers: answers)
+    eventually("first is served") { answers.lease(of: "first") != nil }
+    _ = running.sync { _ = try? a.broker.reconfigure([respelled]) }
+    claim("second", at: a, answers: answers)
+    eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // The coordinator's heartbeats and views, as its timers make them, for three sweeps (one
+    // a second).
+    for round in 0..<12 {
+      if round % 4 == 0 { _ = running.sync { a.coordinator.heartbeat() } }
+      _ = wait { done in a.coordinator.refresh(completion: done) }
+      Thread.sleep(forTimeInterval: 0.25)
+    }
+    XCTAssertNil(
+      answers.lease(of: "second"),
+      "\(respelled) was handed out while the lease of \(old), the same process, ran")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+    // The old entry's lease ends: the new one takes the waiting client.
+    let lease = try XCTUnwrap(answers.lease(of: "first"))
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5002, token: lease.token, source: "127.0.0.1") { done($0) }
+    }
+    guard case .released? = outcome else {
+      return XCTFail("report: \(String(describing: outcome))")
+    }
+    eventually("second gets the server under its new spelling") {
+      answers.lease(of: "second")?.server == respelled
+    }
+  }
+
   /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
   /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
   /// down in its pool for as long as another coordinates, though the new coordinator found it
