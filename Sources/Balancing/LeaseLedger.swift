@@ -29,6 +29,8 @@ public final class LeaseLedger: LeaseStore {
   private var byServer: [ServerAddress: ServerBook] = [:]
   /// Leases not known to be used, by client address.
   private var unclaimedByClient: [String: Int] = [:]
+  /// Down servers' stranded leases (see `LeaseStore.strandedLeases(of:)`).
+  private var stranded: [ServerAddress: [Lease]] = [:]
   public private(set) var counts = LeaseCounts()
 
   public init() {}
@@ -155,7 +157,20 @@ public final class LeaseLedger: LeaseStore {
   public func forget(_ server: ServerAddress) {
     guard byServer[server]?.tokens.isEmpty ?? true else { return }
     byServer[server] = nil
+    stranded[server] = nil
   }
+
+  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded[server] }
+
+  public func strand(_ leases: [Lease], of server: ServerAddress) {
+    stranded[server, default: []] += leases
+  }
+
+  public func settleStranded(_ lease: Lease) {
+    stranded[lease.server]?.removeAll { $0.token == lease.token }
+  }
+
+  public func releaseStranded(_ server: ServerAddress) { stranded[server] = nil }
 
   /// Ends the lease `token`; nil if it had ended.
   private func end(_ token: String) -> Lease? {

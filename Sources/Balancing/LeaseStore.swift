@@ -40,6 +40,19 @@ public protocol LeaseStore: AnyObject {
   func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void)
   /// Unclaimed leases past their claim deadline; each is marked as being checked.
   func takeUnclaimed(now: UInt64, completion: @escaping ([Lease]) -> Void)
-  /// Forgets the served count of a server that left the pool.
+  /// Forgets the served count and the stranded leases of a server that left the pool.
   func forget(_ server: ServerAddress)
+
+  /// The leases that ended unreported when `server` was found down, still to be revoked there
+  /// before it is handed out again (their clients may come once a partition heals); nil if no
+  /// such lease holds it back, empty once each is settled (it then waits for a check that finds
+  /// it idle). Kept in the books, so that whichever balancer probes the server revokes them.
+  func strandedLeases(of server: ServerAddress) -> [Lease]?
+  /// Holds `server` back for `leases`, which ended unreported when it was found down.
+  func strand(_ leases: [Lease], of server: ServerAddress)
+  /// A stranded lease is settled at its server (revoked, found started, or asked of a server
+  /// that cannot tell).
+  func settleStranded(_ lease: Lease)
+  /// `server` is no longer held back by stranded leases: it is handed out again.
+  func releaseStranded(_ server: ServerAddress)
 }

@@ -46,11 +46,6 @@ public final class ServerBroker {
   private var reportsWithLeases: Set<ServerAddress> = []
   /// The store, when it is the in-process ledger: reports with a lease are then settled at once.
   private let ledger: LeaseLedger?
-  /// Down servers held back by leases that ended unreported when they were found down, with
-  /// those not yet revoked there: their clients may still come once a partition heals. Such a
-  /// server is handed out again only once none is left (each revoked, found started, or asked
-  /// of a server that cannot tell) and a check after that finds it idle.
-  private var stranded: [ServerAddress: [Lease]] = [:]
 
   /// Every server of `pool` that can serve starts free in `dispatcher`.
   public init(pool: ServerPool, issuer: LeaseIssuer, dispatcher: Dispatcher) {
@@ -271,7 +266,7 @@ public final class ServerBroker {
       } else {
         self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
         let leases = unreported + ended
-        if !leases.isEmpty { self.stranded[server, default: []] += leases }
+        if !leases.isEmpty { self.store.strand(leases, of: server) }
       }
     }
   }
@@ -288,19 +283,21 @@ public final class ServerBroker {
   public func serversToProbe(now: UInt64) -> [ServerAddress] { pool.serversToProbe(now: now) }
 
   /// The outcome of probing a down server: any answer brings it back; but a server held back by
-  /// stranded leases only an idle answer once none is left to revoke (else it stays down, and
-  /// is asked again in a second).
+  /// stranded leases (`LeaseStore.strandedLeases(of:)`) only an idle answer once none is left
+  /// to revoke (else it stays down, and is asked again in a second).
   public func finishProbe(of server: ServerAddress, result: ServerPool.CheckResult, now: UInt64) {
-    if let left = stranded[server], result == .idle || result == .busy {
+    if let left = store.strandedLeases(of: server), result == .idle || result == .busy {
       guard left.isEmpty, result == .idle else { return pool.keepDown(server, now: now) }
-      stranded[server] = nil
+      store.releaseStranded(server)
     }
     if pool.finishProbe(of: server, result: result, now: now) { offer(server) }
   }
 
   /// The leases of a down server still to be revoked there before it is handed out again: they
   /// ended unreported when it was found down (see `markDown`).
-  public func strandedLeases(of server: ServerAddress) -> [Lease] { stranded[server] ?? [] }
+  public func strandedLeases(of server: ServerAddress) -> [Lease] {
+    store.strandedLeases(of: server) ?? []
+  }
 
   /// The outcome of revoking a stranded lease at its server, which answers again: any answer
   /// settles it (a started job keeps the server out until a check finds it idle, as for any
@@ -315,7 +312,7 @@ public final class ServerBroker {
     case .started: note("\(server): the job of \(what) started: held back until it is idle")
     case .unknown: note("\(server): cannot revoke \(what) (a server written for the original)")
     }
-    stranded[server]?.removeAll { $0.token == lease.token }
+    store.settleStranded(lease)
   }
 
   /// Idle servers not asked for `interval` seconds whether they are alive; each is stamped.
@@ -484,7 +481,6 @@ public final class ServerBroker {
   /// Forgets a server that left the pool.
   private func forget(_ server: ServerAddress) {
     store.forget(server)
-    stranded[server] = nil
     identities[server] = nil
     reportsWithLeases.remove(server)
   }

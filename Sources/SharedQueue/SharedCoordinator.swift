@@ -133,7 +133,8 @@ public final class SharedCoordinator {
   ) {
     switch (state, canServe) {
     case (.out?, true):
-      // Another balancer saw it down: probe it here; it is put back when it answers.
+      // Another balancer saw it down: probe it here; it is put back when it answers (once the
+      // leases stranded there are revoked: they are in the books).
       log?("\(server): out in the shared books: probing it")
       broker.markDown(server, now: now, reason: "out in the shared books")
     case (_, true):

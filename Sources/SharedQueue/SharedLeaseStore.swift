@@ -51,6 +51,9 @@ public final class SharedLeaseStore: LeaseStore {
   private var served: [ServerAddress: Int] = [:]
   private var unclaimedByClient: [String: Int] = [:]
   private var balancerOf: [String: String] = [:]
+  /// Down servers' stranded leases (see `LeaseStore.strandedLeases(of:)`): only their tokens and
+  /// servers are in the books, which is all a revoke needs.
+  private var stranded: [ServerAddress: [Lease]] = [:]
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -204,7 +207,25 @@ public final class SharedLeaseStore: LeaseStore {
     guard tokenOf[server] == nil else { return }
     served[server] = nil
     states[server] = nil
+    stranded[server] = nil
     run(SharedScripts.forget, [server.description]) { _ in }
+  }
+
+  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded[server] }
+
+  public func strand(_ leases: [Lease], of server: ServerAddress) {
+    stranded[server, default: []] += leases
+    run(SharedScripts.strand, [server.description] + leases.map(\.token)) { _ in }
+  }
+
+  public func settleStranded(_ lease: Lease) {
+    stranded[lease.server]?.removeAll { $0.token == lease.token }
+    run(SharedScripts.settleStranded, [lease.server.description, lease.token]) { _ in }
+  }
+
+  public func releaseStranded(_ server: ServerAddress) {
+    stranded[server] = nil
+    run(SharedScripts.releaseStranded, [server.description]) { _ in }
   }
 
   // MARK: - The view
@@ -212,7 +233,7 @@ public final class SharedLeaseStore: LeaseStore {
   /// Renews the whole view from Redis; `completion` gets whether it could.
   public func refresh(completion: @escaping (Bool) -> Void = { _ in }) {
     run(SharedScripts.snapshot, []) { [self] result in
-      guard case .success(let reply) = result, let parts = reply.array, parts.count == 7,
+      guard case .success(let reply) = result, let parts = reply.array, parts.count == 8,
         let redisNow = parts[0].int
       else { return completion(false) }
       freeList = (parts[1].array ?? []).compactMap {
@@ -245,6 +266,13 @@ public final class SharedLeaseStore: LeaseStore {
       unclaimedByClient = [:]
       balancerOf = [:]
       for fields in parts[6].array ?? [] { _ = remember(fields, redisNow: redisNow, now: now) }
+      stranded = [:]
+      for (name, tokens) in Self.pairs(parts[7]) {
+        guard let server = ServerAddress(parsing: name) else { continue }
+        stranded[server] = tokens.split(separator: " ").map {
+          Lease(token: String($0), server: server, issued: 0, deadline: 0)
+        }
+      }
       fresh.inFlight = byToken.count
       counts = fresh
       hasRefreshed = true

@@ -15,6 +15,9 @@ import RedisClient
 /// - `P:counts`: issued, reported, expired, reclaimed; `P:served`: leases per server;
 /// - `P:lease_reporters`: servers that have reported with a lease: a report without one is not
 ///   theirs, whichever balancer it reaches;
+/// - `P:stranded`: hash down server → the tokens of its leases that ended unreported when it
+///   was found down, still to be revoked there, separated by spaces (empty once each is settled:
+///   it then waits for a check that finds it idle);
 /// - `P:alive:<balancer>`: present while a balancer runs; `P:coordinator`: which balancer runs
 ///   the expiry and claim checks; `P:config`, `P:config:version`: the pool, as servers.json.
 ///
@@ -104,7 +107,8 @@ enum SharedScripts {
   static var all: [RedisScript] {
     [
       take, put, leave, rejoin, purgeWaiting, withdraw, issue, report, endLeaseOfServer, endLease,
-      extend, setClaim, takeDue, forget, snapshot, heartbeat, retire, publishConfig, readConfig,
+      extend, setClaim, takeDue, forget, strand, settleStranded, releaseStranded, snapshot,
+      heartbeat, retire, publishConfig, readConfig,
     ]
   }
 
@@ -319,11 +323,41 @@ enum SharedScripts {
     redis.call('HDEL', P .. ':served', ARGV[1])
     redis.call('SREM', P .. ':withdrawn', ARGV[1])
     redis.call('SREM', P .. ':lease_reporters', ARGV[1])
+    redis.call('HDEL', P .. ':stranded', ARGV[1])
     return 1
     """)
 
+  /// ARGV: server, then tokens. Holds a down server back for these leases, with any it holds.
+  static let strand = script(
+    """
+    local tokens = redis.call('HGET', P .. ':stranded', ARGV[1]) or ''
+    for i = 2, #ARGV do
+      if tokens == '' then tokens = ARGV[i] else tokens = tokens .. ' ' .. ARGV[i] end
+    end
+    redis.call('HSET', P .. ':stranded', ARGV[1], tokens)
+    return 1
+    """)
+
+  /// ARGV: server, token. A stranded lease is settled at its server; the server stays held back
+  /// (with the others, or none left) until `releaseStranded`.
+  static let settleStranded = script(
+    """
+    local tokens = redis.call('HGET', P .. ':stranded', ARGV[1])
+    if not tokens then return 0 end
+    local left = {}
+    for token in string.gmatch(tokens, '%S+') do
+      if token ~= ARGV[2] then table.insert(left, token) end
+    end
+    redis.call('HSET', P .. ':stranded', ARGV[1], table.concat(left, ' '))
+    return 1
+    """)
+
+  /// ARGV: server. No longer held back by stranded leases: it is handed out again.
+  static let releaseStranded = script(
+    "return redis.call('HDEL', P .. ':stranded', ARGV[1])")
+
   /// The whole of the books: `{now, free, waiting count, state (flat), counts (flat), served
-  /// (flat), {lease...}}`.
+  /// (flat), {lease...}, stranded (flat)}`.
   static let snapshot = script(
     """
     local leases = {}
@@ -333,7 +367,7 @@ enum SharedScripts {
     end
     return {now(), redis.call('LRANGE', P .. ':free', 0, -1), redis.call('LLEN', P .. ':waiting'),
       redis.call('HGETALL', P .. ':state'), redis.call('HGETALL', P .. ':counts'),
-      redis.call('HGETALL', P .. ':served'), leases}
+      redis.call('HGETALL', P .. ':served'), leases, redis.call('HGETALL', P .. ':stranded')}
     """)
 
   /// ARGV: balancer, ttl ms. Marks the balancer alive, and takes or keeps the coordinator's

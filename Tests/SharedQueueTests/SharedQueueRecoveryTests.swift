@@ -373,6 +373,78 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     }
   }
 
+  /// A probe for the tests, called on the loop: every server answers its checks idle; revokes
+  /// wait for `answerRevocations`.
+  final class RevokeRecorder: HealthProbe {
+    private(set) var asked: [Lease] = []
+    private var pending: [(RevokeResult) -> Void] = []
+
+    func check(_ server: ServerAddress, completion: @escaping (ServerPool.CheckResult) -> Void) {
+      completion(.idle)
+    }
+
+    func revoke(_ lease: Lease, completion: @escaping (RevokeResult) -> Void) {
+      asked.append(lease)
+      pending.append(completion)
+    }
+
+    func answerRevocations(_ result: RevokeResult) {
+      let answering = pending
+      pending = []
+      for completion in answering { completion(result) }
+    }
+  }
+
+  /// The lease whose check found its server silent is revoked there before the server is
+  /// handed out again (a client held up by a partition may still come with it). Only the
+  /// balancer that found it down knew that lease: when another took over as the coordinator
+  /// (the first killed, or paused), it found the server out in the books, probed it, and put it
+  /// back at its first answer, the lease never revoked.
+  func testALeaseStrandedAtOneCoordinatorIsRevokedByTheNext() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let (a, b) = twoMembers(sharing: server)
+    _ = running.sync { a.coordinator.heartbeat() }
+    eventually("A coordinates") { (running.sync { a.coordinator.isCoordinator }) == true }
+    _ = running.sync { a.dispatcher.serverFreed(server) }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    let answers = Answers()
+    claim("held-up", at: a, answers: answers)
+    eventually("the client is served") { answers.lease(of: "held-up") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    // A checks the lease (overdue) and gets no answer: the lease ends, 5001 is down.
+    _ = running.sync {
+      a.broker.finishCheck(of: lease, result: .unreachable, now: a.broker.clock())
+    }
+    eventually("5001 is out") { redisCommand(["HGET", "test:state", "5001"])?.string == "out" }
+    // A dies; B takes over as the coordinator, and the network heals.
+    XCTAssertEqual(redisCommand(["DEL", "test:coordinator"])?.int, 1)
+    _ = running.sync { b.coordinator.heartbeat() }
+    eventually("B coordinates") { (running.sync { b.coordinator.isCoordinator }) == true }
+    let probe = RevokeRecorder()
+    let supervisor = PoolSupervisor(broker: b.broker, probe: probe)
+    supervisor.heartbeatInterval = .infinity
+    // B's heartbeats, views and rounds, as its timers make them, until it asks 5001 to revoke
+    // the lease or hands 5001 out.
+    func rounds(until condition: () -> Bool) {
+      for round in 0..<24 where !condition() {
+        _ = running.sync {
+          if round % 4 == 0 { b.coordinator.heartbeat() }
+          supervisor.tick(now: b.broker.clock())
+        }
+        _ = wait { done in b.coordinator.refresh(completion: done) }
+        Thread.sleep(forTimeInterval: 0.25)
+      }
+    }
+    let isFree = { self.redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    rounds { isFree() || (running.sync { probe.asked.count }) != 0 }
+    XCTAssertFalse(isFree(), "5001 was put back without its stranded lease revoked there")
+    XCTAssertEqual(running.sync { probe.asked.map(\.token) }, [lease.token])
+    _ = running.sync { probe.answerRevocations(.revoked) }
+    rounds(until: isFree)
+    XCTAssertTrue(isFree(), "5001 is back once the lease is revoked and a check finds it idle")
+  }
+
   /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
   /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
   /// down in its pool for as long as another coordinates, though the new coordinator found it
