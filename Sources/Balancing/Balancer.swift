@@ -107,17 +107,20 @@ public final class Balancer: HTTPHandler {
   /// `GET /`: 302 to a server with a lease, now or once one is free; `HEAD /` names the server a
   /// GET would get now, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
-    // `?key=` (consistent hashing) percent-decoded: `a%20b` and `a b` are one key.
-    let key: String?
-    do { key = try request.decodedQueryValue("key") } catch {
-      return respond(responder, request, .text(.badRequest, error.description))
-    }
     let host = request.hostName ?? fallbackHost
     if request.method == "HEAD" {
       guard !broker.isShuttingDown, let server = broker.dispatcher.preview() else {
         return respond(responder, request, unavailable("every server is busy"))
       }
       return respond(responder, request, .redirect(to: server.url(clientHost: host)))
+    }
+    // `?key=` only where it picks the server (consistent hashing), percent-decoded: `a%20b` and
+    // `a b` are one key.
+    var key: String?
+    if broker.dispatcher.usesKeys {
+      do { key = try request.decodedQueryValue("key") } catch {
+        return respond(responder, request, .text(.badRequest, error.description))
+      }
     }
     // One claim and two closures per request. They hold the balancer strongly: the claim and
     // its closures are let go once the request is answered or cancelled.

@@ -12,6 +12,8 @@ public protocol Dispatcher: AnyObject {
   /// Whether an unreported lease is checked with its server before it ends (one client per
   /// server), or simply ends at its deadline (a server shared by many jobs).
   var checksOverdueLeases: Bool { get }
+  /// Whether a claim's `key` picks its server (consistent hashing): only then is `?key=` read.
+  var usesKeys: Bool { get }
   /// The servers that would take a client now, in the order they would be handed out.
   var freeServers: [ServerAddress] { get }
   /// How many clients wait.

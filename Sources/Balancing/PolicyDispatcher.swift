@@ -3,6 +3,7 @@
 public final class PolicyDispatcher: Dispatcher {
   public let name: String
   public let checksOverdueLeases = false
+  public var usesKeys: Bool { policy.usesKey }
   public let policy: RoutingPolicy
   private let pool: ServerPool
   private let issuer: LeaseIssuer

@@ -74,7 +74,7 @@ public final class PoolSupervisor {
   /// its outage are still to be revoked there (their clients may come once a partition heals)
   /// has them revoked first, then is checked afresh: only that check can bring it back (if
   /// idle: see `ServerBroker.finishProbe`). A revoke that gets no answer keeps it down; it is
-  /// asked again at the next probe.
+  /// asked again at the next probe, a second later (the server answered its check: no back-off).
   private func settleProbe(of server: ServerAddress, result: ServerPool.CheckResult) {
     let stranded = result == .idle || result == .busy ? broker.strandedLeases(of: server) : []
     guard !stranded.isEmpty else {
@@ -88,7 +88,7 @@ public final class PoolSupervisor {
         left -= 1
         guard left == 0 else { return }
         guard broker.strandedLeases(of: server).isEmpty else {
-          return broker.finishProbe(of: server, result: .unreachable, now: broker.clock())
+          return broker.finishProbe(of: server, result: .inconclusive, now: broker.clock())
         }
         probe.check(server) { [weak self] result in
           self?.settleProbe(of: server, result: result)

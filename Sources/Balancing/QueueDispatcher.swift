@@ -10,6 +10,7 @@ public final class QueueDispatcher: Dispatcher {
 
   public let name = "queue"
   public let checksOverdueLeases = true
+  public let usesKeys = false
   /// The free servers and the tickets waiting for one.
   public let queue: AvailabilityQueue<ServerAddress>
   private let issuer: LeaseIssuer

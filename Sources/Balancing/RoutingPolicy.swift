@@ -5,6 +5,12 @@ public protocol RoutingPolicy: AnyObject {
   /// hashing key is `key`; `inFlight` tells how many jobs a server has not reported yet.
   func choose(from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int)
     -> ServerAddress?
+  /// Whether `choose` looks at `key`: only then does the balancer read a client's `?key=`.
+  var usesKey: Bool { get }
+}
+
+extension RoutingPolicy {
+  public var usesKey: Bool { false }
 }
 
 /// The policies `--policy` names.
@@ -75,6 +81,7 @@ public final class LeastConnectionsPolicy: RoutingPolicy {
 public final class ConsistentHashPolicy: RoutingPolicy {
   private var ring: HashRing
   private var placed: [ServerAddress] = []
+  public let usesKey = true
 
   public init(slots: Int = 512, virtualNodes: Int = 9) {
     ring = HashRing(slots: slots, virtualNodes: virtualNodes)

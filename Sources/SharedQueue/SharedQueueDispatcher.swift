@@ -18,6 +18,7 @@ public final class SharedQueueDispatcher: Dispatcher {
 
   public let name = "queue"
   public let checksOverdueLeases = true
+  public let usesKeys = false
   public let store: SharedLeaseStore
   private let issuer: LeaseIssuer
   private let grants: RedisConnection

@@ -106,6 +106,19 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(balancer.counts.issued, 5)
   }
 
+  /// `?key=` is read only where it picks the server (consistent hashing): under the queue, or a
+  /// policy that does not hash, a malformed escape in it is no reason to refuse the job.
+  func testAKeyIsReadOnlyWhereItPicksTheServer() {
+    for policy: RoutingPolicy? in [nil, RoundRobinPolicy()] {
+      let client = FakeClient()
+      client.request(makeBalancer([5001], policy: policy), "/?n=5&key=50%")
+      XCTAssertEqual(client.status, 302, client.text)
+    }
+    let hashing = FakeClient()
+    hashing.request(makeBalancer([5001], policy: ConsistentHashPolicy()), "/?n=5&key=50%")
+    XCTAssertEqual(hashing.status, 400, hashing.text)
+  }
+
   func testHostHeaderVariants() {
     let balancer = makeBalancer(ports)
     let client = FakeClient()
