@@ -16,10 +16,10 @@ help_if_asked() {
 }
 
 # whole_number NAME VALUE: exits with status 2 and a clear message unless VALUE is a whole number
-# of at least 1.
+# from 1 to 999,999,999 (more digits than that would overflow the shell's arithmetic).
 whole_number() {
-  if ! [[ "$2" =~ ^[0-9]+$ ]] || [ "$2" -lt 1 ]; then
-    echo "$(basename "$0"): $1 must be a whole number of at least 1, not '$2' (--help for usage)" >&2
+  if ! [[ "$2" =~ ^[0-9]{1,9}$ ]] || [ "$2" -lt 1 ]; then
+    echo "$(basename "$0"): $1 must be a whole number from 1 to 999999999, not '$2' (--help for usage)" >&2
     exit 2
   fi
 }

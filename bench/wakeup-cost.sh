@@ -23,6 +23,7 @@ TRIPS="${2:-30000}"
 whole_number rounds "$ROUNDS"
 whole_number round_trips "$TRIPS"
 command -v taskset >/dev/null || { echo "needs taskset (util-linux)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "needs python3" >&2; exit 1; }
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -30,9 +31,11 @@ swiftc -O bench/wakeup_cost.swift -o "$WORK/wakeup_cost"
 echo "CPUs: $(nproc); $TRIPS round trips a case, $ROUNDS rounds"
 for round in $(seq "$ROUNDS"); do
   for transport in tcp unix; do
-    echo "round $round, free:      $("$WORK/wakeup_cost" "$transport" "$TRIPS")" | tee -a "$WORK/lines"
-    echo "round $round, one CPU:   $(taskset -c 0 "$WORK/wakeup_cost" "$transport" "$TRIPS")" |
-      tee -a "$WORK/lines"
+    # Captured first, so that a failed run stops the script (set -e) instead of being printed.
+    free="$("$WORK/wakeup_cost" "$transport" "$TRIPS")"
+    echo "round $round, free:      $free" | tee -a "$WORK/lines"
+    pinned="$(taskset -c 0 "$WORK/wakeup_cost" "$transport" "$TRIPS")"
+    echo "round $round, one CPU:   $pinned" | tee -a "$WORK/lines"
   done
 done
 python3 - "$WORK/lines" <<'PY'
