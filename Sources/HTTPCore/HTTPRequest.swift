@@ -92,13 +92,8 @@ public struct HTTPRequest: Sendable {
     return value
   }
 
-  /// `text` with its percent-escapes decoded (RFC 3986 §2.1), or nil if one is malformed (a `%`
-  /// not followed by two hex digits) or the result is not UTF-8.
-  public static func percentDecoded(_ text: String) -> String? {
-    var text = text
-    return text.withUTF8 { bytes in percentDecoded(bytes) }
-  }
-
+  /// `bytes` with their percent-escapes decoded (RFC 3986 §2.1), or nil if one is malformed (a
+  /// `%` not followed by two hex digits) or the result is not UTF-8.
   private static func percentDecoded(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
     var decoded: [UInt8] = []
     decoded.reserveCapacity(bytes.count)
@@ -206,24 +201,5 @@ public struct HTTPRequest: Sendable {
       return close + 1
     }
     return host.firstIndex(of: UInt8(ascii: ":")) ?? host.count
-  }
-}
-
-/// A query value whose percent-escapes cannot be decoded: a `%` not followed by two hex digits
-/// (`%`, `%3`, `%zz`), or escapes that do not spell UTF-8 text (`%FF`).
-public struct MalformedQueryValue: Error, Equatable, CustomStringConvertible, Sendable {
-  /// The pair's name, and its value as sent.
-  public let name: String
-  public let value: String
-
-  public init(name: String, value: String) {
-    self.name = name
-    self.value = value
-  }
-
-  /// What a `400` says.
-  public var description: String {
-    "\(name)=\(value) is not valid percent-encoding: each % must start an escape of two hex"
-      + " digits (%25 for % itself) that together spell UTF-8 text"
   }
 }

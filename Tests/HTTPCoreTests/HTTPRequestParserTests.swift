@@ -69,11 +69,14 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(error as? MalformedQueryValue, MalformedQueryValue(name: name, value: value))
       }
     }
-    for malformed in ["%", "%3", "%zz", "%g0", "a%", "%%"] {
-      XCTAssertNil(HTTPRequest.percentDecoded(malformed), malformed)
+    func value(_ sent: String) -> String? {
+      try? HTTPRequest(method: "GET", target: "/?v=\(sent)").decodedQueryValue("v")
     }
-    XCTAssertEqual(HTTPRequest.percentDecoded("plain"), "plain")
-    XCTAssertEqual(HTTPRequest.percentDecoded("%2b%2B"), "++")
+    for malformed in ["%", "%3", "%zz", "%g0", "a%", "%%"] {
+      XCTAssertNil(value(malformed), malformed)
+    }
+    XCTAssertEqual(value("plain"), "plain")
+    XCTAssertEqual(value("%2b%2B"), "++")
   }
 
   /// The same request split at every possible byte boundary parses the same.
