@@ -146,8 +146,8 @@ public final class BalancerApp {
       replicas.onChange = { [unowned membership] file in membership.publish(file) }
       // Servers are put back only once the books are read: the pool and the servers' states in
       // Redis take precedence over this balancer's servers.json and first view.
-      membership.onSynced = { [unowned queue, unowned pool] in
-        queue.openWhenRead(pool: pool)
+      membership.onSynced = { [unowned queue, unowned broker] in
+        queue.openWhenRead(broker: broker)
       }
       shared = SharedParts(
         store: sharedStore, dispatcher: queue, coordinator: coordinator, membership: membership,

@@ -41,6 +41,10 @@ public final class LeaseLedger: LeaseStore {
 
   public func inFlight(_ server: ServerAddress) -> Int { byServer[server]?.tokens.count ?? 0 }
 
+  public var leasedServers: [ServerAddress] {
+    byServer.compactMap { $0.value.tokens.isEmpty ? nil : $0.key }
+  }
+
   public func servedCount(_ server: ServerAddress) -> Int { byServer[server]?.served ?? 0 }
 
   public func unclaimedCount(of client: String) -> Int { unclaimedByClient[client] ?? 0 }

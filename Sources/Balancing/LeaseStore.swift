@@ -13,6 +13,9 @@ public protocol LeaseStore: AnyObject {
   func leases(of server: ServerAddress) -> [Lease]
   /// How many leases `server` holds.
   func inFlight(_ server: ServerAddress) -> Int
+  /// Every server that holds a lease, in no order: for a shared store, those of every balancer's
+  /// pool (the books know each lease's server), including entries this balancer does not list.
+  var leasedServers: [ServerAddress] { get }
   /// How many leases `server` was handed since it joined the pool.
   func servedCount(_ server: ServerAddress) -> Int
   /// How many leases issued to `client` (an address) are not known to be used yet.

@@ -42,6 +42,11 @@ public final class ServerBroker {
   /// client): each will become an unclaimed lease.
   private var waitingByClient: [String: Int] = [:]
   private var identities: [ServerAddress: ServerIdentity] = [:]
+  /// The identities of entries this pool does not list that were found holding a lease in the
+  /// books (another balancer's entry, or one forgotten here), worked out once each by `offer`
+  /// so that a name is not resolved again at every offer; nil for a name that does not resolve
+  /// here. One per such entry met since the start.
+  private var identitiesOutsidePool: [ServerAddress: ServerIdentity?] = [:]
   /// Servers that have reported with a lease: a report without one is not theirs.
   private var reportsWithLeases: Set<ServerAddress> = []
   /// The store, when it is the in-process ledger: reports with a lease are then settled at once.
@@ -332,21 +337,34 @@ public final class ServerBroker {
   }
 
   /// Offers a server to the dispatcher (it came up, joined, or was left out of the books), if it
-  /// can serve, holds no lease and is not busy under another name: a retired entry for the same
-  /// process (`5002` replaced by `localhost:5002`) whose job still runs, which offers it when
-  /// that lease ends. Whether it was offered.
+  /// can serve, holds no lease and is not busy under another name: another entry for the same
+  /// process (`5002` replaced by `localhost:5002`) whose job still runs. That entry is any
+  /// server leased in the store, listed here (retired: it offers this one when its lease ends)
+  /// or not (in the shared books, an entry of another balancer's pool, or retired before this
+  /// balancer took the pool: the coordinator's sweep offers this one again after that lease).
+  /// Whether it was offered.
   @discardableResult
   public func offer(_ server: ServerAddress) -> Bool {
     guard store.inFlight(server) == 0 && pool.canServe(server) else { return false }
     if let identity = identities[server],
-      pool.servers.contains(where: {
-        $0 != server && store.inFlight($0) > 0 && (identities[$0]?.overlaps(identity) ?? false)
+      store.leasedServers.contains(where: {
+        $0 != server && (identityOfLeased($0)?.overlaps(identity) ?? false)
       })
     {
       return false
     }
     dispatcher.serverFreed(server)
     return true
+  }
+
+  /// Who a leased entry is: as worked out when its configuration was applied, or, for one this
+  /// pool does not list, once, here (see `identitiesOutsidePool`).
+  private func identityOfLeased(_ server: ServerAddress) -> ServerIdentity? {
+    if let identity = identities[server] { return identity }
+    if let known = identitiesOutsidePool[server] { return known }
+    let identity = try? identifier.identity(of: server).get()
+    identitiesOutsidePool[server] = identity
+    return identity
   }
 
   /// Probes a down server soon (its process was just restarted), without waiting for back-off.

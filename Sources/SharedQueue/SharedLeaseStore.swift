@@ -97,6 +97,8 @@ public final class SharedLeaseStore: LeaseStore {
 
   public func inFlight(_ server: ServerAddress) -> Int { tokenOf[server] == nil ? 0 : 1 }
 
+  public var leasedServers: [ServerAddress] { Array(tokenOf.keys) }
+
   public func servedCount(_ server: ServerAddress) -> Int { served[server] ?? 0 }
 
   public func unclaimedCount(of client: String) -> Int { unclaimedByClient[client] ?? 0 }

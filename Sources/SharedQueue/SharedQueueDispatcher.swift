@@ -211,22 +211,27 @@ public final class SharedQueueDispatcher: Dispatcher {
   }
 
   /// Reads the books (again after a second, until it can), then opens the queue, offering the
-  /// servers of `pool` that can serve.
-  public func openWhenRead(pool: ServerPool) {
+  /// servers of `broker`'s pool that can serve.
+  public func openWhenRead(broker: ServerBroker) {
     store.refresh { [weak self] fresh in
       guard let self else { return }
-      if fresh { return self.open(offering: pool.serving) }
-      _ = self.grants.loop.schedule(after: 1) { [weak self] in self?.openWhenRead(pool: pool) }
+      if fresh { return self.open(offering: broker) }
+      _ = self.grants.loop.schedule(after: 1) { [weak self] in
+        self?.openWhenRead(broker: broker)
+      }
     }
   }
 
   /// Opens the queue once the shared books are read: until then a server freed here is not
   /// put back (the pool in Redis, and what the books say of each server, take precedence over
-  /// this balancer's first view). Servers of `pool` the books have never seen are put back now.
-  public func open(offering pool: [ServerAddress]) {
+  /// this balancer's first view). Servers of `broker`'s pool the books have never seen are
+  /// offered now, through `ServerBroker.offer`: one whose process holds a lease in the books
+  /// under another spelling is held back.
+  public func open(offering broker: ServerBroker? = nil) {
     guard !isOpen else { return }
     isOpen = true
-    for server in pool where store.states[server] == nil { serverFreed(server) }
+    guard let broker else { return }
+    for server in broker.pool.serving where store.states[server] == nil { broker.offer(server) }
   }
 
   /// The lease and claim timeouts, in milliseconds, as the scripts take them.

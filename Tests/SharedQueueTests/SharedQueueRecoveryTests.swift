@@ -37,7 +37,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       replicas.onChange = { [unowned membership] file in membership.publish(file) }
       // As BalancerApp: the queue opens once the shared pool is adopted and the books read.
       membership.onSynced = { [unowned dispatcher, unowned broker] in
-        dispatcher.openWhenRead(pool: broker.pool)
+        dispatcher.openWhenRead(broker: broker)
       }
       dispatcher.listenForGrants()
     }
@@ -74,7 +74,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       let member = Member(
         id: id, main: self.connection(unavailableTimeout: unavailableTimeout),
         grants: self.connection(unavailableTimeout: unavailableTimeout))
-      if opened { member.dispatcher.open(offering: []) }
+      if opened { member.dispatcher.open() }
       return member
     }!
     register(made.dispatcher)
@@ -371,6 +371,104 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     eventually("second gets the server under its new spelling") {
       answers.lease(of: "second")?.server == respelled
     }
+  }
+
+  /// A, holding `5002` leased, now lists the process as `127.0.0.1:5002` (held back: the same
+  /// process), and a client waits at A; the pool it publishes lacks the retired `5002`.
+  private func respellWhileLeased(
+    at a: Member, answers: Answers
+  ) -> (old: ServerAddress, respelled: ServerAddress) {
+    let old = ServerAddress(port: 5002)
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5002)
+    _ = running.sync {
+      _ = try? a.replicas.apply(ServersFile(servers: [old]))
+      a.membership.start(on: self.running.loop)
+    }
+    eventually("5002 is free") { redisCommand(["LLEN", "test:free"])?.int == 1 }
+    claim("first", at: a, answers: answers)
+    eventually("first is served") { answers.lease(of: "first") != nil }
+    _ = running.sync { _ = try? a.replicas.apply(ServersFile(servers: [respelled])) }
+    eventually("the pool without 5002 is published") {
+      let text = redisCommand(["GET", "test:config"])?.string ?? ""
+      return (try? ServersFile.parse(Data(text.utf8)))?.servers == [respelled]
+    }
+    return (old, respelled)
+  }
+
+  /// The old entry's lease ends, reported at A: the process takes the waiting client under its
+  /// new spelling.
+  private func reportTheOldLease(at a: Member, answers: Answers, respelled: ServerAddress) throws {
+    let lease = try XCTUnwrap(answers.lease(of: "first"))
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5002, token: lease.token, source: "127.0.0.1") { done($0) }
+    }
+    guard case .released? = outcome else {
+      return XCTFail("report: \(String(describing: outcome))")
+    }
+    eventually("second gets the server under its new spelling") {
+      answers.lease(of: "second")?.server == respelled
+    }
+  }
+
+  /// A balancer that starts while a server listed again under another spelling is held back
+  /// (`5002` became `127.0.0.1:5002` while `5002` is leased) takes its pool from Redis, which
+  /// lacks the retired `5002`. Its queue's opening put the new spelling on the free list
+  /// directly, with no look at the leases in the books: the process was leased twice.
+  func testABalancerThatStartsHoldsBackAServerListedAgainUnderAnotherSpellingWhileItIsLeased()
+    throws
+  {
+    try startRedis()
+    let answers = Answers()
+    let a = member("A", opened: false)
+    let (old, respelled) = respellWhileLeased(at: a, answers: answers)
+    claim("second", at: a, answers: answers)
+    eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // B starts with a copy of A's servers.json, as BalancerApp.start does: apply, then connect.
+    let b = member("B", opened: false)
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: [respelled]))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B's queue is open") { (running.sync { b.dispatcher.isOpen }) == true }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertNil(
+      answers.lease(of: "second"),
+      "\(respelled) was handed out while the lease of \(old), the same process, ran")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+    try reportTheOldLease(at: a, answers: answers, respelled: respelled)
+  }
+
+  /// The same at the sweep of a coordinator whose pool never listed the old spelling (it joined
+  /// after the change): `offer` looked for another entry of the process in its own pool only,
+  /// found none, and put the new spelling back at its second sighting.
+  func testTheSweepHoldsBackAServerWhoseProcessIsLeasedUnderASpellingNotInItsPool() throws {
+    try startRedis()
+    let answers = Answers()
+    // B holds the coordinator's lock (A never takes it: its timers are off).
+    let b = member("B", opened: false)
+    let a = member("A", opened: false)
+    let (old, respelled) = respellWhileLeased(at: a, answers: answers)
+    _ = running.sync {
+      _ = try? b.broker.reconfigure([respelled])
+      b.dispatcher.open()
+      b.coordinator.heartbeat()
+    }
+    eventually("B coordinates") { (running.sync { b.coordinator.isCoordinator }) == true }
+    claim("second", at: b, answers: answers)
+    eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // B's heartbeats and views, as its timers make them, for three sweeps (one a second).
+    for round in 0..<12 {
+      if round % 4 == 0 { _ = running.sync { b.coordinator.heartbeat() } }
+      _ = wait { done in b.coordinator.refresh(completion: done) }
+      Thread.sleep(forTimeInterval: 0.25)
+    }
+    XCTAssertNil(
+      answers.lease(of: "second"),
+      "\(respelled) was handed out while the lease of \(old), the same process, ran")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+    // B stays alive (its client's place in line) while the lease ends at A.
+    _ = running.sync { b.coordinator.heartbeat() }
+    try reportTheOldLease(at: a, answers: answers, respelled: respelled)
   }
 
   /// A probe for the tests, called on the loop: every server answers its checks idle; revokes

@@ -21,7 +21,7 @@ final class SharedQueueTests: SharedBooksTestCase {
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
       if listens { dispatcher.listenForGrants() }
-      dispatcher.open(offering: [])
+      dispatcher.open()
     }
 
     /// Marks this side alive (as the coordinator's heartbeat does); true if it holds the lock.
