@@ -127,7 +127,8 @@ public final class BalancerApp {
     replicas.launcher = launcher
     supervisor = PoolSupervisor(broker: broker, probe: probe)
     supervisor.heartbeatInterval = configuration.heartbeatInterval
-    watcher = ConfigWatcher(path: configuration.configPath)
+    let watcher = ConfigWatcher(path: configuration.configPath)
+    self.watcher = watcher
     launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
     launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
     if let sharedStore, let grants, let queue = dispatcher as? SharedQueueDispatcher {
@@ -138,8 +139,10 @@ public final class BalancerApp {
       let membership = SharedMembership(store: sharedStore)
       membership.log = log
       membership.localPool = { [unowned replicas] in ServersFile(entries: replicas.entries) }
-      membership.adopt = { [unowned replicas] file in
-        do { try replicas.adopt(file) } catch {
+      // Taken even while servers.json holds a hand edit that could not be loaded, which is
+      // then left in place (not rewritten with this pool).
+      membership.adopt = { [unowned replicas, unowned watcher] file in
+        do { try replicas.adopt(file, pendingEdit: watcher.pendingProblem) } catch {
           log("the shared pool cannot be used here, keeping this one: \(error)")
         }
       }

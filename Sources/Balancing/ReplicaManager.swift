@@ -56,15 +56,24 @@ public final class ReplicaManager {
   }
 
   /// Takes the pool another balancer changed: applied as `apply` does, and written to
-  /// servers.json (if that fails, the pool is still taken, and the error is logged).
-  public func adopt(_ file: ServersFile) throws(ServersFile.Invalid) {
+  /// servers.json (if that fails, the pool is still taken, and the error is logged). With
+  /// `pendingEdit`, why servers.json holds a hand edit that could not be loaded, the file is
+  /// left as it is, and the log says so: the edit is the admin's to fix or revert, and the file
+  /// is then loaded as any edit (and becomes the pool of every balancer).
+  public func adopt(_ file: ServersFile, pendingEdit: String? = nil) throws(ServersFile.Invalid) {
     guard file != ServersFile(entries: entries) else { return }
     let (added, removed) = try change(to: file)
     log?("pool changed by another balancer: \(added.count) added, \(removed.count) removed")
-    if let configPath {
-      do { try file.write(to: configPath) } catch {
-        log?("could not write \(configPath): \(error)")
-      }
+    guard let configPath else { return }
+    if let pendingEdit {
+      log?(
+        "\(configPath) not rewritten with that pool: it holds an edit that could not be loaded"
+          + " (\(pendingEdit)); once it is fixed or reverted, the file is loaded and becomes the"
+          + " pool of every balancer")
+      return
+    }
+    do { try file.write(to: configPath) } catch {
+      log?("could not write \(configPath): \(error)")
     }
   }
 

@@ -299,6 +299,37 @@ final class SharedQueueEndToEndTests: SystemTestCase {
     }
   }
 
+  /// servers.json at one balancer holds a hand edit that could not be loaded when the pool
+  /// changes at another: the balancer takes the shared pool, but leaves the file with the edit
+  /// (it was rewritten with the shared pool, and the admin's edit lost without a word), says so
+  /// in its log, and refuses /add and /rm until the edit is fixed; once fixed, the edit is the
+  /// pool of every balancer.
+  func testAPoolTakenFromAnotherBalancerLeavesAPendingHandEditInPlace() throws {
+    try startGroup(servers: 2)
+    let path = directory + "/b1.json"
+    let broken = "{\"available_servers\": [\"\(serverPorts[0])\", \"\(serverPorts[1])\""
+    try broken.write(toFile: path, atomically: true, encoding: .utf8)
+    let refused = try send(at: 1, "DELETE", "/rm", #"{"n": 1}"#)
+    XCTAssertEqual(refused.statusCode, 409, "the edit is pending at B: \(refused.text)")
+    let extra = try freePort()
+    try startSharedServer(extra)
+    let name = "127.0.0.1:\(extra)"
+    let added = try send(at: 0, "POST", "/add", #"{"n": 1, "hostnames": ["\#(name)"]}"#)
+    XCTAssertEqual(added.statusCode, 200, added.text)
+    try eventually("B takes the shared pool", timeout: 5) { try replicas(at: 1).contains(name) }
+    XCTAssertEqual(
+      try String(contentsOfFile: path, encoding: .utf8), broken,
+      "B rewrote its servers.json over the pending hand edit")
+    try group[1].waitForOutput("not rewritten", timeout: 2)
+    let stillRefused = try send(at: 1, "DELETE", "/rm", #"{"n": 1}"#)
+    XCTAssertEqual(stillRefused.statusCode, 409, stillRefused.text)
+    // The admin finishes the edit: it is loaded, and becomes every balancer's pool.
+    try writeConfig([serverPorts[0]], name: "b1.json")
+    try eventually("A takes the fixed edit", timeout: 5) {
+      try replicas(at: 0) == ["\(serverPorts[0])"]
+    }
+  }
+
   private func send(at index: Int, _ method: String, _ path: String, _ body: String) throws
     -> HTTPClientResponse
   {
