@@ -349,27 +349,21 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     _ = running.sync { _ = try? a.broker.reconfigure([respelled]) }
     claim("second", at: a, answers: answers)
     eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
-    // The coordinator's heartbeats and views, as its timers make them, for three sweeps (one
-    // a second).
-    for round in 0..<12 {
-      if round % 4 == 0 { _ = running.sync { a.coordinator.heartbeat() } }
-      _ = wait { done in a.coordinator.refresh(completion: done) }
-      Thread.sleep(forTimeInterval: 0.25)
-    }
+    sweepThreeTimes(a)
     XCTAssertNil(
       answers.lease(of: "second"),
       "\(respelled) was handed out while the lease of \(old), the same process, ran")
     XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
-    // The old entry's lease ends: the new one takes the waiting client.
-    let lease = try XCTUnwrap(answers.lease(of: "first"))
-    let outcome: ReportOutcome? = wait { done in
-      a.broker.report(port: 5002, token: lease.token, source: "127.0.0.1") { done($0) }
-    }
-    guard case .released? = outcome else {
-      return XCTFail("report: \(String(describing: outcome))")
-    }
-    eventually("second gets the server under its new spelling") {
-      answers.lease(of: "second")?.server == respelled
+    try reportTheOldLease(at: a, answers: answers, respelled: respelled)
+  }
+
+  /// The coordinator's heartbeats and views, as its timers make them, for three sweeps (one a
+  /// second).
+  private func sweepThreeTimes(_ coordinator: Member) {
+    for round in 0..<12 {
+      if round % 4 == 0 { _ = running.sync { coordinator.coordinator.heartbeat() } }
+      _ = wait { done in coordinator.coordinator.refresh(completion: done) }
+      Thread.sleep(forTimeInterval: 0.25)
     }
   }
 
@@ -456,12 +450,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     eventually("B coordinates") { (running.sync { b.coordinator.isCoordinator }) == true }
     claim("second", at: b, answers: answers)
     eventually("second waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
-    // B's heartbeats and views, as its timers make them, for three sweeps (one a second).
-    for round in 0..<12 {
-      if round % 4 == 0 { _ = running.sync { b.coordinator.heartbeat() } }
-      _ = wait { done in b.coordinator.refresh(completion: done) }
-      Thread.sleep(forTimeInterval: 0.25)
-    }
+    sweepThreeTimes(b)
     XCTAssertNil(
       answers.lease(of: "second"),
       "\(respelled) was handed out while the lease of \(old), the same process, ran")
