@@ -43,6 +43,19 @@ public struct Lease: Sendable, Equatable {
   /// How long it has run at `now` (nanoseconds), or 0 if `now` is not later: a lease read from
   /// shared books may have been issued ahead of this clock.
   public func age(at now: UInt64) -> UInt64 { MonotonicClock.elapsed(from: issued, to: now) }
+
+  /// The same lease held by `server`, another entry for the same process (a stranded lease of
+  /// an entry that left the pool, moved to the one that joined it: see
+  /// `LeaseStore.moveStranded(from:to:)`).
+  public func moved(to server: ServerAddress) -> Lease {
+    var lease = Lease(token: token, server: server, issued: issued, deadline: deadline)
+    lease.client = client
+    lease.claim = claim
+    lease.claimDeadline = claimDeadline
+    lease.extensions = extensions
+    lease.isBeingChecked = isBeingChecked
+    return lease
+  }
 }
 
 /// Lease counts since start; they always add up:

@@ -161,7 +161,6 @@ public final class LeaseLedger: LeaseStore {
   public func forget(_ server: ServerAddress) {
     guard byServer[server]?.tokens.isEmpty ?? true else { return }
     byServer[server] = nil
-    stranded[server] = nil
   }
 
   public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded[server] }
@@ -175,6 +174,13 @@ public final class LeaseLedger: LeaseStore {
   }
 
   public func releaseStranded(_ server: ServerAddress) { stranded[server] = nil }
+
+  public var strandedServers: [ServerAddress] { Array(stranded.keys) }
+
+  public func moveStranded(from old: ServerAddress, to new: ServerAddress) {
+    guard old != new, let leases = stranded.removeValue(forKey: old) else { return }
+    stranded[new, default: []] += leases.map { $0.moved(to: new) }
+  }
 
   /// Ends the lease `token`; nil if it had ended.
   private func end(_ token: String) -> Lease? {

@@ -43,7 +43,8 @@ public protocol LeaseStore: AnyObject {
   func takeOverdue(now: UInt64, completion: @escaping ([Lease]) -> Void)
   /// Unclaimed leases past their claim deadline; each is marked as being checked.
   func takeUnclaimed(now: UInt64, completion: @escaping ([Lease]) -> Void)
-  /// Forgets the served count and the stranded leases of a server that left the pool.
+  /// Forgets the served count of a server that left the pool. Its stranded leases stay: the
+  /// same process may join again, under this name or another (see `moveStranded(from:to:)`).
   func forget(_ server: ServerAddress)
 
   /// The leases that ended unreported when `server` was found down, still to be revoked there
@@ -58,4 +59,10 @@ public protocol LeaseStore: AnyObject {
   func settleStranded(_ lease: Lease)
   /// `server` is no longer held back by stranded leases: it is handed out again.
   func releaseStranded(_ server: ServerAddress)
+  /// The servers that stranded leases hold back, in the pool or not (one that left keeps them
+  /// until the same process joins again: at most one entry per name that left so).
+  var strandedServers: [ServerAddress] { get }
+  /// The stranded leases of `old`, an entry that left the pool, now hold back `new`, which
+  /// joins it for the same process (under the same name or another), with any it holds.
+  func moveStranded(from old: ServerAddress, to new: ServerAddress)
 }

@@ -42,10 +42,10 @@ public final class ServerBroker {
   /// client): each will become an unclaimed lease.
   private var waitingByClient: [String: Int] = [:]
   private var identities: [ServerAddress: ServerIdentity] = [:]
-  /// The identities of entries this pool does not list that were found holding a lease in the
-  /// books (another balancer's entry, or one forgotten here), worked out once each by `offer`
-  /// so that a name is not resolved again at every offer; nil for a name that does not resolve
-  /// here. One per such entry met since the start.
+  /// The identities of entries this pool does not list that were found holding a lease or
+  /// stranded leases in the books (another balancer's entry, or one forgotten here), worked out
+  /// once each by `offer` or `adoptStranded` so that a name is not resolved again at every offer;
+  /// nil for a name that does not resolve here. One per such entry met since the start.
   private var identitiesOutsidePool: [ServerAddress: ServerIdentity?] = [:]
   /// Servers that have reported with a lease: a report without one is not theirs.
   private var reportsWithLeases: Set<ServerAddress> = []
@@ -348,7 +348,7 @@ public final class ServerBroker {
     guard store.inFlight(server) == 0 && pool.canServe(server) else { return false }
     if let identity = identities[server],
       store.leasedServers.contains(where: {
-        $0 != server && (identityOfLeased($0)?.overlaps(identity) ?? false)
+        $0 != server && (identityOfEntry($0)?.overlaps(identity) ?? false)
       })
     {
       return false
@@ -357,9 +357,9 @@ public final class ServerBroker {
     return true
   }
 
-  /// Who a leased entry is: as worked out when its configuration was applied, or, for one this
-  /// pool does not list, once, here (see `identitiesOutsidePool`).
-  private func identityOfLeased(_ server: ServerAddress) -> ServerIdentity? {
+  /// Who an entry holding a lease or stranded leases is: as worked out when its configuration
+  /// was applied, or, for one this pool does not list, once, here (see `identitiesOutsidePool`).
+  private func identityOfEntry(_ server: ServerAddress) -> ServerIdentity? {
     if let identity = identities[server] { return identity }
     if let known = identitiesOutsidePool[server] { return known }
     let identity = try? identifier.identity(of: server).get()
@@ -373,8 +373,9 @@ public final class ServerBroker {
   // MARK: - Configuration
 
   /// Applies a new list of servers: added ones become free (or are probed first, if in
-  /// `startingDown`); removed ones are never handed out again, and a leased one leaves when its
-  /// leases end (its report is still accepted).
+  /// `startingDown`, or held back by stranded leases: see `adoptStranded`); removed ones are
+  /// never handed out again, and a leased one leaves when its leases end (its report is still
+  /// accepted).
   /// Nothing changes if the list is invalid: a name does not resolve, two entries are one
   /// server, or one is the balancer itself.
   @discardableResult
@@ -387,9 +388,29 @@ public final class ServerBroker {
     }
     for server in servers { identities[server] = checked[server] }
     for server in change.removed { dispatcher.serverStopped(server) }
+    for server in change.added { adoptStranded(by: server) }
     for server in change.dropped { forget(server) }
-    for server in change.joinedUp { offer(server) }
+    for server in change.joinedUp {
+      if store.strandedLeases(of: server) != nil {
+        pool.markDown(
+          server, now: now,
+          reason: "joins down: leases that ended while this process was down are revoked first")
+      } else {
+        offer(server)
+      }
+    }
     return change
+  }
+
+  /// `server` joins the pool: the stranded leases of any entry for the same process (this name
+  /// or another) that left the pool while down hold it back now, as they held that one. It is
+  /// handed out only once they are revoked there (see `finishProbe`).
+  private func adoptStranded(by server: ServerAddress) {
+    guard let identity = identities[server] else { return }
+    for other in store.strandedServers
+    where other != server && (identityOfEntry(other)?.overlaps(identity) ?? false) {
+      store.moveStranded(from: other, to: server)
+    }
   }
 
   /// Who `server` is, as worked out when its configuration was applied (nil if it is not in the

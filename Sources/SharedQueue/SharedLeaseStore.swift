@@ -209,7 +209,6 @@ public final class SharedLeaseStore: LeaseStore {
     guard tokenOf[server] == nil else { return }
     served[server] = nil
     states[server] = nil
-    stranded[server] = nil
     run(SharedScripts.forget, [server.description]) { _ in }
   }
 
@@ -228,6 +227,14 @@ public final class SharedLeaseStore: LeaseStore {
   public func releaseStranded(_ server: ServerAddress) {
     stranded[server] = nil
     run(SharedScripts.releaseStranded, [server.description]) { _ in }
+  }
+
+  public var strandedServers: [ServerAddress] { Array(stranded.keys) }
+
+  public func moveStranded(from old: ServerAddress, to new: ServerAddress) {
+    guard old != new, let leases = stranded.removeValue(forKey: old) else { return }
+    stranded[new, default: []] += leases.map { $0.moved(to: new) }
+    run(SharedScripts.moveStranded, [old.description, new.description]) { _ in }
   }
 
   // MARK: - The view

@@ -17,7 +17,8 @@ import RedisClient
 ///   theirs, whichever balancer it reaches;
 /// - `P:stranded`: hash down server → the tokens of its leases that ended unreported when it
 ///   was found down, still to be revoked there, separated by spaces (empty once each is settled:
-///   it then waits for a check that finds it idle);
+///   it then waits for a check that finds it idle); kept when the server leaves the pool, for
+///   the entry that joins for the same process (`moveStranded`);
 /// - `P:alive:<balancer>`: present while a balancer runs; `P:coordinator`: which balancer runs
 ///   the expiry and claim checks; `P:config`, `P:config:version`: the pool, as servers.json.
 ///
@@ -107,8 +108,8 @@ enum SharedScripts {
   static var all: [RedisScript] {
     [
       take, put, leave, rejoin, purgeWaiting, withdraw, issue, report, endLeaseOfServer, endLease,
-      extend, setClaim, takeDue, forget, strand, settleStranded, releaseStranded, snapshot,
-      heartbeat, retire, publishConfig, readConfig,
+      extend, setClaim, takeDue, forget, strand, settleStranded, releaseStranded, moveStranded,
+      snapshot, heartbeat, retire, publishConfig, readConfig,
     ]
   }
 
@@ -313,7 +314,8 @@ enum SharedScripts {
     return {t, due}
     """)
 
-  /// ARGV: server. Forgets a server that left the pool (unless it holds a lease).
+  /// ARGV: server. Forgets a server that left the pool (unless it holds a lease); not its
+  /// stranded leases.
   static let forget = script(
     """
     local st = redis.call('HGET', P .. ':state', ARGV[1])
@@ -323,7 +325,6 @@ enum SharedScripts {
     redis.call('HDEL', P .. ':served', ARGV[1])
     redis.call('SREM', P .. ':withdrawn', ARGV[1])
     redis.call('SREM', P .. ':lease_reporters', ARGV[1])
-    redis.call('HDEL', P .. ':stranded', ARGV[1])
     return 1
     """)
 
@@ -355,6 +356,20 @@ enum SharedScripts {
   /// ARGV: server. No longer held back by stranded leases: it is handed out again.
   static let releaseStranded = script(
     "return redis.call('HDEL', P .. ':stranded', ARGV[1])")
+
+  /// ARGV: old, new. The stranded leases of `old` (an entry that left the pool) hold back `new`
+  /// (an entry for the same process that joins it), with any it holds; nothing if `old` has none
+  /// (another balancer moved them first).
+  static let moveStranded = script(
+    """
+    local moved = redis.call('HGET', P .. ':stranded', ARGV[1])
+    if not moved then return 0 end
+    redis.call('HDEL', P .. ':stranded', ARGV[1])
+    local held = redis.call('HGET', P .. ':stranded', ARGV[2]) or ''
+    if moved == '' then moved = held elseif held ~= '' then moved = held .. ' ' .. moved end
+    redis.call('HSET', P .. ':stranded', ARGV[2], moved)
+    return 1
+    """)
 
   /// The whole of the books: `{now, free, waiting count, state (flat), counts (flat), served
   /// (flat), {lease...}, stranded (flat)}`.

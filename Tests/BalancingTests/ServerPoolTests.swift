@@ -328,6 +328,7 @@ final class ServerPoolTests: XCTestCase {
       }
       for server in queued {
         XCTAssertTrue(isFree(server), "\(server) queued but not free")
+        XCTAssertNil(broker.store.strandedLeases(of: server), "\(server) queued but held back")
       }
       for server in pool.servers where isFree(server) {
         XCTAssertTrue(queued.contains(server), "\(server) free but lost from the queue")
@@ -337,10 +338,11 @@ final class ServerPoolTests: XCTestCase {
       }
       assertCountersAddUp()
     }
-    // The mix really reached every way a lease ends.
+    // The mix really reached every way a lease ends (and handed out fewer servers since one
+    // listed again is held back by the leases stranded when it left).
     XCTAssertGreaterThan(counts.reported, 50)
     XCTAssertGreaterThan(counts.expired, 50)
     XCTAssertGreaterThan(counts.reclaimed, 50)
-    XCTAssertGreaterThan(counts.issued, 500)
+    XCTAssertGreaterThan(counts.issued, 400)
   }
 }

@@ -26,9 +26,9 @@ final class StrandedLeaseTests: XCTestCase {
     supervisor.tick(now: clock.now)
   }
 
-  /// 5001 leased, cut off until its lease's check finds it silent (down), then reachable again:
-  /// its probe, answered `idle`, starts the revocation. Returns the stranded lease's token.
-  private func strandALeaseAndHeal() -> String {
+  /// 5001 leased, cut off until its lease's check finds it silent (down). Returns the stranded
+  /// lease's token.
+  private func strandALease() -> String {
     let stranded = FakeClient()
     stranded.request(balancer, "/")
     XCTAssertEqual(stranded.server, "http://lb.example:5001/5001")
@@ -36,9 +36,16 @@ final class StrandedLeaseTests: XCTestCase {
     probe.answerRevocations(.unknown)  // the claim check got nowhere either
     XCTAssertEqual(probe.answer(5001, .unreachable), 1)
     XCTAssertEqual(free, [5002])
+    return stranded.lease!
+  }
+
+  /// `strandALease`, then 5001 is reachable again: its probe, answered `idle`, starts the
+  /// revocation. Returns the stranded lease's token.
+  private func strandALeaseAndHeal() -> String {
+    let token = strandALease()
     tick(after: 1.1)
     XCTAssertEqual(probe.answer(5001, .idle), 1, "the network healed")
-    return stranded.lease!
+    return token
   }
 
   /// Found by hand in network namespaces: link down mid-lease, up again. The server was back
@@ -142,6 +149,43 @@ final class StrandedLeaseTests: XCTestCase {
     XCTAssertEqual(probe.answerRevocations(.revoked), 2)
     XCTAssertEqual(probe.answer(5001, .idle), 1)
     XCTAssertEqual(balancer.broker.stateName(ServerAddress(port: 5001)), "free")
+  }
+
+  /// Review finding: the stranded leases of a server were forgotten when it left the pool, so
+  /// that, listed again, it was handed out at once, with no probe and no revoke. It joins down,
+  /// and comes back as it would have had it stayed.
+  func testAServerRemovedAndListedAgainIsHandedOutOnlyOnceItsStrandedLeaseIsRevoked() throws {
+    let token = strandALease()
+    try balancer.broker.reconfigure([ServerAddress(port: 5002)], now: clock.now)
+    try balancer.broker.reconfigure([5002, 5001].map { ServerAddress(port: $0) }, now: clock.now)
+    XCTAssertEqual(free, [5002], "not handed out while the stranded lease is usable there")
+    XCTAssertEqual(balancer.broker.stateName(ServerAddress(port: 5001)), "down")
+    tick(after: 0.3)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(probe.revocations.map(\.lease.token), [token])
+    XCTAssertEqual(probe.answerRevocations(.revoked), 1)
+    XCTAssertEqual(free, [5002])
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(free, [5002, 5001])
+    XCTAssertTrue(balancer.broker.store.strandedServers.isEmpty, "forgotten once revoked")
+  }
+
+  /// The same, listed again under another spelling of the same process in one change: the new
+  /// entry is held back by the old one's stranded lease, and revokes it.
+  func testAServerListedAgainUnderAnotherSpellingRevokesTheOldEntrysStrandedLease() throws {
+    let token = strandALease()
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
+    try balancer.broker.reconfigure([ServerAddress(port: 5002), respelled], now: clock.now)
+    XCTAssertEqual(free, [5002], "not handed out while the stranded lease is usable there")
+    XCTAssertEqual(balancer.broker.stateName(respelled), "down")
+    tick(after: 0.3)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(probe.revocations.map(\.lease.token), [token])
+    XCTAssertEqual(probe.revocations.map(\.lease.server), [respelled], "asked at the new entry")
+    XCTAssertEqual(probe.answerRevocations(.revoked), 1)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(balancer.broker.stateName(respelled), "free")
+    XCTAssertTrue(balancer.broker.store.strandedServers.isEmpty, "forgotten once revoked")
   }
 
   private func assertCountersAddUp(file: StaticString = #filePath, line: UInt = #line) {

@@ -532,6 +532,40 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertTrue(isFree(), "5001 is back once the lease is revoked and a check finds it idle")
   }
 
+  /// A server that leaves the pool while its lease is stranded keeps it in the books (its
+  /// `forget` dropped it), and the entry that joins for the same process, under another
+  /// spelling, takes it over: it is held back until the lease is revoked there.
+  func testALeaseStrandedWhenItsServerLeftThePoolHoldsBackTheEntryListedForItAgain() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
+    let a = member("A")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      a.dispatcher.serverFreed(server)
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    let answers = Answers()
+    claim("held-up", at: a, answers: answers)
+    eventually("the client is served") { answers.lease(of: "held-up") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    _ = running.sync { a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent") }
+    eventually("the lease is stranded") {
+      redisCommand(["HGET", "test:stranded", "5001"])?.string == lease.token
+    }
+    _ = running.sync { _ = try? a.broker.reconfigure([]) }
+    _ = wait { done in a.coordinator.refresh(completion: done) }
+    XCTAssertEqual(redisCommand(["HGET", "test:stranded", "5001"])?.string, lease.token)
+    _ = running.sync { _ = try? a.broker.reconfigure([respelled]) }
+    eventually("the lease holds back the new entry") {
+      redisCommand(["HGET", "test:stranded", "127.0.0.1:5001"])?.string == lease.token
+    }
+    XCTAssertNil(redisCommand(["HGET", "test:stranded", "5001"])?.string)
+    XCTAssertEqual(running.sync { a.broker.stateName(respelled) }, "down")
+    XCTAssertEqual(
+      running.sync { a.broker.strandedLeases(of: respelled).map(\.token) }, [lease.token])
+  }
+
   /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
   /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
   /// down in its pool for as long as another coordinates, though the new coordinator found it
