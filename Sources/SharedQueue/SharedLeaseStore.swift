@@ -54,6 +54,10 @@ public final class SharedLeaseStore: LeaseStore {
   /// Down servers' stranded leases (see `LeaseStore.strandedLeases(of:)`): only their tokens and
   /// servers are in the books, which is all a revoke needs.
   private var stranded: [ServerAddress: [Lease]] = [:]
+  /// This balancer's steps on the stranded leases sent and not yet answered: while any is, a
+  /// view read from Redis may be older than it, so `refresh` keeps `stranded` as it is (a view
+  /// read between the end of a down server's leases and their `strand` would erase them).
+  private var strandedStepsUnanswered = 0
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -216,17 +220,17 @@ public final class SharedLeaseStore: LeaseStore {
 
   public func strand(_ leases: [Lease], of server: ServerAddress) {
     stranded[server, default: []] += leases
-    run(SharedScripts.strand, [server.description] + leases.map(\.token)) { _ in }
+    runStrandedStep(SharedScripts.strand, [server.description] + leases.map(\.token))
   }
 
   public func settleStranded(_ lease: Lease) {
     stranded[lease.server]?.removeAll { $0.token == lease.token }
-    run(SharedScripts.settleStranded, [lease.server.description, lease.token]) { _ in }
+    runStrandedStep(SharedScripts.settleStranded, [lease.server.description, lease.token])
   }
 
   public func releaseStranded(_ server: ServerAddress) {
     stranded[server] = nil
-    run(SharedScripts.releaseStranded, [server.description]) { _ in }
+    runStrandedStep(SharedScripts.releaseStranded, [server.description])
   }
 
   public var strandedServers: [ServerAddress] { Array(stranded.keys) }
@@ -234,7 +238,13 @@ public final class SharedLeaseStore: LeaseStore {
   public func moveStranded(from old: ServerAddress, to new: ServerAddress) {
     guard old != new, let leases = stranded.removeValue(forKey: old) else { return }
     stranded[new, default: []] += leases.map { $0.moved(to: new) }
-    run(SharedScripts.moveStranded, [old.description, new.description]) { _ in }
+    runStrandedStep(SharedScripts.moveStranded, [old.description, new.description])
+  }
+
+  /// Runs a step on the stranded leases, counted in `strandedStepsUnanswered` until answered.
+  private func runStrandedStep(_ script: RedisScript, _ arguments: [String]) {
+    strandedStepsUnanswered += 1
+    run(script, arguments) { [weak self] _ in self?.strandedStepsUnanswered -= 1 }
   }
 
   // MARK: - The view
@@ -275,11 +285,13 @@ public final class SharedLeaseStore: LeaseStore {
       unclaimedByClient = [:]
       balancerOf = [:]
       for fields in parts[6].array ?? [] { _ = remember(fields, redisNow: redisNow, now: now) }
-      stranded = [:]
-      for (name, tokens) in Self.pairs(parts[7]) {
-        guard let server = ServerAddress(parsing: name) else { continue }
-        stranded[server] = tokens.split(separator: " ").map {
-          Lease(token: String($0), server: server, issued: 0, deadline: 0)
+      if strandedStepsUnanswered == 0 {
+        stranded = [:]
+        for (name, tokens) in Self.pairs(parts[7]) {
+          guard let server = ServerAddress(parsing: name) else { continue }
+          stranded[server] = tokens.split(separator: " ").map {
+            Lease(token: String($0), server: server, issued: 0, deadline: 0)
+          }
         }
       }
       fresh.inFlight = byToken.count

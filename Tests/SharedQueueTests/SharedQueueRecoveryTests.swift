@@ -566,6 +566,40 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       running.sync { a.broker.strandedLeases(of: respelled).map(\.token) }, [lease.token])
   }
 
+  /// A view of the books read before this balancer's own step on the stranded leases ran (sent
+  /// between the script that ended the leases of a server found down and the one that strands
+  /// them) erased the leases it knew: its next probe put the server back with no revoke, and
+  /// the lease stayed in P:stranded for good.
+  func testAViewOlderThanAStrandedLeaseDoesNotEraseIt() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let a = member("A")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      a.dispatcher.serverFreed(server)
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    let answers = Answers()
+    claim("held-up", at: a, answers: answers)
+    eventually("the client is served") { answers.lease(of: "held-up") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    // Found silent, and a view renewed in the same turn of the loop (as its timer may).
+    let fresh: Bool? = wait { done in
+      a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent")
+      a.store.refresh(completion: done)
+    }
+    XCTAssertEqual(fresh, true)
+    // Its probe, due now, finds 5001 answering: the lease is revoked there first.
+    let probe = RevokeRecorder()
+    let supervisor = PoolSupervisor(broker: a.broker, probe: probe)
+    supervisor.heartbeatInterval = .infinity
+    _ = running.sync { supervisor.tick(now: a.broker.clock() + 1_000_000_000) }
+    XCTAssertEqual(running.sync { probe.asked.map(\.token) }, [lease.token])
+    _ = running.sync { probe.answerRevocations(.revoked) }
+    eventually("5001 is back") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    XCTAssertNil(redisCommand(["HGET", "test:stranded", "5001"])?.string)
+  }
+
   /// A balancer that stops being the coordinator stops probing (`PoolSupervisor.tick` returns
   /// after the waiting clients' timeouts), so a server it found down while it coordinated stays
   /// down in its pool for as long as another coordinates, though the new coordinator found it
