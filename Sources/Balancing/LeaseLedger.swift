@@ -30,7 +30,7 @@ public final class LeaseLedger: LeaseStore {
   /// Leases not known to be used, by client address.
   private var unclaimedByClient: [String: Int] = [:]
   /// Down servers' stranded leases (see `LeaseStore.strandedLeases(of:)`).
-  private var stranded: [ServerAddress: [Lease]] = [:]
+  private var stranded = StrandedLeases()
   public private(set) var counts = LeaseCounts()
 
   public init() {}
@@ -163,23 +163,20 @@ public final class LeaseLedger: LeaseStore {
     byServer[server] = nil
   }
 
-  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded[server] }
+  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded.leases(of: server) }
 
   public func strand(_ leases: [Lease], of server: ServerAddress) {
-    stranded[server, default: []] += leases
+    stranded.strand(leases, of: server)
   }
 
-  public func settleStranded(_ lease: Lease) {
-    stranded[lease.server]?.removeAll { $0.token == lease.token }
-  }
+  public func settleStranded(_ lease: Lease) { stranded.settle(lease) }
 
-  public func releaseStranded(_ server: ServerAddress) { stranded[server] = nil }
+  public func releaseStranded(_ server: ServerAddress) { stranded.release(server) }
 
-  public var strandedServers: [ServerAddress] { Array(stranded.keys) }
+  public var strandedServers: [ServerAddress] { stranded.servers }
 
   public func moveStranded(from old: ServerAddress, to new: ServerAddress) {
-    guard old != new, let leases = stranded.removeValue(forKey: old) else { return }
-    stranded[new, default: []] += leases.map { $0.moved(to: new) }
+    stranded.move(from: old, to: new)
   }
 
   /// Ends the lease `token`; nil if it had ended.

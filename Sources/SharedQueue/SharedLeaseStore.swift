@@ -53,7 +53,7 @@ public final class SharedLeaseStore: LeaseStore {
   private var balancerOf: [String: String] = [:]
   /// Down servers' stranded leases (see `LeaseStore.strandedLeases(of:)`): only their tokens and
   /// servers are in the books, which is all a revoke needs.
-  private var stranded: [ServerAddress: [Lease]] = [:]
+  private var stranded = StrandedLeases()
   /// This balancer's steps on the stranded leases sent and not yet answered: while any is, a
   /// view read from Redis may be older than it, so `refresh` keeps `stranded` as it is (a view
   /// read between the end of a down server's leases and their `strand` would erase them).
@@ -216,28 +216,27 @@ public final class SharedLeaseStore: LeaseStore {
     run(SharedScripts.forget, [server.description]) { _ in }
   }
 
-  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded[server] }
+  public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded.leases(of: server) }
 
   public func strand(_ leases: [Lease], of server: ServerAddress) {
-    stranded[server, default: []] += leases
+    stranded.strand(leases, of: server)
     runStrandedStep(SharedScripts.strand, [server.description] + leases.map(\.token))
   }
 
   public func settleStranded(_ lease: Lease) {
-    stranded[lease.server]?.removeAll { $0.token == lease.token }
+    stranded.settle(lease)
     runStrandedStep(SharedScripts.settleStranded, [lease.server.description, lease.token])
   }
 
   public func releaseStranded(_ server: ServerAddress) {
-    stranded[server] = nil
+    stranded.release(server)
     runStrandedStep(SharedScripts.releaseStranded, [server.description])
   }
 
-  public var strandedServers: [ServerAddress] { Array(stranded.keys) }
+  public var strandedServers: [ServerAddress] { stranded.servers }
 
   public func moveStranded(from old: ServerAddress, to new: ServerAddress) {
-    guard old != new, let leases = stranded.removeValue(forKey: old) else { return }
-    stranded[new, default: []] += leases.map { $0.moved(to: new) }
+    guard stranded.move(from: old, to: new) else { return }
     runStrandedStep(SharedScripts.moveStranded, [old.description, new.description])
   }
 
@@ -286,12 +285,13 @@ public final class SharedLeaseStore: LeaseStore {
       balancerOf = [:]
       for fields in parts[6].array ?? [] { _ = remember(fields, redisNow: redisNow, now: now) }
       if strandedStepsUnanswered == 0 {
-        stranded = [:]
+        stranded = StrandedLeases()
         for (name, tokens) in Self.pairs(parts[7]) {
           guard let server = ServerAddress(parsing: name) else { continue }
-          stranded[server] = tokens.split(separator: " ").map {
-            Lease(token: String($0), server: server, issued: 0, deadline: 0)
-          }
+          stranded.strand(
+            tokens.split(separator: " ").map {
+              Lease(token: String($0), server: server, issued: 0, deadline: 0)
+            }, of: server)
         }
       }
       fresh.inFlight = byToken.count
