@@ -242,14 +242,10 @@ public final class ServerBroker {
     case .unreachable:
       store.expire(lease.token) { [weak self] ended in
         guard let self, ended != nil else { return }
-        if self.pool.isRetired(lease.server) {
-          self.leaseEnded(
-            lease.server, reason: "lease expired and the removed server does not answer")
-        } else {
-          self.markDown(
-            lease.server, now: now, failedCheck: true,
-            reason: "leased server does not answer: down", unreported: [lease])
-        }
+        // A removed server too: the lease may still be used there, under any name of its own.
+        self.markDown(
+          lease.server, now: now, failedCheck: true,
+          reason: "leased server does not answer: down", unreported: [lease])
       }
     }
   }
@@ -265,13 +261,14 @@ public final class ServerBroker {
     if pool.canServe(server) { dispatcher.serverStopped(server) }
     store.expireAll(of: server) { [unowned self] ended in
       let detail = ended.isEmpty ? reason : "\(reason), \(ended.count) lease(s) unreported"
+      let leases = unreported + ended
+      if !leases.isEmpty { self.store.strand(leases, of: server) }
       if self.pool.isRetired(server) && self.store.inFlight(server) == 0 {
+        // Its stranded leases stay in the books, for the entry that lists the process again.
         self.pool.drop(server, reason: detail + "; removed from the pool")
         self.forgetRetired(server)
       } else {
         self.pool.markDown(server, now: now, failedCheck: failedCheck, reason: detail)
-        let leases = unreported + ended
-        if !leases.isEmpty { self.store.strand(leases, of: server) }
       }
     }
   }
@@ -337,7 +334,8 @@ public final class ServerBroker {
   }
 
   /// Offers a server to the dispatcher (it came up, joined, or was left out of the books), if it
-  /// can serve, holds no lease and is not busy under another name: another entry for the same
+  /// can serve, holds no lease, has no stranded lease to be revoked there (see
+  /// `offerOrHoldBack`), and is not busy under another name: another entry for the same
   /// process (`5002` replaced by `localhost:5002`) whose job still runs. That entry is any
   /// server leased in the store, listed here (retired: it offers this one when its lease ends)
   /// or not (in the shared books, an entry of another balancer's pool, or retired before this
@@ -345,7 +343,9 @@ public final class ServerBroker {
   /// Whether it was offered.
   @discardableResult
   public func offer(_ server: ServerAddress) -> Bool {
-    guard store.inFlight(server) == 0 && pool.canServe(server) else { return false }
+    guard store.inFlight(server) == 0 && pool.canServe(server),
+      store.strandedLeases(of: server) == nil
+    else { return false }
     if let identity = identities[server],
       store.leasedServers.contains(where: {
         $0 != server && (identityOfEntry($0)?.overlaps(identity) ?? false)
@@ -390,16 +390,21 @@ public final class ServerBroker {
     for server in change.removed { dispatcher.serverStopped(server) }
     for server in change.added { adoptStranded(by: server) }
     for server in change.dropped { forget(server) }
-    for server in change.joinedUp {
-      if store.strandedLeases(of: server) != nil {
-        pool.markDown(
-          server, now: now,
-          reason: "joins down: leases that ended while this process was down are revoked first")
-      } else {
-        offer(server)
-      }
-    }
+    for server in change.joinedUp { offerOrHoldBack(server, now: now) }
     return change
+  }
+
+  /// Offers a server that may take clients now, unless stranded leases hold it back: it is then
+  /// marked down, to be probed, to have them revoked there, and checked (see `finishProbe`).
+  private func offerOrHoldBack(_ server: ServerAddress, now: UInt64) {
+    guard store.strandedLeases(of: server) != nil else {
+      offer(server)
+      return
+    }
+    if pool.canServe(server) { dispatcher.serverStopped(server) }
+    pool.markDown(
+      server, now: now,
+      reason: "held back: leases that ended while this process was down are revoked first")
   }
 
   /// `server` joins the pool: the stranded leases of any entry for the same process (this name
@@ -526,12 +531,14 @@ public final class ServerBroker {
 
   /// Forgets a retired server whose last lease ended: the same process listed under another
   /// name (`localhost:5002` for `5002`), held back meanwhile, may take clients now.
+  /// Stranded leases of the retired entry (it was found silent) move to the other entry first,
+  /// which is then held back until they are revoked there.
   private func forgetRetired(_ server: ServerAddress) {
-    let identity = identities[server]
-    forget(server)
-    guard let identity else { return }
-    for other in pool.servers where identities[other]?.overlaps(identity) ?? false {
-      offer(other)
+    let others = identities[server].map { identity in
+      pool.servers.filter { $0 != server && (identities[$0]?.overlaps(identity) ?? false) }
     }
+    for other in others ?? [] { adoptStranded(by: other) }
+    forget(server)
+    for other in others ?? [] { offerOrHoldBack(other, now: clock()) }
   }
 }

@@ -188,6 +188,46 @@ final class StrandedLeaseTests: XCTestCase {
     XCTAssertTrue(balancer.broker.store.strandedServers.isEmpty, "forgotten once revoked")
   }
 
+  /// Review (second pass): 5001, leased, is listed again as `127.0.0.1:5001` (held back: one
+  /// process), then the old entry's lease check gets no answer (a partition). The lease ended
+  /// without being stranded and the old entry was dropped, so the new one was handed out at once:
+  /// the held-up client could start a job there once the network healed.
+  func testARetiredEntryFoundSilentHandsItsStrandedLeaseToTheEntryListingItsProcess() throws {
+    let held = FakeClient()
+    held.request(balancer, "/")
+    XCTAssertEqual(held.server, "http://lb.example:5001/5001")
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
+    try balancer.broker.reconfigure([ServerAddress(port: 5002), respelled], now: clock.now)
+    XCTAssertEqual(free, [5002], "held back while 5001 is leased")
+    tick(after: 61)
+    probe.answerRevocations(.unknown)  // the claim check got nowhere either
+    XCTAssertEqual(probe.answer(5001, .unreachable), 1)
+    XCTAssertEqual(free, [5002], "not handed out while the old lease is usable there")
+    XCTAssertEqual(balancer.broker.stateName(respelled), "down")
+    tick(after: 1.1)
+    XCTAssertEqual(probe.answer(5001, .idle), 1, "the network healed")
+    XCTAssertEqual(probe.revocations.map(\.lease.token), [held.lease])
+    XCTAssertEqual(probe.answerRevocations(.revoked), 1)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(free, [5002, 5001])
+  }
+
+  /// Review (second pass): removed while leased, its lease check unanswered, then listed again
+  /// under the same name: it joined up and was handed out with no probe and no revoke.
+  func testARemovedServerFoundSilentIsRevokedWhenListedAgain() throws {
+    let held = FakeClient()
+    held.request(balancer, "/")
+    try balancer.broker.reconfigure([ServerAddress(port: 5002)], now: clock.now)
+    tick(after: 61)
+    probe.answerRevocations(.unknown)
+    XCTAssertEqual(probe.answer(5001, .unreachable), 1)
+    try balancer.broker.reconfigure([5002, 5001].map { ServerAddress(port: $0) }, now: clock.now)
+    XCTAssertEqual(free, [5002], "not handed out with its lease unrevoked")
+    tick(after: 1.1)
+    XCTAssertEqual(probe.answer(5001, .idle), 1)
+    XCTAssertEqual(probe.revocations.map(\.lease.token), [held.lease])
+  }
+
   private func assertCountersAddUp(file: StaticString = #filePath, line: UInt = #line) {
     let counts = balancer.counts
     XCTAssertEqual(

@@ -566,6 +566,42 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       running.sync { a.broker.strandedLeases(of: respelled).map(\.token) }, [lease.token])
   }
 
+  /// Review (second pass): 5001, down with a stranded lease, removed and listed again, joins
+  /// down at A; B then starts with the same servers.json and opens its queue, which offered
+  /// 5001 (the books had forgotten its state): it went on the shared free list with its lease
+  /// never revoked.
+  func testABalancerThatStartsLeavesOutAServerHeldBackByStrandedLeases() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let a = member("A")
+    _ = running.sync {
+      _ = try? a.broker.reconfigure([server])
+      a.dispatcher.serverFreed(server)
+    }
+    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
+    let answers = Answers()
+    claim("held-up", at: a, answers: answers)
+    eventually("the client is served") { answers.lease(of: "held-up") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    _ = running.sync { a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent") }
+    eventually("the lease is stranded") {
+      redisCommand(["HGET", "test:stranded", "5001"])?.string == lease.token
+    }
+    _ = running.sync { _ = try? a.broker.reconfigure([]) }
+    _ = wait { done in a.coordinator.refresh(completion: done) }
+    _ = running.sync { _ = try? a.broker.reconfigure([server]) }
+    XCTAssertEqual(running.sync { a.broker.stateName(server) }, "down")
+    let b = member("B", opened: false)
+    _ = running.sync {
+      _ = try? b.replicas.apply(ServersFile(servers: [server]))
+      b.membership.start(on: self.running.loop)
+    }
+    eventually("B's queue is open") { (running.sync { b.dispatcher.isOpen }) == true }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertEqual(
+      strings(["LRANGE", "test:free", "0", "-1"]), [], "5001 offered with its lease unrevoked")
+  }
+
   /// A view of the books read before this balancer's own step on the stranded leases ran (sent
   /// between the script that ended the leases of a server found down and the one that strands
   /// them) erased the leases it knew: its next probe put the server back with no revoke, and
