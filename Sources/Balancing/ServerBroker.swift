@@ -27,7 +27,8 @@ public final class ServerBroker {
   /// How many unclaimed leases one client address may hold, counting its requests still waiting
   /// for one; more get 429 (0: no limit).
   public var maxLeasesPerClient = 0
-  /// Resolves servers' names when a configuration is applied (never per request).
+  /// Resolves servers' names when a configuration is applied, and once each for an entry this
+  /// pool does not list but the books hold leases of (see `identityOfEntry`); never per request.
   public var identifier = ServerIdentifier.loopbackOnly
   /// The balancer's own port, which no local server may use.
   public var balancerPort: Int?
