@@ -58,6 +58,10 @@ public final class SharedLeaseStore: LeaseStore {
   /// view read from Redis may be older than it, so `refresh` keeps `stranded` as it is (a view
   /// read between the end of a down server's leases and their `strand` would erase them).
   private var strandedStepsUnanswered = 0
+  /// Steps on the stranded leases that failed (Redis away), in the order they were sent: sent
+  /// again before each view is read, and until then `refresh` keeps `stranded` as it is (a lost
+  /// `strand` would hand a server out with its leases unrevoked). Each step can be run twice.
+  private var strandedStepsToRetry: [(script: RedisScript, arguments: [String])] = []
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -240,16 +244,24 @@ public final class SharedLeaseStore: LeaseStore {
     runStrandedStep(SharedScripts.moveStranded, [old.description, new.description])
   }
 
-  /// Runs a step on the stranded leases, counted in `strandedStepsUnanswered` until answered.
+  /// Runs a step on the stranded leases, counted in `strandedStepsUnanswered` until answered;
+  /// one that fails is kept to be sent again (`strandedStepsToRetry`).
   private func runStrandedStep(_ script: RedisScript, _ arguments: [String]) {
     strandedStepsUnanswered += 1
-    run(script, arguments) { [weak self] _ in self?.strandedStepsUnanswered -= 1 }
+    run(script, arguments) { [weak self] result in
+      guard let self else { return }
+      self.strandedStepsUnanswered -= 1
+      if case .failure = result { self.strandedStepsToRetry.append((script, arguments)) }
+    }
   }
 
   // MARK: - The view
 
   /// Renews the whole view from Redis; `completion` gets whether it could.
   public func refresh(completion: @escaping (Bool) -> Void = { _ in }) {
+    let retries = strandedStepsToRetry
+    strandedStepsToRetry = []
+    for step in retries { runStrandedStep(step.script, step.arguments) }
     run(SharedScripts.snapshot, []) { [self] result in
       guard case .success(let reply) = result, let parts = reply.array, parts.count == 8,
         let redisNow = parts[0].int
@@ -284,7 +296,7 @@ public final class SharedLeaseStore: LeaseStore {
       unclaimedByClient = [:]
       balancerOf = [:]
       for fields in parts[6].array ?? [] { _ = remember(fields, redisNow: redisNow, now: now) }
-      if strandedStepsUnanswered == 0 {
+      if strandedStepsUnanswered == 0 && strandedStepsToRetry.isEmpty {
         stranded = StrandedLeases()
         for (name, tokens) in Self.pairs(parts[7]) {
           guard let server = ServerAddress(parsing: name) else { continue }

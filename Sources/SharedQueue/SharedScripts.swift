@@ -328,12 +328,18 @@ enum SharedScripts {
     return 1
     """)
 
-  /// ARGV: server, then tokens. Holds a down server back for these leases, with any it holds.
+  /// ARGV: server, then tokens. Holds a down server back for these leases, with any it holds
+  /// (a token it holds already is not added twice: a step sent again may have run).
   static let strand = script(
     """
     local tokens = redis.call('HGET', P .. ':stranded', ARGV[1]) or ''
+    local known = {}
+    for token in string.gmatch(tokens, '%S+') do known[token] = true end
     for i = 2, #ARGV do
-      if tokens == '' then tokens = ARGV[i] else tokens = tokens .. ' ' .. ARGV[i] end
+      if not known[ARGV[i]] then
+        known[ARGV[i]] = true
+        if tokens == '' then tokens = ARGV[i] else tokens = tokens .. ' ' .. ARGV[i] end
+      end
     end
     redis.call('HSET', P .. ':stranded', ARGV[1], tokens)
     return 1

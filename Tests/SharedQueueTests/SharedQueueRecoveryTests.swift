@@ -602,6 +602,27 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
       strings(["LRANGE", "test:free", "0", "-1"]), [], "5001 offered with its lease unrevoked")
   }
 
+  /// Review (second pass): a step on the stranded leases that failed (Redis away) was lost.
+  /// The first view read once Redis was back replaced this balancer's list with the books, which
+  /// lacked it, and the server could come back with its lease unrevoked. It is sent again.
+  func testAStrandedLeaseSentWhileRedisIsAwayReachesTheBooksOnceItIsBack() throws {
+    try startRedis(persistent: true)
+    let a = member("A", unavailableTimeout: 0.5)
+    let server = ServerAddress(port: 5001)
+    let lease = Lease(token: "t-stranded", server: server, issued: 0, deadline: 0)
+    redis.stop()
+    _ = running.sync { a.store.strand([lease], of: server) }
+    Thread.sleep(forTimeInterval: 1.5)  // the step fails: Redis is away past the 0.5 s allowed
+    try redis.start()
+    eventually("A is connected again") {
+      (running.sync { a.store.connection.isConnected }) == true
+    }
+    for _ in 0..<2 { _ = wait { done in a.store.refresh(completion: done) } }
+    XCTAssertEqual(redisCommand(["HGET", "test:stranded", "5001"])?.string, lease.token)
+    XCTAssertEqual(
+      running.sync { a.store.strandedLeases(of: server)?.map(\.token) }, ["t-stranded"])
+  }
+
   /// A view of the books read before this balancer's own step on the stranded leases ran (sent
   /// between the script that ended the leases of a server found down and the one that strands
   /// them) erased the leases it knew: its next probe put the server back with no revoke, and
