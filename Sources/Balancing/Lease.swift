@@ -17,7 +17,8 @@ public struct Lease: Sendable, Equatable {
 
   /// The secret the redirect carries (`?lease=`) and the report brings back.
   public let token: String
-  public let server: ServerAddress
+  /// Its server; another entry for the same process only through `moved(to:)`.
+  public private(set) var server: ServerAddress
   /// When it was issued (monotonic nanoseconds).
   public let issued: UInt64
   /// The address of the client it was issued to.
@@ -48,12 +49,8 @@ public struct Lease: Sendable, Equatable {
   /// an entry that left the pool, moved to the one that joined it: see
   /// `LeaseStore.moveStranded(from:to:)`).
   public func moved(to server: ServerAddress) -> Lease {
-    var lease = Lease(token: token, server: server, issued: issued, deadline: deadline)
-    lease.client = client
-    lease.claim = claim
-    lease.claimDeadline = claimDeadline
-    lease.extensions = extensions
-    lease.isBeingChecked = isBeingChecked
+    var lease = self
+    lease.server = server
     return lease
   }
 }

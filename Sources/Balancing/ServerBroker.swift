@@ -535,11 +535,12 @@ public final class ServerBroker {
   /// Stranded leases of the retired entry (it was found silent) move to the other entry first,
   /// which is then held back until they are revoked there.
   private func forgetRetired(_ server: ServerAddress) {
-    let others = identities[server].map { identity in
-      pool.servers.filter { $0 != server && (identities[$0]?.overlaps(identity) ?? false) }
-    }
-    for other in others ?? [] { adoptStranded(by: other) }
+    let others =
+      identities[server].map { identity in
+        pool.servers.filter { $0 != server && (identities[$0]?.overlaps(identity) ?? false) }
+      } ?? []
+    for other in others { adoptStranded(by: other) }
     forget(server)
-    for other in others ?? [] { offerOrHoldBack(other, now: clock()) }
+    for other in others { offerOrHoldBack(other, now: clock()) }
   }
 }
