@@ -87,10 +87,8 @@ public final class FactorialHandler: HTTPHandler {
       job(request, responder, lease: nil)
     case jobPath:
       let lease: String?
-      switch Self.lease(in: request) {
-      case .failure(let malformed):
-        return finish(responder, request, .text(.badRequest, malformed.description))
-      case .success(let value): lease = value
+      do { lease = try Self.lease(in: request) } catch {
+        return finish(responder, request, .text(.badRequest, error.description))
       }
       guard let lease else {
         // Not sent by a balancer that gives leases (or by hand): the job, but no report.
@@ -162,13 +160,12 @@ public final class FactorialHandler: HTTPHandler {
       response.headers.add("Allow", "POST")
       return finish(responder, request, response)
     }
-    let token: String
-    switch Self.lease(in: request) {
-    case .failure(let malformed):
-      return finish(responder, request, .text(.badRequest, malformed.description))
-    case .success(nil):
+    let lease: String?
+    do { lease = try Self.lease(in: request) } catch {
+      return finish(responder, request, .text(.badRequest, error.description))
+    }
+    guard let token = lease else {
       return finish(responder, request, .text(.badRequest, "give the lease: /revoke?lease=TOKEN"))
-    case .success(let value?): token = value
     }
     let state: LeaseRevocation.State = leases.revoke(token) ? .revoked : .started
     finish(responder, request, .json(.ok, LeaseRevocation(lease: token, state: state).encoded()))
@@ -191,11 +188,10 @@ public final class FactorialHandler: HTTPHandler {
   }
 
   /// The lease a request carries, percent-decoded, if it is a plausible token (compared with
-  /// the book's exactly: decoding only undoes an encoding of the token's own characters); a
-  /// failure if its escapes are malformed.
-  private static func lease(in request: HTTPRequest) -> Result<String?, MalformedQueryValue> {
-    Result { () throws(MalformedQueryValue) in try request.decodedQueryValue("lease") }
-      .map { $0.flatMap(plausibleLease) }
+  /// the book's exactly: decoding only undoes an encoding of the token's own characters);
+  /// throws if its escapes are malformed.
+  private static func lease(in request: HTTPRequest) throws(MalformedQueryValue) -> String? {
+    try request.decodedQueryValue("lease").flatMap(plausibleLease)
   }
 
   /// `lease` if it may be a token: 1 to 128 letters, digits, `-` or `_`.
