@@ -93,8 +93,7 @@ final class BalancerAppTests: XCTestCase {
   override func setUpWithError() throws {
     directory = NSTemporaryDirectory() + "balancer-app-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    try #"{"available_servers": ["5001", "5002"]}"#.write(
-      toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": ["5001", "5002"]}"#)
     var configuration = BalancerConfiguration()
     configuration.port = 0
     configuration.bindAddress = "127.0.0.1"
@@ -118,6 +117,11 @@ final class BalancerAppTests: XCTestCase {
   private var broker: ServerBroker { app.balancer.broker }
 
   /// Lets the supervisor probe the starting servers, and answers every probe with `result`.
+  /// servers.json written by hand (as an admin's editor would), replacing what it held.
+  private func editByHand(_ text: String) throws {
+    try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+  }
+
   private func settle(_ result: ServerPool.CheckResult = .idle) {
     clock.advance(0.3)
     app.supervisor.tick(now: clock.now)
@@ -152,14 +156,13 @@ final class BalancerAppTests: XCTestCase {
 
   func testReloadFollowsTheFileAndKeepsTheLastGoodPool() throws {
     settle()
-    try #"{"available_servers": ["5002", "5003"]}"#.write(
-      toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": ["5002", "5003"]}"#)
     app.reloadConfig(force: true)
     XCTAssertEqual(launcher.started, [5001, 5002, 5003])
     XCTAssertEqual(launcher.stopped, [5001])
     settle()
     XCTAssertEqual(broker.pool.servers.map(\.port), [5002, 5003])
-    try #"{"available_servers": []}"#.write(toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": []}"#)
     app.reloadConfig(force: true)
     XCTAssertEqual(broker.pool.servers.map(\.port), [5002, 5003])
     XCTAssertTrue(
@@ -171,8 +174,7 @@ final class BalancerAppTests: XCTestCase {
   /// the second): each starts from the edited pool, and its rewrite of the file keeps the edit.
   func testAddAndRemoveRightAfterAHandEditKeepTheEdit() throws {
     settle()
-    try #"{"available_servers": ["5001", "5002", "5003"]}"#.write(
-      toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": ["5001", "5002", "5003"]}"#)
     let admin = FakeClient()
     admin.request(
       app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
@@ -181,8 +183,7 @@ final class BalancerAppTests: XCTestCase {
       try ServersFile.load(path: configPath).servers.map(\.description),
       ["5001", "5002", "5003", "10.9.9.9:5010"])
 
-    try #"{"available_servers": ["5001", "5002", "5003", "10.9.9.9:5010", "5004"]}"#.write(
-      toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": ["5001", "5002", "5003", "10.9.9.9:5010", "5004"]}"#)
     admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1, "hostnames": ["5001"]}"#)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
@@ -199,7 +200,7 @@ final class BalancerAppTests: XCTestCase {
   func testAddAndRemoveAreRefusedWhileAHandEditCannotBeLoaded() throws {
     settle()
     let broken = #"{"available_servers": ["5001", "5002", "5003""#
-    try broken.write(toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(broken)
     let admin = FakeClient()
     for (path, method, body) in [
       ("/add", "POST", #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#),
@@ -225,8 +226,7 @@ final class BalancerAppTests: XCTestCase {
       logged.filter { $0.hasPrefix("config not reloaded") }.count, 1, "said once: \(logged)")
 
     // Fixed by hand: taken at the next /add, which then works from it.
-    try #"{"available_servers": ["5001", "5002", "10.8.8.8:5011"]}"#.write(
-      toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(#"{"available_servers": ["5001", "5002", "10.8.8.8:5011"]}"#)
     admin.request(
       app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
     XCTAssertEqual(admin.status, 200, admin.text)
@@ -241,7 +241,7 @@ final class BalancerAppTests: XCTestCase {
     settle()
     let good = try String(contentsOfFile: configPath, encoding: .utf8)
     let twice = #"{"available_servers": ["5001", "5002", "127.0.0.1:5002"]}"#
-    try twice.write(toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(twice)
     let admin = FakeClient()
     admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1}"#)
     XCTAssertEqual(admin.status, 409, admin.text)
@@ -250,7 +250,7 @@ final class BalancerAppTests: XCTestCase {
     XCTAssertEqual(broker.pool.servers.map(\.description), ["5001", "5002"])
 
     // Reverted: /rm works again.
-    try good.write(toFile: configPath, atomically: true, encoding: .utf8)
+    try editByHand(good)
     admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1}"#)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(try ServersFile.load(path: configPath).servers.map(\.description), ["5001"])

@@ -532,14 +532,8 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertTrue(isFree(), "5001 is back once the lease is revoked and a check finds it idle")
   }
 
-  /// A server that leaves the pool while its lease is stranded keeps it in the books (its
-  /// `forget` dropped it), and the entry that joins for the same process, under another
-  /// spelling, takes it over: it is held back until the lease is revoked there.
-  func testALeaseStrandedWhenItsServerLeftThePoolHoldsBackTheEntryListedForItAgain() throws {
-    try startRedis()
-    let server = ServerAddress(port: 5001)
-    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
-    let a = member("A")
+  /// A's pool is `server` alone (5001), free, and a client holds its lease.
+  private func leaseOnly(_ server: ServerAddress, at a: Member) throws -> Lease {
     _ = running.sync {
       _ = try? a.broker.reconfigure([server])
       a.dispatcher.serverFreed(server)
@@ -548,13 +542,29 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     let answers = Answers()
     claim("held-up", at: a, answers: answers)
     eventually("the client is served") { answers.lease(of: "held-up") != nil }
-    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    return try XCTUnwrap(answers.lease(of: "held-up"))
+  }
+
+  /// A finds `server` silent (its `lease` stranded in the books), then removes it from its pool.
+  private func strandAndRemove(_ server: ServerAddress, _ lease: Lease, at a: Member) {
     _ = running.sync { a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent") }
     eventually("the lease is stranded") {
       redisCommand(["HGET", "test:stranded", "5001"])?.string == lease.token
     }
     _ = running.sync { _ = try? a.broker.reconfigure([]) }
     _ = wait { done in a.coordinator.refresh(completion: done) }
+  }
+
+  /// A server that leaves the pool while its lease is stranded keeps it in the books (its
+  /// `forget` dropped it), and the entry that joins for the same process, under another
+  /// spelling, takes it over: it is held back until the lease is revoked there.
+  func testALeaseStrandedWhenItsServerLeftThePoolHoldsBackTheEntryListedForItAgain() throws {
+    try startRedis()
+    let server = ServerAddress(port: 5001)
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
+    let a = member("A")
+    let lease = try leaseOnly(server, at: a)
+    strandAndRemove(server, lease, at: a)
     XCTAssertEqual(redisCommand(["HGET", "test:stranded", "5001"])?.string, lease.token)
     _ = running.sync { _ = try? a.broker.reconfigure([respelled]) }
     eventually("the lease holds back the new entry") {
@@ -574,21 +584,8 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     try startRedis()
     let server = ServerAddress(port: 5001)
     let a = member("A")
-    _ = running.sync {
-      _ = try? a.broker.reconfigure([server])
-      a.dispatcher.serverFreed(server)
-    }
-    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
-    let answers = Answers()
-    claim("held-up", at: a, answers: answers)
-    eventually("the client is served") { answers.lease(of: "held-up") != nil }
-    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
-    _ = running.sync { a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent") }
-    eventually("the lease is stranded") {
-      redisCommand(["HGET", "test:stranded", "5001"])?.string == lease.token
-    }
-    _ = running.sync { _ = try? a.broker.reconfigure([]) }
-    _ = wait { done in a.coordinator.refresh(completion: done) }
+    let lease = try leaseOnly(server, at: a)
+    strandAndRemove(server, lease, at: a)
     _ = running.sync { _ = try? a.broker.reconfigure([server]) }
     XCTAssertEqual(running.sync { a.broker.stateName(server) }, "down")
     let b = member("B", opened: false)
@@ -631,15 +628,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     try startRedis()
     let server = ServerAddress(port: 5001)
     let a = member("A")
-    _ = running.sync {
-      _ = try? a.broker.reconfigure([server])
-      a.dispatcher.serverFreed(server)
-    }
-    eventually("5001 is free") { redisCommand(["HGET", "test:state", "5001"])?.string == "free" }
-    let answers = Answers()
-    claim("held-up", at: a, answers: answers)
-    eventually("the client is served") { answers.lease(of: "held-up") != nil }
-    let lease = try XCTUnwrap(answers.lease(of: "held-up"))
+    let lease = try leaseOnly(server, at: a)
     // Found silent, and a view renewed in the same turn of the loop (as its timer may).
     let fresh: Bool? = wait { done in
       a.broker.markDown(server, now: a.broker.clock(), reason: "test: silent")
