@@ -127,17 +127,20 @@ public final class FactorialHandler: HTTPHandler {
   /// The fields of every answer, built once.
   private static let answerHeaders = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")])
 
-  /// Parses `?n=`: absent means a random N from 100 to 1000. Percent-escapes are decoded first
-  /// (`%35` is `5`), and what they decode to must be digits like any other (`%2B5` is `+5`: no).
+  /// Parses `?n=`: absent means a random N from 100 to 1000; leading zeros are allowed.
+  /// Percent-escapes are decoded first (`%35` is `5`), and what they decode to must be digits
+  /// like any other (`%2B5` is `+5`: no).
   static func requestedN(_ request: HTTPRequest) -> Result<Int, InvalidN> {
     let decoded: String?
     do { decoded = try request.decodedQueryValue("n") } catch {
       return .failure(InvalidN(message: error.description))
     }
     guard let text = decoded else { return .success(Int.random(in: 100...1000)) }
-    guard !text.isEmpty, text.utf8.count <= 6,
+    // Leading zeros count for nothing (`0000005` is 5); the digits after them are at most six.
+    let significant = text.utf8.drop { $0 == UInt8(ascii: "0") }
+    guard !text.isEmpty, significant.count <= 6,
       text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-      let n = Int(text), n <= Factorial.maximumN
+      let n = significant.isEmpty ? 0 : Int(Substring(significant)), n <= Factorial.maximumN
     else {
       // Quoted as sent (escapes and all): what the client can find in its own URL.
       let sent = request.queryValue("n") ?? ""

@@ -135,6 +135,19 @@ final class FactorialHandlerTests: XCTestCase {
     XCTAssertEqual(get(handler, "/?n=0").body, Array("Factorial of 0 = 1\n".utf8))
   }
 
+  /// Leading zeros are a whole number's like any other (`int("0000005")` in the original):
+  /// however many, they count for nothing against the range.
+  func testLeadingZerosInNAreTheSameNumber() {
+    let handler = makeHandler()
+    for (sent, n) in [("0000005", 5), ("00", 0), ("000000000000000000000100000", 100_000)] {
+      let response = get(handler, "/?n=\(sent)")
+      XCTAssertEqual(response.status.code, 200, sent)
+      XCTAssertTrue(
+        String(decoding: response.body, as: UTF8.self).hasPrefix("Factorial of \(n) = "), sent)
+    }
+    XCTAssertEqual(get(handler, "/?n=0000100001").status.code, 400)
+  }
+
   /// A browser or client that percent-encodes the query (RFC 3986 §2.1) gets the same job; an
   /// escape that is malformed is a 400 that says so; what an escape decodes to passes the same
   /// strict digit check as any other text.
