@@ -53,7 +53,8 @@ public struct CommandLineOptions {
     return lines.joined(separator: "\n")
   }
 
-  /// Parses `arguments` (without the program name).
+  /// Parses `arguments` (without the program name). A value that begins with `--` is taken only
+  /// as `--name=value`: after `--name` it is the next option, and the value is missing.
   public mutating func parse(_ arguments: [String]) throws(UsageError) {
     var index = 0
     while index < arguments.count {
@@ -82,7 +83,15 @@ public struct CommandLineOptions {
         guard index < arguments.count else {
           throw UsageError(description: "--\(name) needs a value (see --help)")
         }
-        values[name] = arguments[index]
+        // `--admin-token --quiet`: the value was forgotten, and the next option is not it.
+        let next = arguments[index]
+        guard !next.hasPrefix("--") else {
+          throw UsageError(
+            description:
+              "--\(name) needs a value, and \(next) is an option (write --\(name)=\(next) if it is the value)"
+          )
+        }
+        values[name] = next
         index += 1
       }
     }

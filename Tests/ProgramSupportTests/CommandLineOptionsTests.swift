@@ -40,6 +40,24 @@ final class CommandLineOptionsTests: XCTestCase {
     }
   }
 
+  /// `--port --quiet` forgets the port: `--quiet` is the next option, not the value (which took
+  /// it, and left `--quiet` unset: `balancer --admin-token --quiet` ran with the token
+  /// "--quiet"). A value that starts with `--` is still given as `--name=value`.
+  func testAnOptionAfterAValueFlagIsNotItsValue() throws {
+    var parsed = options()
+    XCTAssertThrowsError(try parsed.parse(["--port", "--quiet"])) { error in
+      XCTAssertEqual(
+        "\(error)",
+        "--port needs a value, and --quiet is an option (write --port=--quiet if it is the value)")
+    }
+    XCTAssertNil(parsed["port"])
+    XCTAssertFalse(parsed.isSet("quiet"))
+    var inline = options()
+    try inline.parse(["--rate=--5", "--port", "-1"])
+    XCTAssertEqual(inline["rate"], "--5")
+    XCTAssertEqual(inline["port"], "-1")
+  }
+
   func testPortsNumbersAndIntegersAreRangeChecked() throws {
     var parsed = options()
     try parsed.parse(["--port", "70000", "--rate", "1.5"])
