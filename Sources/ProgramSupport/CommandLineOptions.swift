@@ -54,7 +54,8 @@ public struct CommandLineOptions {
   }
 
   /// Parses `arguments` (without the program name). A value that begins with `--` is taken only
-  /// as `--name=value`: after `--name` it is the next option, and the value is missing.
+  /// as `--name=value`: after `--name` it is the next option, and the value is missing. A flag
+  /// that takes a value may be given once; a switch, any number of times.
   public mutating func parse(_ arguments: [String]) throws(UsageError) {
     var index = 0
     while index < arguments.count {
@@ -77,7 +78,13 @@ public struct CommandLineOptions {
           throw UsageError(description: "--\(name) takes no value")
         }
         values[name] = "true"
-      } else if let inlineValue {
+        continue
+      }
+      // A second value would replace the first unseen (`--run-at 5:a --run-at 9:b` ran only b).
+      guard values[name] == nil else {
+        throw UsageError(description: "--\(name) is given twice; give it once (see --help)")
+      }
+      if let inlineValue {
         values[name] = inlineValue
       } else {
         guard index < arguments.count else {

@@ -58,6 +58,22 @@ final class CommandLineOptionsTests: XCTestCase {
     XCTAssertEqual(inline["port"], "-1")
   }
 
+  /// A flag's second value replaced its first unseen: `loadtest URL --run-at 5:a --run-at 9:b`
+  /// never ran `a`, and `factorial-server --balancer A --balancer B` reported to B only. A
+  /// switch given twice loses nothing.
+  func testAValueFlagGivenTwiceIsRefused() throws {
+    for arguments in [["--port", "1", "--port", "2"], ["--port=1", "--port=1"]] {
+      var parsed = options()
+      XCTAssertThrowsError(try parsed.parse(arguments), "\(arguments)") { error in
+        XCTAssertEqual("\(error)", "--port is given twice; give it once (see --help)")
+      }
+    }
+    var parsed = options()
+    try parsed.parse(["--quiet", "--port", "1", "--quiet"])
+    XCTAssertTrue(parsed.isSet("quiet"))
+    XCTAssertEqual(parsed["port"], "1")
+  }
+
   func testPortsNumbersAndIntegersAreRangeChecked() throws {
     var parsed = options()
     try parsed.parse(["--port", "70000", "--rate", "1.5"])
