@@ -127,6 +127,9 @@ public final class ReplicaManager {
         taken.insert(address)
         added.append(ServerEntry(address: address))
       } else {
+        guard !ServersFile.looksLikeAddress(name) else {
+          return failure("<Error> '\(name)' is not a port from 1 to 65535 or host:port")
+        }
         guard ServersFile.isValidName(name) else {
           return failure("<Error> '\(name)' is not a usable name (1 to 64 printable characters)")
         }

@@ -113,8 +113,16 @@ public struct ServersFile: Equatable, Sendable {
 
   /// Whether `name` may label a server: 1–64 printable characters that do not look like an address.
   public static func isValidName(_ name: String) -> Bool {
-    !name.isEmpty && name.count <= 64 && ServerAddress(parsing: name) == nil
+    !name.isEmpty && name.count <= 64 && !looksLikeAddress(name)
       && name.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F }
+  }
+
+  /// Whether `text` is written as a port or `host:port`, whether or not the port is one: `5001`,
+  /// but also `70000`, `0` or `host:0`, which are mistakes in an address, not labels.
+  public static func looksLikeAddress(_ text: String) -> Bool {
+    let port = text.split(separator: ":", omittingEmptySubsequences: false).last ?? ""
+    return ServerAddress(parsing: text) != nil
+      || (!port.isEmpty && port.allSatisfy { $0.isASCII && $0.isNumber })
   }
 
   private static func entry(_ item: Any) -> ServerEntry? {

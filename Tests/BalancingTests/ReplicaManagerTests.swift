@@ -119,6 +119,11 @@ final class ReplicaManagerTests: XCTestCase {
       (#"{"n": 1, "hostnames": [""]}"#, "list of non-empty strings"),
       (#"{"n": 1, "extra": 1}"#, "unknown field extra"),
       (#"{"n": 1000}"#, "at most"),
+      // Addresses with a port out of range, not labels of a server on the next free port.
+      (#"{"n": 1, "hostnames": ["70000"]}"#, "'70000' is not a port from 1 to 65535 or host:port"),
+      (#"{"n": 1, "hostnames": ["0"]}"#, "'0' is not a port"),
+      (#"{"n": 1, "hostnames": ["050010"]}"#, "'050010' is not a port"),
+      (#"{"n": 1, "hostnames": ["10.0.0.7:0"]}"#, "'10.0.0.7:0' is not a port"),
     ]
     for (body, expected) in cases {
       let (status, json) = call("POST", "/add", body)

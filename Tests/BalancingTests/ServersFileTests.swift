@@ -44,6 +44,14 @@ final class ServersFileTests: XCTestCase {
       problem(#"{"available_servers": [{"name": "5002", "port": 1}]}"#).contains("entry 1"))
     XCTAssertTrue(
       problem(#"{"available_servers": [{"name": "a", "port": 1, "x": 2}]}"#).contains("entry 1"))
+    // A port out of range is a mistaken address, not a label.
+    for name in ["70000", "0", "050010", "host:0", "[::1]:99999"] {
+      XCTAssertFalse(ServersFile.isValidName(name), name)
+      XCTAssertTrue(
+        problem(#"{"available_servers": [{"name": "\#(name)", "port": 1}]}"#).contains("entry 1"),
+        name)
+    }
+    XCTAssertTrue(ServersFile.isValidName("S4 (rack 2)"))
     XCTAssertEqual(
       problem(#"{"available_servers": [{"name": "a", "port": 1}, {"name": "a", "port": 2}]}"#),
       #"entry 2: the name "a" is used twice"#)
