@@ -127,7 +127,8 @@ public final class BalancerApp {
     replicas.launcher = launcher
     supervisor = PoolSupervisor(broker: broker, probe: probe)
     supervisor.heartbeatInterval = configuration.heartbeatInterval
-    let watcher = ConfigWatcher(path: configuration.configPath)
+    // From the pool loaded (an edit since then, while the balancer started, is taken at once).
+    let watcher = ConfigWatcher(path: configuration.configPath, loaded: file)
     self.watcher = watcher
     launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
     launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }

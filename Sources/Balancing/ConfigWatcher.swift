@@ -18,11 +18,17 @@ public final class ConfigWatcher {
   /// when that version was loaded, or when there is no file (a rewrite then loses nothing).
   public private(set) var pendingProblem: String?
 
-  /// Starts from the file as it is now (already loaded by the caller).
-  public init(path: String) {
+  /// Starts from the file as it is now (already loaded by the caller). With `loaded`, the pool
+  /// the caller loaded from it: if the file no longer holds that pool (it was edited since), the
+  /// first `poll` reads it as an edit.
+  public init(path: String, loaded: ServersFile? = nil) {
     self.path = path
     lastStamp = stamp()
     lastSeen = FileManager.default.contents(atPath: path)
+    if let loaded, lastSeen.flatMap({ try? ServersFile.parse($0) }) != loaded {
+      lastStamp = nil
+      lastSeen = nil
+    }
   }
 
   /// What a check found.

@@ -94,17 +94,23 @@ final class BalancerAppTests: XCTestCase {
     directory = NSTemporaryDirectory() + "balancer-app-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     try editByHand(#"{"available_servers": ["5001", "5002"]}"#)
+    app = try startedApp(file: try ServersFile.load(path: configPath))
+  }
+
+  /// The balancer wired with the test's collaborators, started with `file` as the pool it loaded.
+  private func startedApp(file: ServersFile) throws -> BalancerApp {
     var configuration = BalancerConfiguration()
     configuration.port = 0
     configuration.bindAddress = "127.0.0.1"
     configuration.configPath = configPath
     configuration.heartbeatInterval = .infinity
     configuration.quiet = true
-    app = BalancerApp(
-      configuration: configuration, file: try ServersFile.load(path: configPath),
-      loop: try EventLoop(), launcher: launcher, probe: probe, clock: { [clock] in clock.now },
+    let app = BalancerApp(
+      configuration: configuration, file: file, loop: try EventLoop(), launcher: launcher,
+      probe: probe, clock: { [clock] in clock.now },
       log: { [unowned self] in self.logged.append($0) })
     try app.start(handlingSignals: false)
+    return app
   }
 
   override func tearDown() {
@@ -168,6 +174,21 @@ final class BalancerAppTests: XCTestCase {
     XCTAssertTrue(
       logged.contains { $0.hasPrefix("config not reloaded, keeping the last good pool") },
       "\(logged)")
+  }
+
+  /// servers.json edited by hand after the balancer loaded it and before its watch began (`make`
+  /// may wait up to two seconds in between for its servers' ports to be free): the first check
+  /// takes the edit. The watcher used to start from the edited file as if it were the pool
+  /// loaded, so the edit was never applied, and the next /add rewrote the file without it.
+  func testAnEditMadeWhileTheBalancerStartsIsTaken() throws {
+    app.stop()
+    let loaded = try ServersFile.load(path: configPath)
+    try editByHand(#"{"available_servers": ["5001", "5002", "5003"]}"#)
+    app = try startedApp(file: loaded)
+    XCTAssertEqual(broker.pool.servers.map(\.port), [5001, 5002])
+    app.reloadConfig(force: false)
+    XCTAssertEqual(broker.pool.servers.map(\.port), [5001, 5002, 5003])
+    XCTAssertEqual(launcher.started.suffix(3), [5001, 5002, 5003])
   }
 
   /// servers.json edited by hand, then `/add` and `/rm` before the next check of the file (within
