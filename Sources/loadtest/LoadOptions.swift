@@ -75,6 +75,10 @@ enum LoadOptions {
         }
         configuration.jobMix.append((n, weight))
       }
+      // `--mix ""` (an unset variable, say) would run the default sizes as if asked for.
+      guard !configuration.jobMix.isEmpty else {
+        fail("--mix: no N:WEIGHT given in '\(mix)'")
+      }
       guard configuration.jobMix.reduce(0, { $0 + $1.weight }).isFinite else {
         fail("--mix: the weights add up to more than a number can hold; use smaller ones")
       }
@@ -109,6 +113,9 @@ enum LoadOptions {
               + " (\(configuration.requests))")
         }
         configuration.runAt.append((visits, String(parts[1])))
+      }
+      guard !configuration.runAt.isEmpty else {
+        fail("--run-at: no N:COMMAND given in '\(runAt)'")
       }
     }
     return configuration

@@ -40,6 +40,8 @@ func runPolicies(_ arguments: [String]) {
     }
     loads.append(load)
   }
+  // Else the capacity would be measured for a comparison of nothing.
+  guard !loads.isEmpty else { LoadOptions.fail("--loads: no load given") }
   // The load's flags are checked now, before any system starts (each run reads them again).
   _ = LoadOptions.configuration(url: "http://127.0.0.1:1/", options)
   LoadOptions.checkWritable(

@@ -339,6 +339,28 @@ final class LoadtestEndToEndTests: SystemTestCase {
     }
   }
 
+  /// A list flag given nothing (`--mix ""`, as an unset shell variable gives it, or only commas)
+  /// is refused (exit 2) before any visit: `--mix` ran the default job sizes as if asked for,
+  /// `--run-at` ran no command, and `policies --loads` measured the capacity (a whole run) for a
+  /// comparison of no load.
+  func testAnEmptyListIsRefused() throws {
+    let url = "http://127.0.0.1:\(try freePort())/"
+    let load = [url, "--requests", "3"]
+    for (arguments, message) in [
+      (load + ["--mix", ""], "--mix: no N:WEIGHT given in ''"),
+      (load + ["--mix", ",,"], "--mix: no N:WEIGHT given in ',,'"),
+      (load + ["--run-at", ";"], "--run-at: no N:COMMAND given in ';'"),
+      (
+        ["policies", "--loads", ",", "--balancer-binary", "/nonexistent"], "--loads: no load given"
+      ),
+    ] {
+      let (status, output) = try runLoadtest(arguments + ["--quiet"], timeout: 10)
+      XCTAssertEqual(status, 2, "\(arguments): \(output)")
+      XCTAssertTrue(output.contains(message), "\(arguments): \(output)")
+      XCTAssertFalse(output.contains("visits to"), "\(arguments) ran: \(output)")
+    }
+  }
+
   /// `loadtest policies --capacity` that is not a positive number is refused, not ignored in
   /// favour of a capacity measurement the user asked to skip.
   func testPoliciesRefusesABadCapacity() throws {
