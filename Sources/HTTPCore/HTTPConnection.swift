@@ -28,8 +28,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var isProcessing = false
   /// A request is parked with the handler: the connection reads nothing until it is answered.
   private var isParked = false
-  /// Bytes arrived while parked and were left in the kernel (no new event will say so).
+  /// Bytes arrived while parked or backed up and were left in the kernel (no new event will
+  /// say so).
   private var hasUnreadInput = false
+  /// Requests already read wait until the client takes the answers before them (`isBackedUp`).
+  private var isHeldBack = false
   /// The client shut its side (the event said so): what it sent before is all there is, even
   /// when the read that drained the socket did not reach the end (a request and its FIN that
   /// arrive together make one edge-triggered event, and no later one).
@@ -59,6 +62,14 @@ final class HTTPConnection: EventHandler, ResponseSink {
     lastActivity = clock.now
   }
 
+  /// Unwritten answer bytes past which no further request is served, nor read: a client that
+  /// pipelines requests and reads no answers makes the server hold this much and one answer
+  /// more, not every answer until the write timeout. The kernel's buffers hold more.
+  static let maxUnwrittenOutput = 256 << 10
+
+  /// The client is not taking its answers: serve and read nothing more until it does.
+  private var isBackedUp: Bool { output.count - outputStart > Self.maxUnwrittenOutput }
+
   /// The interim answer to a request that waits to be told to send its body.
   private static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
@@ -66,14 +77,19 @@ final class HTTPConnection: EventHandler, ResponseSink {
   static let interest: Readiness = [.readable, .writable]
 
   func handleEvent(_ readiness: Readiness) {
-    if readiness.contains(.writable) && outputStart < output.count { flush() }
+    if readiness.contains(.writable) && outputStart < output.count {
+      flush()
+      // The client took enough of its answers: serve what waited for that, and read on.
+      if !isClosed && !isBackedUp && (isHeldBack || hasUnreadInput && current == nil) { serve() }
+    }
     guard !isClosed else { return }
     if !readiness.isDisjoint(with: [.peerClosed, .hangup, .error]) {
       if readiness.contains(.peerClosed) { clientFinished = true }
       readAvailable()
     } else if readiness.contains(.readable) {
-      // A parked request reads nothing more: what the client sends next stays in the kernel.
-      if isParked { hasUnreadInput = true } else { readAvailable() }
+      // A parked request, or a client that does not take its answers, reads nothing more:
+      // what the client sends next stays in the kernel.
+      if isParked || isBackedUp { hasUnreadInput = true } else { readAvailable() }
     }
   }
 
@@ -84,7 +100,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       close()
       return
     }
-    let endOfInput = end == .endOfStream || clientFinished
+    if end == .endOfStream { clientFinished = true }
     lastActivity = clock.now
     if current != nil
       && input.count - inputStart > parser.limits.maxHeadBytes + parser.limits.maxBodyBytes
@@ -92,21 +108,31 @@ final class HTTPConnection: EventHandler, ResponseSink {
       close()  // a client piling up requests while its first one waits
       return
     }
-    process()
-    if endOfInput {
-      // The client is gone (or will send nothing more): a parked request has nobody to answer;
-      // answers already given to the requests before it go out, then the connection closes
-      // (at once if there are none).
-      if let parked = current {
-        current = nil
-        isParked = false
-        parked.cancel()
-      }
-      closeAfterWrite = true
+    serve()
+  }
+
+  /// Serves the requests read, and writes their answers; while the client takes them, serves
+  /// those held back for it, then reads what it sent meanwhile.
+  private func serve() {
+    repeat {
+      process()
+      if clientFinished { finishInput() }
       flush()
-    } else {
-      flush()
+    } while isHeldBack && !isBackedUp && !isClosed
+    if hasUnreadInput && !isBackedUp && current == nil && !isClosed { readAvailable() }
+  }
+
+  /// The client is gone (or will send nothing more): a parked request has nobody to answer;
+  /// answers already given to the requests before it go out, then the connection closes (at
+  /// once if there are none). Requests held back until the client reads are served first.
+  private func finishInput() {
+    guard !isHeldBack else { return }
+    if let parked = current {
+      current = nil
+      isParked = false
+      parked.cancel()
     }
+    closeAfterWrite = true
   }
 
   /// Parses and dispatches buffered requests until one is parked or the input runs out.
@@ -114,7 +140,12 @@ final class HTTPConnection: EventHandler, ResponseSink {
     guard !isProcessing else { return }
     isProcessing = true
     defer { isProcessing = false }
+    isHeldBack = false
     while current == nil && !closeAfterWrite && !isClosed && inputStart < input.count {
+      if isBackedUp {
+        isHeldBack = true
+        break
+      }
       let result = input.withUnsafeBytes {
         parser.parse(UnsafeRawBufferPointer(rebasing: $0[inputStart...]))
       }
@@ -196,9 +227,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
     if !isProcessing {
       // Answered later (a parked request): write now, then serve any pipelined requests,
       // those already read and those left in the kernel meanwhile.
-      process()
-      flush()
-      if hasUnreadInput && !isClosed && current == nil { readAvailable() }
+      serve()
     }
   }
 

@@ -123,6 +123,30 @@ final class AbuseTests: XCTestCase {
     XCTAssertGreaterThan(received, big.count, "the whole answer arrived")
   }
 
+  /// A client that pipelines requests for large answers and reads none of them is served no
+  /// more while its answers wait to be written (they would pile up in memory until the write
+  /// timeout); once it reads, the rest are served, in order.
+  func testAClientThatReadsNoAnswersIsServedNoMoreUntilItReads() throws {
+    let server = try start()
+    let big = String(repeating: "x", count: 1 << 20)
+    server.onLoop { server.handler.bodies["/big"] = big }
+    let client = try TestClient(port: server.port, timeout: 5)
+    try client.send(String(repeating: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", count: 64))
+    Thread.sleep(forTimeInterval: 0.3)
+    // The kernel's buffers hold a few answers; the server holds about one more.
+    XCTAssertLessThan(server.onLoop { server.handler.handled }, 16)
+    for _ in 0..<64 { XCTAssertEqual(try client.readResponse().body.count, big.utf8.count + 1) }
+    XCTAssertEqual(server.onLoop { server.handler.handled }, 64)
+    XCTAssertEqual(try client.get("/echo").text, "GET /echo 0\n")
+    // Held back, they are still served when the client shuts its side after sending them.
+    let leaving = try TestClient(port: server.port, timeout: 5)
+    try leaving.send(String(repeating: "GET /big HTTP/1.1\r\nHost: a\r\n\r\n", count: 64))
+    shutdown(leaving.fd, Int32(SHUT_WR))
+    Thread.sleep(forTimeInterval: 0.3)
+    for _ in 0..<64 { XCTAssertEqual(try leaving.readResponse().body.count, big.utf8.count + 1) }
+    XCTAssertTrue(leaving.isClosedByPeer(), "still open after the answers")
+  }
+
   func testConnectionsBeyondTheLimitGet503AndClose() throws {
     let server = try start { $0.maxConnections = 2 }
     let first = try TestClient(port: server.port)

@@ -10,10 +10,13 @@ import XCTest
 final class TestHandler: HTTPHandler, @unchecked Sendable {
   var parked: [HTTPResponder] = []
   var cancelled = 0
+  /// How many requests it was handed.
+  var handled = 0
   /// Fixed answers by path.
   var bodies: [String: String] = [:]
 
   func handle(_ request: HTTPRequest, responder: HTTPResponder) {
+    handled += 1
     if let body = bodies[request.path] {
       responder.respond(.text(.ok, body))
       return
