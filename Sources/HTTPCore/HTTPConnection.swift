@@ -166,8 +166,10 @@ final class HTTPConnection: EventHandler, ResponseSink {
         inputStart += consumed
         requestStarted = nil
         continueSent = false
+        let keepAlive = request.keepAlive
         let responder = HTTPResponder(
-          sink: self, isHead: request.method == "HEAD", closesConnection: !request.keepAlive)
+          sink: self, isHead: request.method == "HEAD", closesConnection: !keepAlive,
+          confirmsKeepAlive: keepAlive && request.minorVersion == 0)
         current = responder
         handler.handle(request, responder: responder)
         if current != nil { park() }
@@ -222,7 +224,9 @@ final class HTTPConnection: EventHandler, ResponseSink {
       moveToBackground(false)
     }
     if responder.closesConnection { closeAfterWrite = true }
-    response.write(into: &output, close: responder.closesConnection, omitBody: responder.isHead)
+    response.write(
+      into: &output, close: responder.closesConnection, keepAlive: responder.confirmsKeepAlive,
+      omitBody: responder.isHead)
     if let onComplete { completions.append((output.count, onComplete)) }
     if !isProcessing {
       // Answered later (a parked request): write now, then serve any pipelined requests,

@@ -19,15 +19,23 @@ public final class HTTPResponder {
   public let isHead: Bool
   /// Whether the connection will close after this response.
   public let closesConnection: Bool
+  /// Whether the response says `Connection: keep-alive`: an HTTP/1.0 client that asked to keep
+  /// the connection takes it to close after the answer unless told it is kept (RFC 9112
+  /// Appendix C.2.2, RFC 2068 §19.7.1).
+  public let confirmsKeepAlive: Bool
   /// Called at most once, if the connection closes before `respond` was called.
   public var onCancel: (() -> Void)?
   /// Whether `respond` has been called (or the request was cancelled).
   public private(set) var isFinished = false
 
-  public init(sink: ResponseSink, isHead: Bool = false, closesConnection: Bool = false) {
+  public init(
+    sink: ResponseSink, isHead: Bool = false, closesConnection: Bool = false,
+    confirmsKeepAlive: Bool = false
+  ) {
     self.sink = sink
     self.isHead = isHead
     self.closesConnection = closesConnection
+    self.confirmsKeepAlive = confirmsKeepAlive && !closesConnection
   }
 
   /// Sends the response. Later calls are ignored. Returns false if the client is gone.

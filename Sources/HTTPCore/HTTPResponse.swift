@@ -73,10 +73,15 @@ public struct HTTPResponse: Sendable {
   /// Appends the wire form of the response to `buffer`.
   /// - Parameters:
   ///   - close: adds `Connection: close`.
+  ///   - keepAlive: adds `Connection: keep-alive` (for an HTTP/1.0 client that asked for it),
+  ///     unless `close` is set.
   ///   - omitBody: for HEAD requests: Content-Length stays, the body is left out.
-  public func write(into buffer: inout [UInt8], close: Bool, omitBody: Bool) {
+  public func write(
+    into buffer: inout [UInt8], close: Bool, keepAlive: Bool = false, omitBody: Bool
+  ) {
     // The head is written into scratch space (on the stack for a common one) and appended at
-    // once: the status line and Content-Length need at most 128 bytes besides the reason.
+    // once: the status line, Content-Length and Connection need at most 128 bytes besides the
+    // reason.
     let bound = 128 + status.reason.utf8.count + headers.wireByteBound
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: bound) { scratch in
       var head = ByteWriter(scratch)
@@ -93,7 +98,11 @@ public struct HTTPResponse: Sendable {
       headers.write(to: &head)
       head.write("Content-Length: ")
       head.writeDecimal(body.count)
-      head.write(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+      if close {
+        head.write("\r\nConnection: close\r\n\r\n")
+      } else {
+        head.write(keepAlive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\n\r\n")
+      }
       buffer.append(contentsOf: head.written)
     }
     if !omitBody { buffer.append(contentsOf: body) }

@@ -285,6 +285,24 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(try client.readResponse().statusCode, 200)
     XCTAssertTrue(client.isClosedByPeer())
   }
+
+  /// An HTTP/1.0 client that asks to keep the connection is told it is kept: without the
+  /// answer's `Connection: keep-alive` it takes the connection to close after the answer (ab -k
+  /// then reads until the idle timeout closes it). Without the ask, the connection closes.
+  func testAnHTTP10ClientThatAsksForKeepAliveIsToldItIsKept() throws {
+    let client = try TestClient(port: running.port)
+    for _ in 0..<2 {
+      try client.send("GET /echo HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+      let response = try client.readResponse()
+      XCTAssertEqual(response.text, "GET /echo 0\n")
+      XCTAssertEqual(response.headers["Connection"], "keep-alive")
+    }
+    try client.send("GET /echo HTTP/1.0\r\n\r\n")
+    XCTAssertEqual(try client.readResponse().headers["Connection"], "close")
+    XCTAssertTrue(client.isClosedByPeer())
+    // HTTP/1.1 keeps the connection without saying so.
+    XCTAssertNil(try TestClient(port: running.port).get("/echo").headers["Connection"])
+  }
 }
 
 final class HTTPClientTests: XCTestCase {
