@@ -28,6 +28,8 @@ public final class HTTPClient: EventHandler {
 
   private struct Pending {
     let bytes: [UInt8]
+    /// A HEAD request: its answer has no body, whatever its Content-Length says.
+    let isHead: Bool
     let completion: Completion
     let id: UInt64
     let firstTried: UInt64
@@ -102,7 +104,9 @@ public final class HTTPClient: EventHandler {
     bytes.append(contentsOf: body)
     nextID += 1
     queue.append(
-      Pending(bytes: bytes, completion: completion, id: nextID, firstTried: MonotonicClock.now()))
+      Pending(
+        bytes: bytes, isHead: method == "HEAD", completion: completion, id: nextID,
+        firstTried: MonotonicClock.now()))
     pump()
   }
 
@@ -278,12 +282,13 @@ public final class HTTPClient: EventHandler {
     }
     // A response and the close after it often arrive together: read the response first.
     if inFlight {
-      var result = input.withUnsafeBytes { parser.parse($0) }
+      let expectBody = queue.first?.isHead != true
+      var result = input.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
       // An interim answer (1xx) is not the answer (RFC 9110 §15.2): taken for it, every later
       // request would be matched to its predecessor's answer.
       while case .complete(let interim, let consumed) = result, interim.statusCode < 200 {
         input.removeFirst(consumed)
-        result = input.withUnsafeBytes { parser.parse($0) }
+        result = input.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
       }
       switch result {
       case .needMore:

@@ -410,6 +410,41 @@ final class HTTPClientTests: XCTestCase {
     XCTAssertEqual(outcomes.withLock { $0 }, ["200 first", "503 second"])
   }
 
+  /// The answer to HEAD has no body, whatever its Content-Length says (RFC 9110 §9.3.2): the
+  /// client does not wait for one, and the next answer is matched to the next request.
+  func testTheAnswerToHeadHasNoBody() throws {
+    let port = try scriptedServer(
+      [
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+      ], linger: 0.5)
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = 2
+    let outcomes = Mutex<[String]>([])
+    loop.execute {
+      for method in ["HEAD", "GET"] {
+        client.send(method: method, path: "/") { result in
+          let count = outcomes.withLock {
+            switch result {
+            case .success(let response):
+              $0.append(
+                "\(response.statusCode) \(response.headers["Content-Length"] ?? "") "
+                  + response.text)
+            case .failure(let failure): $0.append("failed: \(failure)")
+            }
+            return $0.count
+          }
+          if count == 2 { loop.stop() }
+        }
+      }
+    }
+    loop.run()
+    client.shutdown()
+    XCTAssertEqual(outcomes.withLock { $0 }, ["200 5 ", "200 5 hello"])
+  }
+
   /// A server that answers with `Connection: close` and closes at once: the response and the
   /// end of the stream arrive together, and the response must still be delivered.
   func testResponseFollowedByCloseIsDelivered() throws {
