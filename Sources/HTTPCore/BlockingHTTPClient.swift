@@ -64,11 +64,15 @@ public final class BlockingHTTPClient {
     return try readResponse(expectBody: method != "HEAD")
   }
 
-  /// Reads one response; throws on timeout or if the server closes first.
+  /// Reads one response; throws on timeout or if the server closes first (unless the close
+  /// ends a body sent without Content-Length).
   public func readResponse(expectBody: Bool = true) throws -> HTTPClientResponse {
     var parser = HTTPResponseParser()
+    var atEnd = false
     while true {
-      let result = buffer.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
+      let result = buffer.withUnsafeBytes {
+        parser.parse($0, expectBody: expectBody, atEnd: atEnd)
+      }
       switch result {
       case .complete(let response, let consumed):
         buffer.removeFirst(consumed)
@@ -76,17 +80,20 @@ public final class BlockingHTTPClient {
       case .failed(let error):
         throw error
       case .needMore:
-        try fill()
+        if atEnd { throw HTTPClient.Failure.unreachable("connection closed by the server") }
+        atEnd = try !fill()
       }
     }
   }
 
-  private func fill() throws {
+  /// Reads what arrives next; false if the server closed the connection.
+  private func fill() throws -> Bool {
     let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
     if count > 0 {
       buffer.append(contentsOf: chunk[0..<count])
+      return true
     } else if count == 0 {
-      throw HTTPClient.Failure.unreachable("connection closed by the server")
+      return false
     } else {
       throw HTTPClient.Failure.unreachable(
         "read failed or timed out: \(String(cString: strerror(errno)))")

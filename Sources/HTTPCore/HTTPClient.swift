@@ -275,20 +275,25 @@ public final class HTTPClient: EventHandler {
 
   private func readAvailable() {
     var closedReason: String?
-    switch chunk.withUnsafeMutableBytes({ Socket.readAvailable(fd, into: &input, scratch: $0) }) {
+    let end = chunk.withUnsafeMutableBytes { Socket.readAvailable(fd, into: &input, scratch: $0) }
+    switch end {
     case .drained: break
     case .endOfStream: closedReason = "connection closed by the server"
     case .failed(let code): closedReason = String(cString: strerror(code))
     }
+    // The close ends a body sent without Content-Length.
+    let atEnd = end == .endOfStream
     // A response and the close after it often arrive together: read the response first.
     if inFlight {
       let expectBody = queue.first?.isHead != true
-      var result = input.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
+      var result = input.withUnsafeBytes {
+        parser.parse($0, expectBody: expectBody, atEnd: atEnd)
+      }
       // An interim answer (1xx) is not the answer (RFC 9110 §15.2): taken for it, every later
       // request would be matched to its predecessor's answer.
       while case .complete(let interim, let consumed) = result, interim.statusCode < 200 {
         input.removeFirst(consumed)
-        result = input.withUnsafeBytes { parser.parse($0, expectBody: expectBody) }
+        result = input.withUnsafeBytes { parser.parse($0, expectBody: expectBody, atEnd: atEnd) }
       }
       switch result {
       case .needMore:

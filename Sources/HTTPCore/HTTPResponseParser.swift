@@ -9,7 +9,8 @@ public struct HTTPClientResponse: Sendable {
   public var text: String { String(decoding: body, as: UTF8.self) }
 }
 
-/// An incremental HTTP/1.x response parser for Content-Length framed responses.
+/// An incremental HTTP/1.x response parser for Content-Length framed responses, and for those
+/// whose body runs to the close of the connection (no Content-Length: RFC 9112 §6.3).
 public struct HTTPResponseParser {
   public let limits: HTTPLimits
   private var scanner = HTTPHeadScanner()
@@ -21,9 +22,11 @@ public struct HTTPResponseParser {
   }
 
   /// Parses the next response from `bytes`; `expectBody` is false for answers to HEAD.
-  public mutating func parse(_ bytes: UnsafeRawBufferPointer, expectBody: Bool = true)
-    -> ParseResult<HTTPClientResponse>
-  {
+  /// `atEnd`: the server closed the connection after `bytes`, which ends a body sent without
+  /// Content-Length; until then such a response needs more.
+  public mutating func parse(
+    _ bytes: UnsafeRawBufferPointer, expectBody: Bool = true, atEnd: Bool = false
+  ) -> ParseResult<HTTPClientResponse> {
     guard let headEnd = scanner.findHeadEnd(bytes, from: 0) else {
       if bytes.count > limits.maxHeadBytes {
         return .failed(HTTPParseError(.badRequest, "response head too large"))
@@ -62,6 +65,15 @@ public struct HTTPResponseParser {
       switch HTTPHeadScanner.contentLength(head.headers, limits: limits) {
       case .success(let length): bodyLength = length
       case .failure(let error): return .failed(error)
+      }
+      if bodyLength == 0 && head.headers.withValue(of: "Content-Length", { _ in true }) == nil {
+        // No length: the body is all the server sends before it closes the connection.
+        bodyLength = bytes.count - headEnd
+        if bodyLength > limits.maxBodyBytes {
+          return .failed(
+            HTTPParseError(.contentTooLarge, "bodies are limited to \(limits.maxBodyBytes) bytes"))
+        }
+        if !atEnd { return .needMore }
       }
     }
     guard bytes.count >= headEnd + bodyLength else { return .needMore }

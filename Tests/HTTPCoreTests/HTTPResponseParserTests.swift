@@ -41,18 +41,22 @@ final class HTTPResponseParserTests: XCTestCase {
   }
 
   private func parse(
-    _ bytes: [UInt8], expectBody: Bool = true, with parser: inout HTTPResponseParser
+    _ bytes: [UInt8], expectBody: Bool = true, atEnd: Bool = false,
+    with parser: inout HTTPResponseParser
   )
     -> Outcome
   {
-    outcome(bytes.withUnsafeBytes { parser.parse($0, expectBody: expectBody) })
+    outcome(bytes.withUnsafeBytes { parser.parse($0, expectBody: expectBody, atEnd: atEnd) })
   }
 
-  private func parse(_ text: String, expectBody: Bool = true, limits: HTTPLimits = HTTPLimits())
+  private func parse(
+    _ text: String, expectBody: Bool = true, atEnd: Bool = false,
+    limits: HTTPLimits = HTTPLimits()
+  )
     -> Outcome
   {
     var parser = HTTPResponseParser(limits: limits)
-    return parse(Array(text.utf8), expectBody: expectBody, with: &parser)
+    return parse(Array(text.utf8), expectBody: expectBody, atEnd: atEnd, with: &parser)
   }
 
   private func failure(_ outcome: Outcome, file: StaticString = #filePath, line: UInt = #line)
@@ -102,8 +106,9 @@ final class HTTPResponseParserTests: XCTestCase {
     XCTAssertEqual(
       parse("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
       .complete(Parsed(503, "Service Unavailable", headers: ["Content-Length: 0"]), consumed: 55))
-    // No reason phrase at all, and HTTP/1.0.
-    XCTAssertEqual(parse("HTTP/1.0 200\r\n\r\n"), .complete(Parsed(200, ""), consumed: 16))
+    // No reason phrase at all, and HTTP/1.0 (no length either: the server closed after it).
+    XCTAssertEqual(
+      parse("HTTP/1.0 200\r\n\r\n", atEnd: true), .complete(Parsed(200, ""), consumed: 16))
   }
 
   func testBareLineFeedsAreAccepted() {
@@ -113,11 +118,31 @@ final class HTTPResponseParserTests: XCTestCase {
       .complete(Parsed(200, "OK", headers: ["Content-Length: 2"], body: "hi"), consumed: 37))
   }
 
-  func testMissingContentLengthMeansAnEmptyBody() {
+  /// Without Content-Length (or Transfer-Encoding) the body is what comes before the server
+  /// closes the connection (RFC 9112 §6.3): not empty, and not the start of the next answer.
+  func testWithoutContentLengthTheBodyRunsToTheClose() {
     let text = "HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"
+    XCTAssertEqual(parse(text + "more"), .needMore)
     XCTAssertEqual(
-      parse(text + "more"),
+      parse(text + "more", atEnd: true),
+      .complete(Parsed(200, "OK", headers: ["Server: x"], body: "more"), consumed: 34))
+    XCTAssertEqual(
+      parse(text, atEnd: true),
       .complete(Parsed(200, "OK", headers: ["Server: x"]), consumed: text.utf8.count))
+    // Answers that have no body end with their head.
+    for (head, expectBody) in [
+      ("HTTP/1.1 204 No Content\r\n\r\n", true), ("HTTP/1.1 304 Not Modified\r\n\r\n", true),
+      ("HTTP/1.1 200 OK\r\n\r\n", false),
+    ] {
+      guard case .complete(_, let consumed) = parse(head + "x", expectBody: expectBody) else {
+        return XCTFail(head.debugDescription)
+      }
+      XCTAssertEqual(consumed, head.utf8.count, head.debugDescription)
+    }
+    // The body limit holds before the close.
+    var parser = HTTPResponseParser()
+    let long = Array(text.utf8) + [UInt8](repeating: UInt8(ascii: "b"), count: (64 << 20) + 1)
+    XCTAssertEqual(failure(parse(long, with: &parser))?.status, .contentTooLarge)
   }
 
   func testBytesAfterTheBodyAreNotConsumed() {
@@ -366,7 +391,7 @@ final class HTTPResponseParserTests: XCTestCase {
     let fields = (1...4).map { "X-\($0): v\r\n" }
     let three = "HTTP/1.1 200 OK\r\n" + fields.prefix(3).joined() + "\r\n"
     XCTAssertEqual(
-      parse(three, limits: limits),
+      parse(three, atEnd: true, limits: limits),
       .complete(
         Parsed(200, "OK", headers: ["X-1: v", "X-2: v", "X-3: v"]), consumed: three.utf8.count))
     XCTAssertEqual(

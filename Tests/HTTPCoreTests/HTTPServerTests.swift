@@ -445,6 +445,29 @@ final class HTTPClientTests: XCTestCase {
     XCTAssertEqual(outcomes.withLock { $0 }, ["200 5 ", "200 5 hello"])
   }
 
+  /// An answer without Content-Length has the body the server sends before it closes the
+  /// connection (RFC 9112 §6.3), even when the close comes later than the body.
+  func testAnAnswerWithoutLengthEndsWhenTheServerCloses() throws {
+    let port = try scriptedServer(["HTTP/1.0 200 OK\r\n\r\nhello"], linger: 0.2)
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = 5
+    let outcome = Mutex<String?>(nil)
+    loop.execute {
+      client.send(path: "/") { result in
+        switch result {
+        case .success(let response): outcome.withLock { $0 = response.text }
+        case .failure(let failure): outcome.withLock { $0 = "failed: \(failure)" }
+        }
+        loop.stop()
+      }
+    }
+    loop.run()
+    client.shutdown()
+    XCTAssertEqual(outcome.withLock { $0 }, "hello")
+  }
+
   /// A server that answers with `Connection: close` and closes at once: the response and the
   /// end of the stream arrive together, and the response must still be delivered.
   func testResponseFollowedByCloseIsDelivered() throws {
