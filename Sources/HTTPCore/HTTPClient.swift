@@ -311,7 +311,7 @@ public final class HTTPClient: EventHandler {
           awaitsAnswer = false
           updateInterest()
         }
-        if closedReason != nil || response.headers.contains("Connection", token: "close") {
+        if closedReason != nil || !response.keepAlive {
           disconnect()
           closedReason = nil
         }

@@ -4,6 +4,15 @@ public struct HTTPClientResponse: Sendable {
   public var reason: String
   public var headers: HTTPHeaders
   public var body: [UInt8]
+  /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+  public var minorVersion = 1
+
+  /// Whether the connection may carry another request after this answer (RFC 9112 §9.3): not
+  /// if it says `Connection: close`, nor if it is HTTP/1.0 and does not say `keep-alive`.
+  public var keepAlive: Bool {
+    if minorVersion == 0 { return headers.contains("Connection", token: "keep-alive") }
+    return !headers.contains("Connection", token: "close")
+  }
 
   /// The body as UTF-8 text.
   public var text: String { String(decoding: body, as: UTF8.self) }
@@ -47,10 +56,10 @@ public struct HTTPResponseParser {
     guard line.count >= 12, bytes[line.lowerBound + 8] == 0x20 else {
       return .failed(HTTPParseError(.badRequest, "malformed status line"))
     }
-    if case .failure(let error) = HTTPHeadScanner.parseVersion(
-      bytes, line.lowerBound..<(line.lowerBound + 8))
-    {
-      return .failed(error)
+    let minorVersion: Int
+    switch HTTPHeadScanner.parseVersion(bytes, line.lowerBound..<(line.lowerBound + 8)) {
+    case .success(let value): minorVersion = value
+    case .failure(let error): return .failed(error)
     }
     guard let code = Self.statusCode(bytes, at: line.lowerBound + 9),
       (100...599).contains(code), line.count == 12 || bytes[line.lowerBound + 12] == 0x20
@@ -80,7 +89,9 @@ public struct HTTPResponseParser {
     scanner.reset()
     let body = Array(UnsafeRawBufferPointer(rebasing: bytes[headEnd..<(headEnd + bodyLength)]))
     return .complete(
-      HTTPClientResponse(statusCode: code, reason: reason, headers: head.headers, body: body),
+      HTTPClientResponse(
+        statusCode: code, reason: reason, headers: head.headers, body: body,
+        minorVersion: minorVersion),
       consumed: headEnd + bodyLength)
   }
 

@@ -355,23 +355,28 @@ final class HTTPClientTests: XCTestCase {
     XCTAssertEqual(results.withLock { $0 }.last, "GET /echo/3 0\n")
   }
 
-  /// A server of one connection, on a thread of its own: for each request it reads it writes the
-  /// next of `answers` as they are, then closes after `linger` seconds. Returns its port.
-  private func scriptedServer(_ answers: [String], linger: Double = 0) throws -> Int {
+  /// A server of one connection at a time (`connections` in turn), on a thread of its own: for
+  /// each request it reads it writes the next of `answers` as they are, then closes after
+  /// `linger` seconds. Returns its port.
+  private func scriptedServer(_ answers: [String], linger: Double = 0, connections: Int = 1)
+    throws -> Int
+  {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)
     let port = Socket.localPort(listener)
     Thread.detachNewThread {
       defer { close(listener) }
-      var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-      guard poll(&pollfd, 1, 5000) == 1 else { return }
-      let fd = accept(listener, nil, nil)
-      var buffer = [UInt8](repeating: 0, count: 1024)
-      for answer in answers {
-        guard read(fd, &buffer, buffer.count) > 0 else { break }
-        _ = write(fd, answer, answer.utf8.count)
+      for _ in 0..<connections {
+        var pollfd = Glibc.pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        guard poll(&pollfd, 1, 5000) == 1 else { return }
+        let fd = accept(listener, nil, nil)
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        for answer in answers {
+          guard read(fd, &buffer, buffer.count) > 0 else { break }
+          _ = write(fd, answer, answer.utf8.count)
+        }
+        if linger > 0 { Thread.sleep(forTimeInterval: linger) }
+        close(fd)
       }
-      if linger > 0 { Thread.sleep(forTimeInterval: linger) }
-      close(fd)
     }
     return port
   }
@@ -466,6 +471,35 @@ final class HTTPClientTests: XCTestCase {
     loop.run()
     client.shutdown()
     XCTAssertEqual(outcome.withLock { $0 }, "hello")
+  }
+
+  /// An HTTP/1.0 answer without `Connection: keep-alive` ends its connection (RFC 9112 §9.3),
+  /// even when the server closes it a moment later: the next request goes on a new one.
+  func testAnHTTP10AnswerEndsTheConnection() throws {
+    let port = try scriptedServer(
+      ["HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"], linger: 0.3, connections: 2)
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = 5
+    let outcomes = Mutex<[String]>([])
+    loop.execute {
+      for path in ["/1", "/2"] {
+        client.send(path: path) { result in
+          let count = outcomes.withLock {
+            switch result {
+            case .success(let response): $0.append("\(response.statusCode) \(response.text)")
+            case .failure(let failure): $0.append("failed: \(failure)")
+            }
+            return $0.count
+          }
+          if count == 2 { loop.stop() }
+        }
+      }
+    }
+    loop.run()
+    client.shutdown()
+    XCTAssertEqual(outcomes.withLock { $0 }, ["200 hi", "200 hi"])
   }
 
   /// A server that answers with `Connection: close` and closes at once: the response and the
