@@ -223,9 +223,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
       isParked = false
       moveToBackground(false)
     }
+    // The connection closes after this answer if the request asked, or if the server was told
+    // to close it meanwhile (`closeWhenIdle`): either way the answer says so (RFC 9112 §9.6).
     if responder.closesConnection { closeAfterWrite = true }
     response.write(
-      into: &output, close: responder.closesConnection, keepAlive: responder.confirmsKeepAlive,
+      into: &output, close: closeAfterWrite, keepAlive: responder.confirmsKeepAlive,
       omitBody: responder.isHead)
     if let onComplete { completions.append((output.count, onComplete)) }
     if !isProcessing {

@@ -286,6 +286,21 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertTrue(client.isClosedByPeer())
   }
 
+  /// A server told to close when idle while a request is parked answers it with
+  /// `Connection: close` (RFC 9112 §9.6), then closes: the client knows not to send another
+  /// request on the connection.
+  func testAnAnswerAfterCloseWhenIdleSaysTheConnectionCloses() throws {
+    let client = try TestClient(port: running.port)
+    try client.send("GET /park HTTP/1.1\r\nHost: a\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.1)
+    running.onLoop { self.running.server.closeWhenIdle() }
+    running.onLoop { self.running.handler.release() }
+    let response = try client.readResponse()
+    XCTAssertEqual(response.text, "released\n")
+    XCTAssertEqual(response.headers["Connection"], "close")
+    XCTAssertTrue(client.isClosedByPeer())
+  }
+
   /// An HTTP/1.0 client that asks to keep the connection is told it is kept: without the
   /// answer's `Connection: keep-alive` it takes the connection to close after the answer (ab -k
   /// then reads until the idle timeout closes it). Without the ask, the connection closes.
