@@ -41,6 +41,11 @@ public final class EventLoop: @unchecked Sendable {
   private var inBackground: [Bool] = []
   /// Which descriptors are watched edge-triggered (`EPOLLET`), kept across interest changes.
   private var edgeFlags: [UInt32] = []
+  /// How many times each descriptor was registered. Its events carry the count they were
+  /// registered with (`token`): a descriptor closed in a turn may have its number reused at
+  /// once for another (a connection closed from another's event, then a new one accepted),
+  /// and the event the closed one was ready with, later in the same turn, is not the new one's.
+  private var registrations: [UInt32] = []
   private let wakeFD: Int32
   private var handlers: [EventHandler?] = []
   private var timers: [Timer] = []
@@ -98,10 +103,12 @@ public final class EventLoop: @unchecked Sendable {
       handlers.append(contentsOf: repeatElement(nil, count: index + 1 - handlers.count))
       inBackground.append(contentsOf: repeatElement(false, count: index + 1 - inBackground.count))
       edgeFlags.append(contentsOf: repeatElement(0, count: index + 1 - edgeFlags.count))
+      registrations.append(contentsOf: repeatElement(0, count: index + 1 - registrations.count))
     }
     inBackground[index] = false
     edgeFlags[index] = edgeTriggered ? CEPOLL_ET : 0
-    guard cepoll_add(epollFD, fd, events(fd, interest), UInt64(fd)) == 0 else {
+    registrations[index] &+= 1
+    guard cepoll_add(epollFD, fd, events(fd, interest), token(fd)) == 0 else {
       throw SocketError.system("epoll_ctl(add)", errno)
     }
     handlers[index] = handler
@@ -109,7 +116,21 @@ public final class EventLoop: @unchecked Sendable {
 
   /// Changes what `fd` is watched for.
   public func setInterest(_ fd: Int32, _ interest: Readiness) {
-    _ = cepoll_modify(set(of: fd), fd, events(fd, interest), UInt64(fd))
+    _ = cepoll_modify(set(of: fd), fd, events(fd, interest), token(fd))
+  }
+
+  /// What `fd`'s events carry: its number, and in the high half its registration's count.
+  private func token(_ fd: Int32) -> UInt64 {
+    let count = Int(fd) < registrations.count ? registrations[Int(fd)] : 0
+    return UInt64(count) << 32 | UInt64(UInt32(bitPattern: fd))
+  }
+
+  /// The handler of the descriptor an event with `token` is for, unless the descriptor it was
+  /// registered as is gone (unregistered, or closed and its number registered again).
+  private func handler(for token: UInt64) -> EventHandler? {
+    let fd = Int(token & 0xFFFF_FFFF)
+    guard fd < handlers.count, registrations[fd] == UInt32(token >> 32) else { return nil }
+    return handlers[fd]
   }
 
   /// The epoll event bits for watching `fd` for `interest`.
@@ -127,7 +148,7 @@ public final class EventLoop: @unchecked Sendable {
     }
     _ = cepoll_remove(set(of: fd), fd)
     inBackground[index] = background
-    _ = cepoll_add(set(of: fd), fd, events(fd, interest), UInt64(fd))
+    _ = cepoll_add(set(of: fd), fd, events(fd, interest), token(fd))
   }
 
   /// Stops watching `fd`; call before closing it.
@@ -190,14 +211,14 @@ public final class EventLoop: @unchecked Sendable {
       clock.now = MonotonicClock.now()
       if count > 0 {
         for index in 0..<Int(count) {
-          let fd = Int(events[index].token)
-          if fd == Int(wakeFD) {
+          let token = events[index].token
+          if token == UInt64(wakeFD) {
             cepoll_eventfd_drain(wakeFD)
             runPosted()
             runSignals()
-          } else if fd == Int(backgroundFD) {
+          } else if token == UInt64(backgroundFD) {
             runBackground()
-          } else if fd < handlers.count, let handler = handlers[fd] {
+          } else if let handler = handler(for: token) {
             handler.handleEvent(Readiness(rawValue: events[index].events))
           }
         }
@@ -215,8 +236,7 @@ public final class EventLoop: @unchecked Sendable {
     }
     guard count > 0 else { return }
     for index in 0..<Int(count) {
-      let fd = Int(events[index].token)
-      if fd < handlers.count, let handler = handlers[fd] {
+      if let handler = handler(for: events[index].token) {
         handler.handleEvent(Readiness(rawValue: events[index].events))
       }
     }
