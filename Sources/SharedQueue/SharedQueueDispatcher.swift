@@ -47,6 +47,11 @@ public final class SharedQueueDispatcher: Dispatcher {
   /// that was only late (read before the rejoin, answered after it) is then ignored, not given
   /// back. Kept 10 s: a late grant comes within a round trip.
   private var deliveredByRejoin: [String: UInt64] = [:]
+  /// Rejoins sent and not answered yet, and the leases given to waiting clients here meanwhile:
+  /// a rejoin's answer hands such a lease over again (an earlier rejoin's, or a grant read
+  /// before the rejoin ran), and its client has it already: it is neither given nor given back.
+  private var rejoinsInFlight = 0
+  private var servedDuringRejoins: Set<String> = []
   private var isListening = false
   /// Whether the books have been read (see `open`).
   public private(set) var isOpen = false
@@ -189,17 +194,29 @@ public final class SharedQueueDispatcher: Dispatcher {
   private func rejoin() {
     let entries = order.compactMap { waiters[$0]?.entry }
     guard !entries.isEmpty else { return }
+    rejoinsInFlight += 1
     store.run(SharedScripts.rejoin, leaseTimes + entries) { [weak self] result in
-      guard let self, case .success(let reply) = result, let parts = reply.array,
-        parts.count == 2, let redisNow = parts[0].int
+      guard let self else { return }
+      defer {
+        self.rejoinsInFlight -= 1
+        if self.rejoinsInFlight == 0 { self.servedDuringRejoins.removeAll() }
+      }
+      guard case .success(let reply) = result, let parts = reply.array, parts.count == 2,
+        let redisNow = parts[0].int
       else { return }
       let now = self.clock()
       self.deliveredByRejoin = self.deliveredByRejoin.filter { now &- $0.value < 10_000_000_000 }
       for grant in parts[1].array ?? [] {
         guard let pair = grant.array, pair.count >= 2,
-          let ticket = pair[0].int.flatMap({ UInt64(exactly: $0) }),
-          let lease = self.store.adopt(pair[1], redisNow: redisNow)
+          let ticket = pair[0].int.flatMap({ UInt64(exactly: $0) })
         else { continue }
+        // Handed over again to a client served meanwhile: it holds that lease already.
+        if pair.count == 3, self.waiters[ticket] == nil,
+          let token = pair[1].array?.first?.string, self.servedDuringRejoins.contains(token)
+        {
+          continue
+        }
+        guard let lease = self.store.adopt(pair[1], redisNow: redisNow) else { continue }
         // A lease handed over again goes to its client if it still waits, and is given back
         // if it left meanwhile.
         if pair.count == 3 && self.waiters[ticket] != nil {
@@ -297,6 +314,7 @@ public final class SharedQueueDispatcher: Dispatcher {
       }
       return giveBack(lease)
     }
+    if rejoinsInFlight > 0 { servedDuringRejoins.insert(lease.token) }
     deliver(lease, to: waiter.claim)
   }
 

@@ -15,8 +15,11 @@ final class SharedQueueTests: SharedBooksTestCase {
   final class Side {
     let store: SharedLeaseStore
     let dispatcher: SharedQueueDispatcher
+    /// The connection its dispatcher reads grants with.
+    let grants: RedisConnection
 
     init(id: String, main: RedisConnection, grants: RedisConnection, listens: Bool = true) {
+      self.grants = grants
       store = SharedLeaseStore(connection: main, prefix: "test", balancerID: id)
       let issuer = LeaseIssuer(store: store, leaseTimeout: 60)
       dispatcher = SharedQueueDispatcher(store: store, issuer: issuer, grants: grants)
@@ -293,6 +296,40 @@ final class SharedQueueTests: SharedBooksTestCase {
     }
     XCTAssertEqual(redisCommand(["SCARD", "test:leases"])?.int, 0)
     XCTAssertNil(answers.lease(of: "leaving"))
+  }
+
+  /// Both connections of a balancer come back at once (Redis dropped them): each rejoins its
+  /// waiting clients. The first rejoin leases a free server to a client whose place was lost;
+  /// the second, sent before the first's answer, finds that lease and hands it over again. The
+  /// client has it already: it must not be given back (voided while the client holds it, and
+  /// its server handed to the next client).
+  func testALeaseHandedOverAgainToAClientItWasDeliveredToIsKept() throws {
+    let a = side("A")
+    let b = side("B")
+    let answers = Answers()
+    let busy = try freeAndLease(ServerAddress(port: 5001), to: "busy", at: b, answers: answers)
+    claim("waiting", at: a, answers: answers)
+    eventually("the client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    // Redis comes back from an older copy of its data: the client's place in the line is gone,
+    // and 5002 is free.
+    XCTAssertEqual(redisCommand(["DEL", "test:waiting"])?.int, 1)
+    XCTAssertEqual(redisCommand(["HSET", "test:state", "5002", "free"])?.int, 1)
+    XCTAssertEqual(redisCommand(["RPUSH", "test:free", "5002"])?.int, 1)
+    // Both of A's connections come back in the same turn of its loop.
+    _ = running.sync {
+      a.store.onLineLost?()
+      a.grants.onConnect?(a.grants)
+    }
+    eventually("the client is served") { answers.lease(of: "waiting") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "waiting"))
+    XCTAssertEqual(lease.server, ServerAddress(port: 5002))
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertEqual(
+      redisCommand(["HGET", "test:state", "5002"])?.string, "leased:\(lease.token)",
+      "the lease of a served client was given back")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+    XCTAssertEqual(answers.all.count, 2, "each client answered once")
+    XCTAssertEqual(redisCommand(["HGET", "test:state", "5001"])?.string, "leased:\(busy.token)")
   }
 
   /// A counter in the books that holds no number (a hand edit) must not fail every lease.
