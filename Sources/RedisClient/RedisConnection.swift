@@ -158,6 +158,8 @@ public final class RedisConnection: EventHandler {
     let pending = Array(inFlight[inFlightHead...]) + queued
     disconnect()
     state = .closed
+    inFlight.removeAll()
+    inFlightHead = 0
     queued.removeAll()
     for timer in [reconnectTimer, unavailableTimer].compactMap({ $0 }) { loop.cancel(timer) }
     reconnectTimer = nil

@@ -194,6 +194,7 @@ final class RedisConnectionTests: RedisServerTestCase {
     }
     XCTAssertFalse(calledInside.withLock { $0 }, "a completion ran inside send")
     XCTAssertTrue(after.ranOnLoop)
+    XCTAssertEqual(running.sync { connection.pendingCount }, 0, "failed commands still pending")
     waitForBlockedClients(0, using: redis)
   }
 
