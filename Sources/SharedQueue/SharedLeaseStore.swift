@@ -62,6 +62,10 @@ public final class SharedLeaseStore: LeaseStore {
   /// again before each view is read, and until then `refresh` keeps `stranded` as it is (a lost
   /// `strand` would hand a server out with its leases unrevoked). Each step can be run twice.
   private var strandedStepsToRetry: [(script: RedisScript, arguments: [String])] = []
+  /// Servers that left the pool and whose `forget` failed (Redis away): forgotten again before
+  /// each view is read, else one left on Redis's free list would be handed out; not once offered
+  /// again (`cancelForget`).
+  private var forgetsToRetry: Set<ServerAddress> = []
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -217,7 +221,18 @@ public final class SharedLeaseStore: LeaseStore {
     guard tokenOf[server] == nil else { return }
     served[server] = nil
     states[server] = nil
-    run(SharedScripts.forget, [server.description]) { _ in }
+    runForget(server)
+  }
+
+  /// A server offered again after it left the pool: a failed `forget` is not sent again.
+  func cancelForget(_ server: ServerAddress) {
+    forgetsToRetry.remove(server)
+  }
+
+  private func runForget(_ server: ServerAddress) {
+    run(SharedScripts.forget, [server.description]) { [weak self] result in
+      if case .failure = result { self?.forgetsToRetry.insert(server) }
+    }
   }
 
   public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded.leases(of: server) }
@@ -262,6 +277,9 @@ public final class SharedLeaseStore: LeaseStore {
     let retries = strandedStepsToRetry
     strandedStepsToRetry = []
     for step in retries { runStrandedStep(step.script, step.arguments) }
+    let forgets = forgetsToRetry
+    forgetsToRetry = []
+    for server in forgets { runForget(server) }
     run(SharedScripts.snapshot, []) { [self] result in
       guard case .success(let reply) = result, let parts = reply.array, parts.count == 8,
         let redisNow = parts[0].int

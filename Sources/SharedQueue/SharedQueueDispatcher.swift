@@ -125,6 +125,7 @@ public final class SharedQueueDispatcher: Dispatcher {
   public func preview() -> ServerAddress? { store.freeList.first }
 
   public func serverFreed(_ server: ServerAddress) {
+    store.cancelForget(server)
     guard isOpen else { return }
     if settledByReport.remove(server) != nil {
       return  // its report put it back already, or found it withdrawn

@@ -129,6 +129,34 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertEqual(running.sync { a.replicas.entries.map(\.address) }, three)
   }
 
+  /// A server removed while Redis is away (its withdrawal and its forgetting fail) must not be
+  /// left on the free list Redis comes back with, to be handed to the next client.
+  func testAServerRemovedWhileRedisIsAwayIsNotHandedOutOnceItIsBack() throws {
+    try startRedis(persistent: true)
+    let a = member("A", unavailableTimeout: 0.5)
+    let kept = ServerAddress(port: 5001)
+    let removed = ServerAddress(port: 5002)
+    _ = running.sync { _ = try? a.broker.reconfigure([kept, removed]) }
+    eventually("both are free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 2 }
+    redis.stop()
+    _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
+    Thread.sleep(forTimeInterval: 1)  // its steps fail: Redis is away for longer than 0.5 s
+    try redis.start()
+    eventually("A is connected again") {
+      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
+      return (running.sync { a.store.connection.isConnected }) == true
+    }
+    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [kept.description])
+    XCTAssertNil(redisCommand(["HGET", "test:state", removed.description])?.string)
+    let answers = Answers()
+    for name in ["first", "second"] { claim(name, at: a, answers: answers) }
+    eventually("the first client is served") { answers.lease(of: "first") != nil }
+    XCTAssertEqual(answers.lease(of: "first")?.server, kept)
+    eventually("the second client waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    XCTAssertNil(answers.lease(of: "second"), "a removed server was handed out")
+  }
+
   /// A balancer's own pool, offered because Redis held none when it looked, is stored only
   /// while there is still none: sent again after Redis was away, it must not replace a change
   /// another balancer published meanwhile (it did once, and the change was lost everywhere).
