@@ -62,10 +62,11 @@ public final class SharedLeaseStore: LeaseStore {
   /// again before each view is read, and until then `refresh` keeps `stranded` as it is (a lost
   /// `strand` would hand a server out with its leases unrevoked). Each step can be run twice.
   private var strandedStepsToRetry: [(script: RedisScript, arguments: [String])] = []
-  /// Servers that left the pool and whose `forget` failed (Redis away): forgotten again before
-  /// each view is read, else one left on Redis's free list would be handed out; not once offered
-  /// again (`cancelForget`).
-  private var forgetsToRetry: Set<ServerAddress> = []
+  /// Steps that take a server out of the books (`withdraw`: down or left the pool; `forget`: left
+  /// it) that failed (Redis away), in the order they were sent: sent again before each view is
+  /// read, else Redis could come back with the server free, or not withdrawn, and hand it out
+  /// (to a take, or through its lease's report). Dropped once it is offered again.
+  private var removalsToRetry: [(script: RedisScript, server: ServerAddress)] = []
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -221,18 +222,23 @@ public final class SharedLeaseStore: LeaseStore {
     guard tokenOf[server] == nil else { return }
     served[server] = nil
     states[server] = nil
-    runForget(server)
+    runRemoval(SharedScripts.forget, of: server)
   }
 
-  /// A server offered again after it left the pool: a failed `forget` is not sent again.
-  func cancelForget(_ server: ServerAddress) {
-    forgetsToRetry.remove(server)
-  }
-
-  private func runForget(_ server: ServerAddress) {
-    run(SharedScripts.forget, [server.description]) { [weak self] result in
-      if case .failure = result { self?.forgetsToRetry.insert(server) }
+  /// Runs `withdraw` or `forget` for `server`; one that fails is sent again before the next view
+  /// (`removalsToRetry`).
+  func runRemoval(_ script: RedisScript, of server: ServerAddress) {
+    run(script, [server.description]) { [weak self] result in
+      guard let self, case .failure = result,
+        !self.removalsToRetry.contains(where: { $0.script == script && $0.server == server })
+      else { return }
+      self.removalsToRetry.append((script, server))
     }
+  }
+
+  /// A server offered again: its failed withdrawal or forgetting is not sent again.
+  func cancelRemovals(of server: ServerAddress) {
+    removalsToRetry.removeAll { $0.server == server }
   }
 
   public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded.leases(of: server) }
@@ -277,9 +283,9 @@ public final class SharedLeaseStore: LeaseStore {
     let retries = strandedStepsToRetry
     strandedStepsToRetry = []
     for step in retries { runStrandedStep(step.script, step.arguments) }
-    let forgets = forgetsToRetry
-    forgetsToRetry = []
-    for server in forgets { runForget(server) }
+    let removals = removalsToRetry
+    removalsToRetry = []
+    for step in removals { runRemoval(step.script, of: step.server) }
     run(SharedScripts.snapshot, []) { [self] result in
       guard case .success(let reply) = result, let parts = reply.array, parts.count == 8,
         let redisNow = parts[0].int

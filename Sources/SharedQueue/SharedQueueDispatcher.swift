@@ -125,7 +125,7 @@ public final class SharedQueueDispatcher: Dispatcher {
   public func preview() -> ServerAddress? { store.freeList.first }
 
   public func serverFreed(_ server: ServerAddress) {
-    store.cancelForget(server)
+    store.cancelRemovals(of: server)
     guard isOpen else { return }
     if settledByReport.remove(server) != nil {
       return  // its report put it back already, or found it withdrawn
@@ -156,7 +156,7 @@ public final class SharedQueueDispatcher: Dispatcher {
 
   public func serverStopped(_ server: ServerAddress) {
     store.noteFree(server, false)
-    store.run(SharedScripts.withdraw, [server.description]) { _ in }
+    store.runRemoval(SharedScripts.withdraw, of: server)
   }
 
   public func expireWaiting(now: UInt64) {

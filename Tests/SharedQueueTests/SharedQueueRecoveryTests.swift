@@ -157,6 +157,40 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertNil(answers.lease(of: "second"), "a removed server was handed out")
   }
 
+  /// A leased server removed while Redis is away (its withdrawal fails) must not be put back by
+  /// its lease's report once Redis is back, and handed to the client waiting next.
+  func testALeasedServerRemovedWhileRedisIsAwayIsNotPutBackByItsReport() throws {
+    try startRedis(persistent: true)
+    let a = member("A", unavailableTimeout: 0.5)
+    let removed = ServerAddress(port: 5001)
+    _ = running.sync { _ = try? a.broker.reconfigure([removed]) }
+    eventually("5001 is free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 1 }
+    let answers = Answers()
+    claim("busy", at: a, answers: answers)
+    eventually("busy is served") { answers.lease(of: "busy") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "busy"))
+    redis.stop()
+    _ = running.sync { _ = try? a.broker.reconfigure([]) }
+    Thread.sleep(forTimeInterval: 1)  // its withdrawal fails: Redis is away for longer than 0.5 s
+    try redis.start()
+    eventually("A is connected again") {
+      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
+      return (running.sync { a.store.connection.isConnected }) == true
+    }
+    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    claim("next", at: a, answers: answers)
+    eventually("next waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5001, token: lease.token, source: "127.0.0.1", completion: done)
+    }
+    guard case .released? = outcome else {
+      return XCTFail("the report was not accepted: \(String(describing: outcome))")
+    }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertNil(answers.lease(of: "next"), "the removed server was handed out")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+  }
+
   /// A balancer's own pool, offered because Redis held none when it looked, is stored only
   /// while there is still none: sent again after Redis was away, it must not replace a change
   /// another balancer published meanwhile (it did once, and the change was lost everywhere).
