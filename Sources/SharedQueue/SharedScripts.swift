@@ -288,6 +288,8 @@ enum SharedScripts {
 
   /// ARGV: kind (`overdue` or `unclaimed`), stale ms. Leases due for a check, marked as being
   /// checked; a mark older than `stale` (its checker died) counts as none. `{now, {lease...}}`.
+  /// A token without its lease (a hand edit) is passed over, and a time that is no number
+  /// counts as 0, rather than failing the check of every lease.
   static let takeDue = script(
     """
     local t = now()
@@ -295,17 +297,19 @@ enum SharedScripts {
     local due = {}
     for _, token in ipairs(redis.call('SMEMBERS', P .. ':leases')) do
       local k = lease_key(token)
-      local l = redis.call('HMGET', k, 'deadline', 'checking', 'cdl', 'claim', 'csince')
-      if ARGV[1] == 'overdue' then
-        local checking = tonumber(l[2])
-        if (checking == 0 or t - checking > stale) and tonumber(l[1]) <= t then
+      local l = redis.call('HMGET', k, 'server', 'deadline', 'checking', 'cdl', 'claim', 'csince')
+      if not l[1] then
+        -- A token without its lease: nothing to check.
+      elseif ARGV[1] == 'overdue' then
+        local checking = tonumber(l[3]) or 0
+        if (checking == 0 or t - checking > stale) and (tonumber(l[2]) or 0) <= t then
           redis.call('HSET', k, 'checking', t)
           table.insert(due, fields(token))
         end
       else
-        local cdl = tonumber(l[3])
-        if (l[4] == 'unclaimed' and cdl > 0 and cdl <= t)
-          or (l[4] == 'checking' and t - tonumber(l[5]) > stale) then
+        local cdl = tonumber(l[4]) or 0
+        if (l[5] == 'unclaimed' and cdl > 0 and cdl <= t)
+          or (l[5] == 'checking' and t - (tonumber(l[6]) or 0) > stale) then
           redis.call('HSET', k, 'claim', 'checking', 'csince', t)
           table.insert(due, fields(token))
         end

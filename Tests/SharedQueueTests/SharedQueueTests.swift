@@ -492,6 +492,21 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertNil(twice ?? nil)
   }
 
+  /// A token left in the set of leases without its lease (a hand edit, or an eviction) must
+  /// not stop the checks of every other lease.
+  func testATokenWithoutItsLeaseDoesNotStopTheChecksOfTheOthers() throws {
+    let a = side("A")
+    _ = wait { done in
+      a.store.run(SharedScripts.issue, ["t1", "5001", "10.0.0.9", "A", "0", "1"]) { _ in done(()) }
+    }
+    XCTAssertEqual(redisCommand(["SADD", "test:leases", "ghost"])?.int, 1)
+    Thread.sleep(forTimeInterval: 0.01)
+    let overdue: [Lease]? = wait { done in a.store.takeOverdue(now: 0, completion: done) }
+    XCTAssertEqual(overdue?.map(\.token), ["t1"])
+    let unclaimed: [Lease]? = wait { done in a.store.takeUnclaimed(now: 0, completion: done) }
+    XCTAssertEqual(unclaimed?.map(\.token), ["t1"])
+  }
+
   func testClientsGet503WhileRedisCannotBeReachedAndServiceResumes() throws {
     let a = side("A", unavailableTimeout: 0.5)
     _ = running.sync { a.dispatcher.serverFreed(ServerAddress(port: 5001)) }
