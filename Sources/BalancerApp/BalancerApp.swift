@@ -281,12 +281,13 @@ public final class BalancerApp {
     log("stopping: waiting clients get 503, answers in progress are finished")
     launcher?.stopRestarting()
     server.stopAccepting()
+    // Every connection closes once answered, so the 503s that follow say `Connection: close`.
+    server.closeWhenIdle()
     balancer.broker.shutDown()
     if let shared {
       shared.membership.stop(on: loop)
       shared.coordinator.retire(on: loop)
     }
-    server.closeWhenIdle()
     let deadline = loop.now + 4_000_000_000
     loop.schedule(every: 0.02) { [loop] in
       if server.connectionCount == 0 || loop.now >= deadline {

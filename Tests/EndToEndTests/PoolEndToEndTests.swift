@@ -94,6 +94,8 @@ final class PoolEndToEndTests: SystemTestCase {
     let response = try waiting.readResponse()
     XCTAssertEqual(response.statusCode, 503)
     XCTAssertNotNil(response.headers["Retry-After"])
+    // The connection closes after it (RFC 9112 §9.6): the answer says so.
+    XCTAssertEqual(response.headers["Connection"], "close")
     XCTAssertEqual(balancer.waitForExit(timeout: 5), 0)
     XCTAssertLessThan(Date().timeIntervalSince(start), 5)
     XCTAssertThrowsError(try TestClient(port: balancerPort), "the port should be closed")
