@@ -209,6 +209,16 @@ public final class BalancerApp {
       self.reloadConfig(force: false)
       return self.watcher.pendingProblem
     }
+    if configuration.exitsWithParent {
+      let parent = getppid()
+      var stopping = false
+      loop.schedule(every: 0.5) { [weak self] in
+        guard !stopping, getppid() != parent else { return }
+        stopping = true
+        self?.log("the process that started this one exited")
+        self?.stop()
+      }
+    }
     if handlingSignals {
       loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
       for signal in [SIGINT, SIGTERM] {

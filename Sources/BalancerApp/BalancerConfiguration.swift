@@ -34,6 +34,9 @@ public struct BalancerConfiguration: Sendable {
   public var logFormat = LogFormat.text
   /// Validate servers.json, print its local ports and exit.
   public var checkConfigOnly = false
+  /// Stop, as on SIGTERM, once the process that started this one has exited (a program that
+  /// runs the balancer for a while, as `loadtest scale` does, leaves none behind if killed).
+  public var exitsWithParent = false
   /// Seconds a local server may stay down before its process is killed and restarted.
   public var unresponsiveGrace = 10.0
   /// The Redis whose queue, leases and pool this balancer shares with others; nil to keep them
@@ -98,6 +101,9 @@ public struct BalancerConfiguration: Sendable {
           "admin-token", "TOKEN",
           "let clients other than loopback call /add and /rm with Authorization: Bearer TOKEN"),
         .flag("quiet", "do not log one line per request (nor routine lease changes)"),
+        .flag(
+          "exit-with-parent",
+          "stop (as on SIGTERM) once the process that started this one exits"),
         .logFormat,
         .flag(
           "check-config",
@@ -157,6 +163,7 @@ public struct BalancerConfiguration: Sendable {
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
     checkConfigOnly = options.isSet("check-config")
+    exitsWithParent = options.isSet("exit-with-parent")
   }
 
   /// The host the servers the balancer starts send their reports to: the address it listens on,

@@ -102,7 +102,11 @@ final class RunningSystem {
         toFile: directory + "/servers.json", atomically: true, encoding: .utf8)
       process.executableURL = URL(fileURLWithPath: balancer)
       process.arguments =
-        ["--port", "\(port)", "--config", directory + "/servers.json", "--quiet"] + arguments
+        [
+          "--port", "\(port)", "--config", directory + "/servers.json", "--quiet",
+          "--exit-with-parent",
+        ]
+        + arguments
       process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
       _ = Self.stopAllOnSignal
       try process.run()

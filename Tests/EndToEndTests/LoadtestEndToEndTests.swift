@@ -198,6 +198,8 @@ final class LoadtestEndToEndTests: SystemTestCase {
   /// `loadtest scale` told to stop (SIGTERM, as `timeout` or a test's clean-up sends, or SIGINT)
   /// stops the balancer it started, which stops its servers: none outlives it. Before, the
   /// balancer and its server ran on, children of init, until someone killed them by hand.
+  /// Killed outright (SIGKILL: no clean-up of its own), it leaves none behind either: the
+  /// balancer runs with `--exit-with-parent`, and stops once loadtest is gone.
   func testScaleStoppedLeavesNoBalancerBehind() throws {
     /// The processes whose parent is `pid`.
     func children(of pid: Int32) -> [Int32] {
@@ -217,7 +219,7 @@ final class LoadtestEndToEndTests: SystemTestCase {
       }
       return !stat.contains(") Z ")
     }
-    for signal in [SIGTERM, SIGINT] {
+    for signal in [SIGTERM, SIGINT, SIGKILL] {
       let loadtest = try ManagedProcess(
         "loadtest",
         [
