@@ -67,6 +67,9 @@ public final class SharedLeaseStore: LeaseStore {
   /// read, else Redis could come back with the server free, or not withdrawn, and hand it out
   /// (to a take, or through its lease's report). Dropped once it is offered again.
   private var removalsToRetry: [(script: RedisScript, server: ServerAddress)] = []
+  /// How many times each server was offered again (`cancelRemovals`): a removal sent before the
+  /// last offer and failing after it is not kept to be sent again.
+  private var offers: [ServerAddress: UInt64] = [:]
   /// When Redis stopped answering, while it does not.
   private var unreachableSince: UInt64?
 
@@ -228,17 +231,20 @@ public final class SharedLeaseStore: LeaseStore {
   /// Runs `withdraw` or `forget` for `server`; one that fails is sent again before the next view
   /// (`removalsToRetry`).
   func runRemoval(_ script: RedisScript, of server: ServerAddress) {
+    let offer = offers[server]
     run(script, [server.description]) { [weak self] result in
-      guard let self, case .failure = result,
+      guard let self, case .failure = result, self.offers[server] == offer,
         !self.removalsToRetry.contains(where: { $0.script == script && $0.server == server })
       else { return }
       self.removalsToRetry.append((script, server))
     }
   }
 
-  /// A server offered again: its failed withdrawal or forgetting is not sent again.
+  /// A server offered again: its failed withdrawal or forgetting is not sent again, nor one sent
+  /// before now that fails later.
   func cancelRemovals(of server: ServerAddress) {
     removalsToRetry.removeAll { $0.server == server }
+    offers[server, default: 0] &+= 1
   }
 
   public func strandedLeases(of server: ServerAddress) -> [Lease]? { stranded.leases(of: server) }

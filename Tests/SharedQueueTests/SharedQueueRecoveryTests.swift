@@ -157,6 +157,33 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertNil(answers.lease(of: "second"), "a removed server was handed out")
   }
 
+  /// A server removed and added again while Redis is away: its withdrawal and forgetting, which
+  /// fail after it was offered again, must not be sent again once Redis is back (they would
+  /// take a server of the pool out of the books).
+  func testAServerRemovedAndAddedAgainWhileRedisIsAwayStaysFree() throws {
+    try startRedis(persistent: true)
+    let a = member("A", unavailableTimeout: 0.5)
+    let kept = ServerAddress(port: 5001)
+    let readded = ServerAddress(port: 5002)
+    _ = running.sync { _ = try? a.broker.reconfigure([kept, readded]) }
+    eventually("both are free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 2 }
+    redis.stop()
+    _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
+    _ = running.sync { _ = try? a.broker.reconfigure([kept, readded]) }
+    Thread.sleep(forTimeInterval: 1)  // every step fails: Redis is away for longer than 0.5 s
+    try redis.start()
+    eventually("A is connected again") {
+      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
+      return (running.sync { a.store.connection.isConnected }) == true
+    }
+    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    XCTAssertEqual(
+      Set(strings(["LRANGE", "test:free", "0", "-1"])), [kept.description, readded.description])
+    XCTAssertEqual(redisCommand(["HGET", "test:state", readded.description])?.string, "free")
+  }
+
   /// A leased server removed while Redis is away (its withdrawal fails) must not be put back by
   /// its lease's report once Redis is back, and handed to the client waiting next.
   func testALeasedServerRemovedWhileRedisIsAwayIsNotPutBackByItsReport() throws {
