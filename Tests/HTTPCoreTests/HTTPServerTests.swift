@@ -396,6 +396,36 @@ final class HTTPClientTests: XCTestCase {
     return port
   }
 
+  /// What an `HTTPClient` got for `requests` (method and path), sent at once to `port`: each
+  /// response as `describe` puts it, or why there was none.
+  private func outcomes(
+    of requests: [(method: String, path: String)], port: Int, timeout: Double = 5,
+    describe: @escaping (HTTPClientResponse) -> String = { "\($0.statusCode) \($0.text)" }
+  ) throws -> [String] {
+    let loop = try EventLoop()
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    client.retryWindow = 0
+    client.requestTimeout = timeout
+    let outcomes = Mutex<[String]>([])
+    loop.execute {
+      for request in requests {
+        client.send(method: request.method, path: request.path) { result in
+          let count = outcomes.withLock {
+            switch result {
+            case .success(let response): $0.append(describe(response))
+            case .failure(let failure): $0.append("failed: \(failure)")
+            }
+            return $0.count
+          }
+          if count == requests.count { loop.stop() }
+        }
+      }
+    }
+    loop.run()
+    client.shutdown()
+    return outcomes.withLock { $0 }
+  }
+
   /// An interim answer (`100 Continue`, `103 Early Hints`) is not the answer: the client skips
   /// it (RFC 9110 §15.2), or every later request would be matched to its predecessor's answer
   /// (a report refused with 503 taken for delivered, with the 200 of the one before).
@@ -406,28 +436,8 @@ final class HTTPClientTests: XCTestCase {
           + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
         "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 6\r\n\r\nsecond",
       ], linger: 0.5)
-    let loop = try EventLoop()
-    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
-    client.retryWindow = 0
-    client.requestTimeout = 5
-    let outcomes = Mutex<[String]>([])
-    loop.execute {
-      for path in ["/1", "/2"] {
-        client.send(path: path) { result in
-          let count = outcomes.withLock {
-            switch result {
-            case .success(let response): $0.append("\(response.statusCode) \(response.text)")
-            case .failure(let failure): $0.append("failed: \(failure)")
-            }
-            return $0.count
-          }
-          if count == 2 { loop.stop() }
-        }
-      }
-    }
-    loop.run()
-    client.shutdown()
-    XCTAssertEqual(outcomes.withLock { $0 }, ["200 first", "503 second"])
+    XCTAssertEqual(
+      try outcomes(of: [("GET", "/1"), ("GET", "/2")], port: port), ["200 first", "503 second"])
   }
 
   /// The answer to HEAD has no body, whatever its Content-Length says (RFC 9110 §9.3.2): the
@@ -438,31 +448,10 @@ final class HTTPClientTests: XCTestCase {
         "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
       ], linger: 0.5)
-    let loop = try EventLoop()
-    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
-    client.retryWindow = 0
-    client.requestTimeout = 2
-    let outcomes = Mutex<[String]>([])
-    loop.execute {
-      for method in ["HEAD", "GET"] {
-        client.send(method: method, path: "/") { result in
-          let count = outcomes.withLock {
-            switch result {
-            case .success(let response):
-              $0.append(
-                "\(response.statusCode) \(response.headers["Content-Length"] ?? "") "
-                  + response.text)
-            case .failure(let failure): $0.append("failed: \(failure)")
-            }
-            return $0.count
-          }
-          if count == 2 { loop.stop() }
-        }
-      }
+    let answers = try outcomes(of: [("HEAD", "/"), ("GET", "/")], port: port, timeout: 2) {
+      "\($0.statusCode) \($0.headers["Content-Length"] ?? "") \($0.text)"
     }
-    loop.run()
-    client.shutdown()
-    XCTAssertEqual(outcomes.withLock { $0 }, ["200 5 ", "200 5 hello"])
+    XCTAssertEqual(answers, ["200 5 ", "200 5 hello"])
   }
 
   /// An answer without Content-Length has the body the server sends before it closes the
@@ -493,28 +482,8 @@ final class HTTPClientTests: XCTestCase {
   func testAnHTTP10AnswerEndsTheConnection() throws {
     let port = try scriptedServer(
       ["HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"], linger: 0.3, connections: 2)
-    let loop = try EventLoop()
-    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
-    client.retryWindow = 0
-    client.requestTimeout = 5
-    let outcomes = Mutex<[String]>([])
-    loop.execute {
-      for path in ["/1", "/2"] {
-        client.send(path: path) { result in
-          let count = outcomes.withLock {
-            switch result {
-            case .success(let response): $0.append("\(response.statusCode) \(response.text)")
-            case .failure(let failure): $0.append("failed: \(failure)")
-            }
-            return $0.count
-          }
-          if count == 2 { loop.stop() }
-        }
-      }
-    }
-    loop.run()
-    client.shutdown()
-    XCTAssertEqual(outcomes.withLock { $0 }, ["200 hi", "200 hi"])
+    XCTAssertEqual(
+      try outcomes(of: [("GET", "/1"), ("GET", "/2")], port: port), ["200 hi", "200 hi"])
   }
 
   /// A server that answers with `Connection: close` and closes at once: the response and the

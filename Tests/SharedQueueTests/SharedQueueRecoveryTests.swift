@@ -94,6 +94,17 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     return (a, b)
   }
 
+  /// Starts the stopped Redis again, waits until `member` is connected to it, and has it read
+  /// the books (which first sends again the steps that failed meanwhile).
+  private func restartRedis(andRefresh member: Member) throws {
+    try redis.start()
+    eventually("\(member.store.balancerID) is connected again") {
+      _ = running.sync { member.store.connection.send(["PING"]) { _ in } }
+      return (running.sync { member.store.connection.isConnected }) == true
+    }
+    XCTAssertEqual(wait { done in member.coordinator.refresh(completion: done) }, true)
+  }
+
   private func claim(_ name: String, at member: Member, answers: Answers) {
     claim(name, answers: answers) { member.broker.request($0) }
   }
@@ -141,12 +152,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     redis.stop()
     _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
     Thread.sleep(forTimeInterval: 1)  // its steps fail: Redis is away for longer than 0.5 s
-    try redis.start()
-    eventually("A is connected again") {
-      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
-      return (running.sync { a.store.connection.isConnected }) == true
-    }
-    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    try restartRedis(andRefresh: a)
     XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [kept.description])
     XCTAssertNil(redisCommand(["HGET", "test:state", removed.description])?.string)
     let answers = Answers()
@@ -171,12 +177,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
     _ = running.sync { _ = try? a.broker.reconfigure([kept, readded]) }
     Thread.sleep(forTimeInterval: 1)  // every step fails: Redis is away for longer than 0.5 s
-    try redis.start()
-    eventually("A is connected again") {
-      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
-      return (running.sync { a.store.connection.isConnected }) == true
-    }
-    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    try restartRedis(andRefresh: a)
     Thread.sleep(forTimeInterval: 0.3)
     XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
     XCTAssertEqual(
@@ -199,12 +200,7 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     redis.stop()
     _ = running.sync { _ = try? a.broker.reconfigure([]) }
     Thread.sleep(forTimeInterval: 1)  // its withdrawal fails: Redis is away for longer than 0.5 s
-    try redis.start()
-    eventually("A is connected again") {
-      _ = running.sync { a.store.connection.send(["PING"]) { _ in } }
-      return (running.sync { a.store.connection.isConnected }) == true
-    }
-    XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
+    try restartRedis(andRefresh: a)
     claim("next", at: a, answers: answers)
     eventually("next waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
     let outcome: ReportOutcome? = wait { done in
