@@ -91,7 +91,21 @@ public final class SharedLeaseStore: LeaseStore {
     connection.send([
       "SET", "\(prefix):alive:\(balancerID)", "1", "PX", String(Int(aliveTimeToLive * 1000)),
     ]) { [weak self] in self?.noteReachable($0) }
+    // Ahead of every step that waited for the connection (a report among them): a withdrawal
+    // that failed while Redis was away must be in the books before that report is.
+    resendFailedSteps()
     onLineLost?()
+  }
+
+  /// Sends again the steps on stranded leases and the removals that failed (`strandedStepsToRetry`,
+  /// `removalsToRetry`): before each view is read, and first on each new connection.
+  private func resendFailedSteps() {
+    let retries = strandedStepsToRetry
+    strandedStepsToRetry = []
+    for step in retries { runStrandedStep(step.script, step.arguments) }
+    let removals = removalsToRetry
+    removalsToRetry = []
+    for step in removals { runRemoval(step.script, of: step.server) }
   }
 
   /// Seconds this balancer's alive mark lasts without renewal (`SharedCoordinator` renews it).
@@ -286,12 +300,7 @@ public final class SharedLeaseStore: LeaseStore {
 
   /// Renews the whole view from Redis; `completion` gets whether it could.
   public func refresh(completion: @escaping (Bool) -> Void = { _ in }) {
-    let retries = strandedStepsToRetry
-    strandedStepsToRetry = []
-    for step in retries { runStrandedStep(step.script, step.arguments) }
-    let removals = removalsToRetry
-    removalsToRetry = []
-    for step in removals { runRemoval(step.script, of: step.server) }
+    resendFailedSteps()
     run(SharedScripts.snapshot, []) { [self] result in
       guard case .success(let reply) = result, let parts = reply.array, parts.count == 8,
         let redisNow = parts[0].int

@@ -97,12 +97,16 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// Starts the stopped Redis again, waits until `member` is connected to it, and has it read
   /// the books (which first sends again the steps that failed meanwhile).
   private func restartRedis(andRefresh member: Member) throws {
+    try restartRedis(reconnecting: member)
+    XCTAssertEqual(wait { done in member.coordinator.refresh(completion: done) }, true)
+  }
+
+  private func restartRedis(reconnecting member: Member) throws {
     try redis.start()
     eventually("\(member.store.balancerID) is connected again") {
       _ = running.sync { member.store.connection.send(["PING"]) { _ in } }
       return (running.sync { member.store.connection.isConnected }) == true
     }
-    XCTAssertEqual(wait { done in member.coordinator.refresh(completion: done) }, true)
   }
 
   private func claim(_ name: String, at member: Member, answers: Answers) {
@@ -201,6 +205,35 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     _ = running.sync { _ = try? a.broker.reconfigure([]) }
     Thread.sleep(forTimeInterval: 1)  // its withdrawal fails: Redis is away for longer than 0.5 s
     try restartRedis(andRefresh: a)
+    claim("next", at: a, answers: answers)
+    eventually("next waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
+    let outcome: ReportOutcome? = wait { done in
+      a.broker.report(port: 5001, token: lease.token, source: "127.0.0.1", completion: done)
+    }
+    guard case .released? = outcome else {
+      return XCTFail("the report was not accepted: \(String(describing: outcome))")
+    }
+    Thread.sleep(forTimeInterval: 0.3)
+    XCTAssertNil(answers.lease(of: "next"), "the removed server was handed out")
+    XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [])
+  }
+
+  /// The same, with the report taken the moment the connection is back, before any view of the
+  /// books is read: the failed withdrawal goes first, with the connection's own first steps.
+  func testAWithdrawalThatFailedIsSentBeforeAnythingOnceRedisIsBack() throws {
+    try startRedis(persistent: true)
+    let a = member("A", unavailableTimeout: 0.5)
+    let removed = ServerAddress(port: 5001)
+    _ = running.sync { _ = try? a.broker.reconfigure([removed]) }
+    eventually("5001 is free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 1 }
+    let answers = Answers()
+    claim("busy", at: a, answers: answers)
+    eventually("busy is served") { answers.lease(of: "busy") != nil }
+    let lease = try XCTUnwrap(answers.lease(of: "busy"))
+    redis.stop()
+    _ = running.sync { _ = try? a.broker.reconfigure([]) }
+    Thread.sleep(forTimeInterval: 1)  // its withdrawal fails: Redis is away for longer than 0.5 s
+    try restartRedis(reconnecting: a)
     claim("next", at: a, answers: answers)
     eventually("next waits") { redisCommand(["LLEN", "test:waiting"])?.int == 1 }
     let outcome: ReportOutcome? = wait { done in
