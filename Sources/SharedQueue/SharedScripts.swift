@@ -288,8 +288,8 @@ enum SharedScripts {
 
   /// ARGV: kind (`overdue` or `unclaimed`), stale ms. Leases due for a check, marked as being
   /// checked; a mark older than `stale` (its checker died) counts as none. `{now, {lease...}}`.
-  /// A token without its lease (a hand edit) is passed over, and a time that is no number
-  /// counts as 0, rather than failing the check of every lease.
+  /// A token without its lease (a hand edit) is taken out of the set, and a time that is no
+  /// number counts as 0, rather than failing the check of every lease.
   static let takeDue = script(
     """
     local t = now()
@@ -299,7 +299,8 @@ enum SharedScripts {
       local k = lease_key(token)
       local l = redis.call('HMGET', k, 'server', 'deadline', 'checking', 'cdl', 'claim', 'csince')
       if not l[1] then
-        -- A token without its lease: nothing to check.
+        -- A token without its lease: nothing to check, and nothing to keep.
+        redis.call('SREM', P .. ':leases', token)
       elseif ARGV[1] == 'overdue' then
         local checking = tonumber(l[3]) or 0
         if (checking == 0 or t - checking > stale) and (tonumber(l[2]) or 0) <= t then

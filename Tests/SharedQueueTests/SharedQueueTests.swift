@@ -505,6 +505,7 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual(overdue?.map(\.token), ["t1"])
     let unclaimed: [Lease]? = wait { done in a.store.takeUnclaimed(now: 0, completion: done) }
     XCTAssertEqual(unclaimed?.map(\.token), ["t1"])
+    XCTAssertEqual(redisCommand(["SISMEMBER", "test:leases", "ghost"])?.int, 0, "left in the set")
   }
 
   func testClientsGet503WhileRedisCannotBeReachedAndServiceResumes() throws {
