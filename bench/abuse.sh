@@ -15,9 +15,8 @@ for scenario in "$@"; do
   esac
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-swift build -c release --product balancer >/dev/null
-swift build -c release --product factorial-server >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build balancer factorial-server
 WORK="$(mktemp -d)"
 trap 'pkill -f "$WORK" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 python3 bench/abuse.py "$BIN" "$WORK" "$@"

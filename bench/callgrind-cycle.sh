@@ -29,11 +29,8 @@ two_runs CYCLES_A "$CYCLES_A" CYCLES_B "$CYCLES_B"
 OUT="${OUT:-/tmp/callgrind-cycle}"
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-if ! built="$(swift build -c release --scratch-path "$SCRATCH" --product balancer 2>&1)"; then
-  echo "$built" >&2
-  exit 1
-fi
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
+. bench/release_build.sh
+release_build "$SCRATCH" balancer
 rm -rf "$OUT"
 mkdir -p "$OUT"
 python3 -c "import json; print(json.dumps({'available_servers': [str(p) for p in range(40001, 40257)]}))" >"$OUT/servers.json"

@@ -30,10 +30,8 @@ SCRATCH="${4:-.build}"
 OUT="${OUT:-/tmp/callgrind-server}"
 
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
-for product in balancer factorial-server; do
-  swift build -c release --scratch-path "$SCRATCH" --product "$product" >/dev/null
-done
-BIN="$(swift build -c release --scratch-path "$SCRATCH" --show-bin-path)"
+. bench/release_build.sh
+release_build "$SCRATCH" balancer factorial-server
 rm -rf "$OUT"
 mkdir -p "$OUT"
 read -r SERVER_PORT BALANCER_PORT <<<"$(free_ports 2)"

@@ -16,10 +16,8 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "Installing chromium..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
-for product in balancer factorial-server loadtest; do
-  swift build -c release --product "$product" >/dev/null
-done
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build balancer factorial-server loadtest
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {

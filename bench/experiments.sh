@@ -16,8 +16,8 @@ whole_number requests "$REQUESTS"
 whole_number concurrency "$CONCURRENCY"
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 >/dev/null; }
 
-swift build -c release >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build
 mkdir -p docs/charts docs/results
 WORK="$(mktemp -d)"
 BALANCER_PID=""

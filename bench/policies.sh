@@ -11,8 +11,8 @@ help_if_asked "$@"
 at_most 1 "$@"
 REQUESTS="${1:-3000}"
 whole_number visits "$REQUESTS"
-swift build -c release >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build
 mkdir -p docs/charts docs/results
 # Jobs: 90 % n=1000 (about 0.6 ms), 9 % n=10000 (about 10 ms), 1 % n=50000 (about 180 ms).
 "$BIN/loadtest" policies --servers 5 --loads 0.5,0.8,0.95 --requests "$REQUESTS" \

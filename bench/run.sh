@@ -31,8 +31,8 @@ if [ ${#PACKAGES[@]} -gt 0 ]; then
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-swift build -c release --product balancer >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build balancer
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {

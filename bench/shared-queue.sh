@@ -36,11 +36,8 @@ if [ ${#PACKAGES[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
-for product in balancer factorial-server loadtest; do
-  build_output="$(swift build -c release --product "$product" 2>&1)" ||
-    { echo "$build_output" | tail -30 >&2; echo "swift build of $product failed" >&2; exit 1; }
-done
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build balancer factorial-server loadtest
 
 WORK="$(mktemp -d)"
 PIDS=()

@@ -78,11 +78,8 @@ fi
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
 HAPROXY_VERSION="$("$HAPROXY" -v | awk 'NR == 1 {split($3, v, "."); print v[1] "." v[2]}')"
 
-for product in balancer factorial-server; do
-  build_output="$(swift build -c release --product "$product" 2>&1)" ||
-    { echo "$build_output" | tail -30 >&2; echo "swift build of $product failed" >&2; exit 1; }
-done
-BIN="$(swift build -c release --show-bin-path)"
+. bench/release_build.sh
+release_build .build balancer factorial-server
 
 WORK="$(mktemp -d)"
 export TMPDIR="$WORK"
