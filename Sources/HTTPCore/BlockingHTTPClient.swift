@@ -64,8 +64,9 @@ public final class BlockingHTTPClient {
     return try readResponse(expectBody: method != "HEAD")
   }
 
-  /// Reads one response; throws on timeout or if the server closes first (unless the close
-  /// ends a body sent without Content-Length).
+  /// Reads one response, past any interim ones (1xx: not the answer, RFC 9110 §15.2); throws
+  /// on timeout or if the server closes first (unless the close ends a body sent without
+  /// Content-Length).
   public func readResponse(expectBody: Bool = true) throws -> HTTPClientResponse {
     var parser = HTTPResponseParser()
     var atEnd = false
@@ -76,6 +77,10 @@ public final class BlockingHTTPClient {
       switch result {
       case .complete(let response, let consumed):
         buffer.removeFirst(consumed)
+        if response.statusCode < 200 {
+          parser = HTTPResponseParser()
+          continue
+        }
         return response
       case .failed(let error):
         throw error

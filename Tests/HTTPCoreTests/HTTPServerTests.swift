@@ -440,6 +440,22 @@ final class HTTPClientTests: XCTestCase {
       try outcomes(of: [("GET", "/1"), ("GET", "/2")], port: port), ["200 first", "503 second"])
   }
 
+  /// The blocking client (the load tester's) skips interim answers too: the load tester counted
+  /// a server's `103 Early Hints` as the visit's answer, and the next visit got this one's.
+  func testTheBlockingClientSkipsInterimAnswers() throws {
+    let port = try scriptedServer(
+      [
+        "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+          + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst",
+        "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond",
+      ], linger: 0.5)
+    let client = try BlockingHTTPClient(port: port, timeout: 5)
+    let first = try client.get("/1")
+    XCTAssertEqual("\(first.statusCode) \(first.text)", "200 first")
+    let second = try client.get("/2")
+    XCTAssertEqual("\(second.statusCode) \(second.text)", "200 second")
+  }
+
   /// The answer to HEAD has no body, whatever its Content-Length says (RFC 9110 §9.3.2): the
   /// client does not wait for one, and the next answer is matched to the next request.
   func testTheAnswerToHeadHasNoBody() throws {
