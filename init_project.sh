@@ -32,22 +32,10 @@ if ! command -v swift >/dev/null 2>&1; then
   exit 1
 fi
 
-BIN="$(swift build -c release --show-bin-path)"
-# An incremental release build can link a program from objects compiled against an older layout
-# of another module (a factorial-server that aborts at start): the release folder is reused only
-# if no source changed since it was last built whole, and is otherwise built from scratch.
-STAMP="$BIN/.built-from-sources"
-if [ -d "$BIN" ] && { [ ! -f "$STAMP" ] ||
-  [ -n "$(find Package.swift Sources -newer "$STAMP" -print -quit)" ]; }; then
-  echo "Sources changed since the last release build: building from scratch..."
-  rm -rf "$BIN" .build/release
-fi
+# From scratch whenever a source changed since the last release build (see the script).
+. bench/release_build.sh
 echo "Building release binaries..."
-STARTED="$(date +%s.%N)"
-for product in balancer factorial-server loadtest; do
-  swift build -c release --product "$product" >/dev/null
-done
-touch -d "@$STARTED" "$STAMP"
+release_build .build balancer factorial-server loadtest
 
 if [ ! -e "$CONFIG" ]; then
   echo '{"available_servers": ["5001", "5002", "5003", "5004", "5005"]}' >"$CONFIG"

@@ -1,5 +1,5 @@
-# Sourced by the bench scripts (after they cd to the project root): release builds that are never
-# stale.
+# Sourced by the bench scripts and init_project.sh (after they cd to the project root): release
+# builds that are never stale.
 #
 # An incremental release build can link a program from objects compiled against an older layout
 # of another module: after a change to HTTPCore, `swift build -c release` in a folder that had
@@ -19,6 +19,7 @@ release_build() {
   local stamp="$BIN/.built-from-sources"
   if [ -d "$BIN" ] && { [ ! -f "$stamp" ] ||
     [ -n "$(find Package.swift Sources -newer "$stamp" -print -quit)" ]; }; then
+    echo "Sources changed since the last release build in $scratch: building from scratch..." >&2
     rm -rf "$BIN" "$scratch/release"
   fi
   local products=("$@") product output started

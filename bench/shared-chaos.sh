@@ -33,8 +33,8 @@
 #
 # Usage: bench/shared-chaos.sh [--seed N] [--duration S] [--settle S] [--clients N]
 #          [--loadtest-concurrency N] [--lease-timeout S] [--keep DIR] [--help]
-#   BIN=DIR to use the binaries in DIR; otherwise a release build in .build-chaos (its release
-#   folder removed first: incremental release builds can keep stale layouts across modules).
+#   BIN=DIR to use the binaries in DIR; otherwise a release build in .build-chaos (from scratch
+#   whenever a source changed since its last build: see bench/release_build.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -64,10 +64,8 @@ for tool in redis-server redis-cli python3 curl; do
 done
 
 if [ -z "${BIN:-}" ]; then
-  rm -rf .build-chaos/x86_64-unknown-linux-gnu/release .build-chaos/release
-  build_output="$(swift build -c release --scratch-path .build-chaos 2>&1)" ||
-    { echo "$build_output" | tail -30 >&2; echo "swift build failed" >&2; exit 1; }
-  BIN="$(swift build -c release --scratch-path .build-chaos --show-bin-path)"
+  . bench/release_build.sh
+  release_build .build-chaos
 fi
 for b in balancer factorial-server loadtest; do
   [ -x "$BIN/$b" ] || { echo "no $BIN/$b" >&2; exit 2; }
