@@ -144,19 +144,30 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     XCTAssertEqual(running.sync { a.replicas.entries.map(\.address) }, three)
   }
 
-  /// A server removed while Redis is away (its withdrawal and its forgetting fail) must not be
-  /// left on the free list Redis comes back with, to be handed to the next client.
-  func testAServerRemovedWhileRedisIsAwayIsNotHandedOutOnceItIsBack() throws {
+  /// Balancer A with `kept` and `server` free in a persistent Redis; then, while Redis is away
+  /// for longer than A's 0.5 s limit (so the steps fail), `server` is removed from A's pool
+  /// (and added back, if asked); then Redis is back and A has read a view of the books.
+  private func removeWhileRedisIsAway(
+    _ server: ServerAddress, keeping kept: ServerAddress, addingBack: Bool
+  ) throws -> Member {
     try startRedis(persistent: true)
     let a = member("A", unavailableTimeout: 0.5)
-    let kept = ServerAddress(port: 5001)
-    let removed = ServerAddress(port: 5002)
-    _ = running.sync { _ = try? a.broker.reconfigure([kept, removed]) }
+    _ = running.sync { _ = try? a.broker.reconfigure([kept, server]) }
     eventually("both are free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 2 }
     redis.stop()
     _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
-    Thread.sleep(forTimeInterval: 1)  // its steps fail: Redis is away for longer than 0.5 s
+    if addingBack { _ = running.sync { _ = try? a.broker.reconfigure([kept, server]) } }
+    Thread.sleep(forTimeInterval: 1)
     try restartRedis(andRefresh: a)
+    return a
+  }
+
+  /// A server removed while Redis is away (its withdrawal and its forgetting fail) must not be
+  /// left on the free list Redis comes back with, to be handed to the next client.
+  func testAServerRemovedWhileRedisIsAwayIsNotHandedOutOnceItIsBack() throws {
+    let kept = ServerAddress(port: 5001)
+    let removed = ServerAddress(port: 5002)
+    let a = try removeWhileRedisIsAway(removed, keeping: kept, addingBack: false)
     XCTAssertEqual(strings(["LRANGE", "test:free", "0", "-1"]), [kept.description])
     XCTAssertNil(redisCommand(["HGET", "test:state", removed.description])?.string)
     let answers = Answers()
@@ -171,17 +182,9 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// fail after it was offered again, must not be sent again once Redis is back (they would
   /// take a server of the pool out of the books).
   func testAServerRemovedAndAddedAgainWhileRedisIsAwayStaysFree() throws {
-    try startRedis(persistent: true)
-    let a = member("A", unavailableTimeout: 0.5)
     let kept = ServerAddress(port: 5001)
     let readded = ServerAddress(port: 5002)
-    _ = running.sync { _ = try? a.broker.reconfigure([kept, readded]) }
-    eventually("both are free") { strings(["LRANGE", "test:free", "0", "-1"]).count == 2 }
-    redis.stop()
-    _ = running.sync { _ = try? a.broker.reconfigure([kept]) }
-    _ = running.sync { _ = try? a.broker.reconfigure([kept, readded]) }
-    Thread.sleep(forTimeInterval: 1)  // every step fails: Redis is away for longer than 0.5 s
-    try restartRedis(andRefresh: a)
+    let a = try removeWhileRedisIsAway(readded, keeping: kept, addingBack: true)
     Thread.sleep(forTimeInterval: 0.3)
     XCTAssertEqual(wait { done in a.coordinator.refresh(completion: done) }, true)
     XCTAssertEqual(
