@@ -24,6 +24,9 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var completions: [(end: Int, body: () -> Void)] = []
   /// The request the handler is answering; further requests wait until it is answered.
   private var current: HTTPResponder?
+  /// The last responder answered, made the next request's when nothing else holds it: most
+  /// requests are answered at once, and then cost no allocation for their responder.
+  private var spareResponder: HTTPResponder?
   private var closeAfterWrite = false
   private var isProcessing = false
   /// A request is parked with the handler: the connection reads nothing until it is answered.
@@ -166,10 +169,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
         inputStart += consumed
         requestStarted = nil
         continueSent = false
-        let keepAlive = request.keepAlive
-        let responder = HTTPResponder(
-          sink: self, isHead: request.method == "HEAD", closesConnection: !keepAlive,
-          confirmsKeepAlive: keepAlive && request.minorVersion == 0)
+        let responder = makeResponder(for: request)
         current = responder
         handler.handle(request, responder: responder)
         if current != nil { park() }
@@ -181,6 +181,24 @@ final class HTTPConnection: EventHandler, ResponseSink {
       }
     }
     compactInput()
+  }
+
+  /// The responder for `request`: the spare one if nothing but this connection holds it, else a
+  /// new one.
+  private func makeResponder(for request: HTTPRequest) -> HTTPResponder {
+    let keepAlive = request.keepAlive
+    let isHead = request.method == "HEAD"
+    let confirmsKeepAlive = keepAlive && request.minorVersion == 0
+    if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
+      spareResponder = nil
+      responder.reuse(
+        for: self, isHead: isHead, closesConnection: !keepAlive,
+        confirmsKeepAlive: confirmsKeepAlive)
+      return responder
+    }
+    return HTTPResponder(
+      sink: self, isHead: isHead, closesConnection: !keepAlive,
+      confirmsKeepAlive: confirmsKeepAlive)
   }
 
   /// The handler keeps the request to answer later: read nothing more meanwhile (the kernel holds
@@ -219,6 +237,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
       return
     }
     current = nil
+    spareResponder = responder
     if isParked {
       isParked = false
       moveToBackground(false)

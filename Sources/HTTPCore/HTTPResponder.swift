@@ -16,13 +16,13 @@ public final class HTTPResponder {
   /// and a slow reference count).
   private var sink: ResponseSink?
   /// Whether the request was HEAD (the sink leaves the body out).
-  public let isHead: Bool
+  public private(set) var isHead: Bool
   /// Whether the connection will close after this response.
-  public let closesConnection: Bool
+  public private(set) var closesConnection: Bool
   /// Whether the response says `Connection: keep-alive`: an HTTP/1.0 client that asked to keep
   /// the connection takes it to close after the answer unless told it is kept (RFC 9112
   /// Appendix C.2.2, RFC 2068 §19.7.1).
-  public let confirmsKeepAlive: Bool
+  public private(set) var confirmsKeepAlive: Bool
   /// Called at most once, if the connection closes before `respond` was called.
   public var onCancel: (() -> Void)?
   /// Whether `respond` has been called (or the request was cancelled).
@@ -36,6 +36,20 @@ public final class HTTPResponder {
     self.isHead = isHead
     self.closesConnection = closesConnection
     self.confirmsKeepAlive = confirmsKeepAlive && !closesConnection
+  }
+
+  /// Makes an answered responder the right to answer another request on the same sink. Only
+  /// once it has answered, and only while nothing else holds it (`isKnownUniquelyReferenced`): nobody
+  /// can then answer or cancel the earlier request through it.
+  func reuse(
+    for sink: ResponseSink, isHead: Bool, closesConnection: Bool, confirmsKeepAlive: Bool
+  ) {
+    self.sink = sink
+    onCancel = nil  // set after the answer, it could never have run
+    self.isHead = isHead
+    self.closesConnection = closesConnection
+    self.confirmsKeepAlive = confirmsKeepAlive && !closesConnection
+    isFinished = false
   }
 
   /// Sends the response. Later calls are ignored. Returns false if the client is gone.

@@ -6,9 +6,12 @@ import XCTest
 
 @testable import HTTPCore
 
-/// Answers `/echo…` at once with the path, parks `/park` until `release()`, and counts requests.
+/// Answers `/echo…` at once with the path, parks `/park` until `release()`, answers `/keep` at
+/// once but keeps its responder, and counts requests.
 final class TestHandler: HTTPHandler, @unchecked Sendable {
   var parked: [HTTPResponder] = []
+  /// The responders of `/keep`, kept after they answered.
+  var kept: [HTTPResponder] = []
   var cancelled = 0
   /// How many requests it was handed.
   var handled = 0
@@ -19,6 +22,11 @@ final class TestHandler: HTTPHandler, @unchecked Sendable {
     handled += 1
     if let body = bodies[request.path] {
       responder.respond(.text(.ok, body))
+      return
+    }
+    if request.path == "/keep" {
+      kept.append(responder)
+      responder.respond(.text(.ok, "kept"))
       return
     }
     if request.path == "/park" {
@@ -105,6 +113,20 @@ final class HTTPServerTests: XCTestCase {
     running.onLoop { self.running.handler.release() }
     XCTAssertEqual(try client.readResponse().text, "released\n")
     XCTAssertEqual(try client.readResponse().text, "GET /echo/after 0\n")
+  }
+
+  /// A connection reuses an answered responder for its next request only when nothing else
+  /// holds it: a handler that kept one cannot answer a later request through it.
+  func testAResponderKeptAfterItsAnswerCannotAnswerTheNextRequest() throws {
+    let client = try TestClient(port: running.port, timeout: 2)
+    XCTAssertEqual(try client.get("/keep").text, "kept\n")
+    try client.send("GET /park HTTP/1.1\r\nHost: a\r\n\r\n")
+    Thread.sleep(forTimeInterval: 0.2)
+    XCTAssertEqual(running.onLoop { self.running.handler.parked.count }, 1)
+    let delivered = running.onLoop { self.running.handler.kept[0].respond(.text(.ok, "stale")) }
+    XCTAssertFalse(delivered)
+    running.onLoop { self.running.handler.release() }
+    XCTAssertEqual(try client.readResponse().text, "released\n")
   }
 
   func testAClientThatDisconnectsWhileParkedIsCancelled() throws {
