@@ -122,29 +122,17 @@ public final class Balancer: HTTPHandler {
         return respond(responder, request, .text(.badRequest, error.description))
       }
     }
-    // One claim and two closures per request. They hold the balancer strongly: the claim and
-    // its closures are let go once the request is answered or cancelled.
-    // They keep only the request's method and target (for the log and the redirect's query).
-    let arrived = broker.clock()
-    let method = request.method
-    let target = request.target
-    let claim = ServerClaim(client: request.remoteAddress, key: key) {
-      [self] answer, waited in
-      self.answer(
-        answer, waited: waited, method: method, target: target, responder, host: host,
-        arrived: arrived)
-    }
-    // The claim is held until the responder answers or is cancelled, which clears this closure.
-    responder.onCancel = { [self] in
-      guard claim.isOpen else { return }
-      claim.abandon()
-      self.log?("\(method) \(target) client left while waiting")
-    }
+    // One object per request, the claim with what its answer needs; the responder's cancel
+    // closure captures only it, so it needs no context of its own. The claim holds the balancer
+    // strongly, and is let go once the request is answered or cancelled.
+    let claim = RedirectClaim(
+      request, key: key, host: host, arrived: broker.clock(), responder: responder, balancer: self)
+    responder.onCancel = { claim.clientLeft() }
     broker.request(claim)
   }
 
   /// Answers a claim of `GET /`: the redirect with its lease, 503 or 429.
-  private func answer(
+  func answerRedirect(
     _ answer: ClaimAnswer, waited: Bool, method: String, target: String,
     _ responder: HTTPResponder, host: String, arrived: UInt64
   ) -> Bool {

@@ -13,7 +13,8 @@ public struct LeaseTokenSource {
     if offset + 16 > buffer.count { refill() }
     let start = offset
     offset += 16
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { text in
+    // Written straight into the string's own storage: no temporary, no second copy.
+    return String(unsafeUninitializedCapacity: 32) { text in
       buffer.withUnsafeBufferPointer { random in
         for index in 0..<16 {
           let byte = random[start + index]
@@ -21,7 +22,7 @@ public struct LeaseTokenSource {
           text[2 * index + 1] = Self.hexDigit(byte & 0x0F)
         }
       }
-      return String(decoding: UnsafeBufferPointer(text), as: UTF8.self)
+      return 32
     }
   }
 

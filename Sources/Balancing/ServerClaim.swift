@@ -10,7 +10,10 @@ public enum ClaimAnswer: Sendable {
 
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
 /// how to answer, and whether the client is still there.
-public final class ServerClaim {
+///
+/// The answer goes to a closure, or, in a subclass of this module, to its `deliver(_:waited:)`:
+/// the balancer's redirects are one object each so, with no closure context to allocate.
+public class ServerClaim {
   /// The key a hashing policy uses: the client's `?key=` unless empty, else its address.
   public let key: String
   /// The client's numeric address.
@@ -21,7 +24,7 @@ public final class ServerClaim {
   private var onAbandon: (() -> Void)?
   /// Called once the claim is settled, answered or abandoned; set by whoever counts open claims.
   private var onSettled: (() -> Void)?
-  private let deliver: (ClaimAnswer, _ waited: Bool) -> Bool
+  private let deliverAnswer: ((ClaimAnswer, _ waited: Bool) -> Bool)?
   private var isAnswered = false
 
   /// - Parameters:
@@ -34,7 +37,20 @@ public final class ServerClaim {
   ) {
     self.key = key.flatMap { $0.isEmpty ? nil : $0 } ?? client
     self.client = client
-    self.deliver = deliver
+    deliverAnswer = deliver
+  }
+
+  /// For a subclass that sends the answer itself, by overriding `deliver(_:waited:)`.
+  init(client: String, key: String?) {
+    self.key = key.flatMap { $0.isEmpty ? nil : $0 } ?? client
+    self.client = client
+    deliverAnswer = nil
+  }
+
+  /// Sends the answer to the client (and whether it waited in line for it); returns false if
+  /// the client is gone. Called once, by `answer`.
+  func deliver(_ answer: ClaimAnswer, waited: Bool) -> Bool {
+    deliverAnswer?(answer, waited) ?? false
   }
 
   /// Whether the claim still waits for its answer.
@@ -59,7 +75,7 @@ public final class ServerClaim {
     isAnswered = true
     onAbandon = nil
     settle()
-    return deliver(answer, waited)
+    return deliver(answer, waited: waited)
   }
 
   /// The client left: it is answered with nothing, and its dispatcher forgets it.

@@ -1,0 +1,39 @@
+import HTTPCore
+
+/// A `GET /` waiting for its server: the claim, with what the balancer needs to answer it (the
+/// request's method and target, the host for the redirect, when it arrived, its responder), in
+/// one object per request.
+final class RedirectClaim: ServerClaim {
+  private let balancer: Balancer
+  private let method: String
+  private let target: String
+  private let host: String
+  private let arrived: UInt64
+  private let responder: HTTPResponder
+
+  init(
+    _ request: HTTPRequest, key: String?, host: String, arrived: UInt64,
+    responder: HTTPResponder, balancer: Balancer
+  ) {
+    method = request.method
+    target = request.target
+    self.host = host
+    self.arrived = arrived
+    self.responder = responder
+    self.balancer = balancer
+    super.init(client: request.remoteAddress, key: key)
+  }
+
+  override func deliver(_ answer: ClaimAnswer, waited: Bool) -> Bool {
+    balancer.answerRedirect(
+      answer, waited: waited, method: method, target: target, responder, host: host,
+      arrived: arrived)
+  }
+
+  /// The client went away before its answer: the claim is abandoned, its dispatcher forgets it.
+  func clientLeft() {
+    guard isOpen else { return }
+    abandon()
+    balancer.log?("\(method) \(target) client left while waiting")
+  }
+}
