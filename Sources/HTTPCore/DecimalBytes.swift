@@ -1,10 +1,17 @@
 extension Array where Element == UInt8 {
   /// Appends the decimal digits of a non-negative number, without building a String.
   public mutating func appendDecimal(_ value: Int) {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-      let end = digits.writeDecimal(value, at: 0)
-      append(contentsOf: UnsafeBufferPointer(rebasing: digits[..<end]))
-    }
+    precondition(value >= 0, "appendDecimal takes non-negative numbers")
+    // Digit by digit from the most significant: a byte appended costs less than a copy of a
+    // temporary (a port is 4 or 5 digits).
+    var divisor = 1
+    while divisor <= value / 10 { divisor &*= 10 }
+    var rest = value
+    repeat {
+      append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest / divisor))
+      rest %= divisor
+      divisor /= 10
+    } while divisor > 0
   }
 }
 

@@ -30,6 +30,18 @@ public struct HTTPRequest: Sendable {
     queryMark = Self.queryMark(in: target)
   }
 
+  /// A request whose target's `?` the parser already found (`queryMark`, a UTF-8 offset).
+  init(
+    method: String, target: String, queryMark: Int?, minorVersion: Int, headers: HTTPHeaders
+  ) {
+    self.method = method
+    self.target = target
+    self.minorVersion = minorVersion
+    self.headers = headers
+    body = []
+    self.queryMark = queryMark
+  }
+
   private static func queryMark(in target: String) -> Int? {
     var target = target
     return target.withUTF8 { $0.firstIndex(of: UInt8(ascii: "?")) }

@@ -167,8 +167,12 @@ public struct HTTPRequestParser {
     if bytes[parts.1.lowerBound] == UInt8(ascii: "/") {
       // The origin form: nearly every request.
       let target = HTTPHeadScanner.string(bytes, parts.1)
+      let queryMark = HTTPHeadScanner.find(
+        UInt8(ascii: "?"), in: bytes, from: parts.1.lowerBound, limit: parts.1.upperBound)
       return .success(
-        HTTPRequest(method: method, target: target, minorVersion: minorVersion, headers: headers))
+        HTTPRequest(
+          method: method, target: target, queryMark: queryMark.map { $0 - parts.1.lowerBound },
+          minorVersion: minorVersion, headers: headers))
     }
     guard let form = otherForm(HTTPHeadScanner.string(bytes, parts.1), method: method) else {
       return .failure(HTTPParseError(.badRequest, "request target must start with '/'"))
