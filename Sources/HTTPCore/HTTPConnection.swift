@@ -172,6 +172,7 @@ final class HTTPConnection: EventHandler, ResponseSink {
         let responder = makeResponder(for: request)
         current = responder
         handler.handle(request, responder: responder)
+        parser.recycle(&request.headers)
         if current != nil { park() }
       case .failed(let error):
         inputStart = input.count

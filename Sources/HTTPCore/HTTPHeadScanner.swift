@@ -40,18 +40,19 @@ struct HTTPHeadScanner {
 
   /// Splits a head into its start line and header fields, in one pass over its lines (no list
   /// of lines is built). Too many fields is the answer even if a field before the limit is
-  /// malformed; otherwise the first malformed field is.
+  /// malformed; otherwise the first malformed field is. The fields are stored in `storage`, an
+  /// empty buffer (an earlier message's, with its capacity: see `HTTPRequestParser.recycle`).
   static func split(
-    _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, limits: HTTPLimits
+    _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, limits: HTTPLimits,
+    storage: consuming [UInt8] = []
   ) -> Result<(startLine: Range<Int>, headers: HTTPHeaders), HTTPParseError> {
     var startLine: Range<Int>?
     var fieldCount = 0
     var storedCount = 0
     var firstError: HTTPParseError?
-    var storage: [UInt8] = []
     // The fields are written into scratch space (on the stack for a common head), sized for the
     // worst case: a stored field takes at most three times the bytes of its line (8 bytes of
-    // lengths for the 3 of `a:\n`). Then one array of the exact size takes them.
+    // lengths for the 3 of `a:\n`). Then `storage` takes them at once.
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 3 * (end - start)) { scratch in
       var written = 0
       var lineStart = start

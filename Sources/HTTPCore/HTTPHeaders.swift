@@ -19,6 +19,16 @@ public struct HTTPHeaders: Sendable, Sequence {
     self.count = count
   }
 
+  /// Empties the fields and hands back their buffer, emptied with its capacity kept, for another
+  /// parsed message's fields (see `HTTPRequestParser.recycle(_:)`).
+  mutating func takeEmptiedStorage() -> [UInt8] {
+    var taken: [UInt8] = []
+    swap(&taken, &storage)
+    count = 0
+    taken.removeAll(keepingCapacity: true)
+    return taken
+  }
+
   /// Writes a field at `offset` of `buffer`, which must have room for 8 bytes more than its
   /// name and value, and returns the offset past it.
   static func store(

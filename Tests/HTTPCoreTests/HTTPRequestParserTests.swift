@@ -35,6 +35,34 @@ final class HTTPRequestParserTests: XCTestCase {
     parseAll(Array(text.utf8), chunkSize: chunkSize, limits: limits)
   }
 
+  /// A request's header buffer given back to the parser holds none of its fields in the next
+  /// request, and a copy of the request kept elsewhere keeps all of them.
+  func testARecycledHeaderBufferCarriesNothingIntoTheNextRequest() throws {
+    var parser = HTTPRequestParser()
+    func parse(_ text: String) throws -> HTTPRequest {
+      guard case .complete(let request, _) = Array(text.utf8).withUnsafeBytes({ parser.parse($0) })
+      else { throw HTTPParseError(.badRequest, "incomplete: \(text)") }
+      return request
+    }
+    var first = try parse(
+      "GET /a HTTP/1.1\r\nHost: a\r\nX-First: 1\r\nX-Long: \(String(repeating: "x", count: 300))\r\n\r\n"
+    )
+    let kept = first
+    parser.recycle(&first.headers)
+    XCTAssertEqual(first.headers.count, 0)
+    XCTAssertEqual(kept.headers.count, 3)
+    XCTAssertEqual(kept.headers["X-First"], "1")
+    var second = try parse("GET /b HTTP/1.1\r\nHost: b\r\n\r\n")
+    XCTAssertEqual(second.headers.map(\.name), ["Host"])
+    XCTAssertEqual(second.headers["Host"], "b")
+    XCTAssertNil(second.headers["X-First"])
+    parser.recycle(&second.headers)
+    let third = try parse("GET /c HTTP/1.1\r\nHost: c\r\nX-Third: 3\r\n\r\n")
+    XCTAssertEqual(third.headers.map(\.name), ["Host", "X-Third"])
+    XCTAssertEqual(third.headers["X-Third"], "3")
+    XCTAssertEqual(kept.headers["Host"], "a")
+  }
+
   func testSimpleRequest() {
     let result = parseAll("GET /5001?n=12&lease=ab HTTP/1.1\r\nHost: lb:8001\r\nX-A:  b c \r\n\r\n")
     XCTAssertNil(result.error)
