@@ -43,8 +43,24 @@ public final class BalancerReporter {
     let path: String
     /// When it was first sent (monotonic nanoseconds).
     let started: UInt64
-    var tried: [Int] = []
+    /// The first balancer it was sent to, and any after it: a report taken by the first costs
+    /// no array.
+    private var firstTried: Int?
+    private var triedAfterFirst: [Int] = []
     var failures: [String] = []
+
+    init(path: String, started: UInt64) {
+      self.path = path
+      self.started = started
+    }
+
+    mutating func markTried(_ index: Int) {
+      if firstTried == nil { firstTried = index } else { triedAfterFirst.append(index) }
+    }
+
+    func hasTried(_ index: Int) -> Bool {
+      firstTried == index || triedAfterFirst.contains(index)
+    }
   }
 
   /// - Parameters:
@@ -94,7 +110,7 @@ public final class BalancerReporter {
 
   private func send(_ attempt: Attempt, to index: Int) {
     var attempt = attempt
-    attempt.tried.append(index)
+    attempt.markTried(index)
     waiting[index] += 1
     clients[index].send(path: attempt.path) { [weak self] result in
       self?.settle(attempt, at: index, result)
@@ -157,10 +173,10 @@ public final class BalancerReporter {
   /// Where a report that just failed at `index` goes next: the current balancer if it has not
   /// tried it yet, else the next balancer of the list it has not tried; nil once all have.
   private func nextBalancer(for attempt: Attempt, after index: Int) -> Int? {
-    if !attempt.tried.contains(currentIndex) { return currentIndex }
+    if !attempt.hasTried(currentIndex) { return currentIndex }
     for step in 1..<balancers.count {
       let candidate = (index + step) % balancers.count
-      if !attempt.tried.contains(candidate) { return candidate }
+      if !attempt.hasTried(candidate) { return candidate }
     }
     return nil
   }

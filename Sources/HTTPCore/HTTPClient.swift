@@ -90,9 +90,11 @@ public final class HTTPClient: EventHandler {
   ) {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(method.utf8.count + path.utf8.count + hostLine.count + 3 + body.count)
-    bytes.append(contentsOf: method.utf8)
+    var method = method
+    var path = path
+    method.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(UInt8(ascii: " "))
-    bytes.append(contentsOf: path.utf8)
+    path.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(contentsOf: hostLine)
     for field in headers {
       bytes.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
@@ -100,7 +102,8 @@ public final class HTTPClient: EventHandler {
     if !body.isEmpty || method == "POST" || method == "PUT" {
       bytes.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
     }
-    bytes.append(contentsOf: "\r\n".utf8)
+    bytes.append(UInt8(ascii: "\r"))
+    bytes.append(UInt8(ascii: "\n"))
     bytes.append(contentsOf: body)
     nextID += 1
     queue.append(
@@ -304,7 +307,7 @@ public final class HTTPClient: EventHandler {
         completeOldest(.failure(.protocolError(error.message)))
         pump()
         return
-      case .complete(let response, let consumed):
+      case .complete(var response, let consumed):
         input.removeFirst(consumed)
         inFlight = false
         if awaitsAnswer, lazyAnswerWindow != nil {
@@ -316,6 +319,7 @@ public final class HTTPClient: EventHandler {
           closedReason = nil
         }
         completeOldest(.success(response))
+        parser.recycle(&response.headers)
         pump()
       }
     }

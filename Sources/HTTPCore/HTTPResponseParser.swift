@@ -23,6 +23,8 @@ public struct HTTPClientResponse: Sendable {
 public struct HTTPResponseParser {
   public let limits: HTTPLimits
   private var scanner = HTTPHeadScanner()
+  /// An emptied header buffer of a response already handled, for the next response's fields.
+  private var spareHeaderStorage: [UInt8] = []
 
   public init(limits: HTTPLimits = HTTPLimits()) {
     var limits = limits
@@ -47,7 +49,11 @@ public struct HTTPResponseParser {
       return .failed(HTTPParseError(.badRequest, "response head too large"))
     }
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
-    switch HTTPHeadScanner.split(bytes, from: 0, to: headEnd, limits: limits) {
+    var storage: [UInt8] = []
+    swap(&storage, &spareHeaderStorage)
+    switch HTTPHeadScanner.split(
+      bytes, from: 0, to: headEnd, limits: limits, storage: consume storage)
+    {
     case .success(let value): head = value
     case .failure(let error): return .failed(error)
     }
@@ -93,6 +99,13 @@ public struct HTTPResponseParser {
         statusCode: code, reason: reason, headers: head.headers, body: body,
         minorVersion: minorVersion),
       consumed: headEnd + bodyLength)
+  }
+
+  /// Takes back the header buffer of a response that was handled, for the next response's
+  /// fields, as `HTTPRequestParser.recycle(_:)` does for requests.
+  public mutating func recycle(_ headers: inout HTTPHeaders) {
+    let storage = headers.takeEmptiedStorage()
+    if storage.capacity <= 4096 { spareHeaderStorage = storage }
   }
 
   /// The three digits at `start` as a number, or nil if they are not all digits.

@@ -398,4 +398,22 @@ final class HTTPResponseParserTests: XCTestCase {
       failure(parse("HTTP/1.1 200 OK\r\n" + fields.joined() + "\r\n", limits: limits))?.status,
       .headerFieldsTooLarge)
   }
+
+  /// A response's header buffer given back to the parser holds none of its fields in the next
+  /// response, and a copy of the response kept elsewhere keeps all of them.
+  func testARecycledHeaderBufferCarriesNothingIntoTheNextResponse() throws {
+    var parser = HTTPResponseParser()
+    func parse(_ text: String) throws -> HTTPClientResponse {
+      guard case .complete(let response, _) = Array(text.utf8).withUnsafeBytes({ parser.parse($0) })
+      else { throw HTTPParseError(.badRequest, "incomplete: \(text)") }
+      return response
+    }
+    var first = try parse("HTTP/1.1 200 OK\r\nX-First: 1\r\nContent-Length: 2\r\n\r\nok")
+    let kept = first
+    parser.recycle(&first.headers)
+    let second = try parse("HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n")
+    XCTAssertEqual(Parsed(second), Parsed(409, "Conflict", headers: ["Content-Length: 0"]))
+    XCTAssertEqual(
+      Parsed(kept), Parsed(200, "OK", headers: ["X-First: 1", "Content-Length: 2"], body: "ok"))
+  }
 }
