@@ -24,9 +24,8 @@ final class HTTPConnection: EventHandler, ResponseSink {
   private var completions: [(end: Int, body: () -> Void)] = []
   /// The request the handler is answering; further requests wait until it is answered.
   private var current: HTTPResponder?
-  /// The last responder answered, made the next request's when nothing else holds it: most
-  /// requests are answered at once, and then cost no allocation for their responder.
-  private var spareResponder: HTTPResponder?
+  /// The state behind the current request's responder, opened anew for each request.
+  private let exchange = HTTPResponder.Exchange()
   private var closeAfterWrite = false
   private var isProcessing = false
   /// A request is parked with the handler: the connection reads nothing until it is answered.
@@ -184,22 +183,13 @@ final class HTTPConnection: EventHandler, ResponseSink {
     compactInput()
   }
 
-  /// The responder for `request`: the spare one if nothing but this connection holds it, else a
-  /// new one.
+  /// The responder for `request`, on the connection's exchange (the request before it is
+  /// finished: a request is read only once `current` is nil).
   private func makeResponder(for request: HTTPRequest) -> HTTPResponder {
     let keepAlive = request.keepAlive
-    let isHead = request.method == "HEAD"
-    let confirmsKeepAlive = keepAlive && request.minorVersion == 0
-    if isKnownUniquelyReferenced(&spareResponder), let responder = spareResponder {
-      spareResponder = nil
-      responder.reuse(
-        for: self, isHead: isHead, closesConnection: !keepAlive,
-        confirmsKeepAlive: confirmsKeepAlive)
-      return responder
-    }
     return HTTPResponder(
-      sink: self, isHead: isHead, closesConnection: !keepAlive,
-      confirmsKeepAlive: confirmsKeepAlive)
+      opening: exchange, sink: self, isHead: request.method == "HEAD",
+      closesConnection: !keepAlive, confirmsKeepAlive: keepAlive && request.minorVersion == 0)
   }
 
   /// The handler keeps the request to answer later: read nothing more meanwhile (the kernel holds
@@ -233,12 +223,11 @@ final class HTTPConnection: EventHandler, ResponseSink {
   }
 
   func send(_ response: HTTPResponse, for responder: HTTPResponder, onComplete: (() -> Void)?) {
-    guard !isClosed, responder === current else {
+    guard !isClosed, let answered = current, responder.isSame(as: answered) else {
       onComplete?()
       return
     }
     current = nil
-    spareResponder = responder
     if isParked {
       isParked = false
       moveToBackground(false)

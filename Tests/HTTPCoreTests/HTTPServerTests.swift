@@ -115,8 +115,8 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(try client.readResponse().text, "GET /echo/after 0\n")
   }
 
-  /// A connection reuses an answered responder for its next request only when nothing else
-  /// holds it: a handler that kept one cannot answer a later request through it.
+  /// A responder a handler kept after its answer is spent: it cannot answer the connection's
+  /// next request, though that request's responder reuses the state behind it.
   func testAResponderKeptAfterItsAnswerCannotAnswerTheNextRequest() throws {
     let client = try TestClient(port: running.port, timeout: 2)
     XCTAssertEqual(try client.get("/keep").text, "kept\n")
