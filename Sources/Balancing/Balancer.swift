@@ -132,13 +132,13 @@ public final class Balancer: HTTPHandler {
   }
 
   /// Answers a claim of `GET /`: the redirect with its lease, 503 or 429.
-  func answerRedirect(
-    _ answer: ClaimAnswer, waited: Bool, method: String, target: String,
-    _ responder: HTTPResponder, host: String, arrived: UInt64
-  ) -> Bool {
+  func answer(_ claim: RedirectClaim, with answer: ClaimAnswer, waited: Bool) -> Bool {
+    let (method, target, host, responder) = (
+      claim.method, claim.target, claim.host, claim.responder
+    )
     switch answer {
     case .lease(let lease):
-      let wait = lease.issued > arrived ? lease.issued - arrived : 0
+      let wait = lease.issued > claim.arrived ? lease.issued - claim.arrived : 0
       metrics.observeWait(nanoseconds: wait)
       history.recordWait(nanoseconds: wait, now: lease.issued)
       var headers = HTTPHeaders()

@@ -5,11 +5,14 @@ import HTTPCore
 /// one object per request.
 final class RedirectClaim: ServerClaim {
   private let balancer: Balancer
-  private let method: String
-  private let target: String
-  private let host: String
-  private let arrived: UInt64
-  private let responder: HTTPResponder
+  /// The request's method and target, for the log and the redirect's query.
+  let method: String
+  let target: String
+  /// The host name the client used for the balancer, which the redirect names.
+  let host: String
+  /// When the request arrived (monotonic nanoseconds), for the wait it had.
+  let arrived: UInt64
+  let responder: HTTPResponder
 
   init(
     _ request: HTTPRequest, key: String?, host: String, arrived: UInt64,
@@ -25,9 +28,7 @@ final class RedirectClaim: ServerClaim {
   }
 
   override func deliver(_ answer: ClaimAnswer, waited: Bool) -> Bool {
-    balancer.answerRedirect(
-      answer, waited: waited, method: method, target: target, responder, host: host,
-      arrived: arrived)
+    balancer.answer(self, with: answer, waited: waited)
   }
 
   /// The client went away before its answer: the claim is abandoned, its dispatcher forgets it.

@@ -11,8 +11,8 @@ public enum ClaimAnswer: Sendable {
 /// One client asking for a server (`GET /`), as the dispatchers see it: no HTTP, just who asks,
 /// how to answer, and whether the client is still there.
 ///
-/// The answer goes to a closure, or, in a subclass of this module, to its `deliver(_:waited:)`:
-/// the balancer's redirects are one object each so, with no closure context to allocate.
+/// The answer goes to a closure, or, in a subclass of this module, to its `deliver(_:waited:)`
+/// (each of the balancer's redirects is one such object: no closure context to allocate).
 public class ServerClaim {
   /// The key a hashing policy uses: the client's `?key=` unless empty, else its address.
   public let key: String
@@ -50,7 +50,10 @@ public class ServerClaim {
   /// Sends the answer to the client (and whether it waited in line for it); returns false if
   /// the client is gone. Called once, by `answer`.
   func deliver(_ answer: ClaimAnswer, waited: Bool) -> Bool {
-    deliverAnswer?(answer, waited) ?? false
+    guard let deliverAnswer else {
+      preconditionFailure("a ServerClaim made without a delivery must override deliver(_:waited:)")
+    }
+    return deliverAnswer(answer, waited)
   }
 
   /// Whether the claim still waits for its answer.

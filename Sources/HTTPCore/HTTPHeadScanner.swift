@@ -41,10 +41,10 @@ struct HTTPHeadScanner {
   /// Splits a head into its start line and header fields, in one pass over its lines (no list
   /// of lines is built). Too many fields is the answer even if a field before the limit is
   /// malformed; otherwise the first malformed field is. The fields are stored in `storage`, an
-  /// empty buffer (an earlier message's, with its capacity: see `HTTPRequestParser.recycle`).
+  /// empty buffer (an earlier message's, with its capacity: see `SpareHeaderBuffer`).
   static func split(
     _ bytes: UnsafeRawBufferPointer, from start: Int, to end: Int, limits: HTTPLimits,
-    storage: consuming [UInt8] = []
+    storage: consuming [UInt8]
   ) -> Result<(startLine: Range<Int>, headers: HTTPHeaders), HTTPParseError> {
     var startLine: Range<Int>?
     var fieldCount = 0

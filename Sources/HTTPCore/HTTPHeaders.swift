@@ -15,12 +15,12 @@ public struct HTTPHeaders: Sendable, Sequence {
 
   /// Fields stored already (by `store`), `count` of them.
   init(storage: [UInt8], count: Int) {
-    if count > 0 { self.storage = storage }
+    self.storage = storage
     self.count = count
   }
 
   /// Empties the fields and hands back their buffer, emptied with its capacity kept, for another
-  /// parsed message's fields (see `HTTPRequestParser.recycle(_:)`).
+  /// parsed message's fields (see `SpareHeaderBuffer`).
   mutating func takeEmptiedStorage() -> [UInt8] {
     var taken: [UInt8] = []
     swap(&taken, &storage)

@@ -18,8 +18,8 @@ public struct HTTPRequestParser {
   private var lineScanned = 0
   /// A parsed head waiting for its body: the request so far, the head's length and body length.
   private var pending: (request: HTTPRequest, headLength: Int, bodyLength: Int)?
-  /// An emptied header buffer of a request already handled, for the next request's fields.
-  private var spareHeaderStorage: [UInt8] = []
+  /// The header buffer of a request already handled, for the next request's fields.
+  private var spareHeaders = SpareHeaderBuffer()
 
   /// The head parsed so far asked to be told to send its body (`Expect: 100-continue`, HTTP/1.1)
   /// and the body has not all arrived: the server answers `100 Continue` (RFC 9110 §10.1.1).
@@ -85,10 +85,8 @@ public struct HTTPRequestParser {
     lineScanned = 0
 
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
-    var storage: [UInt8] = []
-    swap(&storage, &spareHeaderStorage)
     switch HTTPHeadScanner.split(
-      bytes, from: start, to: headEnd, limits: limits, storage: consume storage)
+      bytes, from: start, to: headEnd, limits: limits, storage: spareHeaders.take())
     {
     case .success(let value): head = value
     case .failure(let error): return .failed(error)
@@ -118,13 +116,9 @@ public struct HTTPRequestParser {
     }
   }
 
-  /// Takes back the header buffer of a request that was handled, for the next request's fields:
-  /// a connection's requests then cost no allocation for their headers. A buffer something else
-  /// still holds (a handler that kept the request) is left to it, and one past 4 KiB dropped.
-  public mutating func recycle(_ headers: inout HTTPHeaders) {
-    let storage = headers.takeEmptiedStorage()
-    if storage.capacity <= 4096 { spareHeaderStorage = storage }
-  }
+  /// Takes back the header buffer of a request that was handled, for the next request's fields
+  /// (see `SpareHeaderBuffer`).
+  public mutating func recycle(_ headers: inout HTTPHeaders) { spareHeaders.keep(&headers) }
 
   private mutating func completeBody(
     _ bytes: UnsafeRawBufferPointer,

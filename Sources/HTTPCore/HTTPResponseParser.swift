@@ -23,8 +23,8 @@ public struct HTTPClientResponse: Sendable {
 public struct HTTPResponseParser {
   public let limits: HTTPLimits
   private var scanner = HTTPHeadScanner()
-  /// An emptied header buffer of a response already handled, for the next response's fields.
-  private var spareHeaderStorage: [UInt8] = []
+  /// The header buffer of a response already handled, for the next response's fields.
+  private var spareHeaders = SpareHeaderBuffer()
 
   public init(limits: HTTPLimits = HTTPLimits()) {
     var limits = limits
@@ -49,10 +49,8 @@ public struct HTTPResponseParser {
       return .failed(HTTPParseError(.badRequest, "response head too large"))
     }
     let head: (startLine: Range<Int>, headers: HTTPHeaders)
-    var storage: [UInt8] = []
-    swap(&storage, &spareHeaderStorage)
     switch HTTPHeadScanner.split(
-      bytes, from: 0, to: headEnd, limits: limits, storage: consume storage)
+      bytes, from: 0, to: headEnd, limits: limits, storage: spareHeaders.take())
     {
     case .success(let value): head = value
     case .failure(let error): return .failed(error)
@@ -102,11 +100,8 @@ public struct HTTPResponseParser {
   }
 
   /// Takes back the header buffer of a response that was handled, for the next response's
-  /// fields, as `HTTPRequestParser.recycle(_:)` does for requests.
-  public mutating func recycle(_ headers: inout HTTPHeaders) {
-    let storage = headers.takeEmptiedStorage()
-    if storage.capacity <= 4096 { spareHeaderStorage = storage }
-  }
+  /// fields (see `SpareHeaderBuffer`).
+  public mutating func recycle(_ headers: inout HTTPHeaders) { spareHeaders.keep(&headers) }
 
   /// The three digits at `start` as a number, or nil if they are not all digits.
   private static func statusCode(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int? {
