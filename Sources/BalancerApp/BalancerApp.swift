@@ -125,6 +125,7 @@ public final class BalancerApp {
     replicas.log = log
     replicas.clock = clock
     replicas.launcher = launcher
+    replicas.checksJoiningServers = configuration.sharedQueue == nil
     supervisor = PoolSupervisor(broker: broker, probe: probe)
     supervisor.heartbeatInterval = configuration.heartbeatInterval
     // From the pool loaded (an edit since then, while the balancer started, is taken at once).

@@ -16,6 +16,11 @@ public final class ReplicaManager {
   public var configPath: String?
   /// Starts and stops local servers; nil with `--no-spawn`.
   public var launcher: ServerLauncher?
+  /// Without a launcher: whether a server that joins is asked first whether it is busy, and
+  /// handed out only once it is idle (or does not answer): a balancer restarted while its
+  /// servers run jobs for the clients of the one before does not give them a second job. Off
+  /// where other books know their leases (a shared queue).
+  public var checksJoiningServers = false
   /// Whether nothing on this machine listens on a port (so a new server may take it).
   public var isPortFree: (Int) -> Bool = { _ in true }
   /// The current monotonic time in nanoseconds.
@@ -83,7 +88,8 @@ public final class ReplicaManager {
     let before = Set(entries.map(\.address))
     let fresh = Set(file.servers).subtracting(before)
     let change = try broker.reconfigure(
-      file.servers, startingDown: launcher == nil ? [] : fresh, now: clock())
+      file.servers, startingDown: launcher == nil ? [] : fresh,
+      checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock())
     entries = file.entries
     if let launcher {
       for server in change.added where server.host == nil && fresh.contains(server) {

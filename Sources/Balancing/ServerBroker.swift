@@ -293,6 +293,10 @@ public final class ServerBroker {
       guard left.isEmpty, result == .idle else { return pool.keepDown(server, now: now) }
       store.releaseStranded(server)
     }
+    if pool.awaitsJoinCheck(server) {
+      for joined in pool.finishJoinCheck(of: server, result: result, now: now) { offer(joined) }
+      return
+    }
     if pool.finishProbe(of: server, result: result, now: now) { offer(server) }
   }
 
@@ -374,19 +378,21 @@ public final class ServerBroker {
   // MARK: - Configuration
 
   /// Applies a new list of servers: added ones become free (or are probed first, if in
-  /// `startingDown`, or held back by stranded leases: see `adoptStranded`); removed ones are
+  /// `startingDown`, or checked first, if in `checkedFirst`: see `ServerPool.reconfigure`, or
+  /// held back by stranded leases: see `adoptStranded`); removed ones are
   /// never handed out again, and a leased one leaves when its leases end (its report is still
   /// accepted).
   /// Nothing changes if the list is invalid: a name does not resolve, two entries are one
   /// server, or one is the balancer itself.
   @discardableResult
   public func reconfigure(
-    _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0
+    _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [],
+    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0
   ) throws(ServersFile.Invalid) -> ServerPool.Change {
     let checked = try identities(of: servers)
-    let change = pool.reconfigure(servers, startingDown: startingDown, now: now) {
-      store.inFlight($0) > 0
-    }
+    let change = pool.reconfigure(
+      servers, startingDown: startingDown, checkedFirst: checkedFirst, now: now
+    ) { store.inFlight($0) > 0 }
     for server in servers { identities[server] = checked[server] }
     for server in change.removed { dispatcher.serverStopped(server) }
     for server in change.added { adoptStranded(by: server) }

@@ -45,6 +45,20 @@ public final class ServerPool {
     var lastHeartbeat: UInt64 = 0
     /// Joined as starting and has not answered yet: its first answer means "started".
     var isStarting = false
+    /// Joined while it may still run a job it took before (its process was not started here),
+    /// and not up yet: see `finishJoinCheck`.
+    var joinCheck: JoinCheck?
+  }
+
+  /// Where the check of a server that joined stands.
+  private enum JoinCheck: Equatable {
+    /// Asked, no answer yet.
+    case unanswered
+    /// Still running a job it took before: asked again each second.
+    case busy
+    /// Idle, or it does not answer (`answered` false): up once no server listed before it
+    /// awaits its first answer.
+    case ready(answered: Bool)
   }
 
   /// Receives one line per change of membership or health.
@@ -162,6 +176,54 @@ public final class ServerPool {
     return true
   }
 
+  /// Whether `server` joined while it may still run an earlier job and is not up yet (see
+  /// `reconfigure`): its checks go to `finishJoinCheck`.
+  public func awaitsJoinCheck(_ server: ServerAddress) -> Bool {
+    members[server]?.joinCheck != nil
+  }
+
+  /// The outcome of the check of a server that joined while it may still run an earlier job:
+  /// busy keeps it down, asked again in a second; idle, or no answer, makes it ready. Ready
+  /// servers come up in pool order, as a pool loaded at once would be queued: each waits for
+  /// those listed before it whose first check has not answered yet (a busy one holds nobody
+  /// back). Returns the servers that came up, in order.
+  public func finishJoinCheck(of server: ServerAddress, result: CheckResult, now: UInt64)
+    -> [ServerAddress]
+  {
+    guard let check = members[server]?.joinCheck else { return [] }
+    switch result {
+    case .inconclusive:
+      keepDown(server, now: now)
+      return []
+    case .busy:
+      keepDown(server, now: now)
+      members[server]!.joinCheck = .busy
+      if check == .unanswered {
+        log?("\(server): busy with a job it took before: handed out once it is idle")
+      }
+    case .idle, .unreachable:
+      // Not probed again while it waits for the servers before it.
+      guard case .down(let since, _, let failures) = members[server]!.health else { return [] }
+      members[server]!.health = .down(since: since, nextProbe: .max, failures: failures)
+      members[server]!.isProbing = false
+      members[server]!.joinCheck = .ready(answered: result == .idle)
+    }
+    var cameUp: [ServerAddress] = []
+    for candidate in servers {
+      guard let check = members[candidate]?.joinCheck else { continue }
+      if check == .unanswered { break }
+      guard case .ready(let answered) = check else { continue }
+      members[candidate]!.health = .up
+      members[candidate]!.joinCheck = nil
+      cameUp.append(candidate)
+      log?(
+        answered
+          ? "\(candidate): idle: in the pool"
+          : "\(candidate): does not answer yet: in the pool as listed")
+    }
+    return cameUp
+  }
+
   /// A down server whose probe told nothing, or that answered but may not take clients yet:
   /// it stays down and is probed again in a second, without back-off.
   public func keepDown(_ server: ServerAddress, now: UInt64) {
@@ -197,10 +259,13 @@ public final class ServerPool {
 
   /// Applies a new configuration. Removed servers for which `isHeld` holds stay, retired, until
   /// `drop`; the others leave at once. New servers in `startingDown` join as down, to be probed
-  /// from `now` on (a process just started is not listening yet).
+  /// from `now` on (a process just started is not listening yet). New servers in `checkedFirst`
+  /// join as down too, to be checked at once: one still running a job it took before (from a
+  /// balancer that was restarted) is handed out only once it is idle; one that does not answer,
+  /// as soon as that is known, as listed.
   public func reconfigure(
-    _ wanted: [ServerAddress], startingDown: Set<ServerAddress> = [], now: UInt64 = 0,
-    isHeld: (ServerAddress) -> Bool
+    _ wanted: [ServerAddress], startingDown: Set<ServerAddress> = [],
+    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0, isHeld: (ServerAddress) -> Bool
   ) -> Change {
     let wantedSet = Set(wanted)
     var change = Change()
@@ -229,6 +294,10 @@ public final class ServerPool {
         members[server] = Member(
           health: .down(since: now, nextProbe: now + 200_000_000, failures: 0), isStarting: true)
         log?("\(server): added, starting")
+      } else if checkedFirst.contains(server) {
+        members[server] = Member(
+          health: .down(since: now, nextProbe: now, failures: 0), joinCheck: .unanswered)
+        log?("\(server): added; asked whether it is busy before it is handed out")
       } else {
         members[server] = Member(health: .up)
         change.joinedUp.append(server)

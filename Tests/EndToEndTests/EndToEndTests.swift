@@ -1,3 +1,4 @@
+import Documents
 import Factorial
 import Foundation
 import HTTPCore
@@ -63,6 +64,42 @@ final class EndToEndTests: SystemTestCase {
     XCTAssertEqual(sixthAnswer.statusCode, 302)
     XCTAssertEqual(sixthAnswer.headers["Location"]?.withoutLease, locations[2].withoutLease)
     try waitForHealth(waiting: 0)
+  }
+
+  /// A balancer started with `--no-spawn` while a server still runs jobs it took before (from a
+  /// balancer that was restarted, or a client that came straight to it) gives it no other: the
+  /// first client waits until the server is idle, then is sent there.
+  func testABalancerStartedWhileItsServerIsBusyWaitsForItToBeIdle() throws {
+    let port = try freePorts(1)[0]
+    serverPorts = [port]
+    try writeConfig(serverPorts)
+    let server = try ManagedProcess(
+      "factorial-server", ["--port", "\(port)", "--balancer", "127.0.0.1:9"])
+    processes.append(server)
+    servers[port] = server
+    try server.waitForOutput("listening on port \(port)")
+    // Two long jobs straight at the server, queued one behind the other.
+    let jobs = DispatchGroup()
+    for _ in 0..<2 {
+      DispatchQueue.global().async(group: jobs) {
+        _ = try? TestClient(port: port, timeout: 120).get("/?n=100000")
+      }
+    }
+    func serverHealth() throws -> ServerHealth {
+      try ServerHealth.decode(TestClient(port: port).get("/health").body)
+    }
+    try eventually("the server busy with both jobs") { try serverHealth().jobs == 2 }
+
+    try startBalancer(["--no-spawn"])
+    let client = try TestClient(port: balancerPort, timeout: 0.5)
+    try client.send("GET / HTTP/1.1\r\nHost: 127.0.0.1:\(balancerPort)\r\n\r\n")
+    XCTAssertThrowsError(try client.readResponse(), "the server is busy: the client must wait")
+    XCTAssertTrue(
+      try serverHealth().busy, "the server was busy all along (else the test says nothing)")
+    let answer = try readWithin(client, seconds: 60)
+    XCTAssertEqual(answer.statusCode, 302)
+    XCTAssertEqual(try serverHealth().jobs, 0, "sent there only once it was idle")
+    XCTAssertEqual(jobs.wait(timeout: .now() + 60), .success)
   }
 
   func testManyConcurrentClientsAreAllServed() throws {
