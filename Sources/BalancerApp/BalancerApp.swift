@@ -125,7 +125,9 @@ public final class BalancerApp {
     replicas.log = log
     replicas.clock = clock
     replicas.launcher = launcher
-    replicas.checksJoiningServers = configuration.sharedQueue == nil
+    // The queue's promise (one job per server at a time), unless shared books know the leases.
+    replicas.checksJoiningServers =
+      configuration.policy == .queue && configuration.sharedQueue == nil
     supervisor = PoolSupervisor(broker: broker, probe: probe)
     supervisor.heartbeatInterval = configuration.heartbeatInterval
     // From the pool loaded (an edit since then, while the balancer started, is taken at once).

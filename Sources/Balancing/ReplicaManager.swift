@@ -18,8 +18,9 @@ public final class ReplicaManager {
   public var launcher: ServerLauncher?
   /// Without a launcher: whether a server that joins is asked first whether it is busy, and
   /// handed out only once it is idle (or does not answer): a balancer restarted while its
-  /// servers run jobs for the clients of the one before does not give them a second job. Off
-  /// where other books know their leases (a shared queue).
+  /// servers run jobs for the clients of the one before does not give them a second job. For
+  /// the availability queue only (the other policies give servers several jobs at once), and
+  /// not where other books know the leases (a shared queue).
   public var checksJoiningServers = false
   /// Whether nothing on this machine listens on a port (so a new server may take it).
   public var isPortFree: (Int) -> Bool = { _ in true }

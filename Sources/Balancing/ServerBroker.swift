@@ -398,6 +398,7 @@ public final class ServerBroker {
     for server in change.added { adoptStranded(by: server) }
     for server in change.dropped { forget(server) }
     for server in change.joinedUp { offerOrHoldBack(server, now: now) }
+    for server in pool.joinReadyServers() { offer(server) }
     return change
   }
 

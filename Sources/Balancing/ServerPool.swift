@@ -208,6 +208,13 @@ public final class ServerPool {
       members[server]!.isProbing = false
       members[server]!.joinCheck = .ready(answered: result == .idle)
     }
+    return joinReadyServers()
+  }
+
+  /// Brings up, in pool order, the joining servers found ready that no server listed before
+  /// them holds back (one whose first check has not answered); returns them. Called after each
+  /// join check, and after a change of the pool (a server that held others back may have left).
+  public func joinReadyServers() -> [ServerAddress] {
     var cameUp: [ServerAddress] = []
     for candidate in servers {
       guard let check = members[candidate]?.joinCheck else { continue }

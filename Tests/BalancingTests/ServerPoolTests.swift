@@ -107,6 +107,25 @@ final class ServerPoolTests: XCTestCase {
     XCTAssertEqual(balancer.free, [5003, 5001, 5004])
   }
 
+  /// A server found idle waits for the one listed before it while that one's check is
+  /// unanswered; if that one leaves the pool meanwhile, it joins at once.
+  func testAServerHeldBackByOneThatLeavesThePoolJoinsAtOnce() throws {
+    let balancer = makeBalancer([], clock: clock)
+    let supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    supervisor.heartbeatInterval = 1e6
+    balancer.replicas.checksJoiningServers = true
+    balancer.replicas.clock = { self.clock.now }
+    _ = try balancer.replicas.apply(
+      ServersFile(servers: [5001, 5002].map { ServerAddress(port: $0) }))
+    supervisor.tick(now: clock.now)
+    probe.answer(5002, .idle)
+    XCTAssertEqual(balancer.free, [], "5002 waits for 5001, listed before it")
+    _ = try balancer.replicas.apply(ServersFile(servers: [ServerAddress(port: 5002)]))
+    XCTAssertEqual(balancer.free, [5002])
+    probe.answer(5001, .idle)  // the answer for the server that left changes nothing
+    XCTAssertEqual(balancer.free, [5002])
+  }
+
   func testAnUnreportedLeaseIsCheckedAtItsDeadlineAndAnIdleServerComesBack() {
     _ = take()  // a client that never follows its redirect
     clock.advance(59)
