@@ -395,7 +395,12 @@ public final class ServerBroker {
     ) { store.inFlight($0) > 0 }
     for server in servers { identities[server] = checked[server] }
     for server in change.removed { dispatcher.serverStopped(server) }
-    for server in change.added { adoptStranded(by: server) }
+    for server in change.added {
+      adoptStranded(by: server)
+      // Its stranded leases hold it back until they are revoked and it is idle: the stricter
+      // rule, which a join check would only get in the way of.
+      if store.strandedLeases(of: server) != nil { pool.skipJoinCheck(server) }
+    }
     for server in change.dropped { forget(server) }
     for server in change.joinedUp { offerOrHoldBack(server, now: now) }
     for server in pool.joinReadyServers() { offer(server) }

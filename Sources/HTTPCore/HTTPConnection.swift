@@ -129,12 +129,13 @@ final class HTTPConnection: EventHandler, ResponseSink {
   /// once if there are none). Requests held back until the client reads are served first.
   private func finishInput() {
     guard !isHeldBack else { return }
+    // Marked first: a handler told of the cancel finds no request to be read after it.
+    closeAfterWrite = true
     if let parked = current {
       current = nil
       isParked = false
       parked.cancel()
     }
-    closeAfterWrite = true
   }
 
   /// Parses and dispatches buffered requests until one is parked or the input runs out.

@@ -66,66 +66,6 @@ final class ServerPoolTests: XCTestCase {
       file: file, line: line)
   }
 
-  /// Without a launcher (`--no-spawn`), a server that joins may still run a job it took from a
-  /// balancer before this one (restarted meanwhile): it is asked first, and handed out only once
-  /// it is idle. One that does not answer joins as listed. They join in the order listed, as a
-  /// pool loaded at once is queued, whatever order their answers come in.
-  func testAServerThatJoinsBusyIsHandedOutOnlyOnceItIsIdle() throws {
-    let balancer = makeBalancer([], clock: clock)
-    let supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
-    supervisor.heartbeatInterval = 1e6
-    balancer.replicas.checksJoiningServers = true
-    balancer.replicas.clock = { self.clock.now }
-    _ = try balancer.replicas.apply(
-      ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) }))
-    let first = FakeClient()
-    first.request(balancer, "/")
-    XCTAssertNil(first.status, "no server is handed out before it was asked")
-    supervisor.tick(now: clock.now)
-    XCTAssertEqual(Set(probe.pending.map(\.server.port)), [5001, 5002, 5003])
-    probe.answer(5001, .busy)
-    probe.answer(5003, .unreachable)
-    XCTAssertNil(first.status, "5003 (no answer: as listed) waits for 5002, listed before it")
-    probe.answer(5002, .idle)
-    XCTAssertEqual(first.location?.contains(":5002/"), true)
-    XCTAssertEqual(balancer.free, [5003])
-    // 5001 is asked again a second later, and stays out while it is busy.
-    clock.advance(1.1)
-    supervisor.tick(now: clock.now)
-    XCTAssertEqual(probe.pending.map(\.server.port), [5001], "only the busy one is asked again")
-    probe.answer(5001, .busy)
-    XCTAssertEqual(balancer.free, [5003])
-    clock.advance(1.1)
-    supervisor.tick(now: clock.now)
-    probe.answer(5001, .idle)
-    XCTAssertEqual(balancer.free, [5003, 5001])
-    // Without the check (a launcher starts the servers, or other books know their leases), a
-    // server that joins is free at once.
-    balancer.replicas.checksJoiningServers = false
-    _ = try balancer.replicas.apply(
-      ServersFile(servers: [5001, 5002, 5003, 5004].map { ServerAddress(port: $0) }))
-    XCTAssertEqual(balancer.free, [5003, 5001, 5004])
-  }
-
-  /// A server found idle waits for the one listed before it while that one's check is
-  /// unanswered; if that one leaves the pool meanwhile, it joins at once.
-  func testAServerHeldBackByOneThatLeavesThePoolJoinsAtOnce() throws {
-    let balancer = makeBalancer([], clock: clock)
-    let supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
-    supervisor.heartbeatInterval = 1e6
-    balancer.replicas.checksJoiningServers = true
-    balancer.replicas.clock = { self.clock.now }
-    _ = try balancer.replicas.apply(
-      ServersFile(servers: [5001, 5002].map { ServerAddress(port: $0) }))
-    supervisor.tick(now: clock.now)
-    probe.answer(5002, .idle)
-    XCTAssertEqual(balancer.free, [], "5002 waits for 5001, listed before it")
-    _ = try balancer.replicas.apply(ServersFile(servers: [ServerAddress(port: 5002)]))
-    XCTAssertEqual(balancer.free, [5002])
-    probe.answer(5001, .idle)  // the answer for the server that left changes nothing
-    XCTAssertEqual(balancer.free, [5002])
-  }
-
   func testAnUnreportedLeaseIsCheckedAtItsDeadlineAndAnIdleServerComesBack() {
     _ = take()  // a client that never follows its redirect
     clock.advance(59)

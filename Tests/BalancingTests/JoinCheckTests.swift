@@ -1,0 +1,140 @@
+import HTTPCore
+import XCTest
+
+@testable import Balancing
+
+/// Servers that join a balancer that did not start them (`--no-spawn`) may still run a job they
+/// took from a balancer before it: they are asked first (`ServerPool.finishJoinCheck`).
+final class JoinCheckTests: XCTestCase {
+  private let clock = FakeClock()
+  private let probe = ScriptedProbe()
+  private var balancer: Balancer!
+  private var supervisor: PoolSupervisor!
+
+  /// A balancer over `ports`, up, that checks the servers that join later.
+  private func setUpBalancer(_ ports: [Int] = []) {
+    balancer = makeBalancer(ports, clock: clock)
+    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    supervisor.heartbeatInterval = 1e6
+    balancer.replicas.checksJoiningServers = true
+    balancer.replicas.clock = { self.clock.now }
+  }
+
+  private func list(_ ports: Int...) throws {
+    _ = try balancer.replicas.apply(ServersFile(servers: ports.map { ServerAddress(port: $0) }))
+  }
+
+  /// Ticks `rounds` times, `seconds` apart, answering every check with `result` and every
+  /// revoke with `.revoked`.
+  private func run(rounds: Int, seconds: Double = 3, answering result: ServerPool.CheckResult) {
+    for _ in 0..<rounds {
+      clock.advance(seconds)
+      supervisor.tick(now: clock.now)
+      for _ in 0..<4 {
+        for port in Set(probe.pending.map(\.server.port)) { probe.answer(port, result) }
+        probe.answerRevocations(.revoked)
+      }
+    }
+  }
+
+  /// A server busy with a job from before is handed out only once it is idle; one that does not
+  /// answer joins as listed. They join in the order listed, as a pool loaded at once is queued,
+  /// whatever order their answers come in.
+  func testAServerThatJoinsBusyIsHandedOutOnlyOnceItIsIdle() throws {
+    setUpBalancer()
+    try list(5001, 5002, 5003)
+    let first = FakeClient()
+    first.request(balancer, "/")
+    XCTAssertNil(first.status, "no server is handed out before it was asked")
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(Set(probe.pending.map(\.server.port)), [5001, 5002, 5003])
+    probe.answer(5001, .busy)
+    probe.answer(5003, .unreachable)
+    XCTAssertNil(first.status, "5003 (no answer: as listed) waits for 5002, listed before it")
+    probe.answer(5002, .idle)
+    XCTAssertEqual(first.location?.contains(":5002/"), true)
+    XCTAssertEqual(balancer.free, [5003])
+    // 5001 is asked again a second later, and stays out while it is busy.
+    clock.advance(1.1)
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.pending.map(\.server.port), [5001], "only the busy one is asked again")
+    probe.answer(5001, .busy)
+    XCTAssertEqual(balancer.free, [5003])
+    clock.advance(1.1)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .idle)
+    XCTAssertEqual(balancer.free, [5003, 5001])
+    // Without the check (a launcher starts the servers, or other books know their leases), a
+    // server that joins is free at once.
+    balancer.replicas.checksJoiningServers = false
+    try list(5001, 5002, 5003, 5004)
+    XCTAssertEqual(balancer.free, [5003, 5001, 5004])
+  }
+
+  /// A server found idle waits for the one listed before it while that one's check is
+  /// unanswered; if that one leaves the pool meanwhile, it joins at once.
+  func testAServerHeldBackByOneThatLeavesThePoolJoinsAtOnce() throws {
+    setUpBalancer()
+    try list(5001, 5002)
+    supervisor.tick(now: clock.now)
+    probe.answer(5002, .idle)
+    XCTAssertEqual(balancer.free, [], "5002 waits for 5001, listed before it")
+    try list(5002)
+    XCTAssertEqual(balancer.free, [5002])
+    probe.answer(5001, .idle)  // the answer for the server that left changes nothing
+    XCTAssertEqual(balancer.free, [5002])
+  }
+
+  /// Removed while unanswered, then listed again, a server is checked afresh and comes up; the
+  /// first probe's late answer lands on the new member harmlessly.
+  func testAServerRemovedWhileUnansweredAndListedAgainComesUp() throws {
+    setUpBalancer()
+    try list(5001, 5002)
+    supervisor.tick(now: clock.now)
+    try list(5002)
+    try list(5001, 5002)
+    probe.answer(5002, .idle)
+    probe.answer(5001, .busy)
+    run(rounds: 3, answering: .idle)
+    XCTAssertEqual(balancer.free, [5002, 5001])
+  }
+
+  /// 5001 left the pool while down, with a lease that ended unreported (stranded), and is
+  /// listed again, before 5002: its stranded lease, not a join check, holds it back, and it
+  /// holds nobody back.
+  private func listAgainWithAStrandedLease() throws {
+    setUpBalancer([5001])
+    let client = FakeClient()
+    client.request(balancer, "/")
+    XCTAssertEqual(client.status, 302)
+    clock.advance(61)
+    supervisor.tick(now: clock.now)
+    probe.answer(5001, .unreachable)  // the overdue lease's check: down, the lease stranded
+    probe.answerRevocations(.revoked)
+    XCTAssertNotNil(balancer.broker.store.strandedLeases(of: ServerAddress(port: 5001)))
+    try list(5009)
+    XCTAssertNil(balancer.pool.health(of: ServerAddress(port: 5001)), "5001 left")
+    try list(5001, 5002)
+    supervisor.tick(now: clock.now)
+    probe.answer(5002, .idle)
+  }
+
+  func testAServerWithStrandedLeasesBusyAtJoiningHoldsNobodyBack() throws {
+    try listAgainWithAStrandedLease()
+    XCTAssertEqual(balancer.free, [5002], "5002 does not wait for 5001")
+    probe.answer(5001, .busy)
+    XCTAssertEqual(probe.answerRevocations(.revoked), 1)
+    probe.answer(5001, .busy)  // checked afresh once its lease is revoked
+    XCTAssertEqual(balancer.free, [5002])
+    run(rounds: 3, answering: .idle)
+    XCTAssertEqual(balancer.free, [5002, 5001], "handed out once revoked and idle")
+  }
+
+  func testAServerWithStrandedLeasesSilentAtJoiningIsHandedOutOnceItAnswers() throws {
+    try listAgainWithAStrandedLease()
+    probe.answer(5001, .unreachable)
+    XCTAssertFalse(balancer.pool.canServe(ServerAddress(port: 5001)), "down while silent")
+    run(rounds: 10, answering: .idle)
+    XCTAssertEqual(balancer.free, [5002, 5001])
+  }
+}
