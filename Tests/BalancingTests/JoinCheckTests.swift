@@ -51,6 +51,9 @@ final class JoinCheckTests: XCTestCase {
     probe.answer(5001, .busy)
     probe.answer(5003, .unreachable)
     XCTAssertNil(first.status, "5003 (no answer: as listed) waits for 5002, listed before it")
+    XCTAssertEqual(
+      [5001, 5002, 5003].map { balancer.broker.stateName(ServerAddress(port: $0)) },
+      ["checking", "checking", "checking"])
     probe.answer(5002, .idle)
     XCTAssertEqual(first.location?.contains(":5002/"), true)
     XCTAssertEqual(balancer.free, [5003])

@@ -76,6 +76,7 @@ final class EndToEndTests: SystemTestCase {
     XCTAssertThrowsError(try client.readResponse(), "the server is busy: the client must wait")
     XCTAssertTrue(
       try serverHealth().busy, "the server was busy all along (else the test says nothing)")
+    XCTAssertEqual(try serverStates(), ["\(serverPorts[0])": "checking"])
     let answer = try readWithin(client, seconds: 60)
     XCTAssertEqual(answer.statusCode, 302)
     XCTAssertEqual(try serverHealth().jobs, 0, "sent there only once it was idle")
