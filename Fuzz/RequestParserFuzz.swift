@@ -142,7 +142,8 @@ private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Re
     accept: { request, parser, _ in
       check(request, parser)
       return snapshot(request)
-    })
+    },
+    handled: { parser, request in parser.recycle(&request.headers) })
 }
 
 /// A request as a line of a report.

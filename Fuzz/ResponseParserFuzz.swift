@@ -101,7 +101,8 @@ private func run(_ reads: [ArraySlice<UInt8>], _ options: Options) -> Outcome<Re
     accept: { response, parser, index in
       check(response, expectBody: options.expectBody(index), parser.limits)
       return snapshot(response)
-    })
+    },
+    handled: { parser, response in parser.recycle(&response.headers) })
 }
 
 /// A response as a line of a report.

@@ -33,14 +33,16 @@ func onExactCopy<Result>(_ bytes: ArraySlice<UInt8>, _ parse: (UnsafeRawBufferPo
 
 /// Feeds `reads` to a parser from `makeParser` as a connection does, and records what it saw.
 /// `parse` parses the bytes for the message of the given index; `accept` checks the invariants
-/// of that message, parsed, and returns its comparable form. Traps where the parser breaks its
+/// of that message, parsed, and returns its comparable form; then `handled` gives the message
+/// back to the parser, as a connection does once it is answered (its header buffer is reused). Traps where the parser breaks its
 /// contract: `.needMore` then something else for the same bytes (with `repeatNeedMore`), a
 /// message that used no bytes or more than it had, an error that is not a 4xx or 5xx, or one a
 /// fresh parser does not give for the same bytes.
 func run<Parser, Parsed, Message>(
   _ reads: [ArraySlice<UInt8>], repeatNeedMore: Bool, makeParser: () -> Parser,
   parse: (inout Parser, UnsafeRawBufferPointer, _ index: Int) -> ParseResult<Parsed>,
-  accept: (Parsed, Parser, _ index: Int) -> Message
+  accept: (Parsed, Parser, _ index: Int) -> Message,
+  handled: (inout Parser, inout Parsed) -> Void
 ) -> Outcome<Message> {
   var parser = makeParser()
   var outcome = Outcome<Message>()
@@ -60,11 +62,12 @@ func run<Parser, Parsed, Message>(
           }
         }
         break parsing
-      case .complete(let message, let consumed):
+      case .complete(var message, let consumed):
         guard consumed >= 1 && consumed <= pending.count else {
           fatalError("consumed \(consumed) of \(pending.count) bytes")
         }
         outcome.messages.append(accept(message, parser, index))
+        handled(&parser, &message)
         start += consumed
       case .failed(let error):
         guard (400...599).contains(error.status.code) else {
