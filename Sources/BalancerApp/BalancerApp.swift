@@ -189,7 +189,16 @@ public final class BalancerApp {
     try server.start()
     self.server = server
     balancer.broker.balancerPort = server.port
-    // The servers join as they start answering (at once with --no-spawn).
+    // Servers that join to be checked first (--no-spawn) are asked at once, not at the
+    // supervisor's next round.
+    balancer.broker.onServersToCheck = { [weak self] in
+      _ = self?.loop.schedule(after: 0) { [weak self] in
+        guard let self else { return }
+        self.supervisor.tick(now: self.clock())
+      }
+    }
+    // The servers join as they start answering (with --no-spawn, once a check finds them idle
+    // or silent).
     try balancer.replicas.apply(initialFile)
     if let shared, let location = configuration.sharedQueue {
       shared.store.connection.connect()

@@ -23,6 +23,10 @@ public final class ServerBroker {
   public var logsRoutineChanges = true
   /// The current monotonic time in nanoseconds.
   public var clock: () -> UInt64 = MonotonicClock.now
+  /// Called when servers joined to be checked first (see `reconfigure`): the program runs the
+  /// supervisor's round at once, so that they are asked now rather than at its next round (up
+  /// to a second away while the balancer is idle).
+  public var onServersToCheck: (() -> Void)?
   public private(set) var isShuttingDown = false
   /// How many unclaimed leases one client address may hold, counting its requests still waiting
   /// for one; more get 429 (0: no limit).
@@ -404,6 +408,7 @@ public final class ServerBroker {
     for server in change.dropped { forget(server) }
     for server in change.joinedUp { offerOrHoldBack(server, now: now) }
     for server in pool.joinReadyServers() { offer(server) }
+    if change.added.contains(where: pool.awaitsJoinCheck) { onServersToCheck?() }
     return change
   }
 

@@ -74,6 +74,20 @@ final class JoinCheckTests: XCTestCase {
     XCTAssertEqual(balancer.free, [5003, 5001, 5004])
   }
 
+  /// The broker says when servers joined to be checked, so that the program asks them at once.
+  func testServersThatJoinToBeCheckedAreAnnounced() throws {
+    setUpBalancer([5001])
+    var announced = 0
+    balancer.broker.onServersToCheck = { announced += 1 }
+    try list(5001, 5002)
+    XCTAssertEqual(announced, 1)
+    try list(5001, 5002)
+    XCTAssertEqual(announced, 1, "nothing joined")
+    balancer.replicas.checksJoiningServers = false
+    try list(5001, 5002, 5003)
+    XCTAssertEqual(announced, 1, "joined without a check")
+  }
+
   /// A server found idle waits for the one listed before it while that one's check is
   /// unanswered; if that one leaves the pool meanwhile, it joins at once.
   func testAServerHeldBackByOneThatLeavesThePoolJoinsAtOnce() throws {
