@@ -68,7 +68,13 @@ public final class ServerPool {
 
   private var members: [ServerAddress: Member] = [:]
   /// The servers in configuration order, retired ones last.
-  public private(set) var servers: [ServerAddress] = []
+  public private(set) var servers: [ServerAddress] = [] {
+    didSet { joinScanStart = 0 }
+  }
+  /// Where the scan for joining servers starts in `servers`: none before it awaits a join check
+  /// (a server comes to await one only by a change of `servers`, which resets it). Spares each
+  /// join check's scan the servers already in.
+  private var joinScanStart = 0
   /// The servers by port, local ones first, for reports (which name only a port).
   private var byPort: [Int: ServerAddress] = [:]
 
@@ -224,17 +230,24 @@ public final class ServerPool {
   /// join check, and after a change of the pool (a server that held others back may have left).
   public func joinReadyServers() -> [ServerAddress] {
     var cameUp: [ServerAddress] = []
-    for candidate in servers {
-      guard let check = members[candidate]?.joinCheck else { continue }
-      if check == .unanswered { break }
-      guard case .ready(let answered) = check else { continue }
-      members[candidate]!.health = .up
-      members[candidate]!.joinCheck = nil
-      cameUp.append(candidate)
-      log?(
-        answered
-          ? "\(candidate): idle: in the pool"
-          : "\(candidate): does not answer yet: in the pool as listed")
+    var allInBefore = true
+    for index in joinScanStart..<servers.count {
+      let candidate = servers[index]
+      if let check = members[candidate]?.joinCheck {
+        if check == .unanswered { break }
+        guard case .ready(let answered) = check else {
+          allInBefore = false  // busy: it holds nobody back, but is not in yet
+          continue
+        }
+        members[candidate]!.health = .up
+        members[candidate]!.joinCheck = nil
+        cameUp.append(candidate)
+        log?(
+          answered
+            ? "\(candidate): idle: in the pool"
+            : "\(candidate): does not answer yet: in the pool as listed")
+      }
+      if allInBefore { joinScanStart = index + 1 }
     }
     return cameUp
   }
