@@ -34,10 +34,10 @@ func onExactCopy<Result>(_ bytes: ArraySlice<UInt8>, _ parse: (UnsafeRawBufferPo
 /// Feeds `reads` to a parser from `makeParser` as a connection does, and records what it saw.
 /// `parse` parses the bytes for the message of the given index; `accept` checks the invariants
 /// of that message, parsed, and returns its comparable form; then `handled` gives the message
-/// back to the parser, as a connection does once it is answered (its header buffer is reused). Traps where the parser breaks its
-/// contract: `.needMore` then something else for the same bytes (with `repeatNeedMore`), a
-/// message that used no bytes or more than it had, an error that is not a 4xx or 5xx, or one a
-/// fresh parser does not give for the same bytes.
+/// back to the parser, as a connection does once it is answered (its header buffer is reused).
+/// Traps where the parser breaks its contract: `.needMore` then something else for the same
+/// bytes (with `repeatNeedMore`), a message that used no bytes or more than it had, an error
+/// that is not a 4xx or 5xx, or one a fresh parser does not give for the same bytes.
 func run<Parser, Parsed, Message>(
   _ reads: [ArraySlice<UInt8>], repeatNeedMore: Bool, makeParser: () -> Parser,
   parse: (inout Parser, UnsafeRawBufferPointer, _ index: Int) -> ParseResult<Parsed>,

@@ -35,16 +35,21 @@ public class ServerClaim {
   public init(
     client: String, key: String?, deliver: @escaping (ClaimAnswer, _ waited: Bool) -> Bool
   ) {
-    self.key = key.flatMap { $0.isEmpty ? nil : $0 } ?? client
+    self.key = Self.key(key, of: client)
     self.client = client
     deliverAnswer = deliver
   }
 
   /// For a subclass that sends the answer itself, by overriding `deliver(_:waited:)`.
   init(client: String, key: String?) {
-    self.key = key.flatMap { $0.isEmpty ? nil : $0 } ?? client
+    self.key = Self.key(key, of: client)
     self.client = client
     deliverAnswer = nil
+  }
+
+  /// The key a hashing policy uses for `client`, which gave `key`.
+  private static func key(_ key: String?, of client: String) -> String {
+    key.flatMap { $0.isEmpty ? nil : $0 } ?? client
   }
 
   /// Sends the answer to the client (and whether it waited in line for it); returns false if

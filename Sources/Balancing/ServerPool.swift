@@ -185,10 +185,7 @@ public final class ServerPool {
   /// Takes `server` out of the join checks: it stays down and is probed as any down server, and
   /// holds nobody back. For a server with stranded leases, which are revoked there before it is
   /// handed out whatever the join check would say (see `ServerBroker.finishProbe`).
-  public func skipJoinCheck(_ server: ServerAddress) {
-    guard members[server]?.joinCheck != nil else { return }
-    members[server]!.joinCheck = nil
-  }
+  public func skipJoinCheck(_ server: ServerAddress) { members[server]?.joinCheck = nil }
 
   /// Whether `server` joined while it may still run an earlier job and is not up yet (see
   /// `reconfigure`): its checks go to `finishJoinCheck`.

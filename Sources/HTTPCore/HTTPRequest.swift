@@ -22,12 +22,10 @@ public struct HTTPRequest: Sendable {
     method: String, target: String, minorVersion: Int = 1, headers: HTTPHeaders = HTTPHeaders(),
     body: [UInt8] = []
   ) {
-    self.method = method
-    self.target = target
-    self.minorVersion = minorVersion
-    self.headers = headers
+    self.init(
+      method: method, target: target, queryMark: Self.queryMark(in: target),
+      minorVersion: minorVersion, headers: headers)
     self.body = body
-    queryMark = Self.queryMark(in: target)
   }
 
   /// A request whose target's `?` the parser already found (`queryMark`, a UTF-8 offset).
