@@ -4,22 +4,10 @@ import XCTest
 @testable import Balancing
 
 /// Claim checks, reports without a lease, and the per-client limit, without sockets.
-final class ClaimCheckTests: XCTestCase {
-  private let clock = FakeClock()
-  private let probe = ScriptedProbe()
-  private var balancer: Balancer!
-  private var supervisor: PoolSupervisor!
-
+final class ClaimCheckTests: SupervisedBalancerTestCase {
   override func setUp() {
-    balancer = makeBalancer([5001], clock: clock)
+    setUpBalancer([5001])
     balancer.broker.issuer.claimTimeout = 3
-    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
-    supervisor.heartbeatInterval = .infinity
-  }
-
-  private func tick(after seconds: Double) {
-    clock.advance(seconds)
-    supervisor.tick(now: clock.now)
   }
 
   func testARevokedLeaseGoesToTheNextClientAtOnce() {

@@ -5,17 +5,10 @@ import XCTest
 
 /// Servers that join a balancer that did not start them (`--no-spawn`) may still run a job they
 /// took from a balancer before it: they are asked first (`ServerPool.finishJoinCheck`).
-final class JoinCheckTests: XCTestCase {
-  private let clock = FakeClock()
-  private let probe = ScriptedProbe()
-  private var balancer: Balancer!
-  private var supervisor: PoolSupervisor!
-
+final class JoinCheckTests: SupervisedBalancerTestCase {
   /// A balancer over `ports`, up, that checks the servers that join later.
-  private func setUpBalancer(_ ports: [Int] = []) {
-    balancer = makeBalancer(ports, clock: clock)
-    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
-    supervisor.heartbeatInterval = 1e6
+  private func setUpCheckingBalancer(_ ports: [Int] = []) {
+    setUpBalancer(ports)
     balancer.replicas.checksJoiningServers = true
     balancer.replicas.clock = { self.clock.now }
   }
@@ -28,8 +21,7 @@ final class JoinCheckTests: XCTestCase {
   /// revoke with `.revoked`.
   private func run(rounds: Int, seconds: Double = 3, answering result: ServerPool.CheckResult) {
     for _ in 0..<rounds {
-      clock.advance(seconds)
-      supervisor.tick(now: clock.now)
+      tick(after: seconds)
       for _ in 0..<4 {
         for port in Set(probe.pending.map(\.server.port)) { probe.answer(port, result) }
         probe.answerRevocations(.revoked)
@@ -41,7 +33,7 @@ final class JoinCheckTests: XCTestCase {
   /// answer joins as listed. They join in the order listed, as a pool loaded at once is queued,
   /// whatever order their answers come in.
   func testAServerThatJoinsBusyIsHandedOutOnlyOnceItIsIdle() throws {
-    setUpBalancer()
+    setUpCheckingBalancer()
     try list(5001, 5002, 5003)
     let first = FakeClient()
     first.request(balancer, "/")
@@ -58,13 +50,11 @@ final class JoinCheckTests: XCTestCase {
     XCTAssertEqual(first.location?.contains(":5002/"), true)
     XCTAssertEqual(balancer.free, [5003])
     // 5001 is asked again a second later, and stays out while it is busy.
-    clock.advance(1.1)
-    supervisor.tick(now: clock.now)
+    tick(after: 1.1)
     XCTAssertEqual(probe.pending.map(\.server.port), [5001], "only the busy one is asked again")
     probe.answer(5001, .busy)
     XCTAssertEqual(balancer.free, [5003])
-    clock.advance(1.1)
-    supervisor.tick(now: clock.now)
+    tick(after: 1.1)
     probe.answer(5001, .idle)
     XCTAssertEqual(balancer.free, [5003, 5001])
     // Without the check (a launcher starts the servers, or other books know their leases), a
@@ -76,7 +66,7 @@ final class JoinCheckTests: XCTestCase {
 
   /// The broker says when servers joined to be checked, so that the program asks them at once.
   func testServersThatJoinToBeCheckedAreAnnounced() throws {
-    setUpBalancer([5001])
+    setUpCheckingBalancer([5001])
     var announced = 0
     balancer.broker.onServersToCheck = { announced += 1 }
     try list(5001, 5002)
@@ -91,7 +81,7 @@ final class JoinCheckTests: XCTestCase {
   /// A server found idle waits for the one listed before it while that one's check is
   /// unanswered; if that one leaves the pool meanwhile, it joins at once.
   func testAServerHeldBackByOneThatLeavesThePoolJoinsAtOnce() throws {
-    setUpBalancer()
+    setUpCheckingBalancer()
     try list(5001, 5002)
     supervisor.tick(now: clock.now)
     probe.answer(5002, .idle)
@@ -105,7 +95,7 @@ final class JoinCheckTests: XCTestCase {
   /// Removed while unanswered, then listed again, a server is checked afresh and comes up; the
   /// first probe's late answer lands on the new member harmlessly.
   func testAServerRemovedWhileUnansweredAndListedAgainComesUp() throws {
-    setUpBalancer()
+    setUpCheckingBalancer()
     try list(5001, 5002)
     supervisor.tick(now: clock.now)
     try list(5002)
@@ -120,12 +110,11 @@ final class JoinCheckTests: XCTestCase {
   /// listed again, before 5002: its stranded lease, not a join check, holds it back, and it
   /// holds nobody back.
   private func listAgainWithAStrandedLease() throws {
-    setUpBalancer([5001])
+    setUpCheckingBalancer([5001])
     let client = FakeClient()
     client.request(balancer, "/")
     XCTAssertEqual(client.status, 302)
-    clock.advance(61)
-    supervisor.tick(now: clock.now)
+    tick(after: 61)
     probe.answer(5001, .unreachable)  // the overdue lease's check: down, the lease stranded
     probe.answerRevocations(.revoked)
     XCTAssertNotNil(balancer.broker.store.strandedLeases(of: ServerAddress(port: 5001)))

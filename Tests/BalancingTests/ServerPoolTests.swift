@@ -37,15 +37,9 @@ final class ScriptedProbe: HealthProbe {
   }
 }
 
-final class ServerPoolTests: XCTestCase {
-  private let clock = FakeClock()
-  private let probe = ScriptedProbe()
-  private var balancer: Balancer!
-  private var supervisor: PoolSupervisor!
-
+final class ServerPoolTests: SupervisedBalancerTestCase {
   override func setUp() {
-    balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 60)
-    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
+    setUpBalancer([5001, 5002])
     supervisor.heartbeatInterval = 1e6  // only the heartbeat test wants them
   }
 

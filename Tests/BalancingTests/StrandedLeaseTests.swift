@@ -7,24 +7,10 @@ import XCTest
 /// the lease ends and 5001 is down. Once the network heals, that client reaches 5001 with its
 /// lease: unless the lease was revoked there first, it starts a job on a server the balancer
 /// may have leased to someone else meanwhile.
-final class StrandedLeaseTests: XCTestCase {
-  private let clock = FakeClock()
-  private let probe = ScriptedProbe()
-  private var balancer: Balancer!
-  private var supervisor: PoolSupervisor!
-
-  override func setUp() {
-    balancer = makeBalancer([5001, 5002], clock: clock, leaseTimeout: 60)
-    supervisor = PoolSupervisor(broker: balancer.broker, probe: probe)
-    supervisor.heartbeatInterval = .infinity
-  }
+final class StrandedLeaseTests: SupervisedBalancerTestCase {
+  override func setUp() { setUpBalancer([5001, 5002]) }
 
   private var free: [Int] { balancer.free }
-
-  private func tick(after seconds: Double) {
-    clock.advance(seconds)
-    supervisor.tick(now: clock.now)
-  }
 
   /// 5001 leased, cut off until its lease's check finds it silent (down). Returns the stranded
   /// lease's token.
