@@ -220,7 +220,11 @@ public final class Balancer: HTTPHandler {
       let now = broker.clock()
       metrics.observeJob(lease.server, nanoseconds: lease.age(at: now))
       history.recordJob(now: now)
-      response = .text(.ok, bytes: Self.reported(lease.server))
+      // A factorial server only needs to know that the report was taken (it asks with
+      // `Prefer: return=minimal`): a 204 is the least for it to read.
+      response =
+        request.prefersMinimalReturn
+        ? HTTPResponse(status: .noContent) : .text(.ok, bytes: Self.reported(lease.server))
     case .notInPool(let port):
       response = .text(.notFound, "port \(port) is not in the pool")
     case .notLeased(let server):

@@ -1,8 +1,9 @@
 import Foundation
 import HTTPCore
 
-/// Sends a factorial server's reports (`GET /port_update/<port>?lease=T`) to balancers that share
-/// one queue and lease store, so that any of them may take a report.
+/// Sends a factorial server's reports (`GET /port_update/<port>?lease=T`, with
+/// `Prefer: return=minimal`) to balancers that share one queue and lease store, so that any of
+/// them may take a report.
 ///
 /// A report goes to the current balancer. If that one cannot be reached (refused, reset, no
 /// answer in time) or answers 5xx, the same report goes to the next balancer of the list, each
@@ -84,7 +85,8 @@ public final class BalancerReporter {
     self.balancers = balancers
     let several = balancers.count > 1
     clients = balancers.map { balancer in
-      let client = HTTPClient(loop: loop, host: balancer.urlHost, port: balancer.port)
+      let client = HTTPClient(
+        loop: loop, host: balancer.urlHost, port: balancer.port, fields: Self.reportFields)
       client.retryWindow = attemptWindow ?? (several ? 1 : client.retryWindow)
       client.requestTimeout = answerTimeout ?? (several ? 5 : nil)
       client.lazyAnswerWindow = answerWindow
@@ -94,6 +96,10 @@ public final class BalancerReporter {
     self.log = log
     self.warn = warn
   }
+
+  /// Sent with every report: a balancer that took it answers `204 No Content`, the least there
+  /// is to read; refusals still come with their reason.
+  private static let reportFields = HTTPHeaders([("Prefer", "return=minimal")])
 
   /// The balancer that takes the next report.
   public var current: BalancerAddress { balancers[currentIndex] }

@@ -73,14 +73,18 @@ public final class HTTPClient: EventHandler {
   private var retryTimer: TimerID?
   /// Whether the socket is watched for writability (only while a write waits for room).
   private var isWatchingWrites = false
-  /// What follows the path in every request: the version and the Host field, built once.
+  /// What follows the path in every request: the version, the Host field and the client's
+  /// own fields, built once.
   private let hostLine: [UInt8]
 
-  public init(loop: EventLoop, host: String, port: Int) {
+  /// - Parameter fields: sent with every request, after Host (each request may add its own).
+  public init(loop: EventLoop, host: String, port: Int, fields: HTTPHeaders = HTTPHeaders()) {
     self.loop = loop
     self.host = host
     self.port = port
-    hostLine = Array(" HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n".utf8)
+    var head = " HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n"
+    for field in fields { head += "\(field.name): \(field.value)\r\n" }
+    hostLine = Array(head.utf8)
   }
 
   /// Sends a request; `completion` runs on the loop with the response or the final failure.

@@ -70,6 +70,13 @@ public struct HTTPRequest: Sendable {
     return !headers.contains(connection, token: "close")
   }
 
+  /// Whether the client asked for a minimal answer (`Prefer: return=minimal`, RFC 7240 §4.2):
+  /// a program that only needs to know that a request succeeded.
+  public var prefersMinimalReturn: Bool {
+    let prefer: StaticString = "Prefer"
+    return headers.contains(prefer, token: "return=minimal")
+  }
+
   /// Whether the client connected from this machine (127.0.0.0/8 or ::1).
   public var isFromLoopback: Bool {
     remoteAddress.hasPrefix("127.") || remoteAddress == "::1"

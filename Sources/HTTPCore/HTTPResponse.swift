@@ -9,6 +9,7 @@ public struct HTTPStatus: Sendable, Equatable {
   }
 
   public static let ok = HTTPStatus(200, "OK")
+  public static let noContent = HTTPStatus(204, "No Content")
   public static let found = HTTPStatus(302, "Found")
   public static let badRequest = HTTPStatus(400, "Bad Request")
   public static let forbidden = HTTPStatus(403, "Forbidden")
@@ -27,7 +28,8 @@ public struct HTTPStatus: Sendable, Equatable {
   public static let versionNotSupported = HTTPStatus(505, "HTTP Version Not Supported")
 }
 
-/// A response to send: status, headers and a body (Content-Length is added when written).
+/// A response to send: status, headers and a body (Content-Length is added when written, but to
+/// a `204 No Content`, which has neither, RFC 9110 §8.6 and §15.3.5).
 public struct HTTPResponse: Sendable {
   public var status: HTTPStatus
   public var headers: HTTPHeaders
@@ -76,6 +78,8 @@ public struct HTTPResponse: Sendable {
   ///   - keepAlive: adds `Connection: keep-alive` (for an HTTP/1.0 client that asked for it),
   ///     unless `close` is set.
   ///   - omitBody: for HEAD requests: Content-Length stays, the body is left out.
+  ///
+  /// A 204 is written without Content-Length and without its body, if it was given one.
   public func write(
     into buffer: inout [UInt8], close: Bool, keepAlive: Bool = false, omitBody: Bool
   ) {
@@ -96,22 +100,29 @@ public struct HTTPResponse: Sendable {
         head.write("\r\n")
       }
       headers.write(to: &head)
-      head.write("Content-Length: ")
-      head.writeDecimal(body.count)
+      if !hasNoContent {
+        head.write("Content-Length: ")
+        head.writeDecimal(body.count)
+        head.write("\r\n")
+      }
       if close {
-        head.write("\r\nConnection: close\r\n\r\n")
+        head.write("Connection: close\r\n\r\n")
       } else {
-        head.write(keepAlive ? "\r\nConnection: keep-alive\r\n\r\n" : "\r\n\r\n")
+        head.write(keepAlive ? "Connection: keep-alive\r\n\r\n" : "\r\n")
       }
       buffer.append(contentsOf: head.written)
     }
-    if !omitBody { buffer.append(contentsOf: body) }
+    if !omitBody && !hasNoContent { buffer.append(contentsOf: body) }
   }
+
+  /// A 204, which is sent with neither Content-Length nor a body.
+  private var hasNoContent: Bool { status.code == 204 }
 
   /// The status lines of the lease/report cycle's answers, as constants.
   private static func statusLine(_ status: HTTPStatus) -> StaticString? {
     switch status.code {
     case 200 where status.reason == "OK": return "HTTP/1.1 200 OK\r\n"
+    case 204 where status.reason == "No Content": return "HTTP/1.1 204 No Content\r\n"
     case 302 where status.reason == "Found": return "HTTP/1.1 302 Found\r\n"
     default: return nil
     }

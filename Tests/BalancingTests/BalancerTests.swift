@@ -240,6 +240,35 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(balancer.free, [5002, 5001])
   }
 
+  /// A report that asks for a minimal answer (`Prefer: return=minimal`, as factorial servers
+  /// send theirs) is answered `204 No Content` when taken; a refusal still says why.
+  func testAReportThatPrefersAMinimalReturnIsAnswered204() {
+    let balancer = makeBalancer([5001, 5002])
+    let client = FakeClient()
+    client.request(balancer, "/")
+    let token = client.lease!
+    let reporter = FakeClient()
+    let minimal = [("Prefer", "return=minimal")]
+    reporter.request(balancer, "/port_update/5001?lease=\(token)", headers: minimal)
+    XCTAssertEqual(reporter.status, 204)
+    XCTAssertTrue(reporter.last?.body.isEmpty ?? false, reporter.text)
+    XCTAssertNil(reporter.last?.headers["Content-Type"])
+    XCTAssertEqual(balancer.free, [5002, 5001])
+    reporter.request(balancer, "/port_update/5001?lease=\(token)", headers: minimal)
+    XCTAssertEqual(reporter.status, 409)
+    XCTAssertTrue(reporter.text.contains("holds that lease"), reporter.text)
+    // Among other preferences too, in any case; without it, the answer says what happened.
+    client.request(balancer, "/")
+    reporter.request(
+      balancer, "/port_update/5002?lease=\(client.lease!)",
+      headers: [("Prefer", "wait=5, Return=Minimal")])
+    XCTAssertEqual(reporter.status, 204)
+    client.request(balancer, "/")
+    reporter.request(balancer, "/port_update/5001?lease=\(client.lease!)")
+    XCTAssertEqual(reporter.status, 200)
+    XCTAssertEqual(reporter.text, "5001 reported its lease\n")
+  }
+
   func testReportWithoutATokenIsAcceptedOnceWhileLeased() {
     let balancer = makeBalancer([5001, 5002])
     FakeClient().request(balancer, "/")

@@ -11,13 +11,20 @@ import XCTest
 private final class FakeBalancer: HTTPHandler {
   var status: Int
   var targets: [String] = []
+  /// Whether every report asked for a minimal answer (`Prefer: return=minimal`).
+  var allPreferMinimal = true
   private var parked: [HTTPResponder] = []
 
   init(status: Int) { self.status = status }
 
   func handle(_ request: HTTPRequest, responder: HTTPResponder) {
     targets.append(request.target)
+    allPreferMinimal = allPreferMinimal && request.prefersMinimalReturn
     guard status != 0 else { return parked.append(responder) }
+    if status == 204 {
+      responder.respond(HTTPResponse(status: .noContent))
+      return
+    }
     responder.respond(.text(HTTPStatus(status, status < 300 ? "OK" : "No"), "status \(status)"))
   }
 }
@@ -154,6 +161,20 @@ final class BalancerReporterTests: XCTestCase {
     report("/port_update/5001?lease=b")
     waitUntil("the next report") { second.targets.count == 2 }
     XCTAssertEqual(onLoop { first.targets }.count, 1)
+  }
+
+  /// Every report asks for a minimal answer, and a 204 is a report taken: logged, not retried.
+  func testReportsAskForAMinimalAnswerAndA204IsTaken() throws {
+    let (balancer, port) = try startBalancer(status: 204)
+    makeReporter([port])
+    report("/port_update/5001?lease=a", "/port_update/5001?lease=b")
+    waitUntil("both reports logged") { self.logged.count == 2 }
+    XCTAssertEqual(
+      onLoop { self.logged },
+      ["reported /port_update/5001?lease=a", "reported /port_update/5001?lease=b"])
+    XCTAssertEqual(onLoop { balancer.targets.count }, 2)
+    XCTAssertTrue(onLoop { balancer.allPreferMinimal })
+    XCTAssertEqual(onLoop { self.warned }, [])
   }
 
   func testA4xxAnswerIsFinal() throws {

@@ -7,7 +7,8 @@ import XCTest
 @testable import HTTPCore
 
 /// Answers `/echo…` at once with the path, parks `/park` until `release()`, answers `/keep` at
-/// once but keeps its responder, and counts requests.
+/// once but keeps its responder, `/fields` with the request's header fields, one per line,
+/// `/nocontent` with a 204 given a body (which must not go out), and counts requests.
 final class TestHandler: HTTPHandler, @unchecked Sendable {
   var parked: [HTTPResponder] = []
   /// The responders of `/keep`, kept after they answered.
@@ -27,6 +28,15 @@ final class TestHandler: HTTPHandler, @unchecked Sendable {
     if request.path == "/keep" {
       kept.append(responder)
       responder.respond(.text(.ok, "kept"))
+      return
+    }
+    if request.path == "/fields" {
+      let lines = request.headers.map { "\($0.name): \($0.value)" }
+      responder.respond(.text(.ok, lines.joined(separator: "\n")))
+      return
+    }
+    if request.path == "/nocontent" {
+      responder.respond(HTTPResponse(status: .noContent, body: Array("not sent".utf8)))
       return
     }
     if request.path == "/park" {
@@ -301,6 +311,19 @@ final class HTTPServerTests: XCTestCase {
     XCTAssertEqual(try client.get("/echo").text, "GET /echo 0\n")
   }
 
+  /// A 204 goes out with neither Content-Length nor a body (RFC 9110 §8.6, §15.3.5), even when
+  /// the handler gave it one: the next answer on the connection is read whole.
+  func testA204GoesOutWithoutContentLengthOrBody() throws {
+    let client = try TestClient(port: running.port)
+    try client.send(
+      "GET /nocontent HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+    let noContent = try client.readResponse()
+    XCTAssertEqual(noContent.statusCode, 204)
+    XCTAssertNil(noContent.headers["Content-Length"])
+    XCTAssertTrue(noContent.body.isEmpty)
+    XCTAssertEqual(try client.readResponse().text, "GET /echo 0\n")
+  }
+
   func testConnectionCloseIsHonoured() throws {
     let client = try TestClient(port: running.port)
     try client.send("GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
@@ -422,10 +445,11 @@ final class HTTPClientTests: XCTestCase {
   /// response as `describe` puts it, or why there was none.
   private func outcomes(
     of requests: [(method: String, path: String)], port: Int, timeout: Double = 5,
+    fields: HTTPHeaders = HTTPHeaders(),
     describe: @escaping (HTTPClientResponse) -> String = { "\($0.statusCode) \($0.text)" }
   ) throws -> [String] {
     let loop = try EventLoop()
-    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port)
+    let client = HTTPClient(loop: loop, host: "127.0.0.1", port: port, fields: fields)
     client.retryWindow = 0
     client.requestTimeout = timeout
     let outcomes = Mutex<[String]>([])
@@ -446,6 +470,18 @@ final class HTTPClientTests: XCTestCase {
     loop.run()
     client.shutdown()
     return outcomes.withLock { $0 }
+  }
+
+  /// A client's own fields go with every request, after Host.
+  func testTheClientsFieldsGoWithEveryRequest() throws {
+    let server = try RunningServer()
+    defer { server.stop() }
+    let fields = HTTPHeaders([("Prefer", "return=minimal"), ("X-Reporter", "5001")])
+    let answers = try outcomes(
+      of: [("GET", "/fields"), ("GET", "/fields")], port: server.port, fields: fields)
+    let expected =
+      "200 Host: 127.0.0.1:\(server.port)\nPrefer: return=minimal\nX-Reporter: 5001\n"
+    XCTAssertEqual(answers, [expected, expected])
   }
 
   /// An interim answer (`100 Continue`, `103 Early Hints`) is not the answer: the client skips
