@@ -61,13 +61,13 @@ echo "instructions: $A for $CYCLES_A cycles, $B for $CYCLES_B cycles"
 echo "per cycle: $PER_CYCLE"
 
 # The reference, counted the same way: nginx (one process, no master) answering the same client
-# with `return 302` to a Location of the same shape (a port and a 32-digit lease) and `return 200`
-# with the same text to the reports.
+# with `return 302` to a Location of the same shape (a port and a 32-digit lease) and `return 204`
+# to the reports.
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 if [ -x "$NGINX" ]; then
   NGINX_PORT="$(free_ports 1)"
   nginx_cycle_conf "$OUT" "$NGINX_PORT" single \
-    'http://$host:40001/40001?lease=0123456789abcdef0123456789abcdef' '40001 reported its lease\n'
+    'http://$host:40001/40001?lease=0123456789abcdef0123456789abcdef'
   valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
     "$NGINX" -c "$OUT/nginx.conf" -p "$OUT" >"$OUT/nginx.log" 2>&1 &
   PID=$!

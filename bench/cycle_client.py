@@ -5,8 +5,8 @@ Usage: bench/cycle_client.py PORT CYCLES
 
 Each cycle is a client's `GET /` (curl's headers) on one keep-alive connection, answered 302 with a
 lease, then the server's report `GET /port_update/<port>?lease=<token>` (the factorial server's
-headers) on a second keep-alive connection, answered 200. Every answer is checked; any other
-status stops the run with exit code 1.
+headers, `Prefer: return=minimal` among them) on a second keep-alive connection, answered 204.
+Every answer is checked; any other status stops the run with exit code 1.
 """
 import re
 import socket
@@ -24,7 +24,8 @@ class Connection:
         while b"\r\n\r\n" not in self.buffer:
             self._read()
         head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        found = re.search(rb"(?i)content-length: *(\d+)", head)
+        length = int(found.group(1)) if found else 0  # a 204 has no Content-Length
         while len(rest) < length:
             self._read()
             head, _, rest = self.buffer.partition(b"\r\n\r\n")
@@ -54,10 +55,11 @@ def main():
             sys.exit(f"GET / answered: {head!r}")
         server, lease = found.groups()
         report = (
-            f"GET /port_update/{server}?lease={lease} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+            f"GET /port_update/{server}?lease={lease} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Prefer: return=minimal\r\n\r\n"
         ).encode()
         head, _ = reporter.exchange(report)
-        if not head.startswith("HTTP/1.1 200"):
+        if not head.startswith("HTTP/1.1 204"):
             sys.exit(f"report answered: {head!r}")
 
 

@@ -46,14 +46,14 @@ stop_pid() {
   return 0
 }
 
-# nginx_cycle_conf DIR PORT MODE LOCATION REPORT: writes DIR/nginx.conf (its pid, logs and
+# nginx_cycle_conf DIR PORT MODE LOCATION: writes DIR/nginx.conf (its pid, logs and
 # temporary files in DIR too) for the reference of the lease/report cycle: one worker on
 # 127.0.0.1:PORT answering `/` with `return 302 LOCATION` and `/port_update/...` with
-# `return 200 REPORT`, logging nothing, keeping a connection for any number of requests (as the
-# balancer does). MODE `daemon`: a master that starts the worker and returns; `single`: one
-# process in the foreground (as valgrind runs it).
+# `return 204` (as the balancer answers a factorial server's report), logging nothing, keeping
+# a connection for any number of requests (as the balancer does). MODE `daemon`: a master that
+# starts the worker and returns; `single`: one process in the foreground (as valgrind runs it).
 nginx_cycle_conf() {
-  local dir="$1" port="$2" mode="$3" location="$4" report="$5" process='daemon on;'
+  local dir="$1" port="$2" mode="$3" location="$4" process='daemon on;'
   if [ "$mode" = single ]; then process=$'master_process off;\ndaemon off;'; fi
   cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -71,7 +71,7 @@ http {
   scgi_temp_path $dir;
   server {
     listen 127.0.0.1:$port;
-    location /port_update/ { return 200 "$report"; }
+    location /port_update/ { return 204; }
     location / { return 302 $location; }
   }
 }

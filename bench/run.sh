@@ -2,11 +2,11 @@
 # Benchmarks the balancer side by side with nginx on this machine, in one run:
 #  1. the lease/report cycle (GET / then GET /port_update/<port>) with wrk against the balancer,
 #     and the same script against nginx (one worker, connections kept for any number of
-#     requests) answering 302 for / and 200 for
-#     /port_update/, printing both request rates and their ratio, and each server's CPU per
-#     request (user and system, from /proc/<pid>/stat over the wrk run): wrk has one core and
-#     the server the other, so when both servers keep up with wrk the rates say little and the
-#     CPU per request says which is cheaper;
+#     requests) answering 302 for / and 204 for /port_update/ (the reports ask
+#     `Prefer: return=minimal`, as the factorial servers' do), printing both request rates and
+#     their ratio, and each server's CPU per request (user and system, from /proc/<pid>/stat
+#     over the wrk run): wrk has one core and the server the other, so when both servers keep
+#     up with wrk the rates say little and the CPU per request says which is cheaper;
 #  2. the balancer's resident memory with 10,000 clients waiting at once.
 # Usage: bench/run.sh [seconds per wrk run, default 10] [rounds, default 3]
 set -euo pipefail
@@ -54,7 +54,7 @@ PIDS+=($!)
 wait_port "$LB_PORT"
 
 NGINX_PORT="$(free_ports 1)"
-nginx_cycle_conf "$WORK" "$NGINX_PORT" daemon 'http://$host:5001/5001' 'ok\n'
+nginx_cycle_conf "$WORK" "$NGINX_PORT" daemon 'http://$host:5001/5001'
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
 wait_port "$NGINX_PORT"
 
