@@ -260,7 +260,11 @@ public final class HTTPClient: EventHandler {
   private func flush() {
     while !output.isEmpty {
       let written = output.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-      if written > 0 {
+      if written == output.count {
+        // All of it, as usual: let go of the bytes, which the queued request still shares
+        // (removing them from a shared array would first copy it).
+        output = []
+      } else if written > 0 {
         output.removeFirst(written)
       } else if written < 0 && (errno == EAGAIN || errno == EINTR) {
         if !isWatchingWrites {
