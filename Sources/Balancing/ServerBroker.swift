@@ -23,7 +23,8 @@ public final class ServerBroker {
   public var logsRoutineChanges = true
   /// The current monotonic time in nanoseconds.
   public var clock: () -> UInt64 = MonotonicClock.now
-  /// Called when servers joined to be checked first (see `reconfigure`): the program runs the
+  /// Called when servers joined to be checked first (see `reconfigure`), or one found idle is to
+  /// be asked again (see `ServerPool.joinReadyServers(now:)`): the program runs the
   /// supervisor's round at once, so that they are asked now rather than at its next round (up
   /// to a second away while the balancer is idle).
   public var onServersToCheck: (() -> Void)?
@@ -299,6 +300,7 @@ public final class ServerBroker {
     }
     if pool.awaitsJoinCheck(server) {
       for joined in pool.finishJoinCheck(of: server, result: result, now: now) { offer(joined) }
+      if pool.takeJoinChecksDue() { onServersToCheck?() }
       return
     }
     if pool.finishProbe(of: server, result: result, now: now) { offer(server) }
@@ -407,8 +409,10 @@ public final class ServerBroker {
     }
     for server in change.dropped { forget(server) }
     for server in change.joinedUp { offerOrHoldBack(server, now: now) }
-    for server in pool.joinReadyServers() { offer(server) }
-    if change.added.contains(where: pool.awaitsJoinCheck) { onServersToCheck?() }
+    for server in pool.joinReadyServers(now: now) { offer(server) }
+    if pool.takeJoinChecksDue() || change.added.contains(where: pool.awaitsJoinCheck) {
+      onServersToCheck?()
+    }
     return change
   }
 

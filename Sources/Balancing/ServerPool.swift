@@ -56,10 +56,16 @@ public final class ServerPool {
     case unanswered
     /// Still running a job it took before: asked again each second.
     case busy
-    /// Idle, or it does not answer (`answered` false): up once no server listed before it
-    /// awaits its first answer.
-    case ready(answered: Bool)
+    /// Idle, or it does not answer (`answered` false), when asked at `at`: up once no server
+    /// listed before it awaits an answer. One found idle that waited longer than
+    /// `joinCheckFreshness` for those is asked again first.
+    case ready(answered: Bool, at: UInt64)
   }
+
+  /// Nanoseconds an idle answer to a join check stays good while its server waits for the
+  /// servers listed before it: past that, the server is asked again before it comes up, as it
+  /// may have taken a job from a client meanwhile.
+  public var joinCheckFreshness: UInt64 = 250_000_000
 
   /// Receives one line per change of membership or health.
   public var log: ((String) -> Void)?
@@ -75,6 +81,8 @@ public final class ServerPool {
   /// (a server comes to await one only by a change of `servers`, which resets it). Spares each
   /// join check's scan the servers already in.
   private var joinScanStart = 0
+  /// A joining server was asked again (see `takeJoinChecksDue`).
+  private var joinChecksDue = false
   /// The servers by port, local ones first, for reports (which name only a port).
   private var byPort: [Int: ServerAddress] = [:]
 
@@ -196,8 +204,9 @@ public final class ServerPool {
   /// The outcome of the check of a server that joined while it may still run an earlier job:
   /// busy keeps it down, asked again in a second; idle, or no answer, makes it ready. Ready
   /// servers come up in pool order, as a pool loaded at once would be queued: each waits for
-  /// those listed before it whose first check has not answered yet (a busy one holds nobody
-  /// back). Returns the servers that came up, in order.
+  /// those listed before it whose check has not answered yet (a busy one holds nobody back),
+  /// and one found idle that waited too long is asked again (see `joinReadyServers(now:)`).
+  /// Returns the servers that came up, in order.
   public func finishJoinCheck(of server: ServerAddress, result: CheckResult, now: UInt64)
     -> [ServerAddress]
   {
@@ -217,36 +226,67 @@ public final class ServerPool {
       guard case .down(let since, _, let failures) = members[server]!.health else { return [] }
       members[server]!.health = .down(since: since, nextProbe: .max, failures: failures)
       members[server]!.isProbing = false
-      members[server]!.joinCheck = .ready(answered: result == .idle)
+      members[server]!.joinCheck = .ready(answered: result == .idle, at: now)
     }
-    return joinReadyServers()
+    return joinReadyServers(now: now)
   }
 
   /// Brings up, in pool order, the joining servers found ready that no server listed before
-  /// them holds back (one whose first check has not answered); returns them. Called after each
-  /// join check, and after a change of the pool (a server that held others back may have left).
-  public func joinReadyServers() -> [ServerAddress] {
+  /// them holds back (one whose check has not answered); returns them. A server found idle
+  /// longer than `joinCheckFreshness` ago is asked again instead (it is due for a probe at
+  /// `now`; see `takeJoinChecksDue`), and holds back those after it until it answers. Called after
+  /// each join check, and after a change of the pool (a server that held others back may have
+  /// left).
+  public func joinReadyServers(now: UInt64) -> [ServerAddress] {
     var cameUp: [ServerAddress] = []
     var allInBefore = true
-    for index in joinScanStart..<servers.count {
+    var heldBack = false
+    scan: for index in joinScanStart..<servers.count {
       let candidate = servers[index]
-      if let check = members[candidate]?.joinCheck {
-        if check == .unanswered { break }
-        guard case .ready(let answered) = check else {
-          allInBefore = false  // busy: it holds nobody back, but is not in yet
-          continue
+      switch members[candidate]?.joinCheck {
+      case nil:
+        break
+      case .unanswered?:
+        break scan
+      case .busy?:
+        allInBefore = false  // it holds nobody back, but is not in yet
+      case .ready(let answered, let at)?:
+        if answered && MonotonicClock.elapsed(from: at, to: now) > joinCheckFreshness {
+          askAgain(candidate, now: now)
+          heldBack = true
+          allInBefore = false
+        } else if heldBack {
+          allInBefore = false  // behind one asked again
+        } else {
+          members[candidate]!.health = .up
+          members[candidate]!.joinCheck = nil
+          cameUp.append(candidate)
+          log?(
+            answered
+              ? "\(candidate): idle: in the pool"
+              : "\(candidate): does not answer yet: in the pool as listed")
         }
-        members[candidate]!.health = .up
-        members[candidate]!.joinCheck = nil
-        cameUp.append(candidate)
-        log?(
-          answered
-            ? "\(candidate): idle: in the pool"
-            : "\(candidate): does not answer yet: in the pool as listed")
       }
       if allInBefore { joinScanStart = index + 1 }
     }
     return cameUp
+  }
+
+  /// Asks a joining server found idle a while ago again: its join check starts over, and it is
+  /// due for a probe at `now`.
+  private func askAgain(_ server: ServerAddress, now: UInt64) {
+    guard case .down(let since, _, let failures) = members[server]!.health else { return }
+    members[server]!.health = .down(since: since, nextProbe: now, failures: failures)
+    members[server]!.joinCheck = .unanswered
+    joinChecksDue = true
+    log?("\(server): idle when asked, but held back since: asked again")
+  }
+
+  /// Whether `joinReadyServers(now:)` asked a server again since this was last read (the
+  /// program then runs a round of probes at once); reading it resets it.
+  public func takeJoinChecksDue() -> Bool {
+    defer { joinChecksDue = false }
+    return joinChecksDue
   }
 
   /// A down server whose probe told nothing, or that answered but may not take clients yet:

@@ -64,6 +64,35 @@ final class JoinCheckTests: SupervisedBalancerTestCase {
     XCTAssertEqual(balancer.free, [5003, 5001, 5004])
   }
 
+  /// A server found idle, then held back behind one listed before it for longer than
+  /// `joinCheckFreshness`, is asked again before it comes up: it may have taken a job from a
+  /// client meanwhile, and is not handed out busy. One held back briefly comes up at once.
+  func testAServerFoundIdleButHeldBackLongIsAskedAgain() throws {
+    setUpCheckingBalancer()
+    var announced = 0
+    balancer.broker.onServersToCheck = { announced += 1 }
+    try list(5001, 5002, 5003)
+    XCTAssertEqual(announced, 1)
+    supervisor.tick(now: clock.now)
+    probe.answer(5002, .idle)
+    clock.advance(0.1)
+    probe.answer(5003, .idle)
+    clock.advance(0.2)  // 5002's answer is 0.3 s old, 5003's 0.2 s
+    probe.answer(5001, .unreachable)
+    XCTAssertEqual(balancer.free, [5001])
+    XCTAssertEqual(
+      [5002, 5003].map { balancer.broker.stateName(ServerAddress(port: $0)) },
+      ["checking", "checking"], "5003 waits behind 5002, asked again")
+    XCTAssertEqual(announced, 2, "the program is told to ask at once")
+    supervisor.tick(now: clock.now)
+    XCTAssertEqual(probe.pending.map(\.server.port), [5002], "only the one held back long")
+    probe.answer(5002, .busy)
+    XCTAssertEqual(balancer.free, [5001, 5003], "5002 is not handed out busy; 5003 holds no job")
+    tick(after: 1.1)
+    probe.answer(5002, .idle)
+    XCTAssertEqual(balancer.free, [5001, 5003, 5002])
+  }
+
   /// The broker says when servers joined to be checked, so that the program asks them at once.
   func testServersThatJoinToBeCheckedAreAnnounced() throws {
     setUpCheckingBalancer([5001])
