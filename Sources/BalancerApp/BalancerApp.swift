@@ -65,8 +65,11 @@ public final class BalancerApp {
     if let location = configuration.sharedQueue {
       let connect = {
         var settings = RedisConnection.Configuration(host: location.host, port: location.port)
-        // A client asking while Redis is away gets its 503 within two seconds.
+        // A client asking while Redis is away gets its 503 within two seconds; while it hangs
+        // with its connections open (stopped, or cut off without a reset), within three: the
+        // longest a command waits (BLPOP blocks for one).
         settings.unavailableTimeout = 2
+        settings.replyTimeout = 3
         return RedisConnection(loop: loop, configuration: settings)
       }
       let books = SharedLeaseStore(

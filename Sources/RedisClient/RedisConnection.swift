@@ -14,7 +14,10 @@ import HTTPCore
 ///   have run, and the caller decides whether to repeat it;
 /// - a command waiting for a connection fails with `RedisError.unavailable` after
 ///   `unavailableTimeout`, and once Redis has been unreachable that long new commands fail at
-///   once (so callers can answer 503) while reconnection goes on in the background.
+///   once (so callers can answer 503) while reconnection goes on in the background;
+/// - with a `replyTimeout`, a connection whose oldest command has waited that long for its reply
+///   is taken for hung (a stopped Redis, a partition without a reset: the socket stays open) and
+///   dropped as above, so that its commands fail rather than wait for good.
 ///
 /// Use it from the loop's thread only. Completions run on the loop, never inside `send` or
 /// `close` and never while the connection is part-way through an update, so they may send or
@@ -33,6 +36,9 @@ public final class RedisConnection: EventHandler {
     public var unavailableTimeout = 5.0
     /// Seconds a connection attempt may take before it counts as failed.
     public var connectTimeout = 2.0
+    /// Seconds a written command may wait for its reply before the connection is dropped as
+    /// hung; nil (the default) for no limit. Must exceed any blocking command's own timeout.
+    public var replyTimeout: Double?
     /// The first delay before reconnecting; it doubles after each failed attempt.
     public var initialBackoff = 0.05
     /// The longest delay between connection attempts.
@@ -55,6 +61,8 @@ public final class RedisConnection: EventHandler {
     var waitingSince: UInt64
     /// Where its bytes end in the stream written to the current connection.
     var end: UInt64 = 0
+    /// When it was handed to the current connection's output (monotonic nanoseconds).
+    var writtenAt: UInt64 = 0
   }
 
   private enum State { case idle, connecting, connected, backingOff, closed }
@@ -93,6 +101,8 @@ public final class RedisConnection: EventHandler {
   private var connectTimer: TimerID?
   private var reconnectTimer: TimerID?
   private var unavailableTimer: TimerID?
+  /// Armed while commands await replies and `replyTimeout` is set.
+  private var replyTimer: TimerID?
 
   /// A connection to `configuration.host:port`; nothing happens until the first command or
   /// `connect()`.
@@ -286,14 +296,36 @@ public final class RedisConnection: EventHandler {
       output.removeAll(keepingCapacity: true)
       outputStart = 0
     }
+    let now = MonotonicClock.now()
     for var pending in queued {
       output.append(contentsOf: pending.bytes)
       bytesAppended += UInt64(pending.bytes.count)
       pending.end = bytesAppended
+      pending.writtenAt = now
       inFlight.append(pending)
     }
     queued.removeAll(keepingCapacity: true)
+    armReplyTimer()
     return flush()
+  }
+
+  /// Drops the connection once its oldest command has waited `replyTimeout` for a reply.
+  private func armReplyTimer() {
+    guard replyTimer == nil, let timeout = configuration.replyTimeout,
+      inFlightHead < inFlight.count
+    else { return }
+    let deadline = inFlight[inFlightHead].writtenAt &+ MonotonicClock.nanoseconds(timeout)
+    let now = MonotonicClock.now()
+    let generation = self.generation
+    replyTimer = loop.schedule(after: deadline > now ? Double(deadline - now) / 1e9 : 0) {
+      [weak self] in
+      guard let self, self.generation == generation else { return }
+      self.replyTimer = nil
+      guard self.state == .connected, self.inFlightHead < self.inFlight.count else { return }
+      let waited = MonotonicClock.now() &- self.inFlight[self.inFlightHead].writtenAt
+      guard waited >= MonotonicClock.nanoseconds(timeout) else { return self.armReplyTimer() }
+      self.deliver(self.connectionDropped("no reply within \(timeout) s"))
+    }
   }
 
   private func flush() -> [Delivery] {
@@ -422,9 +454,10 @@ public final class RedisConnection: EventHandler {
       Glibc.close(fd)
       fd = -1
     }
-    for timer in [connectTimer, flushTimer].compactMap({ $0 }) { loop.cancel(timer) }
+    for timer in [connectTimer, flushTimer, replyTimer].compactMap({ $0 }) { loop.cancel(timer) }
     connectTimer = nil
     flushTimer = nil
+    replyTimer = nil
     generation += 1
     output.removeAll()
     outputStart = 0

@@ -257,6 +257,36 @@ final class SharedQueueEndToEndTests: SystemTestCase {
     }
   }
 
+  /// A Redis that hangs with its connections open (stopped: a partition without a reset looks
+  /// the same) gives clients a 503 within the three seconds a balancer waits for a reply, not
+  /// a wait for as long as it hangs; once it runs again, both balancers serve, and every server
+  /// is free exactly once.
+  func testRedisStoppedMeans503WithinThreeSecondsAndServiceResumes() throws {
+    try startGroup(servers: 2)
+    for index in 0..<4 { XCTAssertTrue(visit(index % 2, n: 100)) }
+    redis.pause()
+    defer { redis.resume() }
+    let stopped = Date()
+    var round = 0
+    while Date().timeIntervalSince(stopped) < 8 {
+      let asked = Date()
+      let during = try TestClient(port: balancerPorts[round % 2], timeout: 10).get("/")
+      XCTAssertEqual(during.statusCode, 503, during.text)
+      XCTAssertNotNil(during.headers["Retry-After"], "503 without Retry-After")
+      XCTAssertLessThan(Date().timeIntervalSince(asked), 4.5, "503 within the 3 s a reply may take")
+      round += 1
+    }
+    redis.resume()
+    try eventually("both balancers serve again", timeout: 15) {
+      visit(0, n: 50, attempts: 1) && visit(1, n: 50, attempts: 1)
+    }
+    for index in 0..<4 { XCTAssertTrue(visit(index % 2, n: 100)) }
+    try eventually("each server free exactly once", timeout: 15) {
+      try redisCommand(["LRANGE", "\(prefix):free", "0", "-1"]).sorted()
+        == serverPorts.map(String.init).sorted()
+    }
+  }
+
   func testAServerFoundDownIsShownDownAtEveryBalancerAndNeverHandedOut() throws {
     try startGroup(servers: 3, arguments: ["--heartbeat-interval", "0.5"])
     let victim = serverPorts[0]

@@ -111,6 +111,34 @@ final class RedisReconnectTests: RedisServerTestCase {
     }
   }
 
+  /// A stopped server keeps its sockets open and answers nothing: with a reply timeout, the
+  /// command waiting on it fails (`connectionLost`: it may have run) instead of waiting for
+  /// good, and so does each later one while the server stays stopped; once it runs again,
+  /// commands succeed on a new connection.
+  func testAStoppedServerFailsCommandsAfterTheReplyTimeout() throws {
+    let redis = makeConnection { $0.replyTimeout = 0.5 }
+    let running = running!
+    XCTAssertEqual(running.value(redis, ["SET", "key", "1"]), .simple("OK"))
+    server.pause()
+    defer { server.resume() }
+    for _ in 0..<2 {
+      let waited = running.send(redis, ["GET", "key"])
+      guard case .failure(.connectionLost(let reason))? = waited.wait() else {
+        return XCTFail("a command to a stopped server did not fail as connectionLost")
+      }
+      XCTAssertTrue(reason.contains("no reply within 0.5 s"), reason)
+      XCTAssertGreaterThanOrEqual(waited.elapsed, 0.45)
+      XCTAssertLessThan(waited.elapsed, 3)
+    }
+    server.resume()
+    running.eventually("commands succeed again") {
+      if case .success(.bulk(let value))? = running.call(redis, ["GET", "key"]) {
+        return value == Array("1".utf8)
+      }
+      return false
+    }
+  }
+
   func testCommandsFailWhenNothingListens() throws {
     let port = try Socket.freePorts(1)[0]
     let redis = makeConnection {

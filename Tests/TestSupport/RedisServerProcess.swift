@@ -95,6 +95,17 @@ public final class RedisServerProcess: @unchecked Sendable {
     }
   }
 
+  /// Stops the server in its tracks (SIGSTOP): its sockets stay open and nothing answers, as
+  /// with a hung Redis or a partition without a reset. `stop()` still kills it.
+  public func pause() {
+    if let process, process.isRunning { kill(process.processIdentifier, SIGSTOP) }
+  }
+
+  /// Lets a paused server run on (SIGCONT).
+  public func resume() {
+    if let process, process.isRunning { kill(process.processIdentifier, SIGCONT) }
+  }
+
   /// Removes the log file; call once the server is stopped for good.
   public func removeLog() {
     try? FileManager.default.removeItem(atPath: logPath)
