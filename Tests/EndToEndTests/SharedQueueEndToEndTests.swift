@@ -230,26 +230,9 @@ final class SharedQueueEndToEndTests: SystemTestCase {
     for index in 0..<6 { XCTAssertTrue(visit(index % 2, n: 100)) }
     // Redis unreachable for 10 s: every client meanwhile gets 503 with Retry-After, soon.
     redis.stop()
-    let outage = Date()
-    var round = 0
-    while Date().timeIntervalSince(outage) < 10 {
-      let asked = Date()
-      let during = try TestClient(port: balancerPorts[round % 2]).get("/")
-      XCTAssertEqual(during.statusCode, 503, during.text)
-      XCTAssertNotNil(during.headers["Retry-After"], "503 without Retry-After")
-      XCTAssertLessThan(Date().timeIntervalSince(asked), 3, "503 within the 2 s the balancer waits")
-      round += 1
-      Thread.sleep(forTimeInterval: 0.5)
-    }
+    try expect503s(for: 10, within: 3, apart: 0.5)  // the 2 s a balancer waits for a connection
     try redis.start()
-    try eventually("both balancers serve again", timeout: 15) {
-      visit(0, n: 50, attempts: 1) && visit(1, n: 50, attempts: 1)
-    }
-    for index in 0..<6 { XCTAssertTrue(visit(index % 2, n: 100)) }
-    try eventually("each server free exactly once", timeout: 10) {
-      try redisCommand(["LRANGE", "\(prefix):free", "0", "-1"]).sorted()
-        == serverPorts.map(String.init).sorted()
-    }
+    try expectServiceResumes(visits: 6)
     // The books survived the restart: the counts go on from before it (14 visits at least; a
     // balancer's view of the counts may be a quarter of a second old).
     try eventually("the counts go on from before the restart", timeout: 3) {
@@ -266,21 +249,36 @@ final class SharedQueueEndToEndTests: SystemTestCase {
     for index in 0..<4 { XCTAssertTrue(visit(index % 2, n: 100)) }
     redis.pause()
     defer { redis.resume() }
-    let stopped = Date()
+    try expect503s(for: 8, within: 4.5, apart: 0)  // the 3 s a reply may take
+    redis.resume()
+    try expectServiceResumes(visits: 4)
+  }
+
+  /// Asks the balancers in turn for `seconds`, `apart` seconds between asks: each gets a 503
+  /// with Retry-After within `limit` seconds.
+  private func expect503s(
+    for seconds: Double, within limit: Double, apart: Double, line: UInt = #line
+  ) throws {
+    let start = Date()
     var round = 0
-    while Date().timeIntervalSince(stopped) < 8 {
+    while Date().timeIntervalSince(start) < seconds {
       let asked = Date()
       let during = try TestClient(port: balancerPorts[round % 2], timeout: 10).get("/")
-      XCTAssertEqual(during.statusCode, 503, during.text)
-      XCTAssertNotNil(during.headers["Retry-After"], "503 without Retry-After")
-      XCTAssertLessThan(Date().timeIntervalSince(asked), 4.5, "503 within the 3 s a reply may take")
+      XCTAssertEqual(during.statusCode, 503, during.text, line: line)
+      XCTAssertNotNil(during.headers["Retry-After"], "503 without Retry-After", line: line)
+      XCTAssertLessThan(Date().timeIntervalSince(asked), limit, "503 within \(limit) s", line: line)
       round += 1
+      Thread.sleep(forTimeInterval: apart)
     }
-    redis.resume()
+  }
+
+  /// Once Redis is back: both balancers serve again, `visits` visits get their factorials, and
+  /// every server is free exactly once.
+  private func expectServiceResumes(visits: Int) throws {
     try eventually("both balancers serve again", timeout: 15) {
       visit(0, n: 50, attempts: 1) && visit(1, n: 50, attempts: 1)
     }
-    for index in 0..<4 { XCTAssertTrue(visit(index % 2, n: 100)) }
+    for index in 0..<visits { XCTAssertTrue(visit(index % 2, n: 100)) }
     try eventually("each server free exactly once", timeout: 15) {
       try redisCommand(["LRANGE", "\(prefix):free", "0", "-1"]).sorted()
         == serverPorts.map(String.init).sorted()
