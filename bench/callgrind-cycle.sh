@@ -8,11 +8,12 @@
 # `valgrind --tool=callgrind` with a pool of 256 fake ports (--no-spawn, no heartbeats: nothing
 # else happens), warms it up, then drives CYCLES_A and, separately, CYCLES_B cycles with
 # bench/cycle_client.py (GET / -> 302 with a lease on one keep-alive connection, then
-# GET /port_update/<port>?lease=T -> 200 on another). The counters are zeroed before and dumped
-# after each run; the difference of the two counts over the difference of the cycles is the cost
-# of one cycle, without start-up, warm-up or shutdown. Prints that; then the same count for nginx
+# GET /port_update/<port>?lease=T -> 204 on another, as a factorial server reports). The
+# counters are zeroed before and dumped after each run; the difference of the two counts over
+# the difference of the cycles is the cost of one cycle, without start-up, warm-up or shutdown.
+# Prints that; then the same count for nginx
 # (the reference for raw HTTP, if installed) answering the same client with `return 302` and
-# `return 200`, and the ratio; then the top functions of the balancer's CYCLES_B run (self and
+# `return 204`, and the ratio; then the top functions of the balancer's CYCLES_B run (self and
 # inclusive). The dumps are left in $OUT (default
 # /tmp/callgrind-cycle) for callgrind_annotate.
 set -euo pipefail

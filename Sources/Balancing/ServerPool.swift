@@ -78,8 +78,9 @@ public final class ServerPool {
     didSet { joinScanStart = 0 }
   }
   /// Where the scan for joining servers starts in `servers`: none before it awaits a join check
-  /// (a server comes to await one only by a change of `servers`, which resets it). Spares each
-  /// join check's scan the servers already in.
+  /// (a server comes to await one only by a change of `servers`, which resets it, or by being
+  /// asked again, which the scan never passes). Spares each join check's scan the servers
+  /// already in.
   private var joinScanStart = 0
   /// A joining server was asked again (see `takeJoinChecksDue`).
   private var joinChecksDue = false
@@ -179,6 +180,7 @@ public final class ServerPool {
       return false
     }
     member.health = .up
+    member.joinCheck = nil  // up: it holds nobody back
     let started = member.isStarting
     member.isStarting = false
     members[server] = member
@@ -219,7 +221,7 @@ public final class ServerPool {
       keepDown(server, now: now)
       members[server]!.joinCheck = .busy
       if check == .unanswered {
-        log?("\(server): busy with a job it took before: handed out once it is idle")
+        log?("\(server): busy with a job: handed out once it is idle")
       }
     case .idle, .unreachable:
       // Not probed again while it waits for the servers before it.
@@ -251,8 +253,16 @@ public final class ServerPool {
       case .busy?:
         allInBefore = false  // it holds nobody back, but is not in yet
       case .ready(let answered, let at)?:
+        guard case .down(let since, _, let failures) = members[candidate]!.health else {
+          members[candidate]!.joinCheck = nil  // up by other means: nothing left to join
+          break
+        }
         if answered && MonotonicClock.elapsed(from: at, to: now) > joinCheckFreshness {
-          askAgain(candidate, now: now)
+          // Asked again: due for a probe now, and it holds back those after it until it answers.
+          members[candidate]!.health = .down(since: since, nextProbe: now, failures: failures)
+          members[candidate]!.joinCheck = .unanswered
+          joinChecksDue = true
+          log?("\(candidate): idle when asked, but held back since: asked again")
           heldBack = true
           allInBefore = false
         } else if heldBack {
@@ -270,16 +280,6 @@ public final class ServerPool {
       if allInBefore { joinScanStart = index + 1 }
     }
     return cameUp
-  }
-
-  /// Asks a joining server found idle a while ago again: its join check starts over, and it is
-  /// due for a probe at `now`.
-  private func askAgain(_ server: ServerAddress, now: UInt64) {
-    guard case .down(let since, _, let failures) = members[server]!.health else { return }
-    members[server]!.health = .down(since: since, nextProbe: now, failures: failures)
-    members[server]!.joinCheck = .unanswered
-    joinChecksDue = true
-    log?("\(server): idle when asked, but held back since: asked again")
   }
 
   /// Whether `joinReadyServers(now:)` asked a server again since this was last read (the

@@ -75,7 +75,7 @@ public final class HTTPClient: EventHandler {
   private var isWatchingWrites = false
   /// What follows the path in every request: the version, the Host field and the client's
   /// own fields, built once.
-  private let hostLine: [UInt8]
+  private let headAfterPath: [UInt8]
 
   /// - Parameter fields: sent with every request, after Host (each request may add its own).
   public init(loop: EventLoop, host: String, port: Int, fields: HTTPHeaders = HTTPHeaders()) {
@@ -83,8 +83,12 @@ public final class HTTPClient: EventHandler {
     self.host = host
     self.port = port
     var head = " HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n"
-    for field in fields { head += "\(field.name): \(field.value)\r\n" }
-    hostLine = Array(head.utf8)
+    for field in fields {
+      precondition(
+        !(field.name + field.value).contains(where: \.isNewline), "a field with a line break")
+      head += "\(field.name): \(field.value)\r\n"
+    }
+    headAfterPath = Array(head.utf8)
   }
 
   /// Sends a request; `completion` runs on the loop with the response or the final failure.
@@ -93,13 +97,14 @@ public final class HTTPClient: EventHandler {
     completion: @escaping Completion
   ) {
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(method.utf8.count + path.utf8.count + hostLine.count + 3 + body.count)
+    bytes.reserveCapacity(
+      method.utf8.count + path.utf8.count + headAfterPath.count + 3 + body.count)
     var method = method
     var path = path
     method.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(UInt8(ascii: " "))
     path.withUTF8 { bytes.append(contentsOf: $0) }
-    bytes.append(contentsOf: hostLine)
+    bytes.append(contentsOf: headAfterPath)
     for field in headers {
       bytes.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
     }

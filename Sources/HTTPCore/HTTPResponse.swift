@@ -100,7 +100,7 @@ public struct HTTPResponse: Sendable {
         head.write("\r\n")
       }
       headers.write(to: &head)
-      if !hasNoContent {
+      if !isNoContent {
         head.write("Content-Length: ")
         head.writeDecimal(body.count)
         head.write("\r\n")
@@ -112,11 +112,11 @@ public struct HTTPResponse: Sendable {
       }
       buffer.append(contentsOf: head.written)
     }
-    if !omitBody && !hasNoContent { buffer.append(contentsOf: body) }
+    if !omitBody && !isNoContent { buffer.append(contentsOf: body) }
   }
 
   /// A 204, which is sent with neither Content-Length nor a body.
-  private var hasNoContent: Bool { status.code == 204 }
+  private var isNoContent: Bool { status.code == 204 }
 
   /// The status lines of the lease/report cycle's answers, as constants.
   private static func statusLine(_ status: HTTPStatus) -> StaticString? {

@@ -296,7 +296,7 @@ public final class RedisConnection: EventHandler {
       output.removeAll(keepingCapacity: true)
       outputStart = 0
     }
-    let now = MonotonicClock.now()
+    let now = configuration.replyTimeout == nil ? 0 : MonotonicClock.now()  // read if needed
     for var pending in queued {
       output.append(contentsOf: pending.bytes)
       bytesAppended += UInt64(pending.bytes.count)

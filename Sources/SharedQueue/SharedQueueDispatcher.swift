@@ -263,6 +263,8 @@ public final class SharedQueueDispatcher: Dispatcher {
   private func awaitGrant() {
     guard isListening else { return }
     let key = "\(store.prefix):grants:\(store.balancerID)"
+    // Blocks for at most a second: shorter than the connection's reply timeout (3 s), which
+    // would otherwise take the wait for a hung Redis.
     grants.send(["BLPOP", key, "1"]) { [weak self] result in
       guard let self else { return }
       switch result {

@@ -93,6 +93,28 @@ final class JoinCheckTests: SupervisedBalancerTestCase {
     XCTAssertEqual(balancer.free, [5001, 5003, 5002])
   }
 
+  /// A joining server brought up by a probe's answer (not through its join check) holds nobody
+  /// back afterwards, however old its check's answer grows (helper-38's review).
+  func testAJoiningServerBroughtUpByAProbeHoldsNobodyBack() {
+    let (a, b, c) = (
+      ServerAddress(port: 5001), ServerAddress(port: 5002), ServerAddress(port: 5003)
+    )
+    let second: UInt64 = 1_000_000_000
+    var now = 10 * second
+    let pool = ServerPool()
+    _ = pool.reconfigure([a, b, c], checkedFirst: [a, b, c], now: now) { _ in false }
+    _ = pool.serversToProbe(now: now)
+    XCTAssertEqual(pool.finishJoinCheck(of: b, result: .idle, now: now), [])
+    XCTAssertEqual(pool.finishJoinCheck(of: c, result: .idle, now: now + second / 10), [])
+    XCTAssertTrue(pool.finishProbe(of: b, result: .idle, now: now))
+    now += second
+    XCTAssertEqual(pool.finishJoinCheck(of: a, result: .idle, now: now), [a])
+    XCTAssertTrue(pool.takeJoinChecksDue(), "c, held back long, is asked again")
+    XCTAssertEqual(pool.serversToProbe(now: now), [c], "b is up: it is not asked")
+    XCTAssertEqual(pool.finishJoinCheck(of: c, result: .idle, now: now), [c])
+    XCTAssertTrue([a, b, c].allSatisfy(pool.canServe))
+  }
+
   /// The broker says when servers joined to be checked, so that the program asks them at once.
   func testServersThatJoinToBeCheckedAreAnnounced() throws {
     setUpCheckingBalancer([5001])

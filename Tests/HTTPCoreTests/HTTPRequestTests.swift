@@ -8,6 +8,36 @@ final class HTTPRequestTests: XCTestCase {
       method: "GET", target: target, headers: HTTPHeaders(host.map { [("Host", $0)] } ?? []))
   }
 
+  /// `Prefer: return=minimal` as RFC 7240 §2 writes preferences: any case, spaces around `=`, a
+  /// quoted value, parameters after `;`, among other preferences; the first `return` decides,
+  /// across fields too; commas and semicolons inside quotes separate nothing (helper-38's
+  /// review).
+  func testAMinimalReturnIsReadAsRFC7240WritesPreferences() {
+    func prefers(_ values: String...) -> Bool {
+      HTTPRequest(
+        method: "GET", target: "/", headers: HTTPHeaders(values.map { ("Prefer", $0) })
+      ).prefersMinimalReturn
+    }
+    for value in [
+      "return=minimal", "RETURN=Minimal", "respond-async, return=minimal", "return = minimal",
+      "return=\"minimal\"", "return=minimal; foo=bar", "return=minimal;foo=\"a,b\"",
+      "wait=5,return=minimal", "foo=\"a,b\", return=minimal", "foo=\"x\\\",y\", return=minimal",
+    ] {
+      XCTAssertTrue(prefers(value), value)
+    }
+    for value in [
+      "", "return", "return=", "return=representation", "return=minimalist",
+      "return=representation, return=minimal", "foo=\"return=minimal\"",
+      "foo=\"a;return=minimal\"", "returns=minimal", "x; return=minimal",
+    ] {
+      XCTAssertFalse(prefers(value), value)
+    }
+    XCTAssertTrue(prefers("wait=5", "return=minimal"))
+    XCTAssertFalse(prefers("return=representation", "return=minimal"))
+    XCTAssertFalse(
+      HTTPRequest(method: "GET", target: "/", headers: HTTPHeaders()).prefersMinimalReturn)
+  }
+
   func testHostValuesPutIPv6AddressesInBrackets() {
     XCTAssertEqual(HTTPHeaders.hostValue("::1", port: 80), "[::1]:80")
     XCTAssertEqual(HTTPHeaders.hostValue("[::1]", port: 80), "[::1]:80")
