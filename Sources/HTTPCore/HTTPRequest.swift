@@ -78,6 +78,11 @@ public struct HTTPRequest: Sendable {
     var minimal: Bool?
     headers.forEachField { name, value in
       guard HTTPHeaders.equalsIgnoringCase(name, "Prefer") else { return true }
+      // As the factorial servers send it: no parsing needed.
+      if HTTPHeaders.equalsIgnoringCase(value, "return=minimal") {
+        minimal = true
+        return false
+      }
       minimal = Self.returnPreference(in: value).map {
         HTTPHeaders.equalsIgnoringCase($0, "minimal")
       }
