@@ -117,6 +117,13 @@ private func check(_ request: HTTPRequest, _ parser: HTTPRequestParser) {
   }
   _ = request.keepAlive
   _ = request.queryValue("")
+  // A minimal return is only ever read from a Prefer field that says `minimal`.
+  if request.prefersMinimalReturn {
+    let prefer = request.headers.filter { $0.name.lowercased() == "prefer" }
+    guard prefer.contains(where: { $0.value.lowercased().contains("minimal") }) else {
+      fatalError("a minimal return read from \(prefer.map(\.value))")
+    }
+  }
   // Percent-decoding: a value without `%` comes back as sent; each escape is three bytes to one.
   if let raw = request.queryValue("n"), let decoded = try? request.decodedQueryValue("n") {
     let escapes = raw.utf8.filter { $0 == UInt8(ascii: "%") }.count

@@ -94,7 +94,7 @@ public struct HTTPRequest: Sendable {
   /// The value of the first `return` preference in a Prefer field's value (comma-separated
   /// `token [BWS "=" BWS word] *(OWS ";" [OWS parameter])`, RFC 7240 §2), without quotes; nil if
   /// it names none.
-  static func returnPreference(in value: UnsafeBufferPointer<UInt8>)
+  private static func returnPreference(in value: UnsafeBufferPointer<UInt8>)
     -> UnsafeBufferPointer<UInt8>?
   {
     var start = 0
