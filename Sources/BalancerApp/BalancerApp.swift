@@ -177,6 +177,8 @@ public final class BalancerApp {
 
   /// The port the balancer listens on (once started).
   public var port: Int { server?.port ?? 0 }
+  /// The numeric address the balancer listens on (once started), "" before.
+  public var address: String { server?.address ?? "" }
 
   /// Listens, applies servers.json (starting the local servers when supervising), and schedules
   /// the periodic duties and (unless `handlingSignals` is false, as in tests) the handlers of
@@ -378,10 +380,12 @@ extension BalancerApp {
       let workers = configuration.serverWorkers
       let quiet = configuration.quiet
       let format = configuration.logFormat
-      let reportHost = configuration.reportHost
-      let bind = configuration.serverBindAddress
       launcher.arguments = { [unowned app] child in
-        [
+        // From the address the balancer's listener took: a --bind name is resolved once.
+        let address = app.address
+        let bind = BalancerConfiguration.serverBindAddress(listeningOn: address)
+        let reportHost = BalancerConfiguration.reportHost(listeningOn: address)
+        return [
           "--port", "\(child.port)", "--bind", bind, "--balancer", "\(reportHost):\(app.port)",
           "--exit-with-parent", "--workers", "\(workers)",
         ] + (quiet ? ["--quiet"] : []) + ["--log-format", format.rawValue]

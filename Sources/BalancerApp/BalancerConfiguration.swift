@@ -166,28 +166,23 @@ public struct BalancerConfiguration: Sendable {
     exitsWithParent = options.isSet("exit-with-parent")
   }
 
-  /// The host the servers the balancer starts send their reports to: the address it listens on,
-  /// or loopback when it listens on all interfaces (`127.0.0.1`, `[::1]` for IPv6).
-  var reportHost: String {
-    let host =
-      bindAddress.hasPrefix("[") && bindAddress.hasSuffix("]")
-      ? String(bindAddress.dropFirst().dropLast()) : bindAddress
-    switch host {
+  /// The host the servers the balancer starts send their reports to, for a balancer listening
+  /// on the numeric `address`: that address, or loopback when it listens on all interfaces
+  /// (`127.0.0.1`, `[::1]` for IPv6).
+  static func reportHost(listeningOn address: String) -> String {
+    switch address {
     case "0.0.0.0": return "127.0.0.1"
     case "::": return "[::1]"
-    default: return host.contains(":") ? "[\(host)]" : host
+    default: return address.contains(":") ? "[\(address)]" : address
     }
   }
 
-  /// The address the servers the balancer starts listen on: every IPv4 interface, or every
-  /// interface (IPv6 and IPv4) when the balancer listens on IPv6, so that a redirect naming the
-  /// host a client used for the balancer reaches them. A name counts by the address the
-  /// balancer's listener takes for it (the first it resolves to): `ip6-localhost` is IPv6.
-  var serverBindAddress: String {
-    let listensOnIPv6 =
-      bindAddress.contains(":")
-      || AddressResolution.resolve(bindAddress).first?.contains(":") == true
-    return listensOnIPv6 ? "::" : "0.0.0.0"
+  /// The address the servers the balancer starts listen on, for a balancer listening on the
+  /// numeric `address`: every IPv4 interface, or every interface (IPv6 and IPv4) when the
+  /// balancer listens on IPv6, so that a redirect naming the host a client used for the balancer
+  /// reaches them.
+  static func serverBindAddress(listeningOn address: String) -> String {
+    address.contains(":") ? "::" : "0.0.0.0"
   }
 
   /// The routing policy `policy` names, or nil for the availability queue.

@@ -36,6 +36,9 @@ public final class HTTPServer: EventHandler {
   public let configuration: Configuration
   /// The port actually bound (useful with port 0).
   public let port: Int
+  /// The numeric address actually bound ("0.0.0.0", "::", "127.0.0.1"): a host name given in
+  /// the configuration is resolved once, here.
+  public let address: String
   private let handler: HTTPHandler
   private var listener: Int32
   private var connections: [Int32: HTTPConnection] = [:]
@@ -50,6 +53,7 @@ public final class HTTPServer: EventHandler {
     self.handler = handler
     listener = try Socket.listen(host: configuration.host, port: configuration.port)
     port = Socket.localPort(listener)
+    address = Socket.localAddress(listener)
   }
 
   deinit { readBuffer.deallocate() }

@@ -141,11 +141,21 @@ public enum Socket {
   }
 
   /// The numeric IP address of a connected socket's peer ("127.0.0.1", "::1"), or "" if unknown.
-  public static func peerAddress(_ fd: Int32) -> String {
+  public static func peerAddress(_ fd: Int32) -> String { numericAddress(of: fd, getpeername) }
+
+  /// The numeric IP address a socket is bound to ("0.0.0.0", "::", "127.0.0.1"), or "" if
+  /// unknown.
+  public static func localAddress(_ fd: Int32) -> String { numericAddress(of: fd, getsockname) }
+
+  /// The address `query` (getpeername or getsockname) gives for `fd`, as numeric text.
+  private static func numericAddress(
+    of fd: Int32,
+    _ query: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+  ) -> String {
     var storage = sockaddr_storage()
     var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
     let result = withUnsafeMutablePointer(to: &storage) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { query(fd, $0, &length) }
     }
     guard result == 0 else { return "" }
     var host = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
