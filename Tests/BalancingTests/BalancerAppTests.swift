@@ -59,9 +59,10 @@ final class BalancerConfigurationTests: XCTestCase {
     }
     let loop = try EventLoop()
     for (bind, family) in [("localhost", ["127.0.0.1", "::1"]), ("[::1]", ["::1"])] {
-      guard let server = try? HTTPServer(
-        loop: loop, configuration: HTTPServer.Configuration(host: bind, port: 0),
-        handler: NothingHandler())
+      guard
+        let server = try? HTTPServer(
+          loop: loop, configuration: HTTPServer.Configuration(host: bind, port: 0),
+          handler: NothingHandler())
       else { continue }  // no IPv6 here
       XCTAssertTrue(family.contains(server.address), "\(bind) bound \(server.address)")
       server.stopAccepting()
