@@ -247,7 +247,8 @@ public final class Balancer: HTTPHandler {
     respond(responder, request, response)
   }
 
-  /// `<server> reported its lease`, a line built as bytes: every report is answered so.
+  /// `<server> reported its lease`, a line built as bytes: every report taken is answered so,
+  /// but those that ask for a minimal return (a 204).
   private static func reported(_ server: ServerAddress) -> [UInt8] {
     var body: [UInt8] = []
     body.reserveCapacity((server.host?.utf8.count ?? 0) + 26)
