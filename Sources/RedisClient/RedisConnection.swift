@@ -17,7 +17,8 @@ import HTTPCore
 ///   once (so callers can answer 503) while reconnection goes on in the background;
 /// - with a `replyTimeout`, a connection whose oldest command has waited that long for its reply
 ///   is taken for hung (a stopped Redis, a partition without a reset: the socket stays open) and
-///   dropped as above, so that its commands fail rather than wait for good.
+///   dropped: the commands written fail as above, and those not yet written, or not whole, fail
+///   with `RedisError.unavailable`, rather than wait for good.
 ///
 /// Use it from the loop's thread only. Completions run on the loop, never inside `send` or
 /// `close` and never while the connection is part-way through an update, so they may send or
@@ -322,10 +323,24 @@ public final class RedisConnection: EventHandler {
       guard let self, self.generation == generation else { return }
       self.replyTimer = nil
       guard self.state == .connected, self.inFlightHead < self.inFlight.count else { return }
-      let waited = MonotonicClock.now() &- self.inFlight[self.inFlightHead].writtenAt
-      guard waited >= MonotonicClock.nanoseconds(timeout) else { return self.armReplyTimer() }
-      self.deliver(self.connectionDropped("no reply within \(timeout) s"))
+      self.replyTimerFired(timeout: timeout)
     }
+  }
+
+  /// The oldest command may have waited `timeout` for its reply: unless its reply is waiting
+  /// unread (this process was paused, or the loop busy, while Redis answered), the connection is
+  /// taken for hung and dropped.
+  private func replyTimerFired(timeout: Double) {
+    var deliveries = readAvailable()
+    if state == .connected, inFlightHead < inFlight.count {
+      let waited = MonotonicClock.now() &- inFlight[inFlightHead].writtenAt
+      if waited >= MonotonicClock.nanoseconds(timeout) {
+        deliveries += connectionDropped("no reply within \(timeout) s", failUnsent: true)
+      } else {
+        armReplyTimer()
+      }
+    }
+    deliver(deliveries)
   }
 
   private func flush() -> [Delivery] {
@@ -422,8 +437,10 @@ public final class RedisConnection: EventHandler {
   // MARK: - Losing the connection
 
   /// An established connection ended: requeue what Redis cannot have run, fail what it may
-  /// have run, and reconnect after the back-off.
-  private func connectionDropped(_ reason: String) -> [Delivery] {
+  /// have run, and reconnect after the back-off. A connection dropped as hung (`failUnsent`)
+  /// fails what Redis cannot have run too (`unavailable`), rather than send it on to a server
+  /// that may hang again: behind a full socket buffer it would never be sent, and wait for good.
+  private func connectionDropped(_ reason: String, failUnsent: Bool = false) -> [Delivery] {
     let written = bytesWritten
     let unanswered = inFlight[inFlightHead...]
     inFlight.removeAll()
@@ -439,6 +456,13 @@ public final class RedisConnection: EventHandler {
         pending.waitingSince = now
         unsent.append(pending)
       }
+    }
+    if failUnsent {
+      let unavailable = RedisError.unavailable(
+        "\(configuration.host):\(configuration.port): \(reason)")
+      lost += (unsent + queued).map { ($0.completion, .failure(unavailable)) }
+      unsent.removeAll()
+      queued.removeAll()
     }
     queued = unsent + queued
     noteDown(reason)

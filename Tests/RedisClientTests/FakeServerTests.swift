@@ -104,6 +104,39 @@ final class FakeServerTests: XCTestCase {
     XCTAssertEqual(served.wait(timeout: .now() + 10), .success)
   }
 
+  /// A server that takes connections and reads nothing (hung, its socket buffers full): with a
+  /// reply timeout, a command too large to be written whole and the one queued behind it fail
+  /// as unavailable once the timeout passes, instead of being sent again on each new connection
+  /// and waiting for good (helper-38's review).
+  func testCommandsStuckBehindAHungServersFullBufferFailAfterTheReplyTimeout() throws {
+    let listener = try Socket.listen(host: "127.0.0.1", port: 0)  // never accepts: the kernel does
+    defer { close(listener) }
+    let running = try LoopThread()
+    var configuration = RedisConnection.Configuration(
+      host: "127.0.0.1", port: Socket.localPort(listener))
+    configuration.replyTimeout = 0.5
+    let redis = RedisConnection(loop: running.loop, configuration: configuration)
+    nonisolated(unsafe) let connection = redis
+    defer {
+      _ = running.sync { connection.close() }
+      XCTAssertTrue(running.stop())
+    }
+    let big = [Array("SET".utf8), Array("big".utf8), [UInt8](repeating: 120, count: 32 << 20)]
+    let bigOutcome = Outcome()
+    let smallOutcome = Outcome()
+    running.loop.execute {
+      connection.send(big) { bigOutcome.record($0, onLoop: true) }
+      connection.send(["GET", "small"]) { smallOutcome.record($0, onLoop: true) }
+    }
+    for outcome in [bigOutcome, smallOutcome] {
+      guard case .failure(.unavailable(let reason))? = outcome.wait(timeout: 5) else {
+        return XCTFail("a command stuck behind a hung server did not fail as unavailable")
+      }
+      XCTAssertTrue(reason.contains("no reply within 0.5 s"), reason)
+      XCTAssertLessThan(outcome.elapsed, 3)
+    }
+  }
+
   /// Polls `fd` for input (or hang-up) for up to 10 s.
   private static func waitReadable(_ fd: Int32) -> Bool {
     var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -139,6 +139,40 @@ final class RedisReconnectTests: RedisServerTestCase {
     }
   }
 
+  /// A reply that came while the loop was busy, and sits unread when the reply timeout falls
+  /// due, is read, not taken for a hang (as after this process was paused: shared-chaos.sh
+  /// --seed 11 found a balancer answering 503 so while Redis was up). The timers are arranged so
+  /// that the timeout and a timer that lets the paused server answer fall due in one batch,
+  /// the latter first.
+  func testAReplyWaitingUnreadWhenTheReplyTimeoutFallsDueIsRead() throws {
+    let redis = makeConnection { $0.replyTimeout = 0.3 }
+    let running = running!
+    nonisolated(unsafe) let connection = redis
+    let server = server!
+    XCTAssertEqual(running.value(redis, ["SET", "key", "1"]), .simple("OK"))
+    Thread.sleep(forTimeInterval: 0.4)  // the SET's reply timer has come and gone
+    server.pause()
+    defer { server.resume() }
+    let outcome = Outcome()
+    let loop = running.loop
+    loop.execute {
+      // This turn: the GET is queued (written at the next turn's timers), and two timers are
+      // set before the reply timeout is: one that keeps the loop busy past that timeout, one
+      // that lets the server answer and waits for its reply to arrive.
+      connection.send(["GET", "key"]) { outcome.record($0, onLoop: true) }
+      _ = loop.schedule(after: 0) { usleep(500_000) }
+      _ = loop.schedule(after: 0.1) {
+        server.resume()
+        usleep(200_000)
+      }
+    }
+    guard case .success(.bulk(let value))? = outcome.wait(timeout: 5) else {
+      return XCTFail(
+        "the reply that was waiting was not read: \(String(describing: outcome.wait(timeout: 0)))")
+    }
+    XCTAssertEqual(value, Array("1".utf8))
+  }
+
   func testCommandsFailWhenNothingListens() throws {
     let port = try Socket.freePorts(1)[0]
     let redis = makeConnection {

@@ -103,7 +103,7 @@ public final class RedisServerProcess: @unchecked Sendable {
 
   /// Lets a paused server run on (SIGCONT).
   public func resume() {
-    if let process, process.isRunning { kill(process.processIdentifier, SIGCONT) }
+    if let process { kill(process.processIdentifier, SIGCONT) }
   }
 
   /// Removes the log file; call once the server is stopped for good.
