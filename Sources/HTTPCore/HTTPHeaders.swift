@@ -222,16 +222,83 @@ public struct HTTPHeaders: Sendable, Sequence {
     while start <= list.count {
       var end = start
       while end < list.count && list[end] != UInt8(ascii: ",") { end += 1 }
-      var itemStart = start
-      var itemEnd = end
-      while itemStart < itemEnd && HTTPHeadScanner.isSpace(list[itemStart]) { itemStart += 1 }
-      while itemEnd > itemStart && HTTPHeadScanner.isSpace(list[itemEnd - 1]) { itemEnd -= 1 }
-      if equalsIgnoringCase(UnsafeBufferPointer(rebasing: list[itemStart..<itemEnd]), token) {
-        return true
-      }
+      if equalsIgnoringCase(trimmed(list, start..<end), token) { return true }
       start = end + 1
     }
     return false
+  }
+
+  /// Whether the first preference named `name` in the Prefer fields has the value `value`
+  /// (RFC 7240 §2: comma-separated `token [BWS "=" BWS word] *(OWS ";" [OWS parameter])`, the
+  /// first of a name counting); names and values are compared without case, a quoted value
+  /// without its quotes. False if no preference has that name.
+  func prefers(_ name: StaticString, _ value: StaticString) -> Bool {
+    name.withUTF8Buffer { name in
+      value.withUTF8Buffer { value in
+        var found: Bool?
+        forEachField { fieldName, field in
+          guard Self.equalsIgnoringCase(fieldName, "Prefer") else { return true }
+          // The common form, `name=value` alone, needs no walk.
+          if field.count == name.count + 1 + value.count, field[name.count] == UInt8(ascii: "="),
+            Self.equalsIgnoringCase(UnsafeBufferPointer(rebasing: field[..<name.count]), name)
+          {
+            found = Self.equalsIgnoringCase(
+              UnsafeBufferPointer(rebasing: field[(name.count + 1)...]), value)
+            return false
+          }
+          found = Self.preference(name, in: field).map { Self.equalsIgnoringCase($0, value) }
+          return found == nil
+        }
+        return found ?? false
+      }
+    }
+  }
+
+  /// The value of the first preference named `name` in a Prefer field's value, without quotes;
+  /// nil if it names none. One pass over each preference, commas and semicolons in quoted
+  /// strings (where `\` escapes the next byte) counting for nothing.
+  private static func preference(
+    _ name: UnsafeBufferPointer<UInt8>, in list: UnsafeBufferPointer<UInt8>
+  ) -> UnsafeBufferPointer<UInt8>? {
+    var start = 0
+    while start < list.count {
+      // Up to the comma that ends it: where its name ends (`=`) and its parameters start (`;`).
+      var index = start
+      var equals: Int?
+      var parameters: Int?
+      var quoted = false
+      scan: while index < list.count {
+        switch list[index] {
+        case UInt8(ascii: "\\") where quoted: index += 1
+        case UInt8(ascii: "\""): quoted.toggle()
+        case UInt8(ascii: ",") where !quoted: break scan
+        case UInt8(ascii: ";") where !quoted && parameters == nil: parameters = index
+        case UInt8(ascii: "=") where !quoted && equals == nil && parameters == nil: equals = index
+        default: break
+        }
+        index += 1
+      }
+      let stop = parameters ?? Swift.min(index, list.count)
+      let nameEnd = equals ?? stop
+      if equalsIgnoringCase(trimmed(list, start..<nameEnd), name) {
+        let word = trimmed(list, Swift.min(nameEnd + 1, stop)..<stop)
+        let isQuoted =
+          word.count >= 2 && word.first == UInt8(ascii: "\"") && word.last == UInt8(ascii: "\"")
+        return isQuoted ? UnsafeBufferPointer(rebasing: word[1..<(word.count - 1)]) : word
+      }
+      start = index + 1
+    }
+    return nil
+  }
+
+  /// `bytes[range]` without spaces and tabs at either end.
+  private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>)
+    -> UnsafeBufferPointer<UInt8>
+  {
+    var (low, high) = (range.lowerBound, range.upperBound)
+    while low < high && HTTPHeadScanner.isSpace(bytes[low]) { low += 1 }
+    while high > low && HTTPHeadScanner.isSpace(bytes[high - 1]) { high -= 1 }
+    return UnsafeBufferPointer(rebasing: bytes[low..<high])
   }
 
   /// Whether two byte strings are equal, ASCII letters compared without case.

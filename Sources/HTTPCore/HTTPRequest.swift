@@ -71,83 +71,8 @@ public struct HTTPRequest: Sendable {
   }
 
   /// Whether the client asked for a minimal answer (`Prefer: return=minimal`, RFC 7240 §4.2):
-  /// a program that only needs to know that a request succeeded. The first `return` preference
-  /// of the Prefer fields decides (§2); names and values are compared without case, and a value
-  /// may be quoted or followed by parameters (`return = "minimal"; x=1`).
-  public var prefersMinimalReturn: Bool {
-    var minimal: Bool?
-    headers.forEachField { name, value in
-      guard HTTPHeaders.equalsIgnoringCase(name, "Prefer") else { return true }
-      // As the factorial servers send it: no parsing needed.
-      if HTTPHeaders.equalsIgnoringCase(value, "return=minimal") {
-        minimal = true
-        return false
-      }
-      minimal = Self.returnPreference(in: value).map {
-        HTTPHeaders.equalsIgnoringCase($0, "minimal")
-      }
-      return minimal == nil
-    }
-    return minimal ?? false
-  }
-
-  /// The value of the first `return` preference in a Prefer field's value (comma-separated
-  /// `token [BWS "=" BWS word] *(OWS ";" [OWS parameter])`, RFC 7240 §2), without quotes; nil if
-  /// it names none.
-  private static func returnPreference(in value: UnsafeBufferPointer<UInt8>)
-    -> UnsafeBufferPointer<UInt8>?
-  {
-    var start = 0
-    while start < value.count {
-      // One preference, its name and value before its parameters.
-      let end = Self.unquoted(UInt8(ascii: ","), in: value, from: start, to: value.count)
-      let stop = Self.unquoted(UInt8(ascii: ";"), in: value, from: start, to: end)
-      var equals = start
-      while equals < stop && value[equals] != UInt8(ascii: "=") { equals += 1 }
-      if HTTPHeaders.equalsIgnoringCase(Self.trimmed(value, start..<equals), "return") {
-        var word = Self.trimmed(value, min(equals + 1, stop)..<stop)
-        if word.count >= 2 && word.first == UInt8(ascii: "\"") && word.last == UInt8(ascii: "\"") {
-          word = UnsafeBufferPointer(rebasing: word[1..<(word.count - 1)])
-        }
-        return word
-      }
-      start = end + 1
-    }
-    return nil
-  }
-
-  /// The offset of the first `byte` in `bytes[start..<end]` outside a quoted string (where `\`
-  /// escapes the next byte), or `end`.
-  private static func unquoted(
-    _ byte: UInt8, in bytes: UnsafeBufferPointer<UInt8>, from start: Int, to end: Int
-  ) -> Int {
-    var index = start
-    var quoted = false
-    while index < end {
-      let current = bytes[index]
-      if quoted && current == UInt8(ascii: "\\") {
-        index += 2
-        continue
-      }
-      if current == UInt8(ascii: "\"") {
-        quoted.toggle()
-      } else if !quoted && current == byte {
-        return index
-      }
-      index += 1
-    }
-    return end
-  }
-
-  /// `bytes[range]` without spaces and tabs at either end.
-  private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>)
-    -> UnsafeBufferPointer<UInt8>
-  {
-    var (low, high) = (range.lowerBound, range.upperBound)
-    while low < high && HTTPHeadScanner.isSpace(bytes[low]) { low += 1 }
-    while high > low && HTTPHeadScanner.isSpace(bytes[high - 1]) { high -= 1 }
-    return UnsafeBufferPointer(rebasing: bytes[low..<high])
-  }
+  /// a program that only needs to know that a request succeeded.
+  public var prefersMinimalReturn: Bool { headers.prefers("return", "minimal") }
 
   /// Whether the client connected from this machine (127.0.0.0/8 or ::1).
   public var isFromLoopback: Bool {
