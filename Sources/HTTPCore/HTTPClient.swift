@@ -82,13 +82,12 @@ public final class HTTPClient: EventHandler {
     self.loop = loop
     self.host = host
     self.port = port
-    var head = " HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n"
-    for field in fields {
-      precondition(
-        !(field.name + field.value).contains(where: \.isNewline), "a field with a line break")
-      head += "\(field.name): \(field.value)\r\n"
-    }
-    headAfterPath = Array(head.utf8)
+    precondition(
+      !fields.contains { ($0.name + $0.value).contains(where: \.isNewline) },
+      "a field with a line break")
+    var head = Array(" HTTP/1.1\r\nHost: \(HTTPHeaders.hostValue(host, port: port))\r\n".utf8)
+    fields.append(to: &head)
+    headAfterPath = head
   }
 
   /// Sends a request; `completion` runs on the loop with the response or the final failure.
@@ -98,16 +97,15 @@ public final class HTTPClient: EventHandler {
   ) {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(
-      method.utf8.count + path.utf8.count + headAfterPath.count + 3 + body.count)
+      method.utf8.count + path.utf8.count + headAfterPath.count + headers.wireByteBound + 3
+        + body.count)
     var method = method
     var path = path
     method.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(UInt8(ascii: " "))
     path.withUTF8 { bytes.append(contentsOf: $0) }
     bytes.append(contentsOf: headAfterPath)
-    for field in headers {
-      bytes.append(contentsOf: "\(field.name): \(field.value)\r\n".utf8)
-    }
+    headers.append(to: &bytes)
     if !body.isEmpty || method == "POST" || method == "PUT" {
       bytes.append(contentsOf: "Content-Length: \(body.count)\r\n".utf8)
     }

@@ -184,6 +184,16 @@ public struct HTTPHeaders: Sendable, Sequence {
   /// lengths it is stored with.
   var wireByteBound: Int { storage.count }
 
+  /// Appends every field to `bytes` as `Name: value\r\n`.
+  func append(to bytes: inout [UInt8]) {
+    guard !storage.isEmpty else { return }
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: wireByteBound) { scratch in
+      var writer = ByteWriter(scratch)
+      write(to: &writer)
+      bytes.append(contentsOf: writer.written)
+    }
+  }
+
   /// Writes every field as `Name: value\r\n`.
   func write(to writer: inout ByteWriter) {
     forEachField { name, value in
