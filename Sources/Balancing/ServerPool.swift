@@ -225,9 +225,7 @@ public final class ServerPool {
       }
     case .idle, .unreachable:
       // Not probed again while it waits for the servers before it.
-      guard case .down(let since, _, let failures) = members[server]!.health else { return [] }
-      members[server]!.health = .down(since: since, nextProbe: .max, failures: failures)
-      members[server]!.isProbing = false
+      guard keepDown(server, probedAt: .max) else { return [] }
       members[server]!.joinCheck = .ready(answered: result == .idle, at: now)
     }
     return joinReadyServers(now: now)
@@ -253,13 +251,13 @@ public final class ServerPool {
       case .busy?:
         allInBefore = false  // it holds nobody back, but is not in yet
       case .ready(let answered, let at)?:
-        guard case .down(let since, _, let failures) = members[candidate]!.health else {
+        guard case .down = members[candidate]!.health else {
           members[candidate]!.joinCheck = nil  // up by other means: nothing left to join
           break
         }
         if answered && MonotonicClock.elapsed(from: at, to: now) > joinCheckFreshness {
           // Asked again: due for a probe now, and it holds back those after it until it answers.
-          members[candidate]!.health = .down(since: since, nextProbe: now, failures: failures)
+          keepDown(candidate, probedAt: now)
           members[candidate]!.joinCheck = .unanswered
           joinChecksDue = true
           log?("\(candidate): idle when asked, but held back since: asked again")
@@ -292,11 +290,19 @@ public final class ServerPool {
   /// A down server whose probe told nothing, or that answered but may not take clients yet:
   /// it stays down and is probed again in a second, without back-off.
   public func keepDown(_ server: ServerAddress, now: UInt64) {
+    keepDown(server, probedAt: now + 1_000_000_000)
+  }
+
+  /// A down server stays down, not being probed, its next probe at `time` (its back-off as it
+  /// was). False if it is not down.
+  @discardableResult
+  private func keepDown(_ server: ServerAddress, probedAt time: UInt64) -> Bool {
     guard var member = members[server], case .down(let since, _, let failures) = member.health
-    else { return }
-    member.health = .down(since: since, nextProbe: now + 1_000_000_000, failures: failures)
+    else { return false }
+    member.health = .down(since: since, nextProbe: time, failures: failures)
     member.isProbing = false
     members[server] = member
+    return true
   }
 
   /// Probes a down server soon (its process was just restarted), without waiting for back-off.
