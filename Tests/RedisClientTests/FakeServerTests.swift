@@ -7,6 +7,38 @@ import XCTest
 
 /// The client against a scripted fake server, for replies a real Redis never sends.
 final class FakeServerTests: XCTestCase {
+  private var running: LoopThread?
+  private var connection: RedisConnection?
+
+  override func tearDown() {
+    if let running {
+      nonisolated(unsafe) let connection = connection
+      _ = running.sync { connection?.close() }
+      XCTAssertTrue(running.stop(), "the event loop did not stop")
+    }
+    running = nil
+    connection = nil
+  }
+
+  /// A command far larger than the socket buffers hold while the server reads nothing.
+  private static let bigCommand = [
+    Array("SET".utf8), Array("big".utf8), [UInt8](repeating: 120, count: 32 << 20),
+  ]
+
+  /// A connection to the fake server on `port`, and the loop of its own it runs on; both closed
+  /// in tearDown.
+  private func connect(
+    to port: Int, _ configure: (inout RedisConnection.Configuration) -> Void
+  ) throws -> (LoopThread, RedisConnection) {
+    let running = try LoopThread()
+    var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
+    configure(&configuration)
+    let connection = RedisConnection(loop: running.loop, configuration: configuration)
+    self.running = running
+    self.connection = connection
+    return (running, connection)
+  }
+
   func testAnInvalidReplyFailsTheCommandAndDropsTheConnection() throws {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)
     defer { close(listener) }
@@ -27,15 +59,7 @@ final class FakeServerTests: XCTestCase {
       _ = write(fd, reply, reply.count)
       _ = Self.waitReadable(fd)  // until the client hangs up
     }
-    let running = try LoopThread()
-    var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
-    configuration.unavailableTimeout = 10
-    let redis = RedisConnection(loop: running.loop, configuration: configuration)
-    nonisolated(unsafe) let connection = redis
-    defer {
-      _ = running.sync { connection.close() }
-      XCTAssertTrue(running.stop())
-    }
+    let (running, redis) = try connect(to: port) { $0.unavailableTimeout = 10 }
     let first = running.send(redis, ["SET", "a", "1"])
     let second = running.send(redis, ["GET", "a"])
     XCTAssertEqual(try first.wait()?.get(), .simple("OK"))
@@ -54,8 +78,7 @@ final class FakeServerTests: XCTestCase {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)
     defer { close(listener) }
     let port = Socket.localPort(listener)
-    // Far more than the socket buffers hold while the first connection reads nothing.
-    let big = [Array("SET".utf8), Array("big".utf8), [UInt8](repeating: 120, count: 32 << 20)]
+    let big = Self.bigCommand
     let small = ["GET", "small"]
     let expected = RESPEncoder.command(big).count + RESPEncoder.command(small).count
     let served = DispatchSemaphore(value: 0)
@@ -83,15 +106,8 @@ final class FakeServerTests: XCTestCase {
       let reply = Array("+OK\r\n$2\r\nok\r\n".utf8)
       _ = write(second, reply, reply.count)
     }
-    let running = try LoopThread()
-    var configuration = RedisConnection.Configuration(host: "127.0.0.1", port: port)
-    configuration.unavailableTimeout = 10
-    let redis = RedisConnection(loop: running.loop, configuration: configuration)
+    let (running, redis) = try connect(to: port) { $0.unavailableTimeout = 10 }
     nonisolated(unsafe) let connection = redis
-    defer {
-      _ = running.sync { connection.close() }
-      XCTAssertTrue(running.stop())
-    }
     let setOutcome = Outcome()
     let getOutcome = Outcome()
     running.loop.execute {
@@ -111,17 +127,9 @@ final class FakeServerTests: XCTestCase {
   func testCommandsStuckBehindAHungServersFullBufferFailAfterTheReplyTimeout() throws {
     let listener = try Socket.listen(host: "127.0.0.1", port: 0)  // never accepts: the kernel does
     defer { close(listener) }
-    let running = try LoopThread()
-    var configuration = RedisConnection.Configuration(
-      host: "127.0.0.1", port: Socket.localPort(listener))
-    configuration.replyTimeout = 0.5
-    let redis = RedisConnection(loop: running.loop, configuration: configuration)
+    let (running, redis) = try connect(to: Socket.localPort(listener)) { $0.replyTimeout = 0.5 }
     nonisolated(unsafe) let connection = redis
-    defer {
-      _ = running.sync { connection.close() }
-      XCTAssertTrue(running.stop())
-    }
-    let big = [Array("SET".utf8), Array("big".utf8), [UInt8](repeating: 120, count: 32 << 20)]
+    let big = Self.bigCommand
     let bigOutcome = Outcome()
     let smallOutcome = Outcome()
     running.loop.execute {
