@@ -16,10 +16,26 @@ public struct ServerIdentity: Hashable, Sendable {
     self.port = port
   }
 
-  /// Whether `other` may be the same process: the same port on the same machine.
+  /// Whether it listens on every address of this machine: a bare port (the servers a balancer
+  /// starts listen on the unspecified address) or an entry that names the unspecified address.
+  public var listensOnEveryAddress: Bool {
+    isLocal && (addresses.isEmpty || addresses.contains("0.0.0.0") || addresses.contains("::"))
+  }
+
+  /// Whether it names an address of this machine, any of the loopback range (127.0.0.0/8)
+  /// included.
+  public var isOnThisMachine: Bool {
+    isLocal || addresses.contains(where: AddressResolution.isInLoopbackRange)
+  }
+
+  /// Whether `other` may be the same process: the same port on the same machine. Two servers
+  /// bound to different loopback addresses (127.0.0.1 and 127.0.0.2) are two; a server listening
+  /// on every address is reached at any of them.
   public func overlaps(_ other: ServerIdentity) -> Bool {
     port == other.port
-      && ((isLocal && other.isLocal) || !addresses.isDisjoint(with: other.addresses))
+      && ((isLocal && other.isLocal) || !addresses.isDisjoint(with: other.addresses)
+        || (listensOnEveryAddress && other.isOnThisMachine)
+        || (other.listensOnEveryAddress && isOnThisMachine))
   }
 
   /// Whether a request from `source` (a numeric address) may come from this server.
@@ -84,7 +100,7 @@ public struct ServerIdentifier: Sendable {
       case .success(let value): identity = value
       case .failure(let invalid): throw invalid
       }
-      if let balancerPort, identity.isLocal, identity.port == balancerPort {
+      if let balancerPort, identity.isOnThisMachine, identity.port == balancerPort {
         throw ServersFile.Invalid(
           message: "\(server) is the balancer's own address (port \(balancerPort) on this machine)")
       }

@@ -68,6 +68,15 @@ public enum AddressResolution {
     address == "127.0.0.1" || address == "::1" || address == "0.0.0.0" || address == "::"
   }
 
+  /// Whether `address` (normalised) is in the loopback ranges, 127.0.0.0/8 or ::1: an address of
+  /// this machine whichever interfaces it has. (`isLoopback` names only the usual ones, as a
+  /// local server's reports come from them.)
+  public static func isInLoopbackRange(_ address: String) -> Bool {
+    address == "::1"
+      || address.hasPrefix("127.") && address.contains(".")
+        && !address.contains(":")
+  }
+
   private static func numericHost(_ address: UnsafePointer<sockaddr>, _ length: socklen_t)
     -> String?
   {
