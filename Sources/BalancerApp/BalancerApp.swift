@@ -136,6 +136,7 @@ public final class BalancerApp {
     // From the pool loaded (an edit since then, while the balancer started, is taken at once).
     let watcher = ConfigWatcher(path: configuration.configPath, loaded: file)
     self.watcher = watcher
+    replicas.onWrite = { [weak watcher] in watcher?.wrote($0) }
     launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
     launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
     if let sharedStore, let grants, let queue = dispatcher as? SharedQueueDispatcher {

@@ -48,6 +48,8 @@ public final class ConfigWatcher {
     guard let data = FileManager.default.contents(atPath: path) else {
       let reason = "\(path): cannot read the file"
       pendingProblem = current == nil ? nil : reason
+      // Whatever comes back is read afresh, even the text last read: the verdict changed.
+      lastSeen = nil
       return .invalid(reason)
     }
     // The same text as last read: the same verdict.
@@ -62,6 +64,17 @@ public final class ConfigWatcher {
       pendingProblem = reason
       return .invalid(reason)
     }
+  }
+
+  /// Records that the balancer wrote `file` (`/add`, `/rm`, a pool adopted from another
+  /// balancer): its text is the one the next edit is told apart from, so that an edit back to the
+  /// text before the rewrite is an edit. The file is read at the next check, which takes any
+  /// edit made since the write.
+  public func wrote(_ file: ServersFile) {
+    lastSeen = Data(file.json.utf8)
+    lastStamp = nil
+    wasMissing = false
+    pendingProblem = nil
   }
 
   /// Records that the pool of the version last returned as `.valid` could not be used (a name

@@ -38,14 +38,27 @@ public final class ReplicaManager {
   /// returns why the file must not be rewritten (it holds an edit that could not be loaded), or
   /// nil. With a reason, /add and /rm answer `409` and change nothing.
   public var beforeChange: (() -> String?)?
+  /// Told each time servers.json is written here, with what was written (the balancer's
+  /// `ConfigWatcher` compares the next edit with it).
+  public var onWrite: ((ServersFile) -> Void)?
 
   public init(broker: ServerBroker, entries: [ServerEntry]) {
     self.broker = broker
     self.entries = entries
-    broker.pool.onRemoved = { [weak self] server in
-      guard let self, server.host == nil else { return }
-      self.launcher?.stop(server)
+    broker.pool.onRemoved = { [weak self] server in self?.stopProcessIfUnlisted(port: server.port) }
+  }
+
+  /// Stops the process this balancer runs on `port` once no entry of the pool names it: an entry
+  /// that left may have been the same process under another spelling (`5002` listed again as
+  /// `127.0.0.1:5002`), which keeps running, supervised, as long as one does.
+  private func stopProcessIfUnlisted(port: Int) {
+    let process = ServerAddress(port: port)
+    guard let launcher, launcher.isSupervising(process) else { return }
+    let identity = ServerIdentity(isLocal: true, addresses: [], port: port)
+    let listed = broker.pool.servers.contains {
+      broker.identity(of: $0)?.overlaps(identity) ?? false
     }
+    if !listed { launcher.stop(process) }
   }
 
   /// Applies servers.json as edited by hand: the pool follows it, and local servers that were
@@ -78,7 +91,10 @@ public final class ReplicaManager {
           + " pool of every balancer")
       return
     }
-    do { try file.write(to: configPath) } catch {
+    do {
+      try file.write(to: configPath)
+      onWrite?(file)
+    } catch {
       log?("could not write \(configPath): \(error)")
     }
   }
@@ -88,12 +104,24 @@ public final class ReplicaManager {
   ) {
     let before = Set(entries.map(\.address))
     let fresh = Set(file.servers).subtracting(before)
+    if let launcher {
+      // A port that something else listens on: the server started there could never listen
+      // (the same file is refused at start). One this balancer runs already is its own.
+      for server in file.servers where server.host == nil && fresh.contains(server) {
+        guard launcher.isSupervising(server) || isPortFree(server.port) else {
+          throw ServersFile.Invalid(
+            message:
+              "port \(server.port) is already in use: the balancer cannot start a server there")
+        }
+      }
+    }
     let change = try broker.reconfigure(
       file.servers, startingDown: launcher == nil ? [] : fresh,
       checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock())
     entries = file.entries
     if let launcher {
-      for server in change.added where server.host == nil && fresh.contains(server) {
+      for server in change.added
+      where server.host == nil && fresh.contains(server) && !launcher.isSupervising(server) {
         launcher.start(server)
       }
     }
@@ -128,7 +156,10 @@ public final class ReplicaManager {
         return failure("<Error> \(name) is already in the pool")
       }
       if let address = ServerAddress(parsing: name) {
-        guard !taken.contains(address), address.host != nil || isPortFree(address.port) else {
+        // Without a launcher the server is started by someone else: it listens there already.
+        guard !taken.contains(address),
+          address.host != nil || launcher == nil || isPortFree(address.port)
+        else {
           return failure("<Error> port \(address.port) is already taken")
         }
         taken.insert(address)
@@ -294,6 +325,7 @@ public final class ReplicaManager {
     guard let configPath else { return nil }
     do {
       try file.write(to: configPath)
+      onWrite?(file)
       return nil
     } catch {
       return respond(

@@ -396,10 +396,12 @@ public final class ServerBroker {
     checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0
   ) throws(ServersFile.Invalid) -> ServerPool.Change {
     let checked = try identities(of: servers)
+    // Known before the pool changes: a server that leaves is told apart from the entries that
+    // stay by who they are (`ReplicaManager` keeps a process that one of them still names).
+    for server in servers { identities[server] = checked[server] }
     let change = pool.reconfigure(
       servers, startingDown: startingDown, checkedFirst: checkedFirst, now: now
     ) { store.inFlight($0) > 0 }
-    for server in servers { identities[server] = checked[server] }
     for server in change.removed { dispatcher.serverStopped(server) }
     for server in change.added {
       adoptStranded(by: server)

@@ -9,6 +9,8 @@ public protocol ServerLauncher: AnyObject {
   func start(_ server: ServerAddress)
   /// Stops the process of `server` for good.
   func stop(_ server: ServerAddress)
+  /// Whether it keeps a process for `server` (started and not stopped since).
+  func isSupervising(_ server: ServerAddress) -> Bool
   /// How many times the process of `server` was restarted.
   func restartCount(_ server: ServerAddress) -> Int
   /// Kills the process of `server` if it has run for `grace` seconds (it then restarts): for a

@@ -53,6 +53,8 @@ public final class ProcessLauncher: ServerLauncher {
     }
   }
 
+  public func isSupervising(_ server: ServerAddress) -> Bool { children[server] != nil }
+
   public func restartCount(_ server: ServerAddress) -> Int { children[server]?.restarts ?? 0 }
 
   /// Whether the process of `server` is running.

@@ -123,6 +123,8 @@ final class BalancerAppTests: XCTestCase {
       configuration: configuration, file: file, loop: try EventLoop(), launcher: launcher,
       probe: probe, clock: { [clock] in clock.now },
       log: { [unowned self] in self.logged.append($0) })
+    // The ports are only names here (nothing listens): whatever this machine runs on them.
+    app.balancer.replicas.isPortFree = { _ in true }
     try app.start(handlingSignals: false)
     return app
   }
@@ -226,6 +228,26 @@ final class BalancerAppTests: XCTestCase {
       ["5002", "5003", "10.9.9.9:5010", "5004"])
     XCTAssertEqual(
       broker.pool.servers.map(\.description), ["5002", "5003", "10.9.9.9:5010", "5004"])
+  }
+
+  /// `/rm`, then servers.json put back by hand as it was before it (a backup copied over it):
+  /// the edit is taken, and the next `/add` keeps it (found by a user's audit: the text matched
+  /// the one the watcher had read before the `/rm`, so it was never loaded and was overwritten).
+  func testAnEditBackToTheTextBeforeARemovalIsTaken() throws {
+    settle()
+    let before = try String(contentsOfFile: configPath, encoding: .utf8)
+    let admin = FakeClient()
+    admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1, "hostnames": ["5001"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(broker.pool.servers.map(\.description), ["5002"])
+    try editByHand(before)
+    admin.request(
+      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    XCTAssertEqual(admin.status, 200, admin.text)
+    XCTAssertEqual(
+      try ServersFile.load(path: configPath).servers.map(\.description),
+      ["5001", "5002", "10.9.9.9:5010"])
+    XCTAssertEqual(broker.pool.servers.map(\.description), ["5001", "5002", "10.9.9.9:5010"])
   }
 
   /// servers.json edited by hand into something that cannot be loaded, then `/add` and `/rm`:

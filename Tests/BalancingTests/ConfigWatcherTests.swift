@@ -175,6 +175,38 @@ final class ConfigWatcherTests: XCTestCase {
     XCTAssertNil(watcher.pendingProblem)
   }
 
+  /// The file unreadable for a while (a directory in its place here; permissions, for a
+  /// balancer that is not root), then back as it was: loaded again, nothing left pending (found
+  /// by a user's audit: its text matched the last one read, and the problem stayed until a
+  /// SIGHUP, so `/add` and `/rm` answered 409).
+  func testAFileUnreadableForAWhileThenBackAsItWasIsLoadedAgain() throws {
+    try replace(with: #"{"available_servers": ["5001"]}"#)
+    let watcher = ConfigWatcher(path: path)
+    let aside = path + ".aside"
+    XCTAssertEqual(rename(path, aside), 0)
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    XCTAssertEqual(message(watcher.poll()), "\(path): cannot read the file")
+    XCTAssertEqual(watcher.pendingProblem, "\(path): cannot read the file")
+    try FileManager.default.removeItem(atPath: path)
+    XCTAssertEqual(rename(aside, path), 0)
+    XCTAssertEqual(servers(watcher.poll()), ports(5001))
+    XCTAssertNil(watcher.pendingProblem)
+  }
+
+  /// The balancer's own rewrite (`/add`, `/rm`) is the text it compares the next edit with: an
+  /// edit back to the text before the rewrite is an edit.
+  func testAnEditBackToTheTextBeforeTheBalancersRewriteIsAnEdit() throws {
+    let original = #"{"available_servers": ["5001", "5002"]}"#
+    try replace(with: original)
+    let watcher = ConfigWatcher(path: path)
+    let rewritten = ServersFile(servers: ports(5002))
+    try rewritten.write(to: path)
+    watcher.wrote(rewritten)
+    assertUnchanged(watcher.poll())
+    try replace(with: original, sameSizeAllowed: true)
+    XCTAssertEqual(servers(watcher.poll()), ports(5001, 5002))
+  }
+
   func testValidJSONThatIsNotAPoolIsInvalid() throws {
     try replace(with: #"{"available_servers": ["5001"]}"#)
     let watcher = ConfigWatcher(path: path)

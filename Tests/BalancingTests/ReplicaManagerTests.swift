@@ -12,8 +12,17 @@ final class RecordingLauncher: ServerLauncher {
   var stoppedAll = false
   var onExit: ((ServerAddress) -> Void)?
   var onStart: ((ServerAddress) -> Void)?
-  func start(_ server: ServerAddress) { started.append(server.port) }
-  func stop(_ server: ServerAddress) { stopped.append(server.port) }
+  /// The ports it keeps a process on: those it was told to start and not to stop since.
+  var running: Set<Int> = []
+  func start(_ server: ServerAddress) {
+    started.append(server.port)
+    running.insert(server.port)
+  }
+  func stop(_ server: ServerAddress) {
+    stopped.append(server.port)
+    running.remove(server.port)
+  }
+  func isSupervising(_ server: ServerAddress) -> Bool { running.contains(server.port) }
   func restartCount(_ server: ServerAddress) -> Int { server.port % 2 }
   func killUnresponsive(_ server: ServerAddress, grace: Double) { killed.append(server.port) }
   func stopRestarting() {}
@@ -36,6 +45,7 @@ final class ReplicaManagerTests: XCTestCase {
     balancer.replicas.clock = { [clock] in clock.now }
     balancer.replicas.configPath = path
     balancer.replicas.launcher = launcher
+    launcher.running = [5001, 5002, 5003]  // as if it had started them
     balancer.replicas.isPortFree = { [unowned self] in !self.busyPorts.contains($0) }
   }
 
@@ -239,5 +249,57 @@ final class ReplicaManagerTests: XCTestCase {
     try balancer.replicas.apply(file)
     XCTAssertEqual(launcher.started, [5009])
     XCTAssertEqual(launcher.stopped, [5001])
+  }
+
+  /// `5002` respelled `127.0.0.1:5002` (the README's own example) is the same process: it keeps
+  /// running, supervised, until no entry names it (found by a user's audit: it was stopped, and
+  /// nothing started it again).
+  func testAServerRespelledByHandKeepsItsProcessUntilNoEntryNamesIt() throws {
+    let respelled = try XCTUnwrap(ServerAddress(parsing: "127.0.0.1:5002"))
+    try balancer.replicas.apply(
+      ServersFile(servers: [ServerAddress(port: 5001), respelled, ServerAddress(port: 5003)]))
+    XCTAssertEqual(launcher.stopped, [])
+    XCTAssertEqual(launcher.started, [], "the entry with a host is not started")
+    // Back to the bare port: the process it has is the server's, not started twice.
+    try balancer.replicas.apply(
+      ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) }))
+    XCTAssertEqual(launcher.stopped, [])
+    XCTAssertEqual(launcher.started, [])
+    try balancer.replicas.apply(
+      ServersFile(servers: [ServerAddress(port: 5001), respelled, ServerAddress(port: 5003)]))
+    // No entry names it any more: its process stops.
+    try balancer.replicas.apply(ServersFile(servers: [5001, 5003].map { ServerAddress(port: $0) }))
+    XCTAssertEqual(launcher.stopped, [5002])
+  }
+
+  /// A hand edit that lists a port another program uses is refused, as the same file is at
+  /// start: the server the balancer would start there could never listen, and clients would be
+  /// sent to the other program (found by a user's audit).
+  func testAHandEditListingAPortInUseIsRefusedAndChangesNothing() throws {
+    busyPorts = [5009]
+    let edit = ServersFile(servers: [5001, 5002, 5003, 5009].map { ServerAddress(port: $0) })
+    XCTAssertThrowsError(try balancer.replicas.apply(edit)) { error in
+      XCTAssertEqual(
+        (error as? ServersFile.Invalid)?.message,
+        "port 5009 is already in use: the balancer cannot start a server there")
+    }
+    XCTAssertEqual(balancer.replicas.entries.map(\.address.port), [5001, 5002, 5003])
+    XCTAssertEqual(launcher.started, [])
+    // Listed by a host, it is a server someone else runs: taken as it is.
+    let named = ServersFile(
+      servers: [5001, 5002, 5003].map { ServerAddress(port: $0) } + [
+        ServerAddress(host: "10.0.0.9", port: 5009)
+      ])
+    XCTAssertNoThrow(try balancer.replicas.apply(named))
+  }
+
+  /// With `--no-spawn` a server joins by `/add` once it runs: its port is in use, as it should
+  /// be (found by a user's audit: `/add` answered "port … is already taken").
+  func testWithoutALauncherARunningServerIsAddedByItsPort() throws {
+    balancer.replicas.launcher = nil
+    busyPorts = [5010]
+    let (status, json) = call("POST", "/add", #"{"n": 1, "hostnames": ["5010"]}"#)
+    XCTAssertEqual(status, 200, "\(json)")
+    XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001, 5002, 5003, 5010])
   }
 }
