@@ -228,10 +228,10 @@ public final class BalancerApp {
       return self.watcher.pendingProblem
     }
     if configuration.exitsWithParent {
-      let parent = getppid()
+      let parent = ParentProcess(pid: configuration.parentPID)
       var stopping = false
       loop.schedule(every: 0.5) { [weak self] in
-        guard !stopping, getppid() != parent else { return }
+        guard !stopping, parent.hasExited else { return }
         stopping = true
         self?.log("the process that started this one exited")
         self?.stop()
@@ -388,7 +388,7 @@ extension BalancerApp {
         let reportHost = BalancerConfiguration.reportHost(listeningOn: address)
         return [
           "--port", "\(child.port)", "--bind", bind, "--balancer", "\(reportHost):\(app.port)",
-          "--exit-with-parent", "--workers", "\(workers)",
+          "--parent-pid", "\(getpid())", "--workers", "\(workers)",
         ] + (quiet ? ["--quiet"] : []) + ["--log-format", format.rawValue]
       }
       launcher.log = app.log

@@ -37,6 +37,9 @@ public struct BalancerConfiguration: Sendable {
   /// Stop, as on SIGTERM, once the process that started this one has exited (a program that
   /// runs the balancer for a while, as `loadtest scale` does, leaves none behind if killed).
   public var exitsWithParent = false
+  /// The parent's PID, as a program that starts the balancer passes it (`--parent-pid`); nil for
+  /// the one found at start.
+  public var parentPID: Int32?
   /// Seconds a local server may stay down before its process is killed and restarted.
   public var unresponsiveGrace = 10.0
   /// The Redis whose queue, leases and pool this balancer shares with others; nil to keep them
@@ -104,6 +107,7 @@ public struct BalancerConfiguration: Sendable {
         .flag(
           "exit-with-parent",
           "stop (as on SIGTERM) once the process that started this one exits"),
+        ParentProcess.option,
         .logFormat,
         .flag(
           "check-config",
@@ -163,7 +167,8 @@ public struct BalancerConfiguration: Sendable {
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
     checkConfigOnly = options.isSet("check-config")
-    exitsWithParent = options.isSet("exit-with-parent")
+    parentPID = try ParentProcess.pid(from: options)
+    exitsWithParent = options.isSet("exit-with-parent") || parentPID != nil
   }
 
   /// The host the servers the balancer starts send their reports to, for a balancer listening

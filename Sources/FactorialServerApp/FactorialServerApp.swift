@@ -62,9 +62,9 @@ public final class FactorialServerApp {
     try server.start()
     self.server = server
     if configuration.exitsWithParent {
-      let parent = getppid()
+      let parent = ParentProcess(pid: configuration.parentPID)
       loop.schedule(every: 0.5) { [loop] in
-        if getppid() != parent { loop.stop() }
+        if parent.hasExited { loop.stop() }
       }
     }
     for signal in [SIGINT, SIGTERM] {

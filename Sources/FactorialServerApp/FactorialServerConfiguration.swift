@@ -16,6 +16,8 @@ public struct FactorialServerConfiguration: Sendable {
   public var logFormat = LogFormat.text
   /// Exit when the process that started this one (the balancer) exits.
   public var exitsWithParent = false
+  /// The parent's PID, as the balancer passes it (`--parent-pid`); nil for the one found at start.
+  public var parentPID: Int32?
 
   public init() {}
 
@@ -44,6 +46,7 @@ public struct FactorialServerConfiguration: Sendable {
         .logFormat,
         .flag(
           "exit-with-parent", "exit when the process that started this one exits (the balancer)"),
+        ParentProcess.option,
       ])
   }
 
@@ -69,7 +72,8 @@ public struct FactorialServerConfiguration: Sendable {
     }
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
-    exitsWithParent = options.isSet("exit-with-parent")
+    parentPID = try ParentProcess.pid(from: options)
+    exitsWithParent = options.isSet("exit-with-parent") || parentPID != nil
   }
 
   /// The balancer `$LB_IP_ADDR` and `$LB_PORT` name, checked as an item of `--balancer` is (an

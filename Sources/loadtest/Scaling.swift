@@ -104,7 +104,7 @@ final class RunningSystem {
       process.arguments =
         [
           "--port", "\(port)", "--config", directory + "/servers.json", "--quiet",
-          "--exit-with-parent",
+          "--parent-pid", "\(getpid())",
         ]
         + arguments
       process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")

@@ -190,6 +190,30 @@ final class EndToEndTests: SystemTestCase {
     }
   }
 
+  /// A program told its parent's PID exits once that parent is gone, even if the parent died
+  /// before the program could read its own: a balancer killed in the first milliseconds left
+  /// its servers running for good (found by helper-39's audit), and a restart then refused
+  /// their ports.
+  func testAProgramWhoseParentExitedBeforeItStartedExits() throws {
+    let gone = Process()
+    gone.executableURL = URL(fileURLWithPath: "/bin/true")
+    try gone.run()
+    gone.waitUntilExit()
+    let parent = gone.processIdentifier
+    let server = try ManagedProcess(
+      "factorial-server", ["--port", "\(try freePort())", "--parent-pid", "\(parent)", "--quiet"])
+    XCTAssertEqual(server.waitForExit(timeout: 5), 0, server.output)
+    try writeConfig([try freePort()])
+    let balancer = try ManagedProcess(
+      "balancer", ["--port", "0", "--no-spawn", "--parent-pid", "\(parent)"], directory: directory)
+    XCTAssertEqual(balancer.waitForExit(timeout: 5), 0, balancer.output)
+    XCTAssertTrue(
+      balancer.output.contains("the process that started this one exited"), balancer.output)
+    let bad = try ManagedProcess("factorial-server", ["--parent-pid", "0"])
+    XCTAssertEqual(bad.waitForExit(), 2)
+    XCTAssertTrue(bad.output.contains("--parent-pid: '0' is not a whole number"), bad.output)
+  }
+
   func testAPortInUseIsReportedByNumber() throws {
     let taken = try Socket.listen(host: "0.0.0.0", port: 0)
     defer { close(taken) }
