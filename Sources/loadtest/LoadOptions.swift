@@ -158,6 +158,7 @@ enum LoadOptions {
   /// path does not cost the run's results.
   static func checkWritable(_ paths: [String?]) {
     for case let path? in paths {
+      if path.isEmpty { fail("cannot write an output file whose name is empty") }
       var isDirectory: ObjCBool = false
       if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
         isDirectory.boolValue

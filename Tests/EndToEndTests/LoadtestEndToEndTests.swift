@@ -433,6 +433,8 @@ final class LoadtestEndToEndTests: SystemTestCase {
     for arguments in [
       [url, "--json", missing + ".json"], [url, "--csv", missing + ".csv"],
       [url, "--chart", missing + ".svg"], [url, "--timeline-chart", directory],
+      // An empty name (found by helper-39's audit: the run went ahead, then exit 2).
+      [url, "--csv", ""], ["scale", "--json", "", "--balancer-binary", "/nonexistent"],
       ["scale", "--json", missing + ".json", "--balancer-binary", "/nonexistent"],
       ["scale", "--chart", missing + ".svg", "--balancer-binary", "/nonexistent"],
       ["scale", "--throughput-chart", missing + ".svg", "--balancer-binary", "/nonexistent"],
