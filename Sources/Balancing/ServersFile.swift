@@ -174,7 +174,9 @@ public struct ServersFile: Equatable, Sendable {
   private static func describe(_ item: Any) -> String {
     if let text = item as? String { return "\"\(text)\"" }
     if item is NSNull { return "null" }
+    if isJSONBoolean(item), let flag = item as? Bool { return flag ? "true" : "false" }
     if item is [String: Any] { return "an object" }
+    if item is [Any] { return "a list" }
     return "\(item)"
   }
 }

@@ -135,18 +135,27 @@ public struct CommandLineOptions {
     return port
   }
 
-  /// A finite number from the flag `name` within `range`, else `default` (`inf` and `nan`, which
-  /// `Double` reads, are refused whatever the range).
+  /// A finite number from the flag `name` within `range`, else `default`, written in decimal
+  /// (`inf`, `nan` and hexadecimal such as `0x10`, which `Double` reads, are refused whatever
+  /// the range).
   public func number(_ name: String, in range: ClosedRange<Double>, default fallback: Double)
     throws(UsageError)
     -> Double
   {
     guard let text = values[name] else { return fallback }
-    guard let value = Double(text), value.isFinite, range.contains(value) else {
+    guard let value = Self.decimal(text), range.contains(value) else {
       throw UsageError(
         description:
           "--\(name): '\(text)' is not a number from \(range.lowerBound) to \(range.upperBound)")
     }
+    return value
+  }
+
+  /// `text` as a finite decimal number (digits, one point, a sign, an exponent), or nil.
+  public static func decimal<Text: StringProtocol>(_ text: Text) -> Double? {
+    guard text.allSatisfy({ $0.isASCII && ($0.isNumber || "+-.eE".contains($0)) }),
+      let value = Double(String(text)), value.isFinite
+    else { return nil }
     return value
   }
 

@@ -62,12 +62,12 @@ enum LoadOptions {
       fail(error.description)
     }
     if let mix = options["mix"] {
-      for item in mix.split(separator: ",") {
+      for item in items(of: mix, flag: "mix") {
         let parts = item.split(separator: ":")
         // A weight is a finite number above 0: `inf` (or `1e999`) would take every pick, and
         // `nan` none.
         guard parts.count == 2, let n = Int(parts[0]), (0...100_000).contains(n),
-          let weight = Double(parts[1]), weight.isFinite, weight > 0
+          let weight = CommandLineOptions.decimal(parts[1]), weight > 0
         else {
           fail(
             "--mix: '\(item)' is not N:WEIGHT with N from 0 to 100000 and WEIGHT a finite number"
@@ -156,6 +156,16 @@ enum LoadOptions {
   /// Exits 2 with the reason unless every file of `paths` can be written: its directory exists
   /// and takes new files, and it is not a directory. Checked before a run, so that a mistyped
   /// path does not cost the run's results.
+  /// The comma-separated items of a list flag's value; an empty item between others is refused
+  /// (a list of only commas gives none, for the caller to refuse as no item at all).
+  static func items(of list: String, flag: String) -> [Substring] {
+    let items = list.split(separator: ",", omittingEmptySubsequences: false)
+    if items.contains(where: \.isEmpty) && items.contains(where: { !$0.isEmpty }) {
+      fail("--\(flag): an empty item in '\(list)'")
+    }
+    return items.filter { !$0.isEmpty }
+  }
+
   static func checkWritable(_ paths: [String?]) {
     for case let path? in paths {
       if path.isEmpty { fail("cannot write an output file whose name is empty") }

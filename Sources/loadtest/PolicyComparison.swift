@@ -18,7 +18,9 @@ func runPolicies(_ arguments: [String]) {
       """,
     options: [
       .value("servers", "N", "servers in the pool (default 5)"),
-      .value("loads", "LIST", "offered loads as fractions of capacity (default 0.5,0.8,0.95)"),
+      .value(
+        "loads", "LIST",
+        "offered loads as fractions of capacity, each above 0 and at most 2 (default 0.5,0.8,0.95)"),
       .value("balancer-binary", "PATH", "the balancer to run (default: beside this program)"),
       .value("chart-prefix", "PATH", "write PATH-mean.svg, PATH-p99.svg and PATH-spread.svg"),
       .value("capacity", "PER_SECOND", "skip the measurement and use this capacity"),
@@ -34,8 +36,8 @@ func runPolicies(_ arguments: [String]) {
   } catch {
     LoadOptions.fail(error.description)
   }
-  for item in (options["loads"] ?? "0.5,0.8,0.95").split(separator: ",") {
-    guard let load = Double(item), load.isFinite, load > 0, load <= 2 else {
+  for item in LoadOptions.items(of: options["loads"] ?? "0.5,0.8,0.95", flag: "loads") {
+    guard let load = CommandLineOptions.decimal(item), load > 0, load <= 2 else {
       LoadOptions.fail("--loads: '\(item)' is not a fraction between 0 and 2")
     }
     loads.append(load)

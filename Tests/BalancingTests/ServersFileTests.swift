@@ -67,7 +67,9 @@ final class ServersFileTests: XCTestCase {
     XCTAssertTrue(problem(#"{"available_servers": ["70000"]}"#).contains("entry 1 (\"70000\")"))
     XCTAssertTrue(problem(#"{"available_servers": [0]}"#).contains("entry 1"))
     XCTAssertTrue(problem(#"{"available_servers": [5001.5]}"#).contains("entry 1"))
-    XCTAssertTrue(problem(#"{"available_servers": [true]}"#).contains("entry 1"))
+    // Named as written (it said "entry 1 (1)": helper-39's audit).
+    XCTAssertTrue(problem(#"{"available_servers": [true]}"#).contains("entry 1 (true)"))
+    XCTAssertTrue(problem(#"{"available_servers": [[5001]]}"#).contains("entry 1 (a list)"))
     XCTAssertTrue(problem(#"{"available_servers": [null]}"#).contains("entry 1 (null)"))
     XCTAssertTrue(problem(#"{"available_servers": ["50 01"]}"#).contains("entry 1"))
     XCTAssertTrue(problem(#"{"available_servers": ["-1"]}"#).contains("entry 1"))

@@ -329,6 +329,17 @@ final class LoadtestEndToEndTests: SystemTestCase {
         ["policies", "--loads", "0.5,inf", "--balancer-binary", "/nonexistent"],
         "--loads: 'inf' is not a fraction"
       ),
+      // An empty item was skipped, and hexadecimal read (helper-39's audit).
+      (
+        ["policies", "--loads", "0.5,,0.8", "--balancer-binary", "/nonexistent"],
+        "--loads: an empty item in '0.5,,0.8'"
+      ),
+      (
+        ["policies", "--loads", "0x1p-1", "--balancer-binary", "/nonexistent"],
+        "--loads: '0x1p-1' is not a fraction"
+      ),
+      (load + ["--mix", "100:1,,200:1"], "--mix: an empty item in '100:1,,200:1'"),
+      (load + ["--mix", "100:0x10"], "--mix: '100:0x10' is not N:WEIGHT"),
       (
         ["policies", "--capacity", "inf", "--balancer-binary", "/nonexistent"],
         "--capacity: 'inf' is not a number"

@@ -93,7 +93,9 @@ final class CommandLineOptionsTests: XCTestCase {
   /// `Double` reads `inf`, `nan` and numbers too large for it (`1e999`, which is `inf`): none is a
   /// number a flag may take, even in a range without an upper bound.
   func testNumbersMustBeFinite() throws {
-    for text in ["inf", "-inf", "infinity", "nan", "NaN", "1e999", "-1e999"] {
+    // And hexadecimal, which `Double` reads too (`0x10` was 16: helper-39's audit).
+    for text in ["inf", "-inf", "infinity", "nan", "NaN", "1e999", "-1e999", "0x10", "0x1p3", " 5"]
+    {
       var parsed = options()
       try parsed.parse(["--rate", text])
       for range in [0...86400, -Double.infinity...Double.infinity] {
