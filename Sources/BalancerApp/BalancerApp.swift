@@ -203,6 +203,14 @@ public final class BalancerApp {
         self.supervisor.tick(now: self.clock())
       }
     }
+    // Before any server is started: they start with every signal at its default action, not
+    // ignored as the program's SIGHUP is until now.
+    if handlingSignals {
+      loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
+      for signal in [SIGINT, SIGTERM] {
+        loop.onSignal(signal) { [weak self] in self?.stop() }
+      }
+    }
     // The servers join as they start answering (with --no-spawn, once a check finds them idle
     // or silent).
     try balancer.replicas.apply(initialFile)
@@ -235,12 +243,6 @@ public final class BalancerApp {
         stopping = true
         self?.log("the process that started this one exited")
         self?.stop()
-      }
-    }
-    if handlingSignals {
-      loop.onSignal(SIGHUP) { [weak self] in self?.reloadConfig(force: true) }
-      for signal in [SIGINT, SIGTERM] {
-        loop.onSignal(signal) { [weak self] in self?.stop() }
       }
     }
     let entries = initialFile.entries

@@ -5,6 +5,9 @@ import ProgramSupport
 var options = BalancerConfiguration.commandLine
 CommandLineOptions.parseOrExit(&options)
 Program.prepare()
+// A reload asked for before the balancer has read servers.json for good (its port checks may
+// wait 2 s): it reads the file anyway. The handler that reloads replaces this once it starts.
+signal(SIGHUP, SIG_IGN)
 
 let configuration: BalancerConfiguration
 do {

@@ -214,6 +214,28 @@ final class EndToEndTests: SystemTestCase {
     XCTAssertTrue(bad.output.contains("--parent-pid: '0' is not a whole number"), bad.output)
   }
 
+  /// A SIGHUP (a reload) that comes while the balancer waits for its servers' ports, before it
+  /// has read servers.json for good, is harmless: it killed the balancer (found by helper-39's
+  /// audit), as SIGHUP's default action does.
+  func testASighupWhileTheBalancerStartsIsHarmless() throws {
+    let taken = try Socket.listen(host: "0.0.0.0", port: 0)
+    var open = true
+    defer { if open { close(taken) } }
+    try writeConfig([Socket.localPort(taken)])
+    let balancer = try ManagedProcess(
+      "balancer", ["--port", "\(try freePort())", "--quiet"], directory: directory)
+    processes.append(balancer)
+    Thread.sleep(forTimeInterval: 0.5)  // in the wait for the server's port (up to 2 s)
+    balancer.signal(SIGHUP)
+    Thread.sleep(forTimeInterval: 0.3)
+    close(taken)
+    open = false
+    try balancer.waitForOutput("listening on port")
+    balancer.signal(SIGHUP)  // and once it runs, a reload as ever
+    balancer.signal(SIGTERM)
+    XCTAssertEqual(balancer.waitForExit(), 0, balancer.output)
+  }
+
   func testAPortInUseIsReportedByNumber() throws {
     let taken = try Socket.listen(host: "0.0.0.0", port: 0)
     defer { close(taken) }
