@@ -60,7 +60,9 @@ public struct BalancerConfiguration: Sendable {
         and removed with GET /rep, POST /add and DELETE /rm.
         """,
       options: [
-        .value("port", "PORT", "port to listen on (default 8001, or $LB_PORT)"),
+        .value(
+          "port", "PORT",
+          "port to listen on (default 8001, or $LB_PORT; 0: any free port, which the log names)"),
         .value("bind", "ADDRESS", "address to listen on (default 0.0.0.0, all interfaces)"),
         .value("config", "FILE", "the pool, {\"available_servers\": [...]} (default servers.json)"),
         .value(
@@ -111,7 +113,9 @@ public struct BalancerConfiguration: Sendable {
         .logFormat,
         .flag(
           "check-config",
-          "validate the config as a start would, print its local ports one per line, and exit"),
+          "check the flags and servers.json as a start would (names resolved, one server listed"
+            + " twice, the balancer's own port), print the local ports one per line, and exit;"
+            + " ports in use and --bind are not checked (the system may be running)"),
       ])
   }
 
