@@ -144,6 +144,17 @@ final class BalancerAppTests: XCTestCase {
     try text.write(toFile: configPath, atomically: true, encoding: .utf8)
   }
 
+  /// servers.json's entries as written.
+  private func serversOnDisk() throws -> [String] {
+    try ServersFile.load(path: configPath).servers.map(\.description)
+  }
+
+  /// `/add` of a server on another machine (nothing to start), asked by `admin`.
+  private func addRemoteServer(_ admin: FakeClient) {
+    admin.request(
+      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+  }
+
   private func settle(_ result: ServerPool.CheckResult = .idle) {
     clock.advance(0.3)
     app.supervisor.tick(now: clock.now)
@@ -213,18 +224,17 @@ final class BalancerAppTests: XCTestCase {
     settle()
     try editByHand(#"{"available_servers": ["5001", "5002", "5003"]}"#)
     let admin = FakeClient()
-    admin.request(
-      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    addRemoteServer(admin)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
-      try ServersFile.load(path: configPath).servers.map(\.description),
+      try serversOnDisk(),
       ["5001", "5002", "5003", "10.9.9.9:5010"])
 
     try editByHand(#"{"available_servers": ["5001", "5002", "5003", "10.9.9.9:5010", "5004"]}"#)
     admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1, "hostnames": ["5001"]}"#)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
-      try ServersFile.load(path: configPath).servers.map(\.description),
+      try serversOnDisk(),
       ["5002", "5003", "10.9.9.9:5010", "5004"])
     XCTAssertEqual(
       broker.pool.servers.map(\.description), ["5002", "5003", "10.9.9.9:5010", "5004"])
@@ -241,11 +251,10 @@ final class BalancerAppTests: XCTestCase {
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(broker.pool.servers.map(\.description), ["5002"])
     try editByHand(before)
-    admin.request(
-      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    addRemoteServer(admin)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
-      try ServersFile.load(path: configPath).servers.map(\.description),
+      try serversOnDisk(),
       ["5001", "5002", "10.9.9.9:5010"])
     XCTAssertEqual(broker.pool.servers.map(\.description), ["5001", "5002", "10.9.9.9:5010"])
   }
@@ -284,11 +293,10 @@ final class BalancerAppTests: XCTestCase {
 
     // Fixed by hand: taken at the next /add, which then works from it.
     try editByHand(#"{"available_servers": ["5001", "5002", "10.8.8.8:5011"]}"#)
-    admin.request(
-      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    addRemoteServer(admin)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
-      try ServersFile.load(path: configPath).servers.map(\.description),
+      try serversOnDisk(),
       ["5001", "5002", "10.8.8.8:5011", "10.9.9.9:5010"])
   }
 
@@ -310,7 +318,7 @@ final class BalancerAppTests: XCTestCase {
     try editByHand(good)
     admin.request(app.balancer, "/rm", method: "DELETE", body: #"{"n": 1}"#)
     XCTAssertEqual(admin.status, 200, admin.text)
-    XCTAssertEqual(try ServersFile.load(path: configPath).servers.map(\.description), ["5001"])
+    XCTAssertEqual(try serversOnDisk(), ["5001"])
     XCTAssertEqual(broker.pool.servers.map(\.description), ["5001"])
   }
 
@@ -319,11 +327,10 @@ final class BalancerAppTests: XCTestCase {
     settle()
     try FileManager.default.removeItem(atPath: configPath)
     let admin = FakeClient()
-    admin.request(
-      app.balancer, "/add", method: "POST", body: #"{"n": 1, "hostnames": ["10.9.9.9:5010"]}"#)
+    addRemoteServer(admin)
     XCTAssertEqual(admin.status, 200, admin.text)
     XCTAssertEqual(
-      try ServersFile.load(path: configPath).servers.map(\.description),
+      try serversOnDisk(),
       ["5001", "5002", "10.9.9.9:5010"])
   }
 
