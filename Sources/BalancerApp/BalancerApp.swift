@@ -251,6 +251,7 @@ public final class BalancerApp {
         + entries.map(\.displayName).joined(separator: ", ")
         + (launcher != nil ? " (starting the local ones)" : "")
         + ", policy \(configuration.policy.rawValue)")
+    for warning in configuration.warnings { log("warning: " + warning) }
   }
 
   /// The supervisor's next round, as soon as it is worth doing (`PoolSupervisor.nextRoundDelay`).

@@ -175,6 +175,16 @@ public struct BalancerConfiguration: Sendable {
     exitsWithParent = options.isSet("exit-with-parent") || parentPID != nil
   }
 
+  /// What the flags allow but a user should hear about at start, one line each.
+  public var warnings: [String] {
+    guard claimTimeout > 0, leaseTimeout <= claimTimeout else { return [] }
+    return [
+      "--lease-timeout \(leaseTimeout.formatted) is not longer than --claim-timeout"
+        + " \(claimTimeout.formatted): a lease its client has not used may expire before it is"
+        + " checked, without being revoked at its server, so that client can still get a job there"
+    ]
+  }
+
   /// The host the servers the balancer starts send their reports to, for a balancer listening
   /// on the numeric `address`: that address, or loopback when it listens on all interfaces
   /// (`127.0.0.1`, `[::1]` for IPv6).
@@ -203,5 +213,12 @@ public struct BalancerConfiguration: Sendable {
     case .leastConnections: return LeastConnectionsPolicy()
     case .consistentHash: return ConsistentHashPolicy(slots: slots, virtualNodes: virtualNodes)
     }
+  }
+}
+
+extension Double {
+  /// The number as a flag would give it: `3`, not `3.0`.
+  fileprivate var formatted: String {
+    self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self)
   }
 }

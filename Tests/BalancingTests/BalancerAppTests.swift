@@ -72,6 +72,26 @@ final class BalancerConfigurationTests: XCTestCase {
     }
   }
 
+  /// A lease timeout within the claim timeout is allowed (tests of expiry use one) but said at
+  /// start: an unused lease then ends unrevoked, and its client can still get a job (found by
+  /// helper-40's audit).
+  func testALeaseTimeoutWithinTheClaimTimeoutIsWarnedAbout() throws {
+    var configuration = BalancerConfiguration()
+    XCTAssertEqual(configuration.warnings, [])
+    configuration.leaseTimeout = 1
+    XCTAssertEqual(
+      configuration.warnings,
+      [
+        "--lease-timeout 1 is not longer than --claim-timeout 3: a lease its client has not used"
+          + " may expire before it is checked, without being revoked at its server, so that client"
+          + " can still get a job there"
+      ])
+    configuration.claimTimeout = 0  // no claim checks: nothing to come first
+    XCTAssertEqual(configuration.warnings, [])
+    configuration.claimTimeout = 0.5
+    XCTAssertEqual(configuration.warnings, [])
+  }
+
   func testBadValuesAreExplained() {
     for (arguments, message) in [
       (["--policy", "fastest"], "--policy: 'fastest' is not one of queue, round-robin"),
