@@ -137,8 +137,17 @@ public final class BalancerApp {
     let watcher = ConfigWatcher(path: configuration.configPath, loaded: file)
     self.watcher = watcher
     replicas.onWrite = { [weak watcher] in watcher?.wrote($0) }
-    launcher?.onExit = { [weak broker] server in broker?.markDown(server, now: clock()) }
-    launcher?.onStart = { [weak broker] server in broker?.probeSoon(server, now: clock()) }
+    // A process's news goes to the entries that name it (its port, or another spelling of it).
+    launcher?.onExit = { [weak broker, weak replicas] process in
+      for server in replicas?.entries(runBy: process) ?? [] {
+        broker?.markDown(server, now: clock())
+      }
+    }
+    launcher?.onStart = { [weak broker, weak replicas] process in
+      for server in replicas?.entries(runBy: process) ?? [] {
+        broker?.probeSoon(server, now: clock())
+      }
+    }
     if let sharedStore, let grants, let queue = dispatcher as? SharedQueueDispatcher {
       broker.isDownElsewhere = { [unowned sharedStore] in sharedStore.states[$0] == .out }
       let coordinator = SharedCoordinator(store: sharedStore, broker: broker)
@@ -275,9 +284,11 @@ public final class BalancerApp {
   public func killUnresponsiveServers(now: UInt64) {
     guard let launcher else { return }
     let grace = MonotonicClock.nanoseconds(configuration.unresponsiveGrace)
-    for child in balancer.broker.pool.servers where child.host == nil {
-      if case .down(let since, _, _) = balancer.broker.pool.health(of: child), now - since > grace {
-        launcher.killUnresponsive(child, grace: configuration.unresponsiveGrace)
+    for server in balancer.broker.pool.servers {
+      guard let process = balancer.replicas.process(of: server) else { continue }
+      if case .down(let since, _, _) = balancer.broker.pool.health(of: server), now - since > grace
+      {
+        launcher.killUnresponsive(process, grace: configuration.unresponsiveGrace)
       }
     }
   }

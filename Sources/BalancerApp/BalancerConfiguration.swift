@@ -179,8 +179,8 @@ public struct BalancerConfiguration: Sendable {
   public var warnings: [String] {
     guard claimTimeout > 0, leaseTimeout <= claimTimeout else { return [] }
     return [
-      "--lease-timeout \(leaseTimeout.formatted) is not longer than --claim-timeout"
-        + " \(claimTimeout.formatted): a lease its client has not used may expire before it is"
+      "--lease-timeout \(leaseTimeout.flagText) is not longer than --claim-timeout"
+        + " \(claimTimeout.flagText): a lease its client has not used may expire before it is"
         + " checked, without being revoked at its server, so that client can still get a job there"
     ]
   }
@@ -218,7 +218,7 @@ public struct BalancerConfiguration: Sendable {
 
 extension Double {
   /// The number as a flag would give it: `3`, not `3.0`.
-  fileprivate var formatted: String {
+  fileprivate var flagText: String {
     self == rounded() && abs(self) < 1e15 ? String(Int(self)) : String(self)
   }
 }

@@ -48,17 +48,31 @@ public final class ReplicaManager {
     broker.pool.onRemoved = { [weak self] server in self?.stopProcessIfUnlisted(port: server.port) }
   }
 
+  /// The process this balancer runs for `server` (the launcher's name for it, a bare port): its
+  /// own, or the one kept for an entry that names it another way (`5002` listed again as
+  /// `127.0.0.1:5002`); nil if it runs none.
+  public func process(of server: ServerAddress) -> ServerAddress? {
+    let process = ServerAddress(port: server.port)
+    guard let launcher, launcher.isSupervising(process),
+      broker.identity(of: server)?.overlaps(.everyAddress(port: server.port)) ?? false
+    else { return nil }
+    return process
+  }
+
+  /// The pool's entries that name `process`, one of this balancer's (usually just its bare port).
+  public func entries(runBy process: ServerAddress) -> [ServerAddress] {
+    broker.pool.servers.filter { self.process(of: $0) == process }
+  }
+
   /// Stops the process this balancer runs on `port` once no entry of the pool names it: an entry
-  /// that left may have been the same process under another spelling (`5002` listed again as
-  /// `127.0.0.1:5002`), which keeps running, supervised, as long as one does.
+  /// that left may have been the same process under another spelling, which keeps running,
+  /// supervised, as long as one does.
   private func stopProcessIfUnlisted(port: Int) {
     let process = ServerAddress(port: port)
-    guard let launcher, launcher.isSupervising(process) else { return }
-    let identity = ServerIdentity(isLocal: true, addresses: [], port: port)
-    let listed = broker.pool.servers.contains {
-      broker.identity(of: $0)?.overlaps(identity) ?? false
+    guard let launcher, launcher.isSupervising(process), entries(runBy: process).isEmpty else {
+      return
     }
-    if !listed { launcher.stop(process) }
+    launcher.stop(process)
   }
 
   /// Applies servers.json as edited by hand: the pool follows it, and local servers that were
@@ -102,19 +116,9 @@ public final class ReplicaManager {
   private func change(to file: ServersFile) throws(ServersFile.Invalid) -> (
     added: [ServerAddress], removed: [ServerAddress]
   ) {
+    try validate(file)
     let before = Set(entries.map(\.address))
     let fresh = Set(file.servers).subtracting(before)
-    if let launcher {
-      // A port that something else listens on: the server started there could never listen
-      // (the same file is refused at start). One this balancer runs already is its own.
-      for server in file.servers where server.host == nil && fresh.contains(server) {
-        guard launcher.isSupervising(server) || isPortFree(server.port) else {
-          throw ServersFile.Invalid(
-            message:
-              "port \(server.port) is already in use: the balancer cannot start a server there")
-        }
-      }
-    }
     let change = try broker.reconfigure(
       file.servers, startingDown: launcher == nil ? [] : fresh,
       checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock())
@@ -126,6 +130,37 @@ public final class ReplicaManager {
       }
     }
     return (change.added, change.removed)
+  }
+
+  /// Why the pool `file` describes cannot be used: a name that does not resolve, two entries
+  /// that are one server, the balancer's own address; and, where this balancer starts servers,
+  /// a new local port that something else listens on (its server could never listen: the same
+  /// file is refused at start), or two entries on this machine at the port of a process it runs
+  /// (which listens on every address).
+  private func validate(_ file: ServersFile) throws(ServersFile.Invalid) {
+    let identities = try broker.identities(of: file.servers)
+    guard let launcher else { return }
+    let before = Set(entries.map(\.address))
+    for server in file.servers where server.host == nil && !before.contains(server) {
+      guard launcher.isSupervising(server) || isPortFree(server.port) else {
+        throw ServersFile.Invalid(
+          message: "port \(server.port) is already in use: the balancer cannot start a server there"
+        )
+      }
+    }
+    var onThisMachine: [Int: ServerAddress] = [:]
+    for server in file.servers
+    where identities[server]?.isOnThisMachine ?? false
+      && launcher.isSupervising(ServerAddress(port: server.port))
+    {
+      if let other = onThisMachine[server.port] {
+        throw ServersFile.Invalid(
+          message:
+            "\(other) and \(server) are the same server (the process this balancer runs on port"
+            + " \(server.port) listens on every address)")
+      }
+      onThisMachine[server.port] = server
+    }
   }
 
   // MARK: - Routes
@@ -158,7 +193,8 @@ public final class ReplicaManager {
       if let address = ServerAddress(parsing: name) {
         // Without a launcher the server is started by someone else: it listens there already.
         guard !taken.contains(address),
-          address.host != nil || launcher == nil || isPortFree(address.port)
+          address.host != nil || launcher?.isSupervising(address) ?? true
+            || isPortFree(address.port)
         else {
           return failure("<Error> port \(address.port) is already taken")
         }
@@ -313,7 +349,7 @@ public final class ReplicaManager {
   /// Why the pool `file` describes cannot be used, as the response to give; nil if it can.
   private func check(_ file: ServersFile) -> HTTPResponse? {
     do {
-      _ = try broker.identities(of: file.servers)
+      try validate(file)
       return nil
     } catch {
       return failure("<Error> \(error.message)")

@@ -16,6 +16,12 @@ public struct ServerIdentity: Hashable, Sendable {
     self.port = port
   }
 
+  /// A server on this machine listening on every address at `port`: what a bare port names, and
+  /// the process a balancer starts.
+  public static func everyAddress(port: Int) -> ServerIdentity {
+    ServerIdentity(isLocal: true, addresses: [], port: port)
+  }
+
   /// Whether it listens on every address of this machine: a bare port (the servers a balancer
   /// starts listen on the unspecified address) or an entry that names the unspecified address.
   public var listensOnEveryAddress: Bool {

@@ -1,9 +1,10 @@
 import Glibc
 
-/// The process a program must not outlive (`--exit-with-parent`): the one `--parent-pid` names,
-/// or else the one that started it, as found when the program reads it. A parent that exits in
+/// The process a program must not outlive (`--exit-with-parent`): the one that started it, by the
+/// PID `--parent-pid` gives, or else as found when the program reads it. A parent that exits in
 /// the moment between starting the program and that reading is missed (the program then finds
-/// its new parent, init), which is why a program that starts others passes its PID.
+/// its new parent, init), which is why a program that starts others passes its PID. The parent
+/// is gone once this process has another one, so a PID used again by then fools nobody.
 public struct ParentProcess: Sendable {
   /// The parent's process ID.
   public let pid: Int32
@@ -18,8 +19,8 @@ public struct ParentProcess: Sendable {
   public static var option: CommandLineOptions.Option {
     .value(
       "parent-pid", "PID",
-      "exit once process PID exits, even if it did before this one started (implies"
-        + " --exit-with-parent)")
+      "the PID of the process that starts this one: exit once it has exited, even if it did"
+        + " before this one started (implies --exit-with-parent)")
   }
 
   /// The PID `--parent-pid` gives, if any.
@@ -27,6 +28,7 @@ public struct ParentProcess: Sendable {
     -> Int32?
   {
     guard options["parent-pid"] != nil else { return nil }
-    return Int32(try options.integer("parent-pid", in: 1...Int(Int32.max), default: 1))
+    // Given: the default is never used.
+    return Int32(try options.integer("parent-pid", in: 1...Int(Int32.max), default: 0))
   }
 }

@@ -17,6 +17,9 @@ do {
   Program.fail(error.description, code: 2, program: "balancer")
 }
 if configuration.checkConfigOnly {
+  for warning in configuration.warnings {
+    FileHandle.standardError.write(Data("balancer: warning: \(warning)\n".utf8))
+  }
   do {
     for port in try BalancerApp.localPorts(configuration) { print(port) }
     exit(0)

@@ -153,9 +153,6 @@ enum LoadOptions {
     return written
   }
 
-  /// Exits 2 with the reason unless every file of `paths` can be written: its directory exists
-  /// and takes new files, and it is not a directory. Checked before a run, so that a mistyped
-  /// path does not cost the run's results.
   /// The comma-separated items of a list flag's value; an empty item between others is refused
   /// (a list of only commas gives none, for the caller to refuse as no item at all).
   static func items(of list: String, flag: String) -> [Substring] {
@@ -166,6 +163,9 @@ enum LoadOptions {
     return items.filter { !$0.isEmpty }
   }
 
+  /// Exits 2 with the reason unless every file of `paths` can be written: it has a name, its
+  /// directory exists and takes new files, and it is not a directory. Checked before a run, so
+  /// that a mistyped path does not cost the run's results.
   static func checkWritable(_ paths: [String?]) {
     for case let path? in paths {
       if path.isEmpty { fail("cannot write an output file whose name is empty") }

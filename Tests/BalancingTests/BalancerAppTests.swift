@@ -181,6 +181,23 @@ final class BalancerAppTests: XCTestCase {
     for port in [5001, 5002, 5003] { probe.answer(port, result) }
   }
 
+  /// A respelled entry follows the process kept for it: down when it exits, and the process
+  /// killed when it hangs (helper-41's review of the respelling fix).
+  func testARespelledEntryFollowsTheProcessKeptForIt() throws {
+    settle()
+    try editByHand(#"{"available_servers": ["5001", "127.0.0.1:5002"]}"#)
+    app.reloadConfig(force: true)
+    XCTAssertEqual(launcher.stopped, [], "kept")
+    settle()
+    let respelled = try XCTUnwrap(ServerAddress(parsing: "127.0.0.1:5002"))
+    XCTAssertTrue(broker.dispatcher.freeServers.contains(respelled))
+    launcher.onExit?(ServerAddress(port: 5002))  // its process exited
+    XCTAssertFalse(broker.dispatcher.freeServers.contains(respelled))
+    clock.advance(11)
+    app.killUnresponsiveServers(now: clock.now)
+    XCTAssertEqual(launcher.killed, [5002], "down for longer than the grace: its process is killed")
+  }
+
   func testStartsEveryLocalServerAndQueuesThemOnceTheyAnswer() {
     XCTAssertGreaterThan(app.port, 0)
     XCTAssertEqual(launcher.started, [5001, 5002])

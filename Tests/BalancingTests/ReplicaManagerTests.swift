@@ -302,4 +302,42 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(status, 200, "\(json)")
     XCTAssertEqual(try fileOnDisk().servers.map(\.port), [5001, 5002, 5003, 5010])
   }
+
+  /// The process the balancer keeps for a respelled entry listens on every address: a second
+  /// entry on this machine at its port would hand it to two clients, by hand or by `/add`
+  /// (helper-41's review of the respelling fix).
+  func testAKeptProcessIsNotListedTwiceUnderTwoLoopbackAddresses() throws {
+    let first = try XCTUnwrap(ServerAddress(parsing: "127.0.0.1:5002"))
+    let second = try XCTUnwrap(ServerAddress(parsing: "127.0.0.2:5002"))
+    XCTAssertThrowsError(
+      try balancer.replicas.apply(
+        ServersFile(servers: [ServerAddress(port: 5001), first, second, ServerAddress(port: 5003)]))
+    ) { error in
+      XCTAssertEqual(
+        (error as? ServersFile.Invalid)?.message,
+        "127.0.0.1:5002 and 127.0.0.2:5002 are the same server (the process this balancer runs on"
+          + " port 5002 listens on every address)")
+    }
+    try balancer.replicas.apply(
+      ServersFile(servers: [ServerAddress(port: 5001), first, ServerAddress(port: 5003)]))
+    XCTAssertTrue(launcher.isSupervising(ServerAddress(port: 5002)), "kept")
+    let (status, json) = call("POST", "/add", #"{"n": 1, "hostnames": ["127.0.0.2:5002"]}"#)
+    XCTAssertEqual(status, 400, "\(json)")
+    XCTAssertEqual(
+      balancer.replicas.entries.map(\.address.description), ["5001", "127.0.0.1:5002", "5003"])
+    XCTAssertEqual(try fileOnDisk().servers.map(\.description), ["5001", "5002", "5003"])
+  }
+
+  /// `/rm` of a leased server (its job runs on), then `/add` of it again: its process is this
+  /// balancer's, as a hand edit already allowed (helper-41's review).
+  func testAServerRemovedWhileLeasedCanBeAddedBack() throws {
+    balancer.replicas.isPortFree = { [unowned self] in !self.launcher.running.contains($0) }
+    let leased = FakeClient()
+    leased.request(balancer, "/")
+    XCTAssertEqual(call("DELETE", "/rm", #"{"n": 1, "hostnames": ["5001"]}"#).status, 200)
+    XCTAssertEqual(launcher.stopped, [], "retired: its job runs on")
+    let (status, json) = call("POST", "/add", #"{"n": 1, "hostnames": ["5001"]}"#)
+    XCTAssertEqual(status, 200, "\(json)")
+    XCTAssertEqual(launcher.started, [], "its process runs already")
+  }
 }
