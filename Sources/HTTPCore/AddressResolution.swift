@@ -72,9 +72,7 @@ public enum AddressResolution {
   /// this machine whichever interfaces it has. (`isLoopback` names only the usual ones, as a
   /// local server's reports come from them.)
   public static func isInLoopbackRange(_ address: String) -> Bool {
-    address == "::1"
-      || address.hasPrefix("127.") && address.contains(".")
-        && !address.contains(":")
+    address == "::1" || address.hasPrefix("127.") && !address.contains(":")
   }
 
   private static func numericHost(_ address: UnsafePointer<sockaddr>, _ length: socklen_t)
