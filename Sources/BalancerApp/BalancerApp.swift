@@ -244,8 +244,8 @@ public final class BalancerApp {
       self.reloadConfig(force: false)
       return self.watcher.pendingProblem
     }
-    if configuration.exitsWithParent {
-      let parent = ParentProcess(pid: configuration.parentPID)
+    if let pid = configuration.parentPID {
+      let parent = ParentProcess(pid: pid)
       var stopping = false
       loop.schedule(every: 0.5) { [weak self] in
         guard !stopping, parent.hasExited else { return }

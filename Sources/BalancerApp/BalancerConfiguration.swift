@@ -34,11 +34,8 @@ public struct BalancerConfiguration: Sendable {
   public var logFormat = LogFormat.text
   /// Validate servers.json, print its local ports and exit.
   public var checkConfigOnly = false
-  /// Stop, as on SIGTERM, once the process that started this one has exited (a program that
-  /// runs the balancer for a while, as `loadtest scale` does, leaves none behind if killed).
-  public var exitsWithParent = false
-  /// The parent's PID, as a program that starts the balancer passes it (`--parent-pid`); nil for
-  /// the one found at start.
+  /// The PID of the process this one exits with (`--parent-pid`, or the parent found when the
+  /// flags are read with `--exit-with-parent`); nil to outlive it.
   public var parentPID: Int32?
   /// Seconds a local server may stay down before its process is killed and restarted.
   public var unresponsiveGrace = 10.0
@@ -172,7 +169,6 @@ public struct BalancerConfiguration: Sendable {
     logFormat = try options.logFormat()
     checkConfigOnly = options.isSet("check-config")
     parentPID = try ParentProcess.pid(from: options)
-    exitsWithParent = options.isSet("exit-with-parent") || parentPID != nil
   }
 
   /// What the flags allow but a user should hear about at start, one line each.

@@ -61,8 +61,8 @@ public final class FactorialServerApp {
       configuration: settings, handler: handler)
     try server.start()
     self.server = server
-    if configuration.exitsWithParent {
-      let parent = ParentProcess(pid: configuration.parentPID)
+    if let pid = configuration.parentPID {
+      let parent = ParentProcess(pid: pid)
       loop.schedule(every: 0.5) { [loop] in
         if parent.hasExited { loop.stop() }
       }

@@ -14,9 +14,8 @@ public struct FactorialServerConfiguration: Sendable {
   public var maxQueue = 8
   public var quiet = false
   public var logFormat = LogFormat.text
-  /// Exit when the process that started this one (the balancer) exits.
-  public var exitsWithParent = false
-  /// The parent's PID, as the balancer passes it (`--parent-pid`); nil for the one found at start.
+  /// The PID of the process this one exits with (`--parent-pid`, or the parent found when the
+  /// flags are read with `--exit-with-parent`); nil to outlive it.
   public var parentPID: Int32?
 
   public init() {}
@@ -73,7 +72,6 @@ public struct FactorialServerConfiguration: Sendable {
     quiet = options.isSet("quiet")
     logFormat = try options.logFormat()
     parentPID = try ParentProcess.pid(from: options)
-    exitsWithParent = options.isSet("exit-with-parent") || parentPID != nil
   }
 
   /// The balancer `$LB_IP_ADDR` and `$LB_PORT` name, checked as an item of `--balancer` is (an

@@ -9,8 +9,8 @@ public struct ParentProcess: Sendable {
   /// The parent's process ID.
   public let pid: Int32
 
-  /// `pid`, or else the current parent.
-  public init(pid: Int32? = nil) { self.pid = pid ?? getppid() }
+  /// `pid` (from `pid(from:)`).
+  public init(pid: Int32) { self.pid = pid }
 
   /// Whether it has exited: this process now has another parent (init, or a subreaper).
   public var hasExited: Bool { getppid() != pid }
@@ -23,11 +23,15 @@ public struct ParentProcess: Sendable {
         + " before this one started (implies --exit-with-parent)")
   }
 
-  /// The PID `--parent-pid` gives, if any.
+  /// The parent's PID if the program must exit with it: the one `--parent-pid` gives, or with
+  /// `--exit-with-parent` the parent now, as the flags are read (the sooner the better: the
+  /// parent may exit while the program starts); nil with neither flag.
   public static func pid(from options: CommandLineOptions) throws(CommandLineOptions.UsageError)
     -> Int32?
   {
-    guard options["parent-pid"] != nil else { return nil }
+    guard options["parent-pid"] != nil else {
+      return options.isSet("exit-with-parent") ? getppid() : nil
+    }
     // Given: the default is never used.
     return Int32(try options.integer("parent-pid", in: 1...Int(Int32.max), default: 0))
   }

@@ -46,6 +46,16 @@ final class BalancerConfigurationTests: XCTestCase {
     XCTAssertEqual(parsed.adminToken, "s3cret")
   }
 
+  /// The parent to exit with is read with the flags, not once the balancer has started (its
+  /// port checks may wait 2 s, and a parent that exits meanwhile was missed: helper-41's review).
+  func testTheParentIsTheOneFoundWhenTheFlagsAreRead() throws {
+    XCTAssertNil(try configuration([]).parentPID)
+    XCTAssertEqual(try configuration(["--exit-with-parent"]).parentPID, getppid())
+    XCTAssertEqual(try configuration(["--parent-pid", "4242"]).parentPID, 4242)
+    XCTAssertEqual(
+      try configuration(["--exit-with-parent", "--parent-pid", "4242"]).parentPID, 4242)
+  }
+
   /// The servers a balancer starts report to the numeric address its listener took (a
   /// `--bind` name resolved once, by the listener), and listen on the same family.
   func testTheServersItStartsReportToTheAddressItListensOn() throws {
