@@ -116,12 +116,12 @@ public final class ReplicaManager {
   private func change(to file: ServersFile) throws(ServersFile.Invalid) -> (
     added: [ServerAddress], removed: [ServerAddress]
   ) {
-    try validate(file)
-    let before = Set(entries.map(\.address))
-    let fresh = Set(file.servers).subtracting(before)
+    let fresh = Set(file.servers).subtracting(entries.map(\.address))
+    let checked = try validate(file, fresh: fresh)
     let change = try broker.reconfigure(
       file.servers, startingDown: launcher == nil ? [] : fresh,
-      checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock())
+      checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock(),
+      checked: checked)
     entries = file.entries
     if let launcher {
       for server in change.added
@@ -136,12 +136,14 @@ public final class ReplicaManager {
   /// that are one server, the balancer's own address; and, where this balancer starts servers,
   /// a new local port that something else listens on (its server could never listen: the same
   /// file is refused at start), or two entries on this machine at the port of a process it runs
-  /// (which listens on every address).
-  private func validate(_ file: ServersFile) throws(ServersFile.Invalid) {
+  /// (which listens on every address). `fresh`: its servers that the pool does not list yet.
+  /// Returns the servers' identities.
+  private func validate(_ file: ServersFile, fresh: Set<ServerAddress>) throws(ServersFile.Invalid)
+    -> [ServerAddress: ServerIdentity]
+  {
     let identities = try broker.identities(of: file.servers)
-    guard let launcher else { return }
-    let before = Set(entries.map(\.address))
-    for server in file.servers where server.host == nil && !before.contains(server) {
+    guard let launcher else { return identities }
+    for server in file.servers where server.host == nil && fresh.contains(server) {
       guard launcher.isSupervising(server) || isPortFree(server.port) else {
         throw ServersFile.Invalid(
           message: "port \(server.port) is already in use: the balancer cannot start a server there"
@@ -161,6 +163,7 @@ public final class ReplicaManager {
       }
       onThisMachine[server.port] = server
     }
+    return identities
   }
 
   // MARK: - Routes
@@ -349,7 +352,7 @@ public final class ReplicaManager {
   /// Why the pool `file` describes cannot be used, as the response to give; nil if it can.
   private func check(_ file: ServersFile) -> HTTPResponse? {
     do {
-      try validate(file)
+      _ = try validate(file, fresh: Set(file.servers).subtracting(entries.map(\.address)))
       return nil
     } catch {
       return failure("<Error> \(error.message)")

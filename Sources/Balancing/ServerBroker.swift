@@ -389,13 +389,15 @@ public final class ServerBroker {
   /// never handed out again, and a leased one leaves when its leases end (its report is still
   /// accepted).
   /// Nothing changes if the list is invalid: a name does not resolve, two entries are one
-  /// server, or one is the balancer itself.
+  /// server, or one is the balancer itself. `checked`: their identities, if the caller has
+  /// worked them out already (`identities(of:)`): names are then not resolved again.
   @discardableResult
   public func reconfigure(
     _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [],
-    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0
+    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0,
+    checked: [ServerAddress: ServerIdentity]? = nil
   ) throws(ServersFile.Invalid) -> ServerPool.Change {
-    let checked = try identities(of: servers)
+    let checked = if let checked { checked } else { try identities(of: servers) }
     // Known before the pool changes: a server that leaves is told apart from the entries that
     // stay by who they are (`ReplicaManager` keeps a process that one of them still names).
     for server in servers { identities[server] = checked[server] }
