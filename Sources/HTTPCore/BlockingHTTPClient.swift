@@ -128,26 +128,15 @@ public struct HTTPURL: Sendable, CustomStringConvertible {
       digits.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(digits),
       (1...65535).contains(port), colon > authority.startIndex
     else { throw HTTPClient.Failure.protocolError("URL without a host and a port: \(text)") }
-    let host = authority[..<colon]
-    guard Self.isHost(host) else {
+    // The authority is what a Host field holds, and is checked as one.
+    var hostField = String(authority)
+    guard hostField.withUTF8(HTTPRequestParser.isValidHost) else {
       throw HTTPClient.Failure.protocolError("URL whose host is not a name or an address: \(text)")
     }
     guard path.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
       throw HTTPClient.Failure.protocolError("URL with a space or a control character: \(text)")
     }
-    self.host = String(host)
+    host = String(authority[..<colon])
     self.port = port
-  }
-
-  /// An IPv6 address in brackets, or a name or IPv4 address (letters, digits, `-`, `.`, `_`, `~`:
-  /// RFC 3986's unreserved characters, the ones a host name uses).
-  private static func isHost(_ host: Substring) -> Bool {
-    if host.hasPrefix("[") {
-      let inside = host.dropFirst().dropLast()
-      return host.hasSuffix("]") && inside.contains(":")
-        && inside.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") }
-    }
-    return !host.isEmpty
-      && host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._~".contains($0)) }
   }
 }
