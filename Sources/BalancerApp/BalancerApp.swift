@@ -245,11 +245,7 @@ public final class BalancerApp {
       return self.watcher.pendingProblem
     }
     if let pid = configuration.parentPID {
-      let parent = ParentProcess(pid: pid)
-      var stopping = false
-      loop.schedule(every: 0.5) { [weak self] in
-        guard !stopping, parent.hasExited else { return }
-        stopping = true
+      ParentProcess(pid: pid).onExit(on: loop) { [weak self] in
         self?.log("the process that started this one exited")
         self?.stop()
       }

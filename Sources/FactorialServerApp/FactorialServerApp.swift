@@ -62,10 +62,7 @@ public final class FactorialServerApp {
     try server.start()
     self.server = server
     if let pid = configuration.parentPID {
-      let parent = ParentProcess(pid: pid)
-      loop.schedule(every: 0.5) { [loop] in
-        if parent.hasExited { loop.stop() }
-      }
+      ParentProcess(pid: pid).onExit(on: loop) { [loop] in loop.stop() }
     }
     for signal in [SIGINT, SIGTERM] {
       loop.onSignal(signal) { [weak self] in self?.stop() }

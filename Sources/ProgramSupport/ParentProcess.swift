@@ -1,4 +1,5 @@
 import Glibc
+import HTTPCore
 
 /// The process a program must not outlive (`--exit-with-parent`): the one that started it, by the
 /// PID `--parent-pid` gives, or else as found when the program reads it. A parent that exits in
@@ -14,6 +15,16 @@ public struct ParentProcess: Sendable {
 
   /// Whether it has exited: this process now has another parent (init, or a subreaper).
   public var hasExited: Bool { getppid() != pid }
+
+  /// Calls `body` on `loop` once, within half a second of the parent's exit.
+  public func onExit(on loop: EventLoop, _ body: @escaping () -> Void) {
+    var called = false
+    loop.schedule(every: 0.5) {
+      guard !called, hasExited else { return }
+      called = true
+      body()
+    }
+  }
 
   /// The `--parent-pid` option, as both programs offer it.
   public static var option: CommandLineOptions.Option {
