@@ -46,7 +46,9 @@
 #
 # Prints a line per round and the table of medians with the ratios balancer/HAProxy.
 # Usage: bench/vs-haproxy.sh [rounds, default 3] [jobs per run, default 8000]
-#        IDLE=10 (seconds idle) SEED=1 (the job list) in the environment.
+#        IDLE=10 (seconds idle) SEED=1 (the job list) in the environment; BALANCER_FLAGS adds
+#        flags to the balancer's command line (`BALANCER_FLAGS='--policy least-connections'`:
+#        a policy that redirects at once, so not the same promise as HAProxy's `maxconn 1`).
 # Installs haproxy (and nginx, wrk for the other bench scripts) from Debian's packages if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -144,7 +146,7 @@ CONF
 front_port() { if [ "$1" = balancer ]; then echo "$LB_PORT"; else echo "$HAP_PORT"; fi; }
 start_front() {
   if [ "$1" = balancer ]; then
-    "$BIN/balancer" --no-spawn --quiet --bind 127.0.0.1 --port "$LB_PORT" \
+    "$BIN/balancer" --no-spawn --quiet --bind 127.0.0.1 --port "$LB_PORT" ${BALANCER_FLAGS:-} \
       --config "$WORK/servers.json" >>"$WORK/balancer.log" 2>&1 &
     FRONT_PID=$!
     wait_port "$LB_PORT" || fail "the balancer did not start"
