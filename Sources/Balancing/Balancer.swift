@@ -105,15 +105,9 @@ public final class Balancer: HTTPHandler {
   }
 
   /// `GET /`: 302 to a server with a lease, now or once one is free; `HEAD /` names the server a
-  /// GET would get now, and takes none.
+  /// GET would get now, in the redirect a GET would get but for the lease, and takes none.
   private func redirect(_ request: HTTPRequest, _ responder: HTTPResponder) {
     let host = request.hostName ?? fallbackHost
-    if request.method == "HEAD" {
-      guard !broker.isShuttingDown, let server = broker.dispatcher.preview() else {
-        return respond(responder, request, unavailable("every server is busy"))
-      }
-      return respond(responder, request, .redirect(to: server.url(clientHost: host)))
-    }
     // `?key=` only where it picks the server (consistent hashing), percent-decoded: `a%20b` and
     // `a b` are one key.
     var key: String?
@@ -121,6 +115,15 @@ public final class Balancer: HTTPHandler {
       do { key = try request.decodedQueryValue("key") } catch {
         return respond(responder, request, .text(.badRequest, error.description))
       }
+    }
+    if request.method == "HEAD" {
+      let key = ServerClaim.key(key, of: request.remoteAddress)
+      guard !broker.isShuttingDown, let server = broker.dispatcher.preview(key: key) else {
+        return respond(responder, request, unavailable("every server is busy"))
+      }
+      var location: [UInt8] = []
+      Self.appendLocation(server, lease: nil, host: host, target: request.target, to: &location)
+      return respond(responder, request, .redirect(to: String(decoding: location, as: UTF8.self)))
     }
     // One object per request, the claim with what its answer needs; the responder's cancel
     // closure captures only it, so it needs no context of its own. The claim holds the balancer
@@ -145,7 +148,9 @@ public final class Balancer: HTTPHandler {
       headers.add(
         "Location",
         capacity: host.utf8.count + target.utf8.count + lease.token.utf8.count + 40
-      ) { Self.appendLocation(lease, host: host, target: target, to: &$0) }
+      ) {
+        Self.appendLocation(lease.server, lease: lease.token, host: host, target: target, to: &$0)
+      }
       return send(
         responder, method: method, target: target, HTTPResponse(status: .found, headers: headers),
         note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
@@ -159,27 +164,30 @@ public final class Balancer: HTTPHandler {
     }
   }
 
-  /// Appends the redirect for a lease: the client's own query carried over (so that it can
-  /// choose its job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease.
-  /// Built as bytes: every redirect comes through here.
+  /// Appends the redirect to `server`: the client's own query carried over (so that it can
+  /// choose its job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease
+  /// `token`, if any. Built as bytes: every redirect comes through here.
   static func appendLocation(
-    _ lease: Lease, host: String, target: String, to bytes: inout [UInt8]
+    _ server: ServerAddress, lease token: String?, host: String, target: String,
+    to bytes: inout [UInt8]
   ) {
-    lease.server.appendURL(clientHost: host, to: &bytes)
-    bytes.append(UInt8(ascii: "?"))
+    server.appendURL(clientHost: host, to: &bytes)
+    var separator = UInt8(ascii: "?")
     var target = target
     target.withUTF8 { target in
       guard let mark = target.firstIndex(of: UInt8(ascii: "?")) else { return }
       HTTPRequest.forEachQueryPair(UnsafeBufferPointer(rebasing: target[(mark + 1)...])) { pair in
         if !pair.isEmpty && !isLease(pair) {
+          bytes.append(separator)
           bytes.append(contentsOf: pair)
-          bytes.append(UInt8(ascii: "&"))
+          separator = UInt8(ascii: "&")
         }
         return true
       }
     }
+    guard var token else { return }
+    bytes.append(separator)
     ("lease=" as StaticString).withUTF8Buffer { bytes.append(contentsOf: $0) }
-    var token = lease.token
     token.withUTF8 { bytes.append(contentsOf: $0) }
   }
 

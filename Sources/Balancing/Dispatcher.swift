@@ -21,8 +21,9 @@ public protocol Dispatcher: AnyObject {
 
   /// Finds a server for `claim` and answers it, now or later.
   func dispatch(_ claim: ServerClaim)
-  /// The server a claim would get now, without taking it (for `HEAD /`).
-  func preview() -> ServerAddress?
+  /// The server a claim with hashing key `key` (see `ServerClaim.key`) would get now, without
+  /// taking it (for `HEAD /`).
+  func preview(key: String) -> ServerAddress?
   /// `server` is up and holds no lease: it may take a client.
   func serverFreed(_ server: ServerAddress)
   /// `server` went down or left: it must not be handed out.

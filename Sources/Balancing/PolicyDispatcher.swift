@@ -29,7 +29,9 @@ public final class PolicyDispatcher: Dispatcher {
     issuer.grant(server, to: claim) { _ in }
   }
 
-  public func preview() -> ServerAddress? { pool.serving.first }
+  public func preview(key: String) -> ServerAddress? {
+    policy.preview(from: pool.serving, key: key, inFlight: issuer.store.inFlight)
+  }
   public func serverFreed(_ server: ServerAddress) {}
   public func serverStopped(_ server: ServerAddress) {}
   public func expireWaiting(now: UInt64) {}

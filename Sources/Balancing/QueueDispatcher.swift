@@ -48,7 +48,7 @@ public final class QueueDispatcher: Dispatcher {
     claim.park { [weak self] in self?.leave(ticket) }
   }
 
-  public func preview() -> ServerAddress? { queue.peek() }
+  public func preview(key: String) -> ServerAddress? { queue.peek() }
 
   public func serverFreed(_ server: ServerAddress) {
     if let grant = queue.put(server) { serve(grant.ticket, with: grant.server) }

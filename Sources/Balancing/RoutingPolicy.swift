@@ -5,6 +5,9 @@ public protocol RoutingPolicy: AnyObject {
   /// hashing key is `key`; `inFlight` tells how many jobs a server has not reported yet.
   func choose(from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int)
     -> ServerAddress?
+  /// The server `choose` would pick now, without counting it as picked (for `HEAD /`).
+  func preview(from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int)
+    -> ServerAddress?
   /// Whether `choose` looks at `key`: only then does the balancer read a client's `?key=`.
   var usesKey: Bool { get }
 }
@@ -31,9 +34,14 @@ public final class RoundRobinPolicy: RoutingPolicy {
   )
     -> ServerAddress?
   {
-    guard !candidates.isEmpty else { return nil }
     defer { next += 1 }
-    return candidates[next % candidates.count]
+    return preview(from: candidates, key: key, inFlight: inFlight)
+  }
+
+  public func preview(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  ) -> ServerAddress? {
+    candidates.isEmpty ? nil : candidates[next % candidates.count]
   }
 }
 
@@ -50,6 +58,14 @@ public final class RandomPolicy: RoutingPolicy {
   {
     candidates.randomElement(using: &generator)
   }
+
+  /// Any server: a GET's pick is not known before it is made. Drawn from the system's
+  /// generator, so that a seeded sequence of picks stays the same.
+  public func preview(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  ) -> ServerAddress? {
+    candidates.randomElement()
+  }
 }
 
 /// The server with the fewest unreported jobs; ties go round the servers in turn.
@@ -61,8 +77,21 @@ public final class LeastConnectionsPolicy: RoutingPolicy {
   )
     -> ServerAddress?
   {
-    guard !candidates.isEmpty else { return nil }
     rotation += 1
+    return pick(from: candidates, rotation: rotation, inFlight: inFlight)
+  }
+
+  public func preview(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  ) -> ServerAddress? {
+    pick(from: candidates, rotation: rotation + 1, inFlight: inFlight)
+  }
+
+  /// The least loaded of `candidates`, ties going to the first from `rotation` on.
+  private func pick(
+    from candidates: [ServerAddress], rotation: Int, inFlight: (ServerAddress) -> Int
+  ) -> ServerAddress? {
+    guard !candidates.isEmpty else { return nil }
     var best: ServerAddress?
     var bestLoad = Int.max
     for offset in 0..<candidates.count {
@@ -97,5 +126,12 @@ public final class ConsistentHashPolicy: RoutingPolicy {
       placed = candidates
     }
     return ring.server(for: key)
+  }
+
+  /// The key's server: choosing changes nothing.
+  public func preview(
+    from candidates: [ServerAddress], key: String, inFlight: (ServerAddress) -> Int
+  ) -> ServerAddress? {
+    choose(from: candidates, key: key, inFlight: inFlight)
   }
 }

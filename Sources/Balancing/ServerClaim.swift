@@ -48,7 +48,7 @@ public class ServerClaim {
   }
 
   /// The key a hashing policy uses for `client`, which gave `key`.
-  private static func key(_ key: String?, of client: String) -> String {
+  static func key(_ key: String?, of client: String) -> String {
     key.flatMap { $0.isEmpty ? nil : $0 } ?? client
   }
 

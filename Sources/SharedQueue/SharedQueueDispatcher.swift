@@ -122,7 +122,7 @@ public final class SharedQueueDispatcher: Dispatcher {
     }
   }
 
-  public func preview() -> ServerAddress? { store.freeList.first }
+  public func preview(key: String) -> ServerAddress? { store.freeList.first }
 
   public func serverFreed(_ server: ServerAddress) {
     store.cancelRemovals(of: server)

@@ -191,6 +191,36 @@ final class BalancerTests: XCTestCase {
     XCTAssertEqual(balancer.waitingCount, 0)
   }
 
+  /// `HEAD /` names the server the same `GET /` would get now, with the client's query carried
+  /// into the redirect as a GET's is (less the lease), under every policy.
+  func testHeadNamesTheServerAGetWouldGet() {
+    let policies: [(String, () -> RoutingPolicy?)] = [
+      ("queue", { nil }), ("round-robin", { RoundRobinPolicy() }),
+      ("least-connections", { LeastConnectionsPolicy() }),
+      ("consistent-hash", { ConsistentHashPolicy() }),
+    ]
+    for (name, policy) in policies {
+      let balancer = makeBalancer(Array(5001...5008), policy: policy())
+      let client = FakeClient()
+      for key in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        client.request(balancer, "/?n=5&key=\(key)", method: "HEAD")
+        XCTAssertEqual(client.status, 302, name)
+        let head = client.location
+        client.request(balancer, "/?n=5&key=\(key)")
+        XCTAssertEqual(head.map { $0 + "&lease=" + (client.lease ?? "") }, client.location, name)
+      }
+      XCTAssertEqual(balancer.counts.issued, 8, name)
+    }
+  }
+
+  func testHeadWithoutAQueryGetsNoQuestionMark() {
+    let client = FakeClient()
+    client.request(makeBalancer([5001]), "/", method: "HEAD")
+    XCTAssertEqual(client.location, "http://lb.example:5001/5001")
+    client.request(makeBalancer([5001]), "/?lease=mine&&", method: "HEAD")
+    XCTAssertEqual(client.location, "http://lb.example:5001/5001")
+  }
+
   func testReportsOnlyEndTheMatchingLeaseOnce() {
     let balancer = makeBalancer(ports)
     let client = FakeClient()

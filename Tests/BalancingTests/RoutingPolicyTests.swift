@@ -72,6 +72,27 @@ final class RoutingPolicyTests: XCTestCase {
     XCTAssertNil(least.choose(from: [], key: "", inFlight: { _ in 0 }))
   }
 
+  /// A preview (for `HEAD /`) names a server without moving a policy on: the picks that follow
+  /// are the ones that would have come without it.
+  func testPreviewsLeaveThePicksAsTheyWere() {
+    let makers: [() -> RoutingPolicy] = [
+      { RoundRobinPolicy() }, { RandomPolicy(generator: SeededGenerator(seed: 7)) },
+      { LeastConnectionsPolicy() }, { ConsistentHashPolicy() },
+    ]
+    for make in makers {
+      let (plain, previewed) = (make(), make())
+      for step in 0..<50 {
+        let key = "k\(step % 7)"
+        let preview = previewed.preview(from: servers, key: key, inFlight: { _ in 0 })
+        XCTAssertNotNil(preview)
+        let pick = previewed.choose(from: servers, key: key, inFlight: { _ in 0 })
+        XCTAssertEqual(pick, plain.choose(from: servers, key: key, inFlight: { _ in 0 }))
+        if !(make() is RandomPolicy) { XCTAssertEqual(preview, pick, "\(type(of: make()))") }
+      }
+      XCTAssertNil(make().preview(from: [], key: "k", inFlight: { _ in 0 }))
+    }
+  }
+
   func testBalancerWithAPolicyRedirectsAtOnceAndCountsJobs() throws {
     let balancer = makeBalancer([5001, 5002], policy: RoundRobinPolicy())
     var clients: [FakeClient] = []
