@@ -38,13 +38,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-usage() {
-  sed -n '/^# Usage:/,/^#   folder/p' "bench/$(basename "$0")" | sed 's/^# \{0,1\}//'
-}
+. bench/arguments.sh
+help_if_asked "$@"
+# The usage lines of the header, for a bad argument.
+usage() { sed -n '/^# Usage:/,/^[^#]/{/^#/s/^# \{0,1\}//p}' "bench/$(basename "$0")"; }
 SEED=1 DURATION=90 SETTLE=15 CLIENTS=6 LT_CONCURRENCY=4 LEASE_TIMEOUT=10 KEEP="" GRACE=4
 CONVERGE=30
 while [ $# -gt 0 ]; do
   case "$1" in
+    --seed | --duration | --settle | --clients | --loadtest-concurrency | --lease-timeout | --keep)
+      [ $# -ge 2 ] || { echo "shared-chaos.sh: $1 needs a value" >&2; usage >&2; exit 2; } ;;&
     --seed) SEED="$2"; shift 2 ;;
     --duration) DURATION="$2"; shift 2 ;;
     --settle) SETTLE="$2"; shift 2 ;;
@@ -52,8 +55,7 @@ while [ $# -gt 0 ]; do
     --loadtest-concurrency) LT_CONCURRENCY="$2"; shift 2 ;;
     --lease-timeout) LEASE_TIMEOUT="$2"; shift 2 ;;
     --keep) KEEP="$2"; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) usage >&2; exit 2 ;;
+    *) echo "shared-chaos.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
 for v in "$SEED" "$DURATION" "$SETTLE" "$CLIENTS" "$LT_CONCURRENCY" "$LEASE_TIMEOUT"; do

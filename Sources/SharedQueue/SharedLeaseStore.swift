@@ -354,7 +354,11 @@ public final class SharedLeaseStore: LeaseStore {
 
   /// A lease made by a script (a take, or a put that served a waiting client) joins the view.
   func adopt(_ fields: RESPValue, redisNow: Int64) -> Lease? {
+    let previous = Self.lease(fields, redisNow: redisNow, now: clock()).flatMap {
+      tokenOf[$0.server]
+    }
     guard let lease = remember(fields, redisNow: redisNow, now: clock()) else { return nil }
+    if let previous, previous != lease.token { forgetEndedElsewhere(previous) }
     freeList.removeAll { $0 == lease.server }
     states[lease.server] = .leased
     served[lease.server, default: 0] += 1
@@ -437,6 +441,20 @@ public final class SharedLeaseStore: LeaseStore {
     return lease
   }
 
+  /// A lease of the view that ended at another balancer, as this one finds when its server is
+  /// leased again or a later lease of it ends here. It leaves the view uncounted, issue and
+  /// end alike, until the next read of the books counts both: the caller counts the later
+  /// lease in the same step, so no count goes back, and they still add up (issued = reported +
+  /// expired + reclaimed + in flight, one lease in flight per leased server).
+  private func forgetEndedElsewhere(_ token: String) {
+    guard let known = byToken.removeValue(forKey: token) else { return }
+    countUnclaimed(known.client, was: known.claim, now: .started)
+    balancerOf[token] = nil
+    counts.inFlight -= 1
+    counts.issued -= 1
+    served[known.server, default: 1] -= 1
+  }
+
   /// The lease a script ended, taken out of the view and counted under `reason`.
   private func ended(
     _ result: Result<RESPValue, RedisError>, reason: WritableKeyPath<LeaseCounts, Int>
@@ -451,6 +469,13 @@ public final class SharedLeaseStore: LeaseStore {
       if let known = byToken.removeValue(forKey: lease.token) {
         countUnclaimed(known.client, was: known.claim, now: .started)
         counts.inFlight -= 1
+      } else {
+        // Issued by another balancer since the view was read: counted as it ends. The lease
+        // its server held in the view had ended before it was issued.
+        counts.issued += 1
+        served[lease.server, default: 0] += 1
+        if let previous = tokenOf[lease.server] { forgetEndedElsewhere(previous) }
+        tokenOf[lease.server] = lease.token
       }
       balancerOf[lease.token] = nil
       if tokenOf[lease.server] == lease.token {

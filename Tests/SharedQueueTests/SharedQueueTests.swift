@@ -189,6 +189,79 @@ final class SharedQueueTests: SharedBooksTestCase {
         })["issued"], String(next))
   }
 
+  /// Between two reads of the whole books, each balancer's view of the counts still adds up
+  /// (`issued = reported + expired + reclaimed + in flight`), counts no more leases in flight
+  /// than its servers hold, and never goes back, though the other balancer issues and ends
+  /// leases it hears of only in part: what `/status` and `/metrics` show.
+  func testEachBalancersCountsAddUpBetweenReadsOfTheBooks() throws {
+    let a = side("A")
+    let b = side("B")
+    let servers = (5001...5003).map { ServerAddress(port: $0) }
+    _ = running.sync { for server in servers { a.dispatcher.serverFreed(server) } }
+    eventually("the servers are free") { redisCommand(["LLEN", "test:free"])?.int == 3 }
+    let answers = Answers()
+    var generator = SeededGenerator(seed: 11)
+    var last: [String: LeaseCounts] = [:]
+    var problems: [String] = []
+    func check(_ when: String) {
+      for (name, side) in [("A", a), ("B", b)] {
+        let (counts, leased) = running.sync {
+          (side.store.counts, servers.filter { side.store.inFlight($0) == 1 }.count)
+        }!
+        let ended = counts.reported + counts.expired + counts.reclaimed
+        if counts.issued != ended + counts.inFlight {
+          problems.append("\(when): \(name)'s counts do not add up: \(counts)")
+        }
+        if counts.inFlight != leased {
+          problems.append(
+            "\(when): \(name) counts \(counts.inFlight) in flight, its servers \(leased)")
+        }
+        if let before = last[name],
+          counts.issued < before.issued || counts.reported < before.reported
+        {
+          problems.append("\(when): \(name)'s counts went back: \(before) -> \(counts)")
+        }
+        last[name] = counts
+      }
+    }
+    var holders: [ServerAddress: String] = [:]
+    var seen = 0
+    var next = 0
+    func absorb() {
+      let all = answers.all
+      while seen < all.count {
+        if case .lease(let lease) = all[seen].answer { holders[lease.server] = all[seen].name }
+        seen += 1
+      }
+    }
+    for step in 0..<120 {
+      absorb()
+      let side = Bool.random(using: &generator) ? a : b
+      if !holders.isEmpty && Int.random(in: 0..<2, using: &generator) == 0 {
+        let name = holders.values.sorted()[Int.random(in: 0..<holders.count, using: &generator)]
+        let lease = try XCTUnwrap(answers.lease(of: name))
+        holders[lease.server] = nil
+        _ = report(lease, at: side)
+      } else {
+        next += 1
+        claim("c\(next)", at: side, answers: answers)
+        let expected = next
+        eventually("c\(next) is answered or waits") {
+          answers.all.count == expected
+            || redisCommand(["LLEN", "test:waiting"])?.int ?? 0 > 0
+        }
+      }
+      check("step \(step)")
+    }
+    XCTAssertEqual(problems, [])
+    // A read of the books gives both balancers Redis's own counts.
+    for side in [a, b] { XCTAssertEqual(wait { done in side.store.refresh { done($0) } }, true) }
+    let (countsA, countsB) = running.sync { (a.store.counts, b.store.counts) }!
+    XCTAssertEqual(countsA, countsB)
+    XCTAssertEqual(
+      redisCommand(["HGET", "test:counts", "issued"])?.string, String(countsA.issued))
+  }
+
   func testAReportPutsItsServerBackInTheSameStepUnlessItWasWithdrawn() throws {
     let a = side("A")
     let b = side("B")
