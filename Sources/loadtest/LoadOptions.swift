@@ -16,7 +16,7 @@ enum LoadOptions {
     .value("chart", "FILE.svg", "draw a bar chart of requests per server"),
     .value("timeline-chart", "FILE.svg", "draw requests per server per second over the run"),
     .value(
-      "run-at", "N:COMMAND", "run a shell command once N visits have finished (repeatable as ;)"),
+      "run-at", "N:COMMAND", "run a shell command once N visits have finished (more: ;N:COMMAND)"),
     .value(
       "mix", "N:WEIGHT,...",
       "ask for job sizes ?n=N with these weights, e.g. 100:80,2000:15,20000:5 (heavy-tailed)"),
@@ -102,20 +102,11 @@ enum LoadOptions {
       configuration.seed = value
     }
     if let runAt = options["run-at"] {
-      for item in runAt.split(separator: ";") {
-        let parts = item.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let visits = Int(parts[0]), visits > 0 else {
-          fail("--run-at: '\(item)' is not N:COMMAND")
-        }
-        guard visits <= configuration.requests else {
-          fail(
-            "--run-at: '\(item)' would never run: N is above --requests"
-              + " (\(configuration.requests))")
-        }
-        configuration.runAt.append((visits, String(parts[1])))
-      }
-      guard !configuration.runAt.isEmpty else {
-        fail("--run-at: no N:COMMAND given in '\(runAt)'")
+      do { configuration.runAt = try RunAtList.parse(runAt) } catch { fail("--run-at: \(error)") }
+      for (visits, command) in configuration.runAt where visits > configuration.requests {
+        fail(
+          "--run-at: '\(visits):\(command)' would never run: N is above --requests"
+            + " (\(configuration.requests))")
       }
     }
     return configuration

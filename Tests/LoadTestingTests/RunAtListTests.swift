@@ -1,0 +1,31 @@
+import XCTest
+
+@testable import LoadTesting
+
+/// `--run-at`'s entries: a `;` starts a new one only before `N:`, so a shell list stays one
+/// command (`5:echo a; echo b` was refused: "' echo b' is not N:COMMAND").
+final class RunAtListTests: XCTestCase {
+  private func parse(_ text: String) throws -> [String] {
+    try RunAtList.parse(text).map { "\($0.visits)|\($0.command)" }
+  }
+
+  func testASemicolonInACommandBelongsToIt() throws {
+    XCTAssertEqual(try parse("5:echo a; echo b"), ["5|echo a; echo b"])
+    XCTAssertEqual(try parse("5:echo a;echo b;9:kill %1"), ["5|echo a;echo b", "9|kill %1"])
+    XCTAssertEqual(try parse("5:date;"), ["5|date;"])
+    XCTAssertEqual(try parse("3:a;6:b"), ["3|a", "6|b"])
+    XCTAssertEqual(try parse("1000:pkill -f 'x:y'"), ["1000|pkill -f 'x:y'"])
+  }
+
+  func testTextWithoutAnEntryIsRefused() {
+    for (text, message) in [
+      (";", "no N:COMMAND given in ';'"), ("", "no N:COMMAND given in ''"),
+      ("echo a", "'echo a' is not N:COMMAND"), ("0:echo", "'0:echo' is not N:COMMAND"),
+      ("5:a;0:b", "'0:b' is not N:COMMAND"), ("x:5", "'x:5' is not N:COMMAND"),
+    ] {
+      XCTAssertThrowsError(try RunAtList.parse(text), text) {
+        XCTAssertEqual(($0 as? RunAtList.Invalid)?.description, message, text)
+      }
+    }
+  }
+}
