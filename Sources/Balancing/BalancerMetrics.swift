@@ -35,7 +35,7 @@ public final class BalancerMetrics {
     ) { [unowned broker] in
       broker.pool.servers.flatMap { server -> [(labels: [String], value: Double)] in
         let current = broker.stateName(server)
-        return ["free", "leased", "down", "checking"].map { state in
+        return ["free", "leased", "down", "starting", "checking"].map { state in
           ([server.description, state], current == state ? 1 : 0)
         }
       }

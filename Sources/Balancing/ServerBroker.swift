@@ -486,7 +486,9 @@ public final class ServerBroker {
         entry.leaseAge = Seconds.from(nanoseconds: oldest.age(at: now))
         entry.leaseExtensions = oldest.extensions
       }
-      if case .down(let since, _, _)? = pool.health(of: server), !pool.awaitsJoinCheck(server) {
+      if case .down(let since, _, _)? = pool.health(of: server), !pool.awaitsJoinCheck(server),
+        !pool.isStarting(server)
+      {
         let date = wallNow.addingTimeInterval(-Double(now - since) / 1e9)
         entry.downSince = ISO8601DateFormatter().string(from: date)
         entry.downFor = Seconds.from(nanoseconds: now - since)
@@ -506,13 +508,15 @@ public final class ServerBroker {
     return status
   }
 
-  /// `free`, `leased`, `down` or `checking` (joined, and not handed out until a check finds it
-  /// idle: see `ServerPool.finishJoinCheck`), as /status and /rep show a server; `removed` if it
-  /// has left.
+  /// `free`, `leased`, `down`, `starting` (its process started for the pool, and no answer
+  /// yet) or `checking` (joined, and not handed out until a check finds it idle: see
+  /// `ServerPool.finishJoinCheck`), as /status and /rep show a server; `removed` if it has left.
   public func stateName(_ server: ServerAddress) -> String {
     switch pool.health(of: server) {
     case nil: return "removed"
-    case .down?: return pool.awaitsJoinCheck(server) ? "checking" : "down"
+    case .down?:
+      if pool.awaitsJoinCheck(server) { return "checking" }
+      return pool.isStarting(server) ? "starting" : "down"
     case .up?:
       if store.inFlight(server) > 0 { return "leased" }
       return isDownElsewhere?(server) == true ? "down" : "free"

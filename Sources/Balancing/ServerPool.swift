@@ -138,7 +138,12 @@ public final class ServerPool {
   public func markDown(
     _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
   ) -> Bool {
-    guard var member = members[server], member.health == .up else { return false }
+    guard var member = members[server] else { return false }
+    guard member.health == .up else {
+      // Started here and gone before it ever answered: down, no longer starting.
+      members[server]?.isStarting = false
+      return false
+    }
     member.health =
       failedCheck
       ? .down(since: now, nextProbe: now + 1_000_000_000, failures: 1)
@@ -196,6 +201,9 @@ public final class ServerPool {
   /// holds nobody back. For a server with stranded leases, which are revoked there before it is
   /// handed out whatever the join check would say (see `ServerBroker.finishProbe`).
   public func skipJoinCheck(_ server: ServerAddress) { members[server]?.joinCheck = nil }
+
+  /// Whether `server` was started for the pool and has not answered yet (nor exited).
+  public func isStarting(_ server: ServerAddress) -> Bool { members[server]?.isStarting == true }
 
   /// Whether `server` joined while it may still run an earlier job and is not up yet (see
   /// `reconfigure`): its checks go to `finishJoinCheck`.

@@ -201,15 +201,33 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
     XCTAssertEqual(change.added.map(\.port), [5003])
     XCTAssertEqual(gone, [removed])
     XCTAssertEqual(free, [5001])
+    // Until it answers it is starting, not down (it was shown as down, since when).
+    let starting = ServerAddress(port: 5003)
+    XCTAssertEqual(broker.stateName(starting), "starting")
+    XCTAssertNil(broker.status(now: clock.now).servers.first { $0.server == "5003" }?.downSince)
     var lines: [String] = []
     pool.log = { lines.append($0) }
     clock.advance(0.3)
     supervisor.tick(now: clock.now)
+    XCTAssertEqual(broker.stateName(starting), "starting")
     probe.answer(5003, .idle)
     XCTAssertEqual(free, [5001, 5003])
+    XCTAssertEqual(broker.stateName(starting), "free")
     // A server that was starting has started; it was never down.
     XCTAssertEqual(lines.count, 1)
     XCTAssertTrue(lines[0].hasPrefix("5003: started, after 0.3"), "\(lines)")
+  }
+
+  /// A server whose process exits before it ever answered is down, not starting.
+  func testAStartingServerWhoseProcessExitsIsDown() throws {
+    _ = try broker.reconfigure(
+      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
+      now: clock.now)
+    let server = ServerAddress(port: 5003)
+    XCTAssertEqual(broker.stateName(server), "starting")
+    XCTAssertFalse(pool.markDown(server, now: clock.now, reason: "its process exited"))
+    XCTAssertEqual(broker.stateName(server), "down")
+    XCTAssertNotNil(broker.status(now: clock.now).servers.first { $0.server == "5003" }?.downSince)
   }
 
   func testReconfigureAddsAndRemoves() throws {
