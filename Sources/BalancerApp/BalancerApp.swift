@@ -140,6 +140,7 @@ public final class BalancerApp {
     // A process's news goes to the entries that name it (its port, or another spelling of it).
     launcher?.onExit = { [weak broker, weak replicas] process in
       for server in replicas?.entries(runBy: process) ?? [] {
+        broker?.pool.processExited(server)
         broker?.markDown(server, now: clock())
       }
     }

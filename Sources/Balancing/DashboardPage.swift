@@ -27,8 +27,7 @@ public enum DashboardPage {
       .tile[data-state="free"] { background: #2e8b57; }
       .tile[data-state="leased"] { background: #d9822b; }
       .tile[data-state="down"] { background: #c23b3b; }
-      .tile[data-state="checking"] { background: #6b7a8f; }
-      .tile[data-state="starting"] { background: #6b7a8f; }
+      .tile[data-state="checking"], .tile[data-state="starting"] { background: #6b7a8f; }
       .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 12px; }
       .chart { background: #fff; border-radius: 8px; padding: 10px;
                box-shadow: 0 1px 2px rgba(0,0,0,.08); }

@@ -28,7 +28,7 @@ public final class PoolSupervisor {
   public func nextRoundDelay() -> Double {
     let pool = broker.pool
     let busy =
-      broker.dispatcher.waitingCount > 0 || broker.store.counts.inFlight > 0
+      broker.dispatcher.waitingCount > 0 || !broker.store.leasedServers.isEmpty
       || !pool.servers.allSatisfy(pool.canServe)
     return busy ? busyInterval : min(idleInterval, heartbeatInterval)
   }

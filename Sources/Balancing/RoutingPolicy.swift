@@ -34,6 +34,7 @@ public final class RoundRobinPolicy: RoutingPolicy {
   )
     -> ServerAddress?
   {
+    guard !candidates.isEmpty else { return nil }
     defer { next += 1 }
     return preview(from: candidates, key: key, inFlight: inFlight)
   }
@@ -77,6 +78,7 @@ public final class LeastConnectionsPolicy: RoutingPolicy {
   )
     -> ServerAddress?
   {
+    guard !candidates.isEmpty else { return nil }
     rotation += 1
     return pick(from: candidates, rotation: rotation, inFlight: inFlight)
   }

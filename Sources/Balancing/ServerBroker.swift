@@ -508,8 +508,8 @@ public final class ServerBroker {
     return status
   }
 
-  /// `free`, `leased`, `down`, `starting` (its process started for the pool, and no answer
-  /// yet) or `checking` (joined, and not handed out until a check finds it idle: see
+  /// `free`, `leased`, `down`, `starting` (its process started for the pool, no answer yet,
+  /// and still running: see `ServerPool.isStarting`) or `checking` (joined, and not handed out until a check finds it idle: see
   /// `ServerPool.finishJoinCheck`), as /status and /rep show a server; `removed` if it has left.
   public func stateName(_ server: ServerAddress) -> String {
     switch pool.health(of: server) {

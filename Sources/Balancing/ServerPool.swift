@@ -45,6 +45,9 @@ public final class ServerPool {
     var lastHeartbeat: UInt64 = 0
     /// Joined as starting and has not answered yet: its first answer means "started".
     var isStarting = false
+    /// Its process exited before it answered (and is started again, with back-off): shown as
+    /// down, no longer as starting.
+    var exitedWhileStarting = false
     /// Joined while it may still run a job it took before (its process was not started here),
     /// and not up yet: see `finishJoinCheck`.
     var joinCheck: JoinCheck?
@@ -138,12 +141,7 @@ public final class ServerPool {
   public func markDown(
     _ server: ServerAddress, now: UInt64, failedCheck: Bool = false, reason: String = "down"
   ) -> Bool {
-    guard var member = members[server] else { return false }
-    guard member.health == .up else {
-      // Started here and gone before it ever answered: down, no longer starting.
-      members[server]?.isStarting = false
-      return false
-    }
+    guard var member = members[server], member.health == .up else { return false }
     member.health =
       failedCheck
       ? .down(since: now, nextProbe: now + 1_000_000_000, failures: 1)
@@ -188,6 +186,7 @@ public final class ServerPool {
     member.joinCheck = nil  // up: it holds nobody back
     let started = member.isStarting
     member.isStarting = false
+    member.exitedWhileStarting = false
     members[server] = member
     if started {
       log?("\(server): started, after \(Self.seconds(now - since)): in the pool")
@@ -202,8 +201,16 @@ public final class ServerPool {
   /// handed out whatever the join check would say (see `ServerBroker.finishProbe`).
   public func skipJoinCheck(_ server: ServerAddress) { members[server]?.joinCheck = nil }
 
-  /// Whether `server` was started for the pool and has not answered yet (nor exited).
-  public func isStarting(_ server: ServerAddress) -> Bool { members[server]?.isStarting == true }
+  /// Whether `server` was started for the pool and has neither answered yet nor seen its
+  /// process exit.
+  public func isStarting(_ server: ServerAddress) -> Bool {
+    members[server].map { $0.isStarting && !$0.exitedWhileStarting } ?? false
+  }
+
+  /// The process of `server` exited: one still starting is now down (see `isStarting`).
+  public func processExited(_ server: ServerAddress) {
+    if members[server]?.isStarting == true { members[server]?.exitedWhileStarting = true }
+  }
 
   /// Whether `server` joined while it may still run an earlier job and is not up yet (see
   /// `reconfigure`): its checks go to `finishJoinCheck`.

@@ -1,10 +1,11 @@
 /// The commands of `--run-at N:COMMAND;N:COMMAND...`, each to run once N visits have finished.
 ///
-/// An entry starts at the beginning of the text, or after a `;` that is followed by N and `:`;
-/// any other `;` belongs to the command before it, as in a shell's list: `5:echo a; echo b` is
-/// one command, `5:echo a;9:echo b` two.
+/// An entry starts at the beginning of the text, or after a `;` that is followed by N and `:`
+/// (spaces before N allowed); any other `;` belongs to the command before it, as in a shell's
+/// list: `5:echo a; echo b` is one command, `5:echo a; 9:echo b` two.
 public enum RunAtList {
-  /// Text that names no command, or an entry whose N is not a whole number above 0.
+  /// Text that names no command, an entry whose N is not a whole number above 0, or one with
+  /// no command.
   public struct Invalid: Error, CustomStringConvertible {
     public let description: String
   }
@@ -23,13 +24,16 @@ public enum RunAtList {
       }
     }
     guard !entries.isEmpty else { throw Invalid(description: "no N:COMMAND given in '\(text)'") }
+    if let empty = entries.first(where: { $0.command.allSatisfy(\.isWhitespace) }) {
+      throw Invalid(description: "'\(empty.visits):\(empty.command)' has no command")
+    }
     return entries
   }
 
-  /// `N:COMMAND` as N and COMMAND, if `item` starts with digits and a colon.
+  /// `N:COMMAND` as N and COMMAND, if `item` starts with digits (after spaces) and a colon.
   private static func entry(_ item: Substring) -> (Int, String)? {
     guard let colon = item.firstIndex(of: ":") else { return nil }
-    let digits = item[..<colon]
+    let digits = item[..<colon].drop { $0 == " " }
     guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
     return (Int(digits) ?? Int.max, String(item[item.index(after: colon)...]))
   }

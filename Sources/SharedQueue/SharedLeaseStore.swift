@@ -37,6 +37,13 @@ public final class SharedLeaseStore: LeaseStore {
   /// Told once the completion of a report that ended a lease has run.
   var onReportSettled: ((ServerAddress) -> Void)?
 
+  /// The books' counts, and below each server's leases (`servedCount`), as the last read of the
+  /// whole books found them (at most a quarter of a second old, see `SharedCoordinator`): one
+  /// atomic read, so they add up (`issued = reported + expired + reclaimed + inFlight`), and as
+  /// the reads answer in order, no count goes back. They are never moved between reads: a
+  /// balancer hears of other balancers' leases only in part (a grant read on another
+  /// connection, an end seen here of a lease issued there), and its own moves once made them
+  /// go back or show more leases in flight than servers.
   public private(set) var counts = LeaseCounts()
   /// The free servers, oldest first, as last seen.
   public private(set) var freeList: [ServerAddress] = []
@@ -159,7 +166,7 @@ public final class SharedLeaseStore: LeaseStore {
   public func report(token: String, port: Int, completion: @escaping (ReportOutcome) -> Void) {
     let arguments = [token, String(port)] + (putArguments?() ?? [])
     run(SharedScripts.report, arguments) { [self] result in
-      let outcome = ended(result, reason: \.reported)
+      let outcome = ended(result)
       if case .success(let lease?) = outcome, case .success(let reply) = result,
         let parts = reply.array, parts.count == 4
       {
@@ -182,7 +189,7 @@ public final class SharedLeaseStore: LeaseStore {
       if case .success(let reply) = result, reply.array?.first?.int == 2 {
         return completion(.leaseRequired(server))
       }
-      switch ended(result, reason: \.reported) {
+      switch ended(result) {
       case .failure(let failure): completion(.storeUnavailable(failure.description))
       case .success(let lease?): completion(.released(lease))
       case .success(nil): completion(.notLeased(server))
@@ -192,19 +199,19 @@ public final class SharedLeaseStore: LeaseStore {
 
   public func expire(_ token: String, completion: @escaping (Lease?) -> Void) {
     run(SharedScripts.endLease, [token, "expired"]) { [self] result in
-      completion(try? ended(result, reason: \.expired).get())
+      completion(try? ended(result).get())
     }
   }
 
   public func reclaim(_ token: String, completion: @escaping (Lease?) -> Void) {
     run(SharedScripts.endLease, [token, "reclaimed"]) { [self] result in
-      completion(try? ended(result, reason: \.reclaimed).get())
+      completion(try? ended(result).get())
     }
   }
 
   public func expireAll(of server: ServerAddress, completion: @escaping ([Lease]) -> Void) {
     run(SharedScripts.endLeaseOfServer, [server.description, "expired"]) { [self] result in
-      let lease = try? ended(result, reason: \.expired).get()
+      let lease = try? ended(result).get()
       completion(lease.map { [$0] } ?? [])
     }
   }
@@ -354,16 +361,9 @@ public final class SharedLeaseStore: LeaseStore {
 
   /// A lease made by a script (a take, or a put that served a waiting client) joins the view.
   func adopt(_ fields: RESPValue, redisNow: Int64) -> Lease? {
-    let previous = Self.lease(fields, redisNow: redisNow, now: clock()).flatMap {
-      tokenOf[$0.server]
-    }
     guard let lease = remember(fields, redisNow: redisNow, now: clock()) else { return nil }
-    if let previous, previous != lease.token { forgetEndedElsewhere(previous) }
     freeList.removeAll { $0 == lease.server }
     states[lease.server] = .leased
-    served[lease.server, default: 0] += 1
-    counts.issued += 1
-    counts.inFlight += 1
     return lease
   }
 
@@ -441,24 +441,9 @@ public final class SharedLeaseStore: LeaseStore {
     return lease
   }
 
-  /// A lease of the view that ended at another balancer, as this one finds when its server is
-  /// leased again or a later lease of it ends here. It leaves the view uncounted, issue and
-  /// end alike, until the next read of the books counts both: the caller counts the later
-  /// lease in the same step, so no count goes back, and they still add up (issued = reported +
-  /// expired + reclaimed + in flight, one lease in flight per leased server).
-  private func forgetEndedElsewhere(_ token: String) {
-    guard let known = byToken.removeValue(forKey: token) else { return }
-    countUnclaimed(known.client, was: known.claim, now: .started)
-    balancerOf[token] = nil
-    counts.inFlight -= 1
-    counts.issued -= 1
-    served[known.server, default: 1] -= 1
-  }
-
-  /// The lease a script ended, taken out of the view and counted under `reason`.
-  private func ended(
-    _ result: Result<RESPValue, RedisError>, reason: WritableKeyPath<LeaseCounts, Int>
-  ) -> Result<Lease?, Unreachable> {
+  /// The lease a script ended, taken out of the view (it is counted in the books, and in
+  /// `counts` from the next read of them).
+  private func ended(_ result: Result<RESPValue, RedisError>) -> Result<Lease?, Unreachable> {
     switch result {
     case .failure(let error):
       return .failure(Unreachable(error: error))
@@ -468,21 +453,12 @@ public final class SharedLeaseStore: LeaseStore {
       else { return .success(nil) }
       if let known = byToken.removeValue(forKey: lease.token) {
         countUnclaimed(known.client, was: known.claim, now: .started)
-        counts.inFlight -= 1
-      } else {
-        // Issued by another balancer since the view was read: counted as it ends. The lease
-        // its server held in the view had ended before it was issued.
-        counts.issued += 1
-        served[lease.server, default: 0] += 1
-        if let previous = tokenOf[lease.server] { forgetEndedElsewhere(previous) }
-        tokenOf[lease.server] = lease.token
       }
       balancerOf[lease.token] = nil
       if tokenOf[lease.server] == lease.token {
         tokenOf[lease.server] = nil
         states[lease.server] = .idle(since: clock())
       }
-      counts[keyPath: reason] += 1
       return .success(lease)
     }
   }

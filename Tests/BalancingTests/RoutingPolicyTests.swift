@@ -93,6 +93,19 @@ final class RoutingPolicyTests: XCTestCase {
     }
   }
 
+  /// A pick while no server is up moves no policy on: after an outage the turn goes on where
+  /// it stopped.
+  func testAPickFromNoCandidatesMovesNothing() {
+    let two = [ServerAddress(port: 5001), ServerAddress(port: 5002)]
+    for make in [{ RoundRobinPolicy() as RoutingPolicy }, { LeastConnectionsPolicy() }] {
+      let (policy, untouched) = (make(), make())
+      XCTAssertNil(policy.choose(from: [], key: "", inFlight: { _ in 0 }))
+      XCTAssertEqual(
+        policy.choose(from: two, key: "", inFlight: { _ in 0 }),
+        untouched.choose(from: two, key: "", inFlight: { _ in 0 }))
+    }
+  }
+
   func testBalancerWithAPolicyRedirectsAtOnceAndCountsJobs() throws {
     let balancer = makeBalancer([5001, 5002], policy: RoundRobinPolicy())
     var clients: [FakeClient] = []

@@ -218,16 +218,26 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
     XCTAssertTrue(lines[0].hasPrefix("5003: started, after 0.3"), "\(lines)")
   }
 
-  /// A server whose process exits before it ever answered is down, not starting.
+  /// A starting server whose process exits before it answers is down (the process is started
+  /// again with back-off); once it answers, it has started.
   func testAStartingServerWhoseProcessExitsIsDown() throws {
     _ = try broker.reconfigure(
       [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
       now: clock.now)
     let server = ServerAddress(port: 5003)
+    pool.processExited(ServerAddress(port: 5001))  // up: nothing changes
+    XCTAssertEqual(broker.stateName(ServerAddress(port: 5001)), "free")
     XCTAssertEqual(broker.stateName(server), "starting")
-    XCTAssertFalse(pool.markDown(server, now: clock.now, reason: "its process exited"))
+    pool.processExited(server)
     XCTAssertEqual(broker.stateName(server), "down")
     XCTAssertNotNil(broker.status(now: clock.now).servers.first { $0.server == "5003" }?.downSince)
+    var lines: [String] = []
+    pool.log = { lines.append($0) }
+    clock.advance(0.3)
+    supervisor.tick(now: clock.now)
+    probe.answer(5003, .idle)
+    XCTAssertEqual(broker.stateName(server), "free")
+    XCTAssertTrue(lines.first?.hasPrefix("5003: started, after 0.3") ?? false, "\(lines)")
   }
 
   func testReconfigureAddsAndRemoves() throws {

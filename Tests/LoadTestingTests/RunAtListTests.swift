@@ -14,6 +14,7 @@ final class RunAtListTests: XCTestCase {
     XCTAssertEqual(try parse("5:echo a;echo b;9:kill %1"), ["5|echo a;echo b", "9|kill %1"])
     XCTAssertEqual(try parse("5:date;"), ["5|date;"])
     XCTAssertEqual(try parse("3:a;6:b"), ["3|a", "6|b"])
+    XCTAssertEqual(try parse("5:echo a; 9:echo b"), ["5|echo a", "9|echo b"])
     XCTAssertEqual(try parse("1000:pkill -f 'x:y'"), ["1000|pkill -f 'x:y'"])
   }
 
@@ -22,6 +23,8 @@ final class RunAtListTests: XCTestCase {
       (";", "no N:COMMAND given in ';'"), ("", "no N:COMMAND given in ''"),
       ("echo a", "'echo a' is not N:COMMAND"), ("0:echo", "'0:echo' is not N:COMMAND"),
       ("5:a;0:b", "'0:b' is not N:COMMAND"), ("x:5", "'x:5' is not N:COMMAND"),
+      ("5:", "'5:' has no command"), ("5:  ", "'5:  ' has no command"),
+      ("5:;9:b", "'5:' has no command"),
     ] {
       XCTAssertThrowsError(try RunAtList.parse(text), text) {
         XCTAssertEqual(($0 as? RunAtList.Invalid)?.description, message, text)
