@@ -195,22 +195,14 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
     let removed = ServerAddress(port: 5002)
     var gone: [ServerAddress] = []
     pool.onRemoved = { gone.append($0) }
-    let change = try broker.reconfigure(
-      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
-      now: clock.now)
+    let change = try addStarting5003()
     XCTAssertEqual(change.added.map(\.port), [5003])
     XCTAssertEqual(gone, [removed])
     XCTAssertEqual(free, [5001])
     // Until it answers it is starting, not down (it was shown as down, since when).
-    let starting = ServerAddress(port: 5003)
     XCTAssertEqual(broker.stateName(starting), "starting")
-    XCTAssertNil(broker.status(now: clock.now).servers.first { $0.server == "5003" }?.downSince)
-    var lines: [String] = []
-    pool.log = { lines.append($0) }
-    clock.advance(0.3)
-    supervisor.tick(now: clock.now)
-    XCTAssertEqual(broker.stateName(starting), "starting")
-    probe.answer(5003, .idle)
+    XCTAssertNil(downSince(of: starting))
+    let lines = firstProbeAnswers { XCTAssertEqual(broker.stateName(starting), "starting") }
     XCTAssertEqual(free, [5001, 5003])
     XCTAssertEqual(broker.stateName(starting), "free")
     // A server that was starting has started; it was never down.
@@ -221,23 +213,40 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
   /// A starting server whose process exits before it answers is down (the process is started
   /// again with back-off); once it answers, it has started.
   func testAStartingServerWhoseProcessExitsIsDown() throws {
-    _ = try broker.reconfigure(
-      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [ServerAddress(port: 5003)],
-      now: clock.now)
-    let server = ServerAddress(port: 5003)
+    _ = try addStarting5003()
     pool.processExited(ServerAddress(port: 5001))  // up: nothing changes
     XCTAssertEqual(broker.stateName(ServerAddress(port: 5001)), "free")
-    XCTAssertEqual(broker.stateName(server), "starting")
-    pool.processExited(server)
-    XCTAssertEqual(broker.stateName(server), "down")
-    XCTAssertNotNil(broker.status(now: clock.now).servers.first { $0.server == "5003" }?.downSince)
+    XCTAssertEqual(broker.stateName(starting), "starting")
+    pool.processExited(starting)
+    XCTAssertEqual(broker.stateName(starting), "down")
+    XCTAssertNotNil(downSince(of: starting))
+    let lines = firstProbeAnswers()
+    XCTAssertEqual(broker.stateName(starting), "free")
+    XCTAssertTrue(lines.first?.hasPrefix("5003: started, after 0.3") ?? false, "\(lines)")
+  }
+
+  private let starting = ServerAddress(port: 5003)
+
+  /// The pool becomes 5001 and 5003, whose process the balancer starts (5002 leaves).
+  private func addStarting5003() throws -> ServerPool.Change {
+    try broker.reconfigure(
+      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [starting], now: clock.now)
+  }
+
+  /// 0.3 s later, 5003 is probed (`beforeAnswer` runs then) and answers idle: the pool's log
+  /// lines meanwhile.
+  private func firstProbeAnswers(beforeAnswer: () -> Void = {}) -> [String] {
     var lines: [String] = []
     pool.log = { lines.append($0) }
     clock.advance(0.3)
     supervisor.tick(now: clock.now)
+    beforeAnswer()
     probe.answer(5003, .idle)
-    XCTAssertEqual(broker.stateName(server), "free")
-    XCTAssertTrue(lines.first?.hasPrefix("5003: started, after 0.3") ?? false, "\(lines)")
+    return lines
+  }
+
+  private func downSince(of server: ServerAddress) -> String? {
+    broker.status(now: clock.now).servers.first { $0.server == server.description }?.downSince
   }
 
   func testReconfigureAddsAndRemoves() throws {
