@@ -146,6 +146,7 @@ public final class BalancerApp {
     }
     launcher?.onStart = { [weak broker, weak replicas] process in
       for server in replicas?.entries(runBy: process) ?? [] {
+        broker?.pool.processStarted(server)
         broker?.probeSoon(server, now: clock())
       }
     }

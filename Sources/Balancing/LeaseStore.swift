@@ -16,7 +16,8 @@ public protocol LeaseStore: AnyObject {
   /// Every server that holds a lease, in no order: for a shared store, those of every balancer's
   /// pool (the books know each lease's server), including entries this balancer does not list.
   var leasedServers: [ServerAddress] { get }
-  /// How many leases `server` was handed since it joined the pool.
+  /// How many leases `server` was handed since it joined the pool (in a shared store, by every
+  /// balancer, as last read).
   func servedCount(_ server: ServerAddress) -> Int
   /// How many leases issued to `client` (an address) are not known to be used yet.
   func unclaimedCount(of client: String) -> Int

@@ -118,16 +118,17 @@ public final class ReplicaManager {
   ) {
     let fresh = Set(file.servers).subtracting(entries.map(\.address))
     let checked = try validate(file, fresh: fresh)
+    // The new bare ports whose process is not running here yet: started below.
+    let launched = launcher.map { launcher in
+      fresh.filter { $0.host == nil && !launcher.isSupervising($0) }
+    }
     let change = try broker.reconfigure(
-      file.servers, startingDown: launcher == nil ? [] : fresh,
+      file.servers, startingDown: launcher == nil ? [] : fresh, launched: launched ?? [],
       checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock(),
       checked: checked)
     entries = file.entries
-    if let launcher {
-      for server in change.added
-      where server.host == nil && fresh.contains(server) && !launcher.isSupervising(server) {
-        launcher.start(server)
-      }
+    for server in change.added where launched?.contains(server) == true {
+      launcher?.start(server)
     }
     return (change.added, change.removed)
   }

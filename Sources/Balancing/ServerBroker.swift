@@ -384,7 +384,8 @@ public final class ServerBroker {
   // MARK: - Configuration
 
   /// Applies a new list of servers: added ones become free (or are probed first, if in
-  /// `startingDown`, or checked first, if in `checkedFirst`: see `ServerPool.reconfigure`, or
+  /// `startingDown` (and `launched`, with a process started for them), or checked first, if in
+  /// `checkedFirst`: see `ServerPool.reconfigure`, or
   /// held back by stranded leases: see `adoptStranded`); removed ones are
   /// never handed out again, and a leased one leaves when its leases end (its report is still
   /// accepted).
@@ -394,7 +395,7 @@ public final class ServerBroker {
   @discardableResult
   public func reconfigure(
     _ servers: [ServerAddress], startingDown: Set<ServerAddress> = [],
-    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0,
+    launched: Set<ServerAddress> = [], checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0,
     checked: [ServerAddress: ServerIdentity]? = nil
   ) throws(ServersFile.Invalid) -> ServerPool.Change {
     let checked = if let checked { checked } else { try identities(of: servers) }
@@ -402,7 +403,7 @@ public final class ServerBroker {
     // stay by who they are (`ReplicaManager` keeps a process that one of them still names).
     for server in servers { identities[server] = checked[server] }
     let change = pool.reconfigure(
-      servers, startingDown: startingDown, checkedFirst: checkedFirst, now: now
+      servers, startingDown: startingDown, launched: launched, checkedFirst: checkedFirst, now: now
     ) { store.inFlight($0) > 0 }
     for server in change.removed { dispatcher.serverStopped(server) }
     for server in change.added {
@@ -509,8 +510,9 @@ public final class ServerBroker {
   }
 
   /// `free`, `leased`, `down`, `starting` (its process started for the pool, no answer yet,
-  /// and still running: see `ServerPool.isStarting`) or `checking` (joined, and not handed out until a check finds it idle: see
-  /// `ServerPool.finishJoinCheck`), as /status and /rep show a server; `removed` if it has left.
+  /// and still running: see `ServerPool.isStarting`) or `checking` (joined, and not handed out
+  /// until a check finds it idle: see `ServerPool.finishJoinCheck`), as /status and /rep show a
+  /// server; `removed` if it has left.
   public func stateName(_ server: ServerAddress) -> String {
     switch pool.health(of: server) {
     case nil: return "removed"

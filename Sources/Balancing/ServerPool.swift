@@ -44,10 +44,11 @@ public final class ServerPool {
     /// When an idle server was last asked whether it is alive.
     var lastHeartbeat: UInt64 = 0
     /// Joined as starting and has not answered yet: its first answer means "started".
-    var isStarting = false
-    /// Its process exited before it answered (and is started again, with back-off): shown as
-    /// down, no longer as starting.
-    var exitedWhileStarting = false
+    var awaitsFirstAnswer = false
+    /// Joined with a process this balancer started for it (see `isStarting`).
+    var isLaunched = false
+    /// That process exited before the first answer, and has not been started again yet.
+    var hasExited = false
     /// Joined while it may still run a job it took before (its process was not started here),
     /// and not up yet: see `finishJoinCheck`.
     var joinCheck: JoinCheck?
@@ -184,9 +185,8 @@ public final class ServerPool {
     }
     member.health = .up
     member.joinCheck = nil  // up: it holds nobody back
-    let started = member.isStarting
-    member.isStarting = false
-    member.exitedWhileStarting = false
+    let started = member.awaitsFirstAnswer
+    member.awaitsFirstAnswer = false
     members[server] = member
     if started {
       log?("\(server): started, after \(Self.seconds(now - since)): in the pool")
@@ -201,15 +201,22 @@ public final class ServerPool {
   /// handed out whatever the join check would say (see `ServerBroker.finishProbe`).
   public func skipJoinCheck(_ server: ServerAddress) { members[server]?.joinCheck = nil }
 
-  /// Whether `server` was started for the pool and has neither answered yet nor seen its
-  /// process exit.
+  /// Whether `server` joined with a process this balancer started for it, has not answered
+  /// yet, and its process runs (one that exited is down until it is started again).
   public func isStarting(_ server: ServerAddress) -> Bool {
-    members[server].map { $0.isStarting && !$0.exitedWhileStarting } ?? false
+    members[server].map { $0.awaitsFirstAnswer && $0.isLaunched && !$0.hasExited } ?? false
   }
 
-  /// The process of `server` exited: one still starting is now down (see `isStarting`).
-  public func processExited(_ server: ServerAddress) {
-    if members[server]?.isStarting == true { members[server]?.exitedWhileStarting = true }
+  /// The process of `server` exited: one that has not answered yet is down until its process
+  /// is started again (see `isStarting`).
+  public func processExited(_ server: ServerAddress) { noteProcess(of: server, exited: true) }
+
+  /// The process of `server` was started again (after an exit): see `isStarting`.
+  public func processStarted(_ server: ServerAddress) { noteProcess(of: server, exited: false) }
+
+  private func noteProcess(of server: ServerAddress, exited: Bool) {
+    guard members[server]?.awaitsFirstAnswer == true else { return }
+    members[server]?.hasExited = exited
   }
 
   /// Whether `server` joined while it may still run an earlier job and is not up yet (see
@@ -345,13 +352,15 @@ public final class ServerPool {
 
   /// Applies a new configuration. Removed servers for which `isHeld` holds stay, retired, until
   /// `drop`; the others leave at once. New servers in `startingDown` join as down, to be probed
-  /// from `now` on (a process just started is not listening yet). New servers in `checkedFirst`
+  /// from `now` on (a process just started is not listening yet); those in `launched` too have
+  /// a process this balancer started for them (see `isStarting`). New servers in `checkedFirst`
   /// join as down too, to be checked at once: one still running a job it took before (from a
   /// balancer that was restarted) is handed out only once it is idle; one that does not answer,
   /// as soon as that is known, as listed.
   public func reconfigure(
     _ wanted: [ServerAddress], startingDown: Set<ServerAddress> = [],
-    checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0, isHeld: (ServerAddress) -> Bool
+    launched: Set<ServerAddress> = [], checkedFirst: Set<ServerAddress> = [], now: UInt64 = 0,
+    isHeld: (ServerAddress) -> Bool
   ) -> Change {
     let wantedSet = Set(wanted)
     var change = Change()
@@ -378,7 +387,8 @@ public final class ServerPool {
       change.added.append(server)
       if startingDown.contains(server) {
         members[server] = Member(
-          health: .down(since: now, nextProbe: now + 200_000_000, failures: 0), isStarting: true)
+          health: .down(since: now, nextProbe: now + 200_000_000, failures: 0),
+          awaitsFirstAnswer: true, isLaunched: launched.contains(server))
         log?("\(server): added, starting")
       } else if checkedFirst.contains(server) {
         members[server] = Member(

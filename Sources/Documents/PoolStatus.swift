@@ -10,7 +10,7 @@ public struct PoolStatus: JSONDocument, Equatable {
     public var state: String
     /// Leases it holds now.
     public var inFlight: Int
-    /// Leases it was handed since it joined.
+    /// Leases it was handed since it joined (by every balancer sharing the books, if shared).
     public var leases: Int
     /// Seconds since its oldest outstanding lease was issued.
     public var leaseAge: Double?
@@ -39,8 +39,8 @@ public struct PoolStatus: JSONDocument, Equatable {
     }
   }
 
-  /// Lease counts since the balancer started: `leased = reported + expired + reclaimed +
-  /// in_flight`.
+  /// Lease counts since the balancer started (the shared books', if shared): `leased =
+  /// reported + expired + reclaimed + in_flight`.
   public struct Totals: Codable, Sendable, Equatable {
     public var leased: Int
     public var reported: Int

@@ -244,7 +244,6 @@ public final class SharedLeaseStore: LeaseStore {
 
   public func forget(_ server: ServerAddress) {
     guard tokenOf[server] == nil else { return }
-    served[server] = nil
     states[server] = nil
     runRemoval(SharedScripts.forget, of: server)
   }

@@ -102,12 +102,9 @@ enum LoadOptions {
       configuration.seed = value
     }
     if let runAt = options["run-at"] {
-      do { configuration.runAt = try RunAtList.parse(runAt) } catch { fail("--run-at: \(error)") }
-      for (visits, command) in configuration.runAt where visits > configuration.requests {
-        fail(
-          "--run-at: '\(visits):\(command)' would never run: N is above --requests"
-            + " (\(configuration.requests))")
-      }
+      do {
+        configuration.runAt = try RunAtList.parse(runAt, visits: configuration.requests)
+      } catch { fail("--run-at: \(error)") }
     }
     return configuration
   }

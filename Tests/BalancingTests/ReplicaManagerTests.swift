@@ -340,4 +340,34 @@ final class ReplicaManagerTests: XCTestCase {
     XCTAssertEqual(status, 200, "\(json)")
     XCTAssertEqual(launcher.started, [], "its process runs already")
   }
+
+  /// A server someone else runs (listed by a host), added where the balancer starts servers,
+  /// has no process starting here: while it does not answer it is `down` with a `down_since`
+  /// (it showed as `starting` for good: it has no process here to exit).
+  func testARemoteServerAddedWhereTheBalancerStartsServersIsNotStarting() throws {
+    let remote = ServerAddress(host: "10.0.0.9", port: 5009)
+    let file = ServersFile(servers: [5001, 5002, 5003].map { ServerAddress(port: $0) } + [remote])
+    try balancer.replicas.apply(file)
+    XCTAssertEqual(launcher.started, [], "no process started for it")
+    clock.advance(600)  // ten minutes without an answer
+    XCTAssertEqual(balancer.broker.stateName(remote), "down", "no process of it is starting")
+    let entry = balancer.broker.status(now: clock.now).servers.first {
+      $0.server == "10.0.0.9:5009"
+    }
+    XCTAssertNotNil(entry?.downSince)
+  }
+
+  /// The process of 5001, kept for its retired entry (it holds a lease), listed again as
+  /// 127.0.0.1:5001: no process is started for the new entry (the one running is kept), and it
+  /// is not shown as `starting`.
+  func testARespelledEntryOfARunningProcessIsNotStarting() throws {
+    let leased = FakeClient()
+    leased.request(balancer, "/")  // 5001 is leased
+    let respelled = ServerAddress(host: "127.0.0.1", port: 5001)
+    let file = ServersFile(servers: [respelled] + [5002, 5003].map { ServerAddress(port: $0) })
+    try balancer.replicas.apply(file)
+    XCTAssertEqual(launcher.started, [], "its process runs already")
+    XCTAssertTrue(balancer.pool.isRetired(ServerAddress(port: 5001)))
+    XCTAssertNotEqual(balancer.broker.stateName(respelled), "starting")
+  }
 }

@@ -220,6 +220,9 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
     pool.processExited(starting)
     XCTAssertEqual(broker.stateName(starting), "down")
     XCTAssertNotNil(downSince(of: starting))
+    pool.processStarted(starting)  // again, after its back-off
+    XCTAssertEqual(broker.stateName(starting), "starting")
+    pool.processExited(starting)
     let lines = firstProbeAnswers()
     XCTAssertEqual(broker.stateName(starting), "free")
     XCTAssertTrue(lines.first?.hasPrefix("5003: started, after 0.3") ?? false, "\(lines)")
@@ -230,7 +233,8 @@ final class ServerPoolTests: SupervisedBalancerTestCase {
   /// The pool becomes 5001 and 5003, whose process the balancer starts (5002 leaves).
   private func addStarting5003() throws -> ServerPool.Change {
     try broker.reconfigure(
-      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [starting], now: clock.now)
+      [5001, 5003].map { ServerAddress(port: $0) }, startingDown: [starting],
+      launched: [starting], now: clock.now)
   }
 
   /// 0.3 s later, 5003 is probed (`beforeAnswer` runs then) and answers idle: the pool's log

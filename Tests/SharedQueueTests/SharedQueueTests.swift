@@ -275,6 +275,34 @@ final class SharedQueueTests: SharedBooksTestCase {
     XCTAssertEqual([counts.issued, counts.expired, counts.inFlight], [1, 1, 0])
   }
 
+  /// A server's leases do not move between two reads of the books when it leaves the pool
+  /// (`forget`): they moved, 1 -> 0, and a read sent before it, answered after it, brought them
+  /// back to 1 before the next read took them to 0.
+  func testForgettingAServerLeavesItsLeasesToTheNextRead() throws {
+    let a = side("A")
+    let server = ServerAddress(port: 5001)
+    let answers = Answers()
+    let lease = try freeAndLease(server, to: "a1", at: a, answers: answers)
+    guard case .released? = report(lease, at: a) else { return XCTFail("not reported") }
+    _ = running.sync { a.dispatcher.serverStopped(server) }
+    XCTAssertEqual(wait { done in a.store.refresh { done($0) } }, true)
+    XCTAssertEqual(running.sync { a.store.servedCount(server) }, 1)
+    var seen: [Int] = []
+    let pending = DispatchSemaphore(value: 0)
+    _ = running.sync {
+      a.store.refresh { _ in
+        seen.append(a.store.servedCount(server))
+        pending.signal()
+      }
+      a.store.forget(server)
+      seen.append(a.store.servedCount(server))
+    }
+    XCTAssertEqual(pending.wait(timeout: .now() + 10), .success)
+    XCTAssertEqual(wait { done in a.store.refresh { done($0) } }, true)
+    _ = running.sync { seen.append(a.store.servedCount(server)) }
+    XCTAssertEqual(seen, [1, 1, 0], "moved between reads, then back")
+  }
+
   func testAReportPutsItsServerBackInTheSameStepUnlessItWasWithdrawn() throws {
     let a = side("A")
     let b = side("B")
