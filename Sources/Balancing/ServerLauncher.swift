@@ -1,7 +1,7 @@
 /// Starts and stops the factorial-server processes of local entries, when the balancer supervises
 /// them (the program's `ProcessLauncher`; tests use a recorder).
 public protocol ServerLauncher: AnyObject {
-  /// Called when a process exits unexpectedly (before it is restarted).
+  /// Called when a process exits unexpectedly, or cannot be started (before it is restarted).
   var onExit: ((ServerAddress) -> Void)? { get set }
   /// Called when a process has been started or restarted.
   var onStart: ((ServerAddress) -> Void)? { get set }

@@ -113,6 +113,7 @@ public final class ProcessLauncher: ServerLauncher {
       onStart?(server)
     } catch {
       log?("\(server): cannot start \(executable.path): \(error)")
+      onExit?(server)  // as good as a process that exited at once
       scheduleRestart(server)
     }
   }

@@ -183,6 +183,25 @@ final class ReplicasEndToEndTests: SystemTestCase {
     XCTAssertEqual(try get("/health").statusCode, 200)
   }
 
+  /// A server whose process cannot be started at all (its binary gone since the balancer
+  /// started) is `down`, not `starting` for good: a start that fails is told as an exit.
+  func testAServerWhoseProcessCannotStartIsDown() throws {
+    let binary = directory + "/server-binary"
+    try FileManager.default.copyItem(atPath: "/bin/false", toPath: binary)
+    serverPorts = [try freePort()]
+    try writeConfig(serverPorts)
+    try startBalancer(["--server-binary", binary])
+    try FileManager.default.removeItem(atPath: binary)
+    let added = try send("POST", "/add", #"{"n": 1}"#)
+    XCTAssertEqual(added.statusCode, 200, added.text)
+    let port = try XCTUnwrap(try replicas().last)
+    XCTAssertNotEqual(port, String(serverPorts[0]))
+    try eventually("its failed start to show", timeout: 5) {
+      self.balancer.output.contains("\(port): cannot start")
+    }
+    XCTAssertEqual(try serverStates()[port], "down")
+  }
+
   func testHeartbeatAndAdminRulesOnTheWire() throws {
     try startSupervised(servers: 1, arguments: ["--admin-token", "t0ken"])
     XCTAssertEqual(try get("/heartbeat").statusCode, 200)
