@@ -137,6 +137,12 @@ public final class SharedCoordinator {
       // leases stranded there are revoked: they are in the books).
       log?("\(server): out in the shared books: probing it")
       broker.markDown(server, now: now, reason: "out in the shared books")
+    case (_, true) where !broker.strandedLeases(of: server).isEmpty:
+      // Found down at another balancer while leased (its end left it idle, not out), which
+      // stranded the lease and went away: probe it here, as for `out`, so that the lease is
+      // revoked there and it is put back when it answers. `offer` holds it back meanwhile.
+      log?("\(server): leases stranded in the shared books: probing it")
+      broker.markDown(server, now: now, reason: "leases stranded in the shared books")
     case (_, true):
       // Held back while another entry for the same process holds a lease (`offer`).
       guard broker.offer(server) else { return }

@@ -597,6 +597,29 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
   /// (the first killed, or paused), it found the server out in the books, probed it, and put it
   /// back at its first answer, the lease never revoked.
   func testALeaseStrandedAtOneCoordinatorIsRevokedByTheNext() throws {
+    // A checks the lease (overdue) and gets no answer: the lease ends, 5001 is down.
+    try assertTheNextCoordinatorRevokesAStrandedLease(leavingState: "out") { a, lease in
+      a.broker.finishCheck(of: lease, result: .unreachable, now: a.broker.clock())
+    }
+  }
+
+  /// The same when A marks 5001 down while it is leased (its process exited, or a heartbeat
+  /// went unanswered): 5001 is withdrawn while leased, so the end of its lease leaves it idle
+  /// in the books, not out. The next coordinator, to which 5001 was up, did nothing: the sweep
+  /// offered it, which its stranded lease refused, and it stayed out of the queue for good.
+  func testALeaseStrandedWhenItsLeasedServerWasMarkedDownIsRevokedByTheNextCoordinator() throws {
+    try assertTheNextCoordinatorRevokesAStrandedLease(leavingState: "idle") { a, lease in
+      a.broker.markDown(lease.server, now: a.broker.clock(), reason: "test: its process exited")
+    }
+  }
+
+  /// A client holds 5001's lease at A, the coordinator; `strand` (on the loop) ends it as
+  /// A does when 5001 is found silent, leaving 5001 in `leavingState` in the books. A dies and
+  /// B takes over: B asks 5001 to revoke the lease before 5001 is handed out again, and puts it
+  /// back once it is revoked.
+  private func assertTheNextCoordinatorRevokesAStrandedLease(
+    leavingState: String, strand: @escaping (Member, Lease) -> Void
+  ) throws {
     try startRedis()
     let server = ServerAddress(port: 5001)
     let (a, b) = twoMembers(sharing: server)
@@ -608,11 +631,11 @@ final class SharedQueueRecoveryTests: SharedBooksTestCase {
     claim("held-up", at: a, answers: answers)
     eventually("the client is served") { answers.lease(of: "held-up") != nil }
     let lease = try XCTUnwrap(answers.lease(of: "held-up"))
-    // A checks the lease (overdue) and gets no answer: the lease ends, 5001 is down.
-    _ = running.sync {
-      a.broker.finishCheck(of: lease, result: .unreachable, now: a.broker.clock())
+    _ = running.sync { strand(a, lease) }
+    eventually("the lease is stranded, 5001 \(leavingState)") {
+      redisCommand(["HGET", "test:stranded", "5001"])?.string == lease.token
+        && redisCommand(["HGET", "test:state", "5001"])?.string?.hasPrefix(leavingState) == true
     }
-    eventually("5001 is out") { redisCommand(["HGET", "test:state", "5001"])?.string == "out" }
     // A dies; B takes over as the coordinator, and the network heals.
     XCTAssertEqual(redisCommand(["DEL", "test:coordinator"])?.int, 1)
     _ = running.sync { b.coordinator.heartbeat() }
