@@ -118,19 +118,25 @@ public final class ReplicaManager {
   ) {
     let fresh = Set(file.servers).subtracting(entries.map(\.address))
     let checked = try validate(file, fresh: fresh)
-    // The new bare ports whose process is not running here yet: started below.
-    let launched = launcher.map { launcher in
-      fresh.filter { $0.host == nil && !launcher.isSupervising($0) }
-    }
+    let launched = Set(processesToStart(file, fresh: fresh))
     let change = try broker.reconfigure(
-      file.servers, startingDown: launcher == nil ? [] : fresh, launched: launched ?? [],
+      file.servers, startingDown: launcher == nil ? [] : fresh, launched: launched,
       checkedFirst: launcher == nil && checksJoiningServers ? fresh : [], now: clock(),
       checked: checked)
     entries = file.entries
-    for server in change.added where launched?.contains(server) == true {
+    for server in change.added where launched.contains(server) {
       launcher?.start(server)
     }
     return (change.added, change.removed)
+  }
+
+  /// The servers of `file` whose process this balancer starts when it takes the file: the new
+  /// (`fresh`) bare ports whose process it does not run already; none without a launcher.
+  private func processesToStart(_ file: ServersFile, fresh: Set<ServerAddress>) -> [ServerAddress] {
+    guard let launcher else { return [] }
+    return file.servers.filter {
+      $0.host == nil && fresh.contains($0) && !launcher.isSupervising($0)
+    }
   }
 
   /// Why the pool `file` describes cannot be used: a name that does not resolve, two entries
@@ -144,12 +150,9 @@ public final class ReplicaManager {
   {
     let identities = try broker.identities(of: file.servers)
     guard let launcher else { return identities }
-    for server in file.servers where server.host == nil && fresh.contains(server) {
-      guard launcher.isSupervising(server) || isPortFree(server.port) else {
-        throw ServersFile.Invalid(
-          message: "port \(server.port) is already in use: the balancer cannot start a server there"
-        )
-      }
+    for server in processesToStart(file, fresh: fresh) where !isPortFree(server.port) {
+      throw ServersFile.Invalid(
+        message: "port \(server.port) is already in use: the balancer cannot start a server there")
     }
     var onThisMachine: [Int: ServerAddress] = [:]
     for server in file.servers
