@@ -487,9 +487,8 @@ public final class ServerBroker {
         entry.leaseAge = Seconds.from(nanoseconds: oldest.age(at: now))
         entry.leaseExtensions = oldest.extensions
       }
-      if case .down(let since, _, _)? = pool.health(of: server), !pool.awaitsJoinCheck(server),
-        !pool.isStarting(server)
-      {
+      // Since when it is down here (not checking, not starting, nor down at another balancer).
+      if entry.state == "down", case .down(let since, _, _)? = pool.health(of: server) {
         let date = wallNow.addingTimeInterval(-Double(now - since) / 1e9)
         entry.downSince = ISO8601DateFormatter().string(from: date)
         entry.downFor = Seconds.from(nanoseconds: now - since)
