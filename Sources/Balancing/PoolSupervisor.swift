@@ -28,9 +28,8 @@ public final class PoolSupervisor {
   public func nextRoundDelay() -> Double {
     let pool = broker.pool
     let busy =
-      broker.dispatcher.waitingCount > 0 || broker.store.counts.inFlight > 0
-      // Behind the counts of a store shared with other balancers (read 4 times a second).
-      || !broker.store.leasedServers.isEmpty
+      // Leased servers, not the counts: a shared store's counts wait for its next read.
+      broker.dispatcher.waitingCount > 0 || !broker.store.leasedServers.isEmpty
       || !pool.servers.allSatisfy(pool.canServe)
     return busy ? busyInterval : min(idleInterval, heartbeatInterval)
   }
