@@ -131,24 +131,21 @@ public final class SharedCoordinator {
   private func repair(
     _ server: ServerAddress, state: SharedLeaseStore.ServerState?, canServe: Bool, now: UInt64
   ) {
-    switch (state, canServe) {
-    case (.out?, true):
-      // Another balancer saw it down: probe it here; it is put back when it answers (once the
-      // leases stranded there are revoked: they are in the books).
-      log?("\(server): out in the shared books: probing it")
-      broker.markDown(server, now: now, reason: "out in the shared books")
-    case (_, true) where !broker.strandedLeases(of: server).isEmpty:
-      // Found down at another balancer while leased (its end left it idle, not out), which
-      // stranded the lease and went away: probe it here, as for `out`, so that the lease is
-      // revoked there and it is put back when it answers. `offer` holds it back meanwhile.
-      log?("\(server): leases stranded in the shared books: probing it")
-      broker.markDown(server, now: now, reason: "leases stranded in the shared books")
-    case (_, true):
-      // Held back while another entry for the same process holds a lease (`offer`).
-      guard broker.offer(server) else { return }
-      log?("\(server): no lease and not on the free list: put back")
-    case (_, false):
-      broker.dispatcher.serverStopped(server)
+    guard canServe else { return broker.dispatcher.serverStopped(server) }
+    // Another balancer saw it down: out in the books, or, if it was leased then, idle with the
+    // lease stranded (that balancer may have gone since). Probe it here: it is put back when it
+    // answers, once the leases stranded there are revoked (they are in the books); `offer`
+    // would only hold it back for them.
+    let seenDown =
+      state == .out
+      ? "out in the shared books"
+      : broker.strandedLeases(of: server).isEmpty ? nil : "leases stranded in the shared books"
+    if let seenDown {
+      log?("\(server): \(seenDown): probing it")
+      return broker.markDown(server, now: now, reason: seenDown)
     }
+    // Held back while another entry for the same process holds a lease (`offer`).
+    guard broker.offer(server) else { return }
+    log?("\(server): no lease and not on the free list: put back")
   }
 }
