@@ -30,12 +30,8 @@ public enum RunAtList {
       guard !command.allSatisfy(\.isWhitespace) else {
         throw Invalid(description: "'\(item)' has no command")
       }
-      guard let n = Int(digits), n > 0 else {
-        if digits.allSatisfy({ $0 == "0" }) {
-          throw Invalid(description: "'\(item)' is not N:COMMAND")
-        }
-        throw Invalid(description: "'\(item)' would never run: N is above --requests (\(visits))")
-      }
+      let n = Int(digits) ?? .max  // digits too many for an Int: past any run
+      guard n > 0 else { throw Invalid(description: "'\(item)' is not N:COMMAND") }
       guard n <= visits else {
         throw Invalid(description: "'\(item)' would never run: N is above --requests (\(visits))")
       }
