@@ -121,9 +121,9 @@ public final class Balancer: HTTPHandler {
       guard !broker.isShuttingDown, let server = broker.dispatcher.preview(key: key) else {
         return respond(responder, request, unavailable("every server is busy"))
       }
-      var location: [UInt8] = []
-      Self.appendLocation(server, lease: nil, host: host, target: request.target, to: &location)
-      return respond(responder, request, .redirect(to: String(decoding: location, as: UTF8.self)))
+      return respond(
+        responder, request,
+        Self.redirect(to: server, lease: nil, host: host, target: request.target))
     }
     // One object per request, the claim with what its answer needs; the responder's cancel
     // closure captures only it, so it needs no context of its own. The claim holds the balancer
@@ -144,15 +144,9 @@ public final class Balancer: HTTPHandler {
       let wait = lease.issued > claim.arrived ? lease.issued - claim.arrived : 0
       metrics.observeWait(nanoseconds: wait)
       history.recordWait(nanoseconds: wait, now: lease.issued)
-      var headers = HTTPHeaders()
-      headers.add(
-        "Location",
-        capacity: host.utf8.count + target.utf8.count + lease.token.utf8.count + 40
-      ) {
-        Self.appendLocation(lease.server, lease: lease.token, host: host, target: target, to: &$0)
-      }
       return send(
-        responder, method: method, target: target, HTTPResponse(status: .found, headers: headers),
+        responder, method: method, target: target,
+        Self.redirect(to: lease.server, lease: lease.token, host: host, target: target),
         note: "-> \(lease.server) lease \(lease.token.prefix(8))…"
           + (waited ? " (after waiting)" : ""))
     case .unavailable(let reason):
@@ -164,10 +158,21 @@ public final class Balancer: HTTPHandler {
     }
   }
 
+  /// The `302` to `server`, with its Location written in place (see `appendLocation`).
+  private static func redirect(
+    to server: ServerAddress, lease token: String?, host: String, target: String
+  ) -> HTTPResponse {
+    var headers = HTTPHeaders()
+    headers.add(
+      "Location", capacity: host.utf8.count + target.utf8.count + (token?.utf8.count ?? 0) + 40
+    ) { appendLocation(server, lease: token, host: host, target: target, to: &$0) }
+    return HTTPResponse(status: .found, headers: headers)
+  }
+
   /// Appends the redirect to `server`: the client's own query carried over (so that it can
   /// choose its job, `?n=5000`), less any `lease` of its own and empty pairs, then the lease
   /// `token`, if any. Built as bytes: every redirect comes through here.
-  static func appendLocation(
+  private static func appendLocation(
     _ server: ServerAddress, lease token: String?, host: String, target: String,
     to bytes: inout [UInt8]
   ) {
